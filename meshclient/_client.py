@@ -1,0 +1,41 @@
+"""httpx clients already wired to a mesh transport."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from .policy import Policy, PolicyStore
+from .transport import AsyncMeshTransport, MeshTransport
+
+_TRANSPORT_ARGS = ("verify", "cert", "http1", "http2", "limits", "trust_env")
+
+
+def _split(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {k: kwargs[k] for k in _TRANSPORT_ARGS if k in kwargs}
+
+
+class Client(httpx.Client):
+    """`httpx.Client` whose transport is a `MeshTransport`.
+
+    **Parameters:** `policy` (a `Policy`, `PolicyStore` or `None` for the process default),
+    `transport` (the inner transport; default built from `verify`, `cert`, `http1`, `http2`,
+    `limits`, `trust_env`), and every other `httpx.Client` argument.
+    """
+
+    def __init__(self, *, policy: Policy | PolicyStore | None = None,
+                 transport: httpx.BaseTransport | None = None, **kwargs: Any) -> None:
+        mesh = MeshTransport(policy, inner=transport, **_split(kwargs))
+        super().__init__(transport=mesh, **kwargs)
+        self.mesh = mesh
+
+
+class AsyncClient(httpx.AsyncClient):
+    """`httpx.AsyncClient` whose transport is an `AsyncMeshTransport` (see `Client`)."""
+
+    def __init__(self, *, policy: Policy | PolicyStore | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None, **kwargs: Any) -> None:
+        mesh = AsyncMeshTransport(policy, inner=transport, **_split(kwargs))
+        super().__init__(transport=mesh, **kwargs)
+        self.mesh = mesh

@@ -1,0 +1,27 @@
+"""The real clock and randomness (tests use `meshclient.testing.FakeClock` / `SeededRng`)."""
+
+from __future__ import annotations
+
+import random
+import time
+
+
+class MonotonicClock:
+    """`time.monotonic_ns()`; immutable and shareable."""
+
+    __slots__ = ()
+
+    def now_ns(self) -> int:
+        return time.monotonic_ns()
+
+    def __repr__(self) -> str:
+        return "MonotonicClock()"
+
+
+class SystemRng(random.Random):
+    """A `random.Random` seeded from the OS. Each thread may share it: CPython's
+    `random()` and `randrange()` are atomic under the GIL."""
+
+
+CLOCK = MonotonicClock()
+RNG = SystemRng()

@@ -1,0 +1,1 @@
+"""The sans-I/O decision core shared by the sync and async transports."""

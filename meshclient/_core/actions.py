@@ -1,0 +1,51 @@
+"""What the core asks a shell to do next, and what the shell reports back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+#: Called once when a returned response's body is closed or fully read (or fails).
+OnClose = Callable[[BaseException | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send `request` (already addressed to one endpoint) through the inner transport."""
+
+    request: httpx.Request
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Wait `seconds`, then resume the flow with `None`."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Discard:
+    """Close `response` (its body will not be used), then resume the flow with `None`."""
+
+    response: httpx.Response
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """Return `response`; call `on_close` when its body is closed or fully read."""
+
+    response: httpx.Response
+    on_close: OnClose | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one `Send` produced: a response (headers received) or the exception raised."""
+
+    response: httpx.Response | None = None
+    error: Exception | None = None
+
+
+Action = Send | Sleep | Discard | Done

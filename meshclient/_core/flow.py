@@ -1,0 +1,53 @@
+"""THE request state machine, sans I/O.
+
+`request_flow` is a generator: it yields actions (`Send`, `Sleep`, `Discard`, `Done`) and
+receives what the shell observed (`Outcome` after a `Send`, `None` otherwise). It raises the
+error the caller should see. Both transports drive it; neither re-implements a step.
+
+It imports no I/O: no sockets, threads, asyncio, sleeps or transport modules (a test walks
+this package's imports to keep it so).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING
+
+import httpx
+
+from ..errors import NoEndpointsAvailable
+from .actions import Action, Done, OnClose, Outcome, Send
+from .address import address_request
+
+if TYPE_CHECKING:  # types only: the runtime holds locks, the core must not import it
+    from .._runtime import ServiceRuntime
+    from ..balance import EndpointState
+
+Flow = Generator[Action, "Outcome | None", None]
+
+
+def request_flow(request: httpx.Request, runtime: ServiceRuntime) -> Flow:
+    """Route one logical request of `runtime.service` through the mesh."""
+    service = runtime.service
+    clock = runtime.clock
+    state = runtime.balancer.pick()
+    if state is None:
+        raise NoEndpointsAvailable(
+            f"service {service.name!r} has no endpoints", request=request, service=service.name)
+    attempt = address_request(request, service, state.endpoint)
+    start = state.begin(clock.now_ns())
+    outcome = yield Send(attempt)
+    assert outcome is not None
+    if outcome.response is None:
+        state.end(start, clock.now_ns(), ok=False)
+        assert outcome.error is not None
+        raise outcome.error
+    response = outcome.response
+    yield Done(response, _finisher(state, start, response.status_code < 500, runtime))
+
+
+def _finisher(state: EndpointState, start: int, ok: bool, runtime: ServiceRuntime) -> OnClose:
+    def on_close(error: BaseException | None) -> None:
+        state.end(start, runtime.clock.now_ns(), ok and error is None)
+
+    return on_close

@@ -1,0 +1,50 @@
+"""The policy model, its parsers, the environment reader and the store."""
+
+from ._duration import format_duration, parse_duration
+from ._env import VARIABLES, EnvSettings, policy_from_env, settings_from_env
+from ._model import (
+    BackoffPolicy,
+    BalancerPolicy,
+    BreakerPolicy,
+    BudgetPolicy,
+    Defaults,
+    EndpointSpec,
+    HedgePolicy,
+    OutlierPolicy,
+    Policy,
+    RetryPolicy,
+    Service,
+    ServicePolicy,
+    TimeoutPolicy,
+)
+from ._parse import load_policy_file, policy_from_dict, policy_from_text, policy_to_dict
+from ._store import PolicyStore, default_store, reset_default_store
+
+__all__ = [
+    "VARIABLES",
+    "BackoffPolicy",
+    "BalancerPolicy",
+    "BreakerPolicy",
+    "BudgetPolicy",
+    "Defaults",
+    "EndpointSpec",
+    "EnvSettings",
+    "HedgePolicy",
+    "OutlierPolicy",
+    "Policy",
+    "PolicyStore",
+    "RetryPolicy",
+    "Service",
+    "ServicePolicy",
+    "TimeoutPolicy",
+    "default_store",
+    "format_duration",
+    "load_policy_file",
+    "parse_duration",
+    "policy_from_dict",
+    "policy_from_env",
+    "policy_from_text",
+    "policy_to_dict",
+    "reset_default_store",
+    "settings_from_env",
+]

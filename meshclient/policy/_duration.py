@@ -1,0 +1,45 @@
+"""Durations in policy documents: "250ms", "10s", "1.5m", "1h", "500us", or a number of seconds."""
+
+from __future__ import annotations
+
+import math
+import re
+
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_PATTERN = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ns|us|µs|ms|s|m|h)\s*$")
+
+
+def parse_duration(value: object) -> float:
+    """Return seconds as a float; raise `ValueError` naming the bad value."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be a duration like '250ms' or a number of seconds: {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _PATTERN.match(value)
+        if match is None:
+            try:
+                seconds = float(value)
+            except ValueError:
+                raise ValueError(
+                    f"must be a duration like '250ms', '10s', '1m' or a number of seconds: {value!r}"
+                ) from None
+        else:
+            seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    else:
+        raise ValueError(f"must be a duration like '250ms' or a number of seconds: {value!r}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"must be a finite, non-negative duration: {value!r}")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest exact spelling of `seconds` ("250ms", "10s", "1.5s")."""
+    if seconds == 0:
+        return "0s"
+    millis = round(seconds * 1000, 6)
+    if millis < 1000 and millis == int(millis):
+        return f"{int(millis)}ms"
+    if seconds == int(seconds):
+        return f"{int(seconds)}s"
+    return f"{seconds:g}s"

@@ -1,0 +1,166 @@
+"""The only reader of `os.environ`: the `MESHCLIENT_*` variables, in one table.
+
+Invalid values raise `PolicyError` at start-up naming the variable and the value (no silent
+clamping); an unknown `MESHCLIENT_*` name is warned about, since it is most likely a typo.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import PolicyError
+from ._duration import parse_duration
+from ._model import EndpointSpec, Policy, ServicePolicy
+
+PREFIX = "MESHCLIENT_"
+ENDPOINTS_PREFIX = "MESHCLIENT_ENDPOINTS_"
+
+
+@dataclass(frozen=True, slots=True)
+class EnvVar:
+    """One documented variable."""
+
+    name: str
+    default: str
+    doc: str
+
+
+#: Every variable meshclient reads; docs/reference/environment.md is generated from it.
+VARIABLES: tuple[EnvVar, ...] = (
+    EnvVar("MESHCLIENT_POLICY", "(unset)", "Path to a JSON or TOML policy file, or inline JSON "
+           "(a value starting with `{`)."),
+    EnvVar("MESHCLIENT_ENDPOINTS_<SERVICE>", "(unset)", "Comma-separated `host:port` endpoints "
+           "of a service; `<SERVICE>` is the name upper-cased with `-` written as `_`. "
+           "Replaces the endpoints the policy gives that service, or adds the service."),
+    EnvVar("MESHCLIENT_SERVICE", "(unset)", "This process's own service name."),
+    EnvVar("MESHCLIENT_ZONE", "(unset)", "This process's zone, for zone-aware balancing."),
+    EnvVar("MESHCLIENT_CONTROL_URL", "(unset)", "Control endpoint the policy refreshes from "
+           "(`http(s)://…` or `etcd://host:port/key`)."),
+    EnvVar("MESHCLIENT_CONTROL_INTERVAL", "10s", "Polling interval for the control endpoint "
+           "(jittered)."),
+    EnvVar("MESHCLIENT_CONTROL_TOKEN", "(unset)", "Bearer token sent to the control endpoint."),
+    EnvVar("MESHCLIENT_POLICY_CACHE", "(unset)", "File keeping the last good policy across "
+           "restarts."),
+    EnvVar("MESHCLIENT_DNS_NAMESERVERS", "(system)", "Comma-separated `host:port` DNS servers "
+           "overriding the system resolver."),
+    EnvVar("MESHCLIENT_ADMIN", "(off)", "`host:port` of the admin/status endpoint (loopback "
+           "only unless a non-loopback host is named)."),
+)
+_KNOWN = {v.name for v in VARIABLES if "<" not in v.name}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnvSettings:
+    """Process settings from the environment (everything that is not the shared policy)."""
+
+    service: str | None = None
+    zone: str | None = None
+    control_url: str | None = None
+    control_interval: float = 10.0
+    control_token: str | None = dataclasses.field(default=None, repr=False)
+    policy_cache: str | None = None
+    dns_nameservers: tuple[tuple[str, int], ...] = ()
+    admin: tuple[str, int] | None = None
+
+
+def _environ(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if environ is None else environ
+
+
+def _warn_unknown(environ: Mapping[str, str]) -> None:
+    for name in environ:
+        if name.startswith(PREFIX) and name not in _KNOWN and not name.startswith(
+                ENDPOINTS_PREFIX):
+            warnings.warn(f"unknown environment variable {name} (known: "
+                          f"{', '.join(sorted(_KNOWN))}, MESHCLIENT_ENDPOINTS_<SERVICE>)",
+                          stacklevel=3)
+
+
+def _addresses(name: str, value: str) -> tuple[tuple[str, int], ...]:
+    from ..discovery._base import split_address
+
+    out = []
+    for item in value.split(","):
+        try:
+            out.append(split_address(item.strip()))
+        except ValueError as exc:
+            raise PolicyError(f"{name} {exc}") from None
+    return tuple(out)
+
+
+def _read(environ: Mapping[str, str], name: str, parse: Callable[[str], Any]) -> Any:
+    value = environ.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return parse(value)
+    except PolicyError:
+        raise
+    except ValueError as exc:
+        raise PolicyError(f"{name} {exc}") from None
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None) -> EnvSettings:
+    """Read the process settings; raises `PolicyError` naming the variable."""
+    env = _environ(environ)
+    interval = _read(env, "MESHCLIENT_CONTROL_INTERVAL", parse_duration)
+    if interval is not None and interval <= 0:
+        raise PolicyError(f"MESHCLIENT_CONTROL_INTERVAL must be greater than 0: {interval!r}")
+    control_url = env.get("MESHCLIENT_CONTROL_URL") or None
+    if control_url and not control_url.startswith(("http://", "https://", "etcd://")):
+        raise PolicyError("MESHCLIENT_CONTROL_URL must start with http://, https:// or "
+                          f"etcd://: {control_url!r}")
+    admin = _read(env, "MESHCLIENT_ADMIN",
+                  lambda v: _addresses("MESHCLIENT_ADMIN", v)[0])
+    return EnvSettings(
+        service=env.get("MESHCLIENT_SERVICE") or None,
+        zone=env.get("MESHCLIENT_ZONE") or None,
+        control_url=control_url,
+        control_interval=10.0 if interval is None else interval,
+        control_token=env.get("MESHCLIENT_CONTROL_TOKEN") or None,
+        policy_cache=env.get("MESHCLIENT_POLICY_CACHE") or None,
+        dns_nameservers=_read(env, "MESHCLIENT_DNS_NAMESERVERS",
+                              lambda v: _addresses("MESHCLIENT_DNS_NAMESERVERS", v)) or (),
+        admin=admin,
+    )
+
+
+def _policy_source(value: str) -> Policy:
+    from ._parse import load_policy_file, policy_from_text
+
+    if value.lstrip().startswith("{"):
+        return policy_from_text(value, fmt="json", origin="MESHCLIENT_POLICY")
+    return load_policy_file(value)
+
+
+def policy_from_env(environ: Mapping[str, str] | None = None) -> Policy:
+    """The policy the environment describes: `MESHCLIENT_POLICY`, then the
+    `MESHCLIENT_ENDPOINTS_<SERVICE>` overrides. Raises `PolicyError`; warns on unknown names."""
+    env = _environ(environ)
+    _warn_unknown(env)
+    try:
+        policy = _read(env, "MESHCLIENT_POLICY", _policy_source) or Policy()
+    except PolicyError as exc:
+        raise PolicyError([f"MESHCLIENT_POLICY: {e}" for e in exc.errors]) from None
+    services = dict(policy.services)
+    for name, value in sorted(env.items()):
+        if not name.startswith(ENDPOINTS_PREFIX) or not value.strip():
+            continue
+        service = name[len(ENDPOINTS_PREFIX):].lower().replace("_", "-")
+        if not service:
+            raise PolicyError(f"{name} must name a service after {ENDPOINTS_PREFIX}")
+        endpoints = tuple(EndpointSpec(address=f"[{h}]:{p}" if ":" in h else f"{h}:{p}")
+                          for h, p in _addresses(name, value))
+        spec = services.get(service) or ServicePolicy()
+        services[service] = dataclasses.replace(spec, endpoints=endpoints)
+    if services == dict(policy.services):
+        return policy
+    try:
+        return dataclasses.replace(policy, services=services)
+    except PolicyError as exc:
+        raise PolicyError([f"{ENDPOINTS_PREFIX}*: {e}" for e in exc.errors]) from None

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from meshclient.policy import reset_default_store
+from meshclient.testing import LoopbackCluster
+from tests.servers.caller import Caller
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No MESHCLIENT_* variable leaks in from the machine or between tests."""
+    for name in list(os.environ):
+        if name.startswith("MESHCLIENT_"):
+            monkeypatch.delenv(name)
+    reset_default_store()
+    yield
+    reset_default_store()
+
+
+@pytest.fixture(autouse=True)
+def no_thread_leaks() -> Iterator[None]:
+    """Background work is released by close(): no non-daemon thread outlives a test."""
+    before = {t.ident for t in threading.enumerate()}
+    yield
+    leaked = [t for t in threading.enumerate()
+              if t.ident not in before and t.is_alive() and not t.daemon]
+    for t in leaked:
+        t.join(2)
+    leaked = [t.name for t in leaked if t.is_alive()]
+    assert not leaked, f"threads leaked: {leaked}"
+
+
+@pytest.fixture
+def cluster() -> Iterator[LoopbackCluster]:
+    with LoopbackCluster(3) as c:
+        yield c
+
+
+@pytest.fixture(params=["sync", "async"])
+def shell(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def mesh(shell: str) -> Iterator[Callable[..., Caller]]:
+    """`mesh(policy, **transport_kwargs)` -> a Caller on the parametrised shell."""
+    callers: list[Caller] = []
+
+    def make(policy: Any = None, **kwargs: Any) -> Caller:
+        caller = Caller(shell, policy, **kwargs)
+        callers.append(caller)
+        return caller
+
+    yield make
+    for caller in callers:
+        caller.close()

@@ -1,0 +1,56 @@
+"""The drop-in transport against real loopback backends, through both shells."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+import meshclient
+from meshclient.policy import Policy
+from meshclient.testing import LoopbackCluster
+
+
+def test_round_robin_with_logical_host(mesh, cluster: LoopbackCluster) -> None:
+    caller = mesh(cluster.policy("users"))
+    seen = []
+    for _ in range(6):
+        r = caller.get("http://users/v1/users/42")
+        assert r.status_code == 200
+        body = r.json()
+        assert body["headers"]["Host"] == "users"
+        assert body["path"] == "/v1/users/42"
+        seen.append(body["backend"])
+    assert sorted(seen) == sorted(["backend-0", "backend-1", "backend-2"] * 2)
+
+
+def test_unknown_host_passes_through(mesh, cluster: LoopbackCluster) -> None:
+    caller = mesh(cluster.policy("users"))
+    r = caller.get(cluster[1].url + "/direct")
+    assert r.json()["backend"] == "backend-1"
+    assert r.json()["headers"]["Host"] == cluster[1].address
+
+
+def test_no_endpoints_is_a_connect_error(mesh) -> None:
+    caller = mesh(Policy.from_dict({"services": {"empty": {}}}))
+    with pytest.raises(httpx.ConnectError) as info:
+        caller.get("http://empty/")
+    assert isinstance(info.value, meshclient.NoEndpointsAvailable)
+
+
+def test_streaming_both_directions(mesh, cluster: LoopbackCluster) -> None:
+    caller = mesh(cluster.policy("users"))
+    assert caller.stream_lines("GET", "http://users/stream?chunks=3") == [
+        "chunk-0", "chunk-1", "chunk-2"]
+
+    def chunks():
+        yield b"a" * 1000
+        yield b"b" * 24
+
+    if caller.kind == "async":
+        async def achunks():
+            for c in chunks():
+                yield c
+        r = caller.request("POST", "http://users/upload", content=achunks())
+    else:
+        r = caller.request("POST", "http://users/upload", content=chunks())
+    assert r.json()["body_bytes"] == 1024
