@@ -7,15 +7,23 @@ from dataclasses import dataclass
 
 import httpx
 
+from ..discovery._base import Endpoint
+
 #: Called once when a returned response's body is closed or fully read (or fails).
 OnClose = Callable[[BaseException | None], None]
 
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Send `request` (already addressed to one endpoint) through the inner transport."""
+    """Send `request` (already addressed to `endpoint`) through the inner transport.
+
+    `service` is the logical service, `attempt` counts from 1 (telemetry reads these).
+    """
 
     request: httpx.Request
+    endpoint: Endpoint
+    service: str
+    attempt: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +42,14 @@ class Discard:
 
 @dataclass(frozen=True, slots=True)
 class Done:
-    """Return `response`; call `on_close` when its body is closed or fully read."""
+    """Return `response`; call `on_close` when its body is closed or fully read.
+
+    `attempts` is how many attempts the call made in all.
+    """
 
     response: httpx.Response
     on_close: OnClose | None = None
+    attempts: int = 1
 
 
 @dataclass(frozen=True, slots=True)

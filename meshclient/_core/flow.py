@@ -36,7 +36,7 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime) -> Flow:
             f"service {service.name!r} has no endpoints", request=request, service=service.name)
     attempt = address_request(request, service, state.endpoint)
     start = state.begin(clock.now_ns())
-    outcome = yield Send(attempt)
+    outcome = yield Send(attempt, state.endpoint, service.name, 1)
     assert outcome is not None
     if outcome.response is None:
         state.end(start, clock.now_ns(), ok=False)
