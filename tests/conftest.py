@@ -11,6 +11,9 @@ from meshclient.policy import reset_default_store
 from meshclient.testing import LoopbackCluster
 from tests.servers.caller import Caller
 
+# Fixtures for real servers the tests start (etcd_server, …); each server module adds itself here.
+pytest_plugins = ["tests.servers.etcd"]
+
 
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
