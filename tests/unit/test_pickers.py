@@ -198,7 +198,7 @@ def test_breaker_changes_are_seen_within_the_recount_interval() -> None:
     clock = FakeClock()
     lb = balancer("round-robin", 2, clock=clock)
     breakers = [FakeBreaker("open"), FakeBreaker("open")]
-    for state, breaker in zip(lb.states(), breakers):
+    for state, breaker in zip(lb.states(), breakers, strict=True):
         state.breaker = breaker
     lb.pick()
     assert lb.panic
