@@ -57,7 +57,7 @@ class EndpointState:
     __slots__ = ("_lock", "_owner", "breaker", "consecutive_failures", "ejected_until_ns",
                  "endpoint", "ewma", "failures", "health_check", "in_flight", "multiplier",
                  "phase", "probe_claimed_ns", "probe_pending", "probe_start_ns",
-                 "requests", "returned_ns", "times_ejected")
+                 "quiet_since_ns", "requests", "returned_ns", "times_ejected")
 
     def __init__(self, endpoint: Endpoint, ewma: PeakEwma | None = None) -> None:
         self.endpoint = endpoint
@@ -76,6 +76,7 @@ class EndpointState:
         self.probe_pending = False
         self.probe_start_ns: int | None = None
         self.probe_claimed_ns = 0
+        self.quiet_since_ns = 0
         self._owner: _Owner | None = None
         self._lock = threading.Lock()
 
@@ -86,6 +87,8 @@ class EndpointState:
     def begin(self, now_ns: int) -> int:
         """An attempt starts; returns the start time to hand back to `end`."""
         with self._lock:
+            if self.in_flight == 0:
+                self.quiet_since_ns = now_ns
             self.in_flight += 1
             self.requests += 1
             if self.probe_pending:
@@ -99,6 +102,7 @@ class EndpointState:
         streak = 0
         with self._lock:
             self.in_flight -= 1
+            self.quiet_since_ns = now_ns
             self.ewma.observe(max(now_ns - start_ns, 0) / 1e9, now_ns, ok)
             if not ok:
                 self.failures += 1

@@ -8,7 +8,8 @@ load compared with one random choice.
 
 Costs (divided by the endpoint's weight, so a weight-3 endpoint is as attractive with
 three times the load):
-- `p2c-ewma`: peak-EWMA estimate * (in-flight + 1) (`load/peak_ewma.py`).
+- `p2c-ewma`: peak-EWMA estimate * (in-flight + 1), the estimate raised to the current
+  silence of a busy endpoint (`load/peak_ewma.py`, "stall bound").
 - `p2c-least-request`: in-flight + 1 (`load/pending.py`).
 """
 
@@ -26,7 +27,7 @@ Cost = Callable[[EndpointState, int], float]
 
 
 def ewma_cost(state: EndpointState, now_ns: int) -> float:
-    return state.ewma.cost(now_ns, state.in_flight) / state.endpoint.weight
+    return state.ewma.cost(now_ns, state.in_flight, state.quiet_since_ns) / state.endpoint.weight
 
 
 def pending_cost(state: EndpointState, now_ns: int) -> float:

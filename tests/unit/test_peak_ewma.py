@@ -106,3 +106,11 @@ def test_configure_keeps_history_and_validates() -> None:
     with pytest.raises(ValueError, match=r"balancer.failure_penalty must be at least 1: 0.5"):
         ewma.configure(decay_s=1, default_rtt_s=0.05, failure_penalty=0.5)
     assert "samples=1" in repr(ewma)
+
+
+def test_stall_bound_raises_the_estimate_of_a_silent_busy_endpoint() -> None:
+    ewma = PeakEwma(decay_s=10, default_rtt_s=0.03)
+    ewma.observe(0.010, 0)
+    assert ewma.cost(50_000_000, pending=1, quiet_since_ns=0) == pytest.approx(0.1)  # 50 ms x 2
+    assert ewma.cost(5_000_000, pending=1, quiet_since_ns=0) == pytest.approx(0.02, rel=0.01)
+    assert ewma.cost(50_000_000, pending=0, quiet_since_ns=0) == pytest.approx(0.01, rel=0.01)

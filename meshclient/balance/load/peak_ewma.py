@@ -13,6 +13,11 @@ Formulas (times in nanoseconds, `tau` = `balancer.decay`):
   estimate is `default_rtt` (tower's prior), and while that first request is still in
   flight the cost is `PENALTY + pending` (Finagle), so an endpoint with no history is
   probed once rather than flooded.
+- **stall bound** (our addition): while requests are in flight and none has finished
+  since `quiet_since` (the later of the first of them starting and the last completion),
+  one of them has been waiting at least `now - quiet_since`, so the estimate used for the
+  cost is at least that. An endpoint that suddenly stops answering looks expensive after
+  one healthy round-trip's worth of silence, not after its first slow answer arrives.
 - **failures** (Linkerd's warning: a fast 5xx looks cheap): a failed attempt observes
   `max(rtt, min(failure_penalty * max(estimate(now), default_rtt), tau))`, so each
   failure at least multiplies the estimate by `failure_penalty`, bounded by the decay time.
@@ -99,11 +104,15 @@ class PeakEwma:
             self._stamp = now_ns
         self.samples += 1
 
-    def cost(self, now_ns: int, pending: int) -> float:
-        """`estimate * (pending + 1)`; `PENALTY + pending` while the first probe is out."""
+    def cost(self, now_ns: int, pending: int, quiet_since_ns: int | None = None) -> float:
+        """`estimate * (pending + 1)`; `PENALTY + pending` while the first probe is out;
+        the estimate is at least the silence since `quiet_since_ns` when given."""
         if self.samples == 0 and pending > 0:
             return PENALTY + pending
-        return self.estimate(now_ns) * (pending + 1)
+        estimate = self.estimate(now_ns)
+        if pending > 0 and quiet_since_ns is not None:
+            estimate = max(estimate, (now_ns - quiet_since_ns) / 1e9)
+        return estimate * (pending + 1)
 
     def __repr__(self) -> str:
         return (f"PeakEwma(estimate={self._estimate:.6f}s, samples={self.samples}, "
