@@ -2,7 +2,7 @@
 and panic mode (see docs/balancing.md)."""
 
 from ._base import DEGRADED, HEALTHY, UNAVAILABLE, Balancer, BreakerStatus, EndpointState
-from .balancer import LoadBalancer, build_balancer
+from .balancer import LoadBalancer, RoundRobin, build_balancer
 from .outlier import OutlierDetector
 from .p2c import P2C
 from .round_robin import RoundRobinPicker
@@ -19,6 +19,7 @@ __all__ = [
     "LoadBalancer",
     "OutlierDetector",
     "RandomPicker",
+    "RoundRobin",
     "RoundRobinPicker",
     "build_balancer",
 ]

@@ -207,3 +207,11 @@ def build_balancer(service: str, balancer: BalancerPolicy, outlier: OutlierPolic
     """The balancer for a service's policy sections (the factory `_runtime` uses)."""
     return LoadBalancer(service, balancer, outlier, clock=clock, rng=rng, zone=zone,
                         carry=carry)
+
+
+def RoundRobin(service: str = "") -> LoadBalancer:  # the skeleton's name, kept for callers
+    """A round-robin `LoadBalancer` with default policies, the real clock and randomness."""
+    from .._clock import CLOCK, RNG
+
+    return LoadBalancer(service, BalancerPolicy(kind="round-robin"), OutlierPolicy(),
+                        clock=CLOCK, rng=RNG)

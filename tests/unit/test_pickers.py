@@ -228,3 +228,42 @@ def test_empty_balancer_picks_nothing() -> None:
         assert lb.pick() is None
         lb.update(endpoints(1))
         assert lb.pick() is not None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_concurrent_picks_keep_counters_consistent(kind: str) -> None:
+    """Many threads picking, beginning and ending at once: nothing is lost or negative."""
+    import threading
+
+    clock = FakeClock()
+    lb = balancer(kind, 5, clock=clock)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for i in range(500):
+                state = lb.pick()
+                assert state is not None
+                start = state.begin(clock.now_ns())
+                state.end(start, clock.now_ns() + 1_000_000, ok=i % 7 != 0)
+                if i % 50 == 0:
+                    lb.update(endpoints(5))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    assert all(s.in_flight == 0 for s in lb.states())
+    assert sum(s.requests for s in lb.states()) == 8 * 500
+
+
+def test_round_robin_compat_name() -> None:
+    from meshclient.balance import RoundRobin
+
+    lb = RoundRobin()
+    lb.update(endpoints(2))
+    assert lb.kind == "round-robin" and lb.pick() is not None
