@@ -40,12 +40,21 @@ def call(caller: Any, n: int) -> tuple[list[str], int]:
     return backends, failures
 
 
-def test_p2c_ewma_avoids_a_slow_backend(mesh, cluster: LoopbackCluster) -> None:
-    caller = mesh(cluster.policy("users"))
+def test_p2c_ewma_avoids_a_backend_that_turns_slow(mesh, cluster: LoopbackCluster) -> None:
+    def policy(kind: str) -> Policy:
+        return Policy.from_dict({"services": {"users": {
+            "endpoints": cluster.addresses[:2], "balancer": {"kind": kind}}}})
+
+    caller = mesh(policy("round-robin"))
+    cluster.set(0, latency_ms=30)
+    call(caller, 4)  # both get a history: backend-1 is the cheaper one
+    caller.store.replace(policy("p2c-ewma"))  # the swap keeps the history
+    cluster.set(0, latency_ms=0)
     cluster.set(1, latency_ms=100)
-    backends, failures = call(caller, 40)
+    backends, failures = call(caller, 30)
     assert failures == 0
-    assert backends.count("backend-1") <= 3, backends
+    assert backends[0] == "backend-1"  # it was the cheaper one ...
+    assert backends.count("backend-1") <= 2, backends  # ... until one slow answer
     snap = endpoint_snapshot(caller, cluster[1].address)
     assert snap["estimate_ms"] >= 50 and snap["health"] == "healthy"
 

@@ -8,7 +8,10 @@ Formulas (times in nanoseconds, `tau` = `balancer.decay`):
   depends on the time since the last sample because samples arrive unevenly (Eckner,
   "Algorithms for unevenly spaced time series"). `stamp = now`.
 - **estimate(now)**: `estimate * exp(-(now - stamp) / tau)` — decays towards 0 on read
-  without writing, so an endpoint that fell out of favour is retried eventually.
+  without writing, so an endpoint that fell out of favour is retried eventually. The prior
+  decays the same way from the endpoint's creation (as in tower), so a new endpoint among
+  endpoints faster than `default_rtt` is still tried within a few `tau`. The first sample
+  replaces the prior.
 - **cost(now, pending)**: `estimate(now) * (pending + 1)`; before the first sample the
   estimate is `default_rtt` (tower's prior), and while that first request is still in
   flight the cost is `PENALTY + pending` (Finagle), so an endpoint with no history is
@@ -85,9 +88,7 @@ class PeakEwma:
         return 1.0 if elapsed <= 0 else math.exp(-elapsed / self._tau_ns)
 
     def estimate(self, now_ns: int) -> float:
-        """The decayed estimate now, in seconds (the prior before any sample)."""
-        if self.samples == 0:
-            return self.default_rtt_s
+        """The decayed estimate now, in seconds (before any sample: the decaying prior)."""
         return self._estimate * self._weight(now_ns)
 
     def observe(self, rtt_s: float, now_ns: int, ok: bool = True) -> None:
