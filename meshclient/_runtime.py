@@ -43,11 +43,12 @@ class ServiceRuntime:
         if (service.balancer != self.service.balancer
                 or service.outlier != self.service.outlier):
             # a new picker/detector around the same endpoint states (history kept by key)
+            old = self.balancer.states()
             self.balancer = build_balancer(
                 service.name, service.balancer, service.outlier, clock=self.clock,
-                rng=self.rng, zone=self.zone, carry=self.balancer.states())
-            self.balancer.update(static_endpoints(service))
-        elif service.endpoints != self.service.endpoints:
+                rng=self.rng, zone=self.zone, carry=old)
+            self.balancer.update(tuple(s.endpoint for s in old))
+        if service.endpoints != self.service.endpoints:
             self.balancer.update(static_endpoints(service))
         self.service = service
 
