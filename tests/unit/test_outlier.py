@@ -184,3 +184,28 @@ def test_ejection_can_tip_into_panic() -> None:
     assert lb.panic
     assert {s.key for s in (lb.pick() for _ in range(200)) if s} == {
         s.key for s in lb.states()}
+
+
+def test_runtime_policy_swap_keeps_ejection_and_history() -> None:
+    from meshclient._runtime import Registry
+    from meshclient.policy import Policy
+
+    clock = FakeClock()
+    registry = Registry(clock=clock, rng=SeededRng(1), zone="a")
+
+    def service(kind: str, failures: int) -> Any:
+        return Policy.from_dict({"services": {"users": {
+            "endpoints": ["127.0.0.2:80", "127.0.0.3:80", "127.0.0.4:80"],
+            "balancer": {"kind": kind}, "outlier": {"consecutive_failures": failures}}}}
+        ).resolved["users"]
+
+    rt = registry.runtime(service("p2c-ewma", 2))
+    bad = rt.balancer.states()[0]
+    fail(bad, clock, 2)
+    assert bad.health() == "ejected"
+    rt = registry.runtime(service("round-robin", 3))
+    assert rt.balancer.kind == "round-robin" and rt.balancer.states()[0] is bad
+    assert bad.health() == "ejected" and rt.balancer.detector.ejected_count == 1
+    assert rt.balancer.zone == "a"
+    snap = registry.snapshot()["users"]
+    assert snap["kind"] == "round-robin" and snap["endpoints"][0]["ejected"] is True
