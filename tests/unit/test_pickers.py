@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import Counter, deque
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from meshclient import _events
 from meshclient.balance import EndpointState, LoadBalancer
@@ -267,3 +270,28 @@ def test_round_robin_compat_name() -> None:
     lb = RoundRobin()
     lb.update(endpoints(2))
     assert lb.kind == "round-robin" and lb.pick() is not None
+
+
+@given(st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=8))
+@settings(max_examples=60, deadline=None)
+def test_smooth_schedule_serves_each_exactly_its_weight(weights: list[int]) -> None:
+    order = smooth_schedule(weights)
+    divisor = len(order) / sum(weights)
+    counts = Counter(order)
+    assert all(counts[i] == w * divisor for i, w in enumerate(weights))
+    heaviest = max(range(len(weights)), key=weights.__getitem__)
+    if len(weights) > 1 and weights[heaviest] * 2 <= sum(weights):  # no endpoint bunches up
+        assert all(a != b or a == heaviest for a, b in itertools.pairwise(order))
+
+
+@given(st.lists(st.integers(min_value=1, max_value=20), min_size=2, max_size=6),
+       st.integers(min_value=0, max_value=2**32))
+@settings(max_examples=40, deadline=None)
+def test_alias_table_draws_follow_weights(weights: list[int], seed: int) -> None:
+    table = AliasTable(weights)
+    rng = SeededRng(seed)
+    n = 4000
+    counts = Counter(table.draw(rng) for _ in range(n))
+    total = sum(weights)
+    for i, w in enumerate(weights):
+        assert abs(counts[i] / n - w / total) < 0.05
