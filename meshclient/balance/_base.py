@@ -31,7 +31,7 @@ class BreakerStatus(Protocol):
     """What the balancer reads from an endpoint's circuit breaker (set by resilience)."""
 
     def status(self) -> str:
-        """"closed", "half-open" or "open"."""
+        """One of "closed", "half-open" or "open"."""
         ...
 
 
