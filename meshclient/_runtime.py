@@ -10,9 +10,9 @@ from typing import Any
 
 from ._clock import CLOCK, RNG
 from ._types import Clock, Rng
-from .balance import Balancer, RoundRobin
+from .balance import LoadBalancer, build_balancer
 from .discovery._base import Endpoint, split_address
-from .policy import PolicyStore, Service
+from .policy import PolicyStore, Service, settings_from_env
 
 
 def static_endpoints(service: Service) -> tuple[Endpoint, ...]:
@@ -27,23 +27,33 @@ class ServiceRuntime:
     """Live state of one service. `service` is the policy snapshot it was last built from;
     `apply()` moves it to a newer one, keeping per-endpoint history."""
 
-    def __init__(self, service: Service, clock: Clock, rng: Rng) -> None:
+    def __init__(self, service: Service, clock: Clock, rng: Rng,
+                 zone: str | None = None) -> None:
         self.name = service.name
         self.clock = clock
         self.rng = rng
+        self.zone = zone
         self.service = service
-        self.balancer: Balancer = RoundRobin()
+        self.balancer: LoadBalancer = build_balancer(
+            service.name, service.balancer, service.outlier, clock=clock, rng=rng, zone=zone)
         self.balancer.update(static_endpoints(service))
 
     def apply(self, service: Service) -> None:
         """Called under the registry lock when the policy snapshot changed."""
+        if (service.balancer != self.service.balancer
+                or service.outlier != self.service.outlier):
+            # a new picker/detector around the same endpoint states (history kept by key)
+            old = self.balancer.states()
+            self.balancer = build_balancer(
+                service.name, service.balancer, service.outlier, clock=self.clock,
+                rng=self.rng, zone=self.zone, carry=old)
+            self.balancer.update(tuple(s.endpoint for s in old))
         if service.endpoints != self.service.endpoints:
             self.balancer.update(static_endpoints(service))
         self.service = service
 
     def snapshot(self) -> dict[str, Any]:
-        return {"service": self.name,
-                "endpoints": [s.snapshot() for s in self.balancer.states()]}
+        return {"service": self.name, **self.balancer.snapshot()}
 
 
 class Registry:
@@ -51,9 +61,10 @@ class Registry:
     updating a runtime happens once per (service, policy snapshot), under a lock that no
     network I/O ever runs under."""
 
-    def __init__(self, clock: Clock = CLOCK, rng: Rng = RNG) -> None:
+    def __init__(self, clock: Clock = CLOCK, rng: Rng = RNG, zone: str | None = None) -> None:
         self.clock = clock
         self.rng = rng
+        self.zone = zone if zone is not None else settings_from_env().zone
         self._services: dict[str, ServiceRuntime] = {}
         self._lock = threading.Lock()
 
@@ -65,7 +76,7 @@ class Registry:
             rt = self._services.get(service.name)
             if rt is None:
                 rt = self._services[service.name] = ServiceRuntime(service, self.clock,
-                                                                   self.rng)
+                                                                   self.rng, self.zone)
             elif rt.service is not service:
                 rt.apply(service)
             return rt

@@ -1,7 +1,16 @@
 """Per-endpoint live state and the balancer interface.
 
 `EndpointState` is the history that must survive endpoint-set updates (keyed by
-`Endpoint.key`, as Finagle's `update()` keeps its nodes); pickers are rebuilt around it.
+`Endpoint.key`, as Finagle's `update()` keeps its nodes): the peak-EWMA estimate, the
+in-flight count, counters, and the outlier-ejection state. Pickers are rebuilt around it.
+
+Health, from the picker's point of view (`rank()`, Finagle's status order):
+
+| rank | meaning | when |
+|---|---|---|
+| 0 | healthy | nothing says otherwise |
+| 1 | degraded | the breaker is half-open |
+| 2 | unavailable | ejected (or awaiting its return probe), breaker open, or the active health check failed |
 """
 
 from __future__ import annotations
@@ -10,43 +19,159 @@ import threading
 from typing import Any, Protocol
 
 from ..discovery._base import Endpoint
+from .load.peak_ewma import PeakEwma
+
+HEALTHY, DEGRADED, UNAVAILABLE = 0, 1, 2
+
+#: Ejection phases (`EndpointState.phase`).
+IN_SERVICE, EJECTED, PROBING = 0, 1, 2
+
+
+class BreakerStatus(Protocol):
+    """What the balancer reads from an endpoint's circuit breaker (set by resilience)."""
+
+    def status(self) -> str:
+        """One of "closed", "half-open" or "open"."""
+        ...
+
+
+class _Owner(Protocol):
+    """The outlier detector an endpoint reports to (see `outlier.py`)."""
+
+    def failure_streak(self, state: EndpointState, streak: int, now_ns: int) -> None: ...
+
+    def probe_result(self, state: EndpointState, ok: bool, now_ns: int) -> None: ...
+
+    def health_changed(self) -> None: ...
 
 
 class EndpointState:
     """Live counters of one endpoint. Thread-safe: counters change under a small lock that
-    is never held across I/O."""
+    is never held across I/O; readers (pickers, snapshots) read single attributes.
 
-    __slots__ = ("_lock", "endpoint", "failures", "in_flight", "requests")
+    Attributes other branches use:
+    - `breaker`: a `BreakerStatus` (set by the resilience layer), or None.
+    - `set_health_check(ok)`: the active health checker's verdict (None: not checked).
+    """
 
-    def __init__(self, endpoint: Endpoint) -> None:
+    __slots__ = ("_lock", "_owner", "breaker", "consecutive_failures", "ejected_until_ns",
+                 "endpoint", "ewma", "failures", "health_check", "in_flight", "multiplier",
+                 "phase", "probe_claimed_ns", "probe_pending", "probe_start_ns",
+                 "quiet_since_ns", "requests", "returned_ns", "times_ejected")
+
+    def __init__(self, endpoint: Endpoint, ewma: PeakEwma | None = None) -> None:
         self.endpoint = endpoint
         self.in_flight = 0
         self.requests = 0
         self.failures = 0
+        self.ewma = ewma if ewma is not None else PeakEwma()
+        self.breaker: BreakerStatus | None = None
+        self.health_check: bool | None = None
+        self.consecutive_failures = 0
+        self.phase = IN_SERVICE
+        self.ejected_until_ns = 0
+        self.times_ejected = 0
+        self.multiplier = 0
+        self.returned_ns: int | None = None
+        self.probe_pending = False
+        self.probe_start_ns: int | None = None
+        self.probe_claimed_ns = 0
+        self.quiet_since_ns = 0
+        self._owner: _Owner | None = None
         self._lock = threading.Lock()
+
+    @property
+    def key(self) -> str:
+        return self.endpoint.key
 
     def begin(self, now_ns: int) -> int:
         """An attempt starts; returns the start time to hand back to `end`."""
         with self._lock:
+            if self.in_flight == 0:
+                self.quiet_since_ns = now_ns
             self.in_flight += 1
             self.requests += 1
+            if self.probe_pending:
+                self.probe_pending = False
+                self.probe_start_ns = now_ns
         return now_ns
 
     def end(self, start_ns: int, now_ns: int, ok: bool) -> None:
-        """The attempt finished (body closed, or failed)."""
+        """The attempt finished: body closed or read (`ok`: not a 5xx), or it failed
+        (`ok=False`: connect failure, reset, timeout or 5xx)."""
+        streak = 0
         with self._lock:
             self.in_flight -= 1
+            self.quiet_since_ns = now_ns
+            self.ewma.observe(max(now_ns - start_ns, 0) / 1e9, now_ns, ok)
             if not ok:
                 self.failures += 1
+            probe = self.phase == PROBING and start_ns == self.probe_start_ns
+            if probe:
+                self.probe_start_ns = None
+            elif self.phase == IN_SERVICE:
+                self.consecutive_failures = 0 if ok else self.consecutive_failures + 1
+                streak = self.consecutive_failures
+        owner = self._owner
+        if owner is None:
+            return
+        if probe:
+            owner.probe_result(self, ok, now_ns)
+        elif streak:
+            owner.failure_streak(self, streak, now_ns)
 
-    def snapshot(self) -> dict[str, Any]:
+    def set_health_check(self, ok: bool | None) -> None:
+        """Active health checking's verdict: False makes the endpoint unavailable (ranked
+        like an open breaker and counted as unhealthy for panic mode); None clears it."""
+        if ok is self.health_check:
+            return
+        self.health_check = ok
+        owner = self._owner
+        if owner is not None:
+            owner.health_changed()
+
+    def rank(self) -> int:
+        """HEALTHY, DEGRADED or UNAVAILABLE (see the module docstring)."""
+        if self.phase != IN_SERVICE or self.health_check is False:
+            return UNAVAILABLE
+        breaker = self.breaker
+        if breaker is not None:
+            status = breaker.status()
+            if status == "open":
+                return UNAVAILABLE
+            if status == "half-open":
+                return DEGRADED
+        return HEALTHY
+
+    def health(self) -> str:
+        """One word for snapshots: healthy, degraded, ejected, probing, breaker-open,
+        failing-health-check."""
+        if self.phase == EJECTED:
+            return "ejected"
+        if self.phase == PROBING:
+            return "probing"
+        if self.health_check is False:
+            return "failing-health-check"
+        rank = self.rank()
+        if rank == UNAVAILABLE:
+            return "breaker-open"
+        return "degraded" if rank == DEGRADED else "healthy"
+
+    def snapshot(self, now_ns: int) -> dict[str, Any]:
+        until = None
+        if self.phase == EJECTED:
+            until = max(self.ejected_until_ns - now_ns, 0) / 1e9
         return {"endpoint": self.endpoint.key, "zone": self.endpoint.zone,
                 "weight": self.endpoint.weight, "in_flight": self.in_flight,
-                "requests": self.requests, "failures": self.failures}
+                "requests": self.requests, "failures": self.failures,
+                "estimate_ms": round(self.ewma.estimate(now_ns) * 1000, 3),
+                "ejected": self.phase != IN_SERVICE, "ejected_until_s": until,
+                "times_ejected": self.times_ejected, "health": self.health()}
 
     def __repr__(self) -> str:
         return (f"<EndpointState {self.endpoint.key} in_flight={self.in_flight} "
-                f"requests={self.requests} failures={self.failures}>")
+                f"requests={self.requests} failures={self.failures} "
+                f"health={self.health()}>")
 
 
 class Balancer(Protocol):

@@ -1,49 +1,52 @@
-"""Round robin over the current endpoint set."""
+"""Round robin: each endpoint in turn, weights honoured by a precomputed smooth schedule
+(nginx's smooth weighted round robin, so weights 3,1 give a,a,b,a rather than a,a,a,b).
+
+The schedule is built once per endpoint update; a pick is one atomic `next()` on an
+`itertools.count` (atomic in CPython) plus an index. Unavailable and already-tried
+endpoints are skipped, looking at most `MAX_SCAN` (32) positions ahead.
+"""
 
 from __future__ import annotations
 
 import itertools
 
-from ..discovery._base import Endpoint
 from ._base import EndpointState
+from ._pickers import ACCEPT, MAX_SCAN, rank
+from ._weights import smooth_schedule
 
 
-class RoundRobin:
-    """Each endpoint in turn; `exclude` skips endpoints a retry has already tried.
+class RoundRobinPicker:
+    """Smooth weighted round robin over one generation of endpoints."""
 
-    The endpoint tuple is swapped whole on `update` (readers see one generation); the
-    counter is an `itertools.count`, whose `next()` is atomic in CPython.
-    """
+    __slots__ = ("_counter", "_schedule", "_states")
 
-    def __init__(self) -> None:
-        self._states: tuple[EndpointState, ...] = ()
-        self._counter = itertools.count()
+    def __init__(self, states: tuple[EndpointState, ...],
+                 counter: itertools.count[int] | None = None) -> None:
+        self._states = states
+        self._schedule = smooth_schedule([s.endpoint.weight for s in states])
+        self._counter = counter if counter is not None else itertools.count()
 
-    def update(self, endpoints: tuple[Endpoint, ...]) -> None:
-        old = {s.endpoint.key: s for s in self._states}
-        states = []
-        for endpoint in endpoints:
-            state = old.get(endpoint.key)
-            if state is None:
-                state = EndpointState(endpoint)
-            else:
-                state.endpoint = endpoint  # weight/zone may change; history stays
-            states.append(state)
-        self._states = tuple(states)
+    @property
+    def counter(self) -> itertools.count[int]:
+        """Carried to the next generation so an update does not restart at the first."""
+        return self._counter
 
-    def pick(self, exclude: frozenset[str] = frozenset()) -> EndpointState | None:
-        states = self._states
-        if not states:
+    def pick(self, now_ns: int, exclude: frozenset[str], panic: bool) -> EndpointState | None:
+        schedule, states = self._schedule, self._states
+        if not schedule:
             return None
+        size = len(schedule)
         start = next(self._counter)
-        for i in range(len(states)):
-            state = states[(start + i) % len(states)]
-            if state.endpoint.key not in exclude:
+        best: EndpointState | None = None
+        best_rank = 0
+        for step in range(min(size, MAX_SCAN)):
+            state = states[schedule[(start + step) % size]]
+            r = rank(state, exclude, panic)
+            if r <= ACCEPT:
                 return state
-        return states[start % len(states)]  # every endpoint tried: reuse rather than fail
-
-    def states(self) -> tuple[EndpointState, ...]:
-        return self._states
+            if best is None or r < best_rank:
+                best, best_rank = state, r
+        return best
 
     def __repr__(self) -> str:
-        return f"<RoundRobin endpoints={[s.endpoint.key for s in self._states]}>"
+        return f"<RoundRobinPicker endpoints={[s.key for s in self._states]}>"

@@ -115,6 +115,9 @@ class BalancerPolicy(Model):
                                  above=0, duration=True)
     panic_threshold: float = setting(50.0, doc="Balance over all endpoints when fewer than this "
                                      "percentage are healthy.", lo=0, hi=100)
+    failure_penalty: float = setting(2.0, doc="A failed attempt counts as at least this many "
+                                     "times the current latency estimate (capped at `decay`), "
+                                     "so fast errors never look cheap.", lo=1, hi=100)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,7 +11,7 @@ from meshclient.testing import LoopbackCluster
 
 
 def test_round_robin_with_logical_host(mesh, cluster: LoopbackCluster) -> None:
-    caller = mesh(cluster.policy("users"))
+    caller = mesh(cluster.policy("users", balancer={"kind": "round-robin"}))
     seen = []
     for _ in range(6):
         r = caller.get("http://users/v1/users/42")

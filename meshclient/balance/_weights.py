@@ -1,0 +1,94 @@
+"""Weighted choice in O(1) per pick: Vose's alias table (for random and P2C draws) and the
+smooth weighted round-robin schedule (nginx's algorithm, precomputed once per update).
+
+Both are built when the endpoint set changes and are immutable afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import reduce
+from math import gcd
+
+from .._types import Rng
+
+#: Longest precomputed round-robin schedule; larger weight sums are scaled down to it.
+MAX_SCHEDULE = 4096
+
+
+class AliasTable:
+    """Draw index i with probability `weights[i] / sum(weights)` using two random numbers
+    (Vose, "A linear algorithm for generating random numbers with a given distribution").
+    With equal weights it is a plain `randrange`."""
+
+    __slots__ = ("_alias", "_n", "_prob", "uniform")
+
+    def __init__(self, weights: Sequence[int]) -> None:
+        n = len(weights)
+        if any(w <= 0 for w in weights):
+            raise ValueError(f"weights must be positive: {list(weights)!r}")
+        self._n = n
+        self.uniform = n == 0 or len(set(weights)) == 1
+        self._prob = [1.0] * n
+        self._alias = list(range(n))
+        if self.uniform:
+            return
+        total = sum(weights)
+        scaled = [w * n / total for w in weights]
+        small = [i for i, p in enumerate(scaled) if p < 1.0]
+        large = [i for i, p in enumerate(scaled) if p >= 1.0]
+        while small and large:
+            s, g = small.pop(), large.pop()
+            self._prob[s] = scaled[s]
+            self._alias[s] = g
+            scaled[g] = scaled[g] + scaled[s] - 1.0
+            (small if scaled[g] < 1.0 else large).append(g)
+        for i in small + large:  # numerical leftovers are whole columns
+            self._prob[i] = 1.0
+
+    def draw(self, rng: Rng) -> int:
+        i = rng.randrange(self._n)
+        if self.uniform or rng.random() < self._prob[i]:
+            return i
+        return self._alias[i]
+
+    def draw_two(self, rng: Rng) -> tuple[int, int]:
+        """Two distinct indices (needs n >= 2). Unweighted: unbiased in one step each;
+        weighted: the second is redrawn (at most 4 times) until it differs."""
+        n = self._n
+        if self.uniform:
+            a = rng.randrange(n)
+            b = rng.randrange(n - 1)
+            return a, b + 1 if b >= a else b
+        a = self.draw(rng)
+        for _ in range(4):
+            b = self.draw(rng)
+            if b != a:
+                return a, b
+        return a, (a + 1 + rng.randrange(n - 1)) % n
+
+
+def smooth_schedule(weights: Sequence[int]) -> tuple[int, ...]:
+    """nginx's smooth weighted round robin, unrolled: one period of the order in which the
+    indices are served (weights 5,1,1 give a,a,b,a,c,a,a — spread out, not bursts).
+
+    Weights are divided by their gcd; a sum beyond `MAX_SCHEDULE` is scaled down to it
+    (each weight at least 1), which keeps shares within rounding of the configured ones.
+    """
+    if not weights:
+        return ()
+    divisor = reduce(gcd, weights)
+    reduced = [w // divisor for w in weights]
+    total = sum(reduced)
+    if total > MAX_SCHEDULE:
+        reduced = [max(1, round(w * MAX_SCHEDULE / total)) for w in reduced]
+        total = sum(reduced)
+    current = [0] * len(reduced)
+    order = []
+    for _ in range(total):
+        for i, w in enumerate(reduced):
+            current[i] += w
+        best = max(range(len(current)), key=current.__getitem__)
+        current[best] -= total
+        order.append(best)
+    return tuple(order)

@@ -1,0 +1,120 @@
+"""Peak-EWMA: a moving average of round-trip time that jumps up at once on a slower sample
+and comes down only gradually (Finagle's `PeakEwma`, tower's `load::PeakEwma`).
+
+Formulas (times in nanoseconds, `tau` = `balancer.decay`):
+
+- **observe(rtt, now)**: `w = exp(-(now - stamp) / tau)`; if `rtt > estimate` the estimate
+  becomes `rtt` (the peak); otherwise `estimate = estimate * w + rtt * (1 - w)`. The weight
+  depends on the time since the last sample because samples arrive unevenly (Eckner,
+  "Algorithms for unevenly spaced time series"). `stamp = now`.
+- **estimate(now)**: `estimate * exp(-(now - stamp) / tau)` — decays towards 0 on read
+  without writing, so an endpoint that fell out of favour is retried eventually. The prior
+  decays the same way from the endpoint's creation (as in tower), so a new endpoint among
+  endpoints faster than `default_rtt` is still tried within a few `tau`. The first sample
+  replaces the prior.
+- **cost(now, pending)**: `estimate(now) * (pending + 1)`; before the first sample the
+  estimate is `default_rtt` (tower's prior), and while that first request is still in
+  flight the cost is `PENALTY + pending` (Finagle), so an endpoint with no history is
+  probed once rather than flooded.
+- **stall bound** (our addition): while requests are in flight and none has finished
+  since `quiet_since` (the later of the first of them starting and the last completion),
+  one of them has been waiting at least `now - quiet_since`, so the estimate used for the
+  cost is at least that. An endpoint that suddenly stops answering looks expensive after
+  one healthy round-trip's worth of silence, not after its first slow answer arrives.
+- **failures** (Linkerd's warning: a fast 5xx looks cheap): a failed attempt observes
+  `max(rtt, min(failure_penalty * max(estimate(now), default_rtt), tau))`, so each
+  failure at least multiplies the estimate by `failure_penalty`, bounded by the decay time.
+
+The monotonic guard (Finagle): a clock reading earlier than `stamp` counts as no time.
+Not thread-safe on its own: `EndpointState` calls it under its lock.
+"""
+
+from __future__ import annotations
+
+import math
+
+#: Cost of an endpoint with no history while its first request is in flight (Finagle's
+#: `Long.MaxValue >> 16`, in seconds here: larger than any real estimate).
+PENALTY = float(1 << 47)
+
+#: Default factor a failure multiplies the estimate by (`balancer.failure_penalty`).
+DEFAULT_FAILURE_PENALTY = 2.0
+
+
+class PeakEwma:
+    """Peak-sensitive EWMA of round-trip time, in seconds.
+
+    **Parameters:** `decay_s` — time constant tau; `default_rtt_s` — the prior;
+    `failure_penalty` — factor a failed attempt raises the estimate by.
+
+    Usage:
+    ```python
+    ewma = PeakEwma(decay_s=10.0, default_rtt_s=0.03)
+    ewma.observe(0.012, now_ns)
+    ewma.cost(now_ns, pending=2)
+    ```
+    """
+
+    __slots__ = ("_estimate", "_stamp", "_tau_ns", "default_rtt_s", "failure_penalty",
+                 "samples")
+
+    def __init__(self, decay_s: float = 10.0, default_rtt_s: float = 0.03,
+                 failure_penalty: float = DEFAULT_FAILURE_PENALTY, now_ns: int = 0) -> None:
+        self._tau_ns = 1.0
+        self.default_rtt_s = default_rtt_s
+        self.failure_penalty = failure_penalty
+        self._estimate = default_rtt_s
+        self._stamp = now_ns
+        self.samples = 0
+        self.configure(decay_s, default_rtt_s, failure_penalty)
+
+    def configure(self, decay_s: float, default_rtt_s: float,
+                  failure_penalty: float = DEFAULT_FAILURE_PENALTY) -> None:
+        """New parameters from a newer policy; the history is kept."""
+        if not decay_s > 0:
+            raise ValueError(f"balancer.decay must be greater than 0: {decay_s!r}")
+        if not default_rtt_s > 0:
+            raise ValueError(f"balancer.default_rtt must be greater than 0: {default_rtt_s!r}")
+        if not failure_penalty >= 1:
+            raise ValueError(f"balancer.failure_penalty must be at least 1: {failure_penalty!r}")
+        self._tau_ns = decay_s * 1e9
+        if self.samples == 0:
+            self._estimate = default_rtt_s
+        self.default_rtt_s = default_rtt_s
+        self.failure_penalty = failure_penalty
+
+    def _weight(self, now_ns: int) -> float:
+        elapsed = now_ns - self._stamp
+        return 1.0 if elapsed <= 0 else math.exp(-elapsed / self._tau_ns)
+
+    def estimate(self, now_ns: int) -> float:
+        """The decayed estimate now, in seconds (before any sample: the decaying prior)."""
+        return self._estimate * self._weight(now_ns)
+
+    def observe(self, rtt_s: float, now_ns: int, ok: bool = True) -> None:
+        """Record one finished attempt that took `rtt_s` seconds."""
+        if not ok:
+            current = max(self.estimate(now_ns), self.default_rtt_s)
+            rtt_s = max(rtt_s, min(current * self.failure_penalty, self._tau_ns / 1e9))
+        if self.samples == 0 or rtt_s > self._estimate:
+            self._estimate = rtt_s
+        else:
+            w = self._weight(now_ns)
+            self._estimate = self._estimate * w + rtt_s * (1.0 - w)
+        if now_ns > self._stamp:
+            self._stamp = now_ns
+        self.samples += 1
+
+    def cost(self, now_ns: int, pending: int, quiet_since_ns: int | None = None) -> float:
+        """`estimate * (pending + 1)`; `PENALTY + pending` while the first probe is out;
+        the estimate is at least the silence since `quiet_since_ns` when given."""
+        if self.samples == 0 and pending > 0:
+            return PENALTY + pending
+        estimate = self.estimate(now_ns)
+        if pending > 0 and quiet_since_ns is not None:
+            estimate = max(estimate, (now_ns - quiet_since_ns) / 1e9)
+        return estimate * (pending + 1)
+
+    def __repr__(self) -> str:
+        return (f"PeakEwma(estimate={self._estimate:.6f}s, samples={self.samples}, "
+                f"decay={self._tau_ns / 1e9:g}s)")

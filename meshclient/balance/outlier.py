@@ -1,0 +1,168 @@
+"""Outlier ejection: stop sending to an endpoint that keeps failing (Envoy's consecutive-5xx
+detector), and let exactly one probe decide when it comes back.
+
+Rules (policy `outlier`):
+- `consecutive_failures` failed attempts in a row (connect failure, reset, timeout or 5xx;
+  `EndpointState.end(ok=False)`) eject the endpoint; 0 disables ejection.
+- Never more than `max_ejected_percent` of the endpoints are ejected at once: an ejection
+  that would exceed it is skipped (so a single endpoint is never ejected — there is nowhere
+  else to go). Endpoints waiting for their probe still count as ejected.
+- The ejection lasts `base_ejection * n`, capped at `max_ejection`, where n counts this
+  endpoint's ejections; n restarts at 1 once it has stayed in service for `max_ejection`
+  (Envoy lowers its multiplier while a host stays healthy; this is the simple form).
+- When the time is up the endpoint does not rejoin at once. The next pick that may use it
+  takes it as a **probe** (one request; other picks still skip it). If that request
+  succeeds the endpoint returns (`RETURNED`); if it fails the endpoint is ejected again for
+  longer. A probe that never starts or ends within `base_ejection` is claimed again.
+  This is a breaker's half-open probe rather than Envoy's unconditional return: a backend
+  that is still dead costs one request, not `consecutive_failures` of them.
+
+Thread-safe: one lock per detector, never held across I/O; events are emitted after it is
+released. The fast path (`claim_probe` with nothing due) reads one integer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from .. import _events
+from ..policy import OutlierPolicy
+from ._base import EJECTED, IN_SERVICE, PROBING, EndpointState
+
+logger = logging.getLogger("meshclient")
+
+_NEVER = 1 << 62
+
+
+class OutlierDetector:
+    """Consecutive-failure ejection for one service's endpoints.
+
+    **Parameters:** `policy` — the `outlier` section; `service` — for events and logs;
+    `on_change` — called (outside the lock) when an endpoint leaves or rejoins.
+    """
+
+    def __init__(self, policy: OutlierPolicy, service: str,
+                 on_change: Callable[[], None] = lambda: None) -> None:
+        self.policy = policy
+        self.service = service
+        self._on_change = on_change
+        self._lock = threading.Lock()
+        self._total = 0
+        self._ejected: dict[str, EndpointState] = {}
+        self._next_due_ns = _NEVER
+
+    @property
+    def ejected_count(self) -> int:
+        return len(self._ejected)
+
+    def track(self, states: tuple[EndpointState, ...], policy: OutlierPolicy) -> None:
+        """Adopt a new endpoint set (survivors keep their ejection state)."""
+        with self._lock:
+            self.policy = policy
+            self._total = len(states)
+            self._ejected = {s.key: s for s in states if s.phase != IN_SERVICE}
+            for state in states:
+                state._owner = self
+            self._reschedule()
+
+    def _reschedule(self) -> None:
+        due = _NEVER
+        grace = int(self.policy.base_ejection * 1e9)
+        for state in self._ejected.values():
+            at = state.ejected_until_ns if state.phase == EJECTED else (
+                state.probe_claimed_ns + grace)
+            due = min(due, at)
+        self._next_due_ns = due
+
+    def health_changed(self) -> None:
+        self._on_change()
+
+    def failure_streak(self, state: EndpointState, streak: int, now_ns: int) -> None:
+        threshold = self.policy.consecutive_failures
+        if threshold == 0 or streak < threshold:
+            return
+        with self._lock:
+            if state.phase != IN_SERVICE or self._ejected.get(state.key) is not None:
+                return
+            if (len(self._ejected) + 1) * 100 > self.policy.max_ejected_percent * self._total:
+                return
+            until_s = self._eject(state, now_ns)
+        self._announce_ejection(state, until_s, f"{streak} consecutive failures")
+
+    def _eject(self, state: EndpointState, now_ns: int) -> float:
+        """Called with the lock held."""
+        policy = self.policy
+        if (state.returned_ns is not None
+                and now_ns - state.returned_ns >= policy.max_ejection * 1e9):
+            state.multiplier = 0
+        state.multiplier += 1
+        state.times_ejected += 1
+        until_s = min(policy.base_ejection * state.multiplier, policy.max_ejection)
+        state.ejected_until_ns = now_ns + int(until_s * 1e9)
+        state.phase = EJECTED
+        state.probe_pending = False
+        state.probe_start_ns = None
+        state.consecutive_failures = 0
+        self._ejected[state.key] = state
+        self._next_due_ns = min(self._next_due_ns, state.ejected_until_ns)
+        return until_s
+
+    def _announce_ejection(self, state: EndpointState, until_s: float, why: str) -> None:
+        logger.warning("meshclient: %s endpoint %s ejected for %.3gs (%s; ejection %d)",
+                       self.service, state.key, until_s, why, state.times_ejected)
+        _events.emit(_events.EJECTED, self.service, endpoint=state.key, until_s=until_s)
+        self._on_change()
+
+    def claim_probe(self, now_ns: int, exclude: frozenset[str]) -> EndpointState | None:
+        """An ejected endpoint whose time is up, claimed for its single probe, or None."""
+        if now_ns < self._next_due_ns:
+            return None
+        grace = int(self.policy.base_ejection * 1e9)
+        with self._lock:
+            claimed = None
+            for state in self._ejected.values():
+                if state.key in exclude:
+                    continue
+                due = (state.phase == EJECTED and now_ns >= state.ejected_until_ns) or (
+                    state.phase == PROBING and now_ns >= state.probe_claimed_ns + grace)
+                if due:
+                    state.phase = PROBING
+                    state.probe_claimed_ns = now_ns
+                    state.probe_pending = True
+                    claimed = state
+                    break
+            self._reschedule()
+        if claimed is not None:
+            logger.info("meshclient: %s endpoint %s probing after ejection", self.service,
+                        claimed.key)
+        return claimed
+
+    def probe_result(self, state: EndpointState, ok: bool, now_ns: int) -> None:
+        with self._lock:
+            if state.phase != PROBING:
+                return
+            if ok:
+                state.phase = IN_SERVICE
+                state.returned_ns = now_ns
+                state.consecutive_failures = 0
+                self._ejected.pop(state.key, None)
+                self._reschedule()
+                until_s = None
+            else:
+                until_s = self._eject(state, now_ns)
+        if until_s is None:
+            logger.warning("meshclient: %s endpoint %s returned (probe succeeded)",
+                           self.service, state.key)
+            _events.emit(_events.RETURNED, self.service, endpoint=state.key)
+            self._on_change()
+        else:
+            self._announce_ejection(state, until_s, "probe failed")
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"ejected": sorted(self._ejected), "total": self._total}
+
+    def __repr__(self) -> str:
+        return f"<OutlierDetector {self.service} ejected={sorted(self._ejected)}>"
