@@ -13,6 +13,7 @@ from ._types import Clock, Rng
 from .balance import Balancer, RoundRobin
 from .discovery._base import Endpoint, split_address
 from .policy import PolicyStore, Service
+from .resilience.state import ServiceResilience
 
 
 def static_endpoints(service: Service) -> tuple[Endpoint, ...]:
@@ -34,16 +35,22 @@ class ServiceRuntime:
         self.service = service
         self.balancer: Balancer = RoundRobin()
         self.balancer.update(static_endpoints(service))
+        # Retry rules, the process-wide budget, latency, breakers (issue-4).
+        self.resilience = ServiceResilience(service, clock)
+        self.resilience.attach_breakers(self.balancer.states())
 
     def apply(self, service: Service) -> None:
         """Called under the registry lock when the policy snapshot changed."""
         if service.endpoints != self.service.endpoints:
             self.balancer.update(static_endpoints(service))
+        self.resilience.apply(service, self.balancer.states())
         self.service = service
 
     def snapshot(self) -> dict[str, Any]:
-        return {"service": self.name,
-                "endpoints": [s.snapshot() for s in self.balancer.states()]}
+        res = self.resilience
+        return {"service": self.name, **res.snapshot(),
+                "endpoints": [{**s.snapshot(), **res.endpoint_snapshot(s)}
+                              for s in self.balancer.states()]}
 
 
 class Registry:

@@ -16,7 +16,7 @@ class EndpointState:
     """Live counters of one endpoint. Thread-safe: counters change under a small lock that
     is never held across I/O."""
 
-    __slots__ = ("_lock", "endpoint", "failures", "in_flight", "requests")
+    __slots__ = ("_lock", "breaker", "endpoint", "failures", "in_flight", "requests")
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
@@ -24,6 +24,9 @@ class EndpointState:
         self.requests = 0
         self.failures = 0
         self._lock = threading.Lock()
+        # The endpoint's circuit breaker (set by the service runtime; any object with
+        # `status() -> "closed" | "half-open" | "open"`); survives endpoint-set updates.
+        self.breaker: Any = None
 
     def begin(self, now_ns: int) -> int:
         """An attempt starts; returns the start time to hand back to `end`."""

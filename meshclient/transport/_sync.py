@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from types import TracebackType
 from typing import Any
 
 import httpx
 
-from .._core.actions import Discard, Done, Outcome, Send, Sleep
+from .._core.actions import Discard, Done, Hedge, HedgeOutcome, Outcome, Send, Sleep
 from ..policy import Policy, PolicyStore
 from ._base import MeshBase
 from ._streams import TrackedSyncStream
@@ -36,6 +38,8 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
                  inner: httpx.BaseTransport | None = None, **kwargs: Any) -> None:
         self._setup(policy)
         self.inner = inner if inner is not None else httpx.HTTPTransport(**kwargs)
+        self._pool: ThreadPoolExecutor | None = None  # for hedged requests, made on first use
+        self._pool_lock = threading.Lock()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         flow = self._flow(request)
@@ -44,11 +48,9 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         action = next(flow)
         while True:
             if isinstance(action, Send):
-                try:
-                    outcome = Outcome(response=self.inner.handle_request(action.request))
-                except Exception as exc:  # the core decides what the caller sees
-                    outcome = Outcome(error=exc)
-                action = flow.send(outcome)
+                action = flow.send(self._send(action))
+            elif isinstance(action, Hedge):
+                action = flow.send(self._hedge(action))
             elif isinstance(action, Done):
                 response = action.response
                 if action.on_close is not None:
@@ -64,7 +66,51 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
                 action.response.close()
                 action = flow.send(None)
 
+    def _send(self, send: Send) -> Outcome:
+        try:
+            return Outcome(response=self.inner.handle_request(send.request))
+        except Exception as exc:  # the core decides what the caller sees
+            return Outcome(error=exc)
+
+    def _hedge(self, hedge: Hedge) -> HedgeOutcome:
+        """Race the primary and, after `delay_s`, the secondary on a small thread pool. A
+        blocking call cannot be cancelled: the loser is abandoned and its response closed
+        when it arrives."""
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(4, thread_name_prefix="meshclient-hedge")
+            pool = self._pool
+        first = pool.submit(self._send, hedge.primary)
+        done, _ = wait([first], timeout=hedge.delay_s)
+        if done:
+            return HedgeOutcome(0, first.result(), None, False)
+        futures = [first, pool.submit(self._send, hedge.secondary)]
+        pending = set(futures)
+        finished: list[int] = []
+        winner: int | None = None
+        while winner is None:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            finished += sorted(futures.index(f) for f in done)
+            for i in finished:
+                if hedge.good(futures[i].result()):
+                    winner = i
+                    break
+            if winner is None and not pending:
+                winner = finished[-1]  # neither good: report the later one
+        loser = futures[1 - winner]
+        other = None
+        if loser.done():
+            other = loser.result()
+            if other.response is not None:
+                other.response.close()
+        else:
+            loser.add_done_callback(_close_abandoned)
+        return HedgeOutcome(winner, futures[winner].result(), other, True)
+
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         self.inner.close()
 
     def __enter__(self) -> MeshTransport:
@@ -74,4 +120,13 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
     def __exit__(self, exc_type: type[BaseException] | None = None,
                  exc_value: BaseException | None = None,
                  traceback: TracebackType | None = None) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         self.inner.__exit__(exc_type, exc_value, traceback)
+
+
+def _close_abandoned(future: Future[Outcome]) -> None:
+    response = future.result().response
+    if response is not None:
+        response.close()
