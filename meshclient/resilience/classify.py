@@ -5,8 +5,9 @@ connect or pool timeout) is safe to retry for any method; anything that may have
 (a reset, a read or write error, a read timeout, a status in `retry.on`) is retried only for
 a method in `retry.methods` or a request carrying an `Idempotency-Key` header.
 
-Outcome kinds are the `retry.on` condition names: "connect-error", "reset", "read-error",
-"timeout"; a response is its status code (matched by "5xx", "gateway-error" = 502/503/504,
+Outcome kinds are the `retry.on` condition names: "connect-error", "reset" (the connection
+was reset or closed while the response was awaited), "read-error" (any other socket failure
+mid-request; listing it also covers resets), "timeout" (a read/write timeout); a response is its status code (matched by "5xx", "gateway-error" = 502/503/504,
 or the code itself).
 """
 
@@ -34,13 +35,13 @@ def error_kind(error: BaseException) -> str:
         return CONNECT_ERROR
     if isinstance(error, httpx.TimeoutException):
         return TIMEOUT
-    if isinstance(error, httpx.RemoteProtocolError):
-        return RESET  # "Server disconnected without sending a response" and kin
-    if isinstance(error, (httpx.ReadError, httpx.WriteError)):
-        cause = error.__cause__ or error.__context__
-        if isinstance(cause, ConnectionResetError) or "reset" in str(error).lower():
-            return RESET
-        return READ_ERROR
+    if isinstance(error, (httpx.RemoteProtocolError, httpx.ReadError)):
+        # The connection was reset or closed while the response was awaited ("Server
+        # disconnected without sending a response", ECONNRESET; the async stack often
+        # reports a bare ReadError for an RST).
+        return RESET
+    if isinstance(error, httpx.NetworkError):
+        return READ_ERROR  # write errors and other mid-request socket failures
     return OTHER
 
 
@@ -74,7 +75,8 @@ class RetryRules:
         return request.method in self.methods or IDEMPOTENCY_KEY in request.headers
 
     def error_retryable(self, kind: str, request: httpx.Request) -> bool:
-        if kind not in self.kinds:
+        # "read-error" covers resets too (urllib3 counts both as read errors).
+        if kind not in self.kinds and not (kind == RESET and READ_ERROR in self.kinds):
             return False
         return kind == CONNECT_ERROR or self.idempotent(request)
 
