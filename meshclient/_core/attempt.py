@@ -64,8 +64,11 @@ def prepare(request: httpx.Request, runtime: ServiceRuntime, state: EndpointStat
     bound_ns, capped = deadline.attempt_ns(now_ns)
     headers = {DEADLINE_HEADER: deadline.header_ms(now_ns), ATTEMPT_HEADER: str(attempt)}
     out = address_request(request, runtime.service, state.endpoint, headers)
-    out.extensions["timeout"] = attempt_timeout(request.extensions.get("timeout"),
-                                                bound_ns / 1e9)
+    caller = request.extensions.get("timeout")
+    bound_s = bound_ns / 1e9
+    out.extensions["timeout"] = attempt_timeout(caller, bound_s)
+    if capped and caller and any(v is not None and v < bound_s for v in caller.values()):
+        capped = False  # the caller's own, shorter timeout bounds this attempt
     return Send(out, state.endpoint, runtime.service.name, attempt), capped
 
 
