@@ -7,8 +7,8 @@ a method in `retry.methods` or a request carrying an `Idempotency-Key` header.
 
 Outcome kinds are the `retry.on` condition names: "connect-error", "reset" (the connection
 was reset or closed while the response was awaited), "read-error" (any other socket failure
-mid-request; listing it also covers resets), "timeout" (a read/write timeout); a response is its status code (matched by "5xx", "gateway-error" = 502/503/504,
-or the code itself).
+mid-request; listing it also covers resets), "timeout" (a read/write timeout); a response
+is its status code (matched by "5xx", "gateway-error" = 502/503/504, or the code itself).
 """
 
 from __future__ import annotations
