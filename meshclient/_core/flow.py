@@ -93,6 +93,8 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
             raise CircuitOpen(f"every endpoint of {name!r} has an open circuit breaker",
                               request=request, service=name)
         state, ticket = chosen
+        if last is not None and last.response is not None:
+            yield Discard(last.response)  # kept open until the retry had somewhere to go
         tried.add(state.endpoint.key)
         send, capped = prepare(request, runtime, state, attempt, deadline, now)
 
@@ -133,7 +135,6 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
                      wait_s=wait_s, reason=_reason(outcome))
         if outcome.response is not None:
             state.end(start, now, ok)
-            yield Discard(outcome.response)
         if wait_s > 0:
             yield Sleep(wait_s)
 
