@@ -18,6 +18,7 @@ state; ratio 0.2 and min_per_second 10 are the defaults.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -38,7 +39,7 @@ FAST_BACKOFF = {"base": "1ms", "max": "5ms"}
 last_elapsed = 0.0  # how long the last offered_load took (it falls behind when overloaded)
 
 
-def offered_load(send: Callable[[int], None], rate: float, seconds: float,
+def offered_load(send: Callable[[int], object], rate: float, seconds: float,
                  workers: int = 8) -> int:
     """Call `send(i)` at `rate` per second for `seconds` (open loop, `workers` threads);
     returns how many calls were made."""
@@ -63,10 +64,13 @@ def offered_load(send: Callable[[int], None], rate: float, seconds: float,
 
 
 def _quiet(fn: Callable[[str], Any], url: str) -> None:
-    try:
+    with contextlib.suppress(httpx.HTTPError):  # CircuitOpen once the breakers open
         fn(url)
-    except httpx.HTTPError:  # CircuitOpen once the breakers open
-        pass
+
+
+def _last_result(state: tenacity.RetryCallState) -> Any:
+    assert state.outcome is not None
+    return state.outcome.result()
 
 
 def scenario_a(rate: float, seconds: float) -> dict[str, float]:
@@ -92,12 +96,12 @@ def scenario_a(rate: float, seconds: float) -> dict[str, float]:
         @tenacity.retry(stop=tenacity.stop_after_attempt(3),
                         wait=tenacity.wait_random_exponential(multiplier=0.001, max=0.005),
                         retry=tenacity.retry_if_result(lambda r: r.status_code >= 500),
-                        retry_error_callback=lambda state: state.outcome.result())
+                        retry_error_callback=_last_result)
         def naive(client: httpx.Client, i: int) -> httpx.Response:
             return client.get(urls[i % 3] + "/a")
 
-        with httpx.Client() as client:
-            n2 = offered_load(lambda i: naive(client, i), rate, seconds)
+        with httpx.Client() as plain:
+            n2 = offered_load(lambda i: naive(plain, i), rate, seconds)
         return {"rate": rate, "requests": n, "meshclient": mesh, "breakers": with_breakers,
                 "bound": 1 + 0.2 + 10 / rate, "naive": sum(cluster.hits()) / n2}
 

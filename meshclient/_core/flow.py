@@ -78,6 +78,8 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
         attempt += 1
         now = clock.now_ns()
         if deadline.remaining_ns(now) <= 0:
+            if last is not None and last.response is not None:
+                yield Discard(last.response)
             raise DeadlineExceeded(f"deadline of the call to {name!r} passed before attempt "
                                    f"{attempt}", request=request, service=name)
         # 3-5. pick and guard.

@@ -94,7 +94,7 @@ def test_concurrent_requests_are_not_serialised_by_the_breaker(mesh) -> None:
         results = concurrent(caller, 16, "GET", "http://users/a")
         elapsed = time.monotonic() - started
         assert all(isinstance(r, httpx.Response) and r.status_code == 200 for r in results)
-        assert elapsed < 0.36, elapsed  # well under 2 x 200 ms
+        assert elapsed < 0.38, elapsed  # under 2 x 200 ms, on a loaded machine
         assert breakers(caller) == ["closed"]
 
 
