@@ -186,7 +186,8 @@ _lock = threading.Lock()
 
 def budget_for(service: str, policy: BudgetPolicy, clock: Clock = CLOCK) -> ServiceBudget:
     """The process-wide budget of `service`; rebuilt (balance restarts) only when the
-    service's budget policy changes."""
+    service's budget policy changes. `clock` is used when the budget is created (the
+    registry's clock; tests and simulations inject a fake one)."""
     current = _budgets.get(service)
     if current is not None and current.policy == policy:
         return current

@@ -42,7 +42,7 @@ class ServiceResilience:
         if old is None or old.retry != service.retry:
             self.rules = RetryRules.from_policy(service.retry)
             self.backoff = Backoff(service.retry.backoff.base, service.retry.backoff.max)
-        self.budget = budget_for(service.name, service.retry.budget)
+        self.budget = budget_for(service.name, service.retry.budget, self.clock)
         self._service = service
         self.attach_breakers(states)
         self.latency.forget({s.endpoint.key for s in states})
