@@ -86,8 +86,9 @@ def redis_storage(url: str, namespace: str) -> pybreaker.CircuitBreakerStorage:
 
 class Breaker:
     """The breaker of one endpoint. Thread-safe: a small lock guards the adapter's own
-    fields and the feed into pybreaker; it is never held across a request (with Redis
-    storage it is held across the storage's own round trips)."""
+    fields and the feed into pybreaker; it is never held across a request. Admission of a
+    closed breaker takes no lock. With Redis storage, reading the state is one round trip
+    to Redis, and a state change holds the lock across pybreaker's storage round trips."""
 
     def __init__(self, service: str, endpoint: str, policy: BreakerPolicy, clock: Clock,
                  wall: Callable[[], float] = time.time,
@@ -130,11 +131,15 @@ class Breaker:
 
     def admit(self) -> int:
         """`NORMAL`, `PROBE` (the one half-open attempt) or `REFUSED`."""
+        state = self._cb.current_state  # the hot path (closed) takes no lock
+        if state == CLOSED:
+            if self._opened_ns is not None:
+                self._opened_ns = None
+            return NORMAL
         now = self._clock.now_ns()
         with self._lock:
             state = self._cb.current_state
             if state == CLOSED:
-                self._opened_ns = None
                 return NORMAL
             if state == OPEN:
                 if not self._reset_elapsed(now):
@@ -175,12 +180,12 @@ class Breaker:
                 self._probing = False
 
     def status(self) -> str:
+        state = self._cb.current_state
+        if state != OPEN:
+            return str(state)
         now = self._clock.now_ns()
         with self._lock:
-            state = self._cb.current_state
-            if state == OPEN and self._reset_elapsed(now):
-                return HALF_OPEN
-            return str(state)
+            return HALF_OPEN if self._reset_elapsed(now) else OPEN
 
     def __repr__(self) -> str:
         return f"<Breaker {self.service}/{self.endpoint} {self.status()}>"

@@ -27,26 +27,36 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         flow = self._flow(request)
         if flow is None:
             return await self.inner.handle_async_request(request)
-        action = next(flow)
-        while True:
-            if isinstance(action, Send):
-                action = flow.send(await self._send(action))
-            elif isinstance(action, Hedge):
-                action = flow.send(await self._hedge(action))
-            elif isinstance(action, Done):
-                response = action.response
-                if action.on_close is not None:
-                    response.stream = TrackedAsyncStream(
-                        response.stream,  # type: ignore[arg-type]
-                        action.on_close)
-                return response
-            elif isinstance(action, Sleep):
-                await anyio.sleep(action.seconds)
-                action = flow.send(None)
-            else:
-                assert isinstance(action, Discard)
-                await action.response.aclose()
-                action = flow.send(None)
+        held: httpx.Response | None = None  # a response the flow still owns
+        try:
+            action = next(flow)
+            while True:
+                if isinstance(action, (Send, Hedge)):
+                    reply = await (self._send(action) if isinstance(action, Send)
+                                   else self._hedge(action))
+                    outcome = reply if isinstance(reply, Outcome) else reply.outcome
+                    held = outcome.response or held
+                    action = flow.send(reply)
+                elif isinstance(action, Done):
+                    response = action.response
+                    if action.on_close is not None:
+                        response.stream = TrackedAsyncStream(
+                            response.stream,  # type: ignore[arg-type]
+                            action.on_close)
+                    held = None
+                    return response
+                elif isinstance(action, Sleep):
+                    await anyio.sleep(action.seconds)
+                    action = flow.send(None)
+                else:
+                    assert isinstance(action, Discard)
+                    await action.response.aclose()
+                    action = flow.send(None)
+        except BaseException:  # cancelled mid-call (or the flow raised): free the connection
+            if held is not None and not held.is_closed:
+                with anyio.CancelScope(shield=True):
+                    await held.aclose()
+            raise
 
     async def _send(self, send: Send) -> Outcome:
         try:

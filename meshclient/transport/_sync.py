@@ -45,26 +45,35 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         flow = self._flow(request)
         if flow is None:
             return self.inner.handle_request(request)
-        action = next(flow)
-        while True:
-            if isinstance(action, Send):
-                action = flow.send(self._send(action))
-            elif isinstance(action, Hedge):
-                action = flow.send(self._hedge(action))
-            elif isinstance(action, Done):
-                response = action.response
-                if action.on_close is not None:
-                    response.stream = TrackedSyncStream(
-                        response.stream,  # type: ignore[arg-type]
-                        action.on_close)
-                return response
-            elif isinstance(action, Sleep):
-                time.sleep(action.seconds)
-                action = flow.send(None)
-            else:
-                assert isinstance(action, Discard)
-                action.response.close()
-                action = flow.send(None)
+        held: httpx.Response | None = None  # a response the flow still owns
+        try:
+            action = next(flow)
+            while True:
+                if isinstance(action, (Send, Hedge)):
+                    reply = (self._send(action) if isinstance(action, Send)
+                             else self._hedge(action))
+                    outcome = reply if isinstance(reply, Outcome) else reply.outcome
+                    held = outcome.response or held
+                    action = flow.send(reply)
+                elif isinstance(action, Done):
+                    response = action.response
+                    if action.on_close is not None:
+                        response.stream = TrackedSyncStream(
+                            response.stream,  # type: ignore[arg-type]
+                            action.on_close)
+                    held = None
+                    return response
+                elif isinstance(action, Sleep):
+                    time.sleep(action.seconds)
+                    action = flow.send(None)
+                else:
+                    assert isinstance(action, Discard)
+                    action.response.close()
+                    action = flow.send(None)
+        except BaseException:  # interrupted mid-call (or the flow raised): free the connection
+            if held is not None and not held.is_closed:
+                held.close()
+            raise
 
     def _send(self, send: Send) -> Outcome:
         try:
