@@ -197,3 +197,24 @@ def test_inbound_deadline_becomes_the_outbound_deadline(mesh,
     value = Inbound(deadline_ns=CLOCK.now_ns() + 700_000_000)
     r = request_inbound(caller, value, "GET", "http://users/a")
     assert 0 < int(r.json()["headers"][DEADLINE_HEADER]) <= 700
+
+
+def test_cancelled_during_backoff_frees_the_connection(cluster: LoopbackCluster) -> None:
+    import anyio
+
+    from tests.servers.caller import Caller
+
+    for i in range(3):
+        cluster.set(i, status=503, retry_after=2)
+    caller = Caller("async", policy(cluster))
+    try:
+        async def run(client: httpx.AsyncClient) -> bool:
+            with anyio.move_on_after(0.3) as scope:
+                await client.get("http://users/a")
+            return scope.cancelled_caught
+
+        assert caller.call(run)  # cancelled while waiting out Retry-After
+        pool = caller.transport.inner._pool  # httpcore's pool: no connection left busy
+        assert not [c for c in pool.connections if not c.is_idle()]
+    finally:
+        caller.close()
