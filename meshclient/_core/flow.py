@@ -86,7 +86,7 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
         chosen = pick_and_guard(runtime, tried)
         if not isinstance(chosen, tuple):
             if last is not None:  # a retry found nowhere to go: the last real outcome
-                yield from _give_up(last, attempt - 1, request, runtime, retrying_layer)
+                yield from _give_up(last, attempt - 1, runtime, retrying_layer, inbound)
                 return
             if chosen is None:
                 raise NoEndpointsAvailable(f"service {name!r} has no endpoints",
@@ -125,12 +125,12 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
         # 7-8. classify, then retry or return.
         wait_s = _retry_wait(outcome, capped, attempt, request, runtime, now)
         if wait_s is None:
-            yield from _finish(outcome, state, start, ok, attempt, request, runtime,
-                               retrying_layer)
+            yield from _finish(outcome, state, start, ok, attempt, runtime, retrying_layer,
+                               inbound)
             return
         if not _may_retry(attempt, max_attempts, wait_s, deadline, now, runtime):
-            yield from _finish(outcome, state, start, ok, attempt, request, runtime,
-                               retrying_layer)
+            yield from _finish(outcome, state, start, ok, attempt, runtime, retrying_layer,
+                               inbound)
             return
         stats.retries += 1
         _events.emit(_events.RETRY, name, attempt=attempt + 1, endpoint=state.endpoint.key,
@@ -205,31 +205,31 @@ def _may_retry(attempt: int, max_attempts: int, wait_s: float, deadline: Deadlin
     return True
 
 
-def _finish(outcome: Outcome, state: EndpointState, start: int, ok: bool, attempts: int,
-            request: httpx.Request, runtime: ServiceRuntime, retrying_layer: bool) -> Flow:
-    """Return the response (its load measurement ends when its body closes) or raise."""
+def _finish(outcome: Outcome, state: EndpointState | None, start: int, ok: bool,
+            attempts: int, runtime: ServiceRuntime, retrying_layer: bool,
+            inbound: Inbound | None) -> Flow:
+    """Return the response (its load measurement ends when its body closes; `state` None:
+    already ended) or raise the error."""
     response = outcome.response
     if response is None:
         assert outcome.error is not None
         raise outcome.error
     if (retrying_layer and runtime.service.retry.one_layer
             and runtime.resilience.rules.status_listed(response.status_code)):
-        # This layer owned the retries of a retryable failure: tell the layer above.
+        # This layer owned the retries of a retryable failure: tell the layers above, on
+        # the response and through the inbound request being handled.
         response.headers[RETRIES_SPENT_HEADER] = str(attempts)
-    yield Done(response, _finisher(state, start, ok, runtime), attempts)
+        if inbound is not None:
+            inbound.spent.append(attempts)
+    on_close = _finisher(state, start, ok, runtime) if state is not None else None
+    yield Done(response, on_close, attempts)
 
 
-def _give_up(last: Outcome, attempts: int, request: httpx.Request, runtime: ServiceRuntime,
-             retrying_layer: bool) -> Flow:
+def _give_up(last: Outcome, attempts: int, runtime: ServiceRuntime, retrying_layer: bool,
+             inbound: Inbound | None) -> Flow:
     """A retry had nowhere to go (every other breaker open): the previous outcome, whose
     endpoint accounting is already closed."""
-    response = last.response
-    if response is None:
-        assert last.error is not None
-        raise last.error
-    if retrying_layer and runtime.service.retry.one_layer:
-        response.headers[RETRIES_SPENT_HEADER] = str(attempts)
-    yield Done(response, None, attempts)
+    yield from _finish(last, None, 0, True, attempts, runtime, retrying_layer, inbound)
 
 
 def _finisher(state: EndpointState, start: int, ok: bool, runtime: ServiceRuntime) -> OnClose:

@@ -3,8 +3,8 @@ handler calls the next service through meshclient and answers with its status.
 
 Until the inbound middleware lands (issue-7), the handler does the minimal inbound work
 itself: it reads the deadline and attempt headers into `context.inbound` with
-`parse_inbound` + `inbound_context`, and forwards `x-mesh-retries-spent` upward so the
-caller above can see that retries were spent below (one-layer retries).
+`parse_inbound` + `inbound_context`, and on a failure answer sets `x-mesh-retries-spent`
+from `Inbound.retries_spent` so the caller above does not retry it (one-layer retries).
 """
 
 from __future__ import annotations
@@ -40,18 +40,18 @@ class _Handler(BaseHTTPRequestHandler):
         with hop.lock:
             hop.hits += 1
         value = parse_inbound(dict(self.headers.items()), CLOCK.now_ns())
-        status, spent = 502, None
+        status = 502
         with inbound_context(value):
             try:
-                r = hop.client.get(f"http://{hop.next_service}{self.path}")
-                status, spent = r.status_code, r.headers.get(RETRIES_SPENT_HEADER)
+                status = hop.client.get(f"http://{hop.next_service}{self.path}").status_code
             except httpx.HTTPError:
                 status = 503
+        spent = value.retries_spent if status >= 500 else None
         body = b"{}"
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         if spent is not None:
-            self.send_header(RETRIES_SPENT_HEADER, spent)
+            self.send_header(RETRIES_SPENT_HEADER, str(spent))
         self.end_headers()
         self.wfile.write(body)
 
