@@ -15,6 +15,9 @@ from ..policy import Policy, PolicyStore
 from ._base import MeshBase
 from ._streams import TrackedSyncStream
 
+#: Most threads the sync shell uses for hedged requests (created on first use, on demand).
+HEDGE_THREADS = 32
+
 
 class MeshTransport(MeshBase, httpx.BaseTransport):
     """An `httpx.BaseTransport` that routes requests for services in the policy through the
@@ -87,7 +90,10 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         when it arrives."""
         with self._pool_lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(4, thread_name_prefix="meshclient-hedge")
+                # Threads start on demand; abandoned losers keep theirs until they end
+                # (bounded by the attempt's timeout), so the cap leaves room for them.
+                self._pool = ThreadPoolExecutor(HEDGE_THREADS,
+                                                thread_name_prefix="meshclient-hedge")
             pool = self._pool
         first = pool.submit(self._send, hedge.primary)
         done, _ = wait([first], timeout=hedge.delay_s)
