@@ -66,9 +66,9 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
     one_layer = retry.one_layer
     if one_layer and inbound is not None and inbound.is_retry:
         max_attempts = 1  # a layer above is already retrying this request
-    retrying_layer = max_attempts > 1  # this layer owns the retry decision
     if not replayable(request):
-        max_attempts = 1
+        max_attempts = 1  # a streaming or large body is never sent twice
+    retrying_layer = max_attempts > 1  # this layer owns the retry decision
     # issue-9 hook: rate-limit / concurrency admission goes here.
 
     tried: set[str] = set()
@@ -86,7 +86,8 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
         chosen = pick_and_guard(runtime, tried)
         if not isinstance(chosen, tuple):
             if last is not None:  # a retry found nowhere to go: the last real outcome
-                yield from _give_up(last, attempt - 1, runtime, retrying_layer, inbound)
+                yield from _give_up(last, attempt - 1, request, runtime, retrying_layer,
+                                    inbound)
                 return
             if chosen is None:
                 raise NoEndpointsAvailable(f"service {name!r} has no endpoints",
@@ -125,12 +126,12 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
         # 7-8. classify, then retry or return.
         wait_s = _retry_wait(outcome, capped, attempt, request, runtime, now)
         if wait_s is None:
-            yield from _finish(outcome, state, start, ok, attempt, runtime, retrying_layer,
-                               inbound)
+            yield from _finish(outcome, state, start, ok, attempt, request, runtime,
+                               retrying_layer, inbound)
             return
         if not _may_retry(attempt, max_attempts, wait_s, deadline, now, runtime):
-            yield from _finish(outcome, state, start, ok, attempt, runtime, retrying_layer,
-                               inbound)
+            yield from _finish(outcome, state, start, ok, attempt, request, runtime,
+                               retrying_layer, inbound)
             return
         stats.retries += 1
         _events.emit(_events.RETRY, name, attempt=attempt + 1, endpoint=state.endpoint.key,
@@ -206,8 +207,8 @@ def _may_retry(attempt: int, max_attempts: int, wait_s: float, deadline: Deadlin
 
 
 def _finish(outcome: Outcome, state: EndpointState | None, start: int, ok: bool,
-            attempts: int, runtime: ServiceRuntime, retrying_layer: bool,
-            inbound: Inbound | None) -> Flow:
+            attempts: int, request: httpx.Request, runtime: ServiceRuntime,
+            retrying_layer: bool, inbound: Inbound | None) -> Flow:
     """Return the response (its load measurement ends when its body closes; `state` None:
     already ended) or raise the error."""
     response = outcome.response
@@ -215,9 +216,10 @@ def _finish(outcome: Outcome, state: EndpointState | None, start: int, ok: bool,
         assert outcome.error is not None
         raise outcome.error
     if (retrying_layer and runtime.service.retry.one_layer
-            and runtime.resilience.rules.status_listed(response.status_code)):
+            and runtime.resilience.rules.status_retryable(response.status_code, request)):
         # This layer owned the retries of a retryable failure: tell the layers above, on
-        # the response and through the inbound request being handled.
+        # the response and through the inbound request being handled. (A failure it could
+        # not retry, e.g. a POST, stays unmarked: a layer above may be able to.)
         response.headers[RETRIES_SPENT_HEADER] = str(attempts)
         if inbound is not None:
             inbound.spent.append(attempts)
@@ -225,11 +227,12 @@ def _finish(outcome: Outcome, state: EndpointState | None, start: int, ok: bool,
     yield Done(response, on_close, attempts)
 
 
-def _give_up(last: Outcome, attempts: int, runtime: ServiceRuntime, retrying_layer: bool,
-             inbound: Inbound | None) -> Flow:
+def _give_up(last: Outcome, attempts: int, request: httpx.Request, runtime: ServiceRuntime,
+             retrying_layer: bool, inbound: Inbound | None) -> Flow:
     """A retry had nowhere to go (every other breaker open): the previous outcome, whose
     endpoint accounting is already closed."""
-    yield from _finish(last, None, 0, True, attempts, runtime, retrying_layer, inbound)
+    yield from _finish(last, None, 0, True, attempts, request, runtime, retrying_layer,
+                       inbound)
 
 
 def _finisher(state: EndpointState, start: int, ok: bool, runtime: ServiceRuntime) -> OnClose:

@@ -69,6 +69,7 @@ def test_status_in_retry_on_is_retried_on_another_endpoint(mesh,
     cluster.reset_stats()
     r = caller.request("POST", "http://users/a", content=b"x")
     assert r.status_code == 503 and sum(cluster.hits()) == 1  # POST: not idempotent
+    assert RETRIES_SPENT_HEADER not in r.headers  # a layer above may still retry it
 
 
 def test_attempt_and_deadline_headers(mesh) -> None:
@@ -177,8 +178,10 @@ def test_one_layer_no_retry_below_a_retry(mesh, cluster: LoopbackCluster) -> Non
     assert r.status_code == 503 and sum(cluster.hits()) == 1
     assert RETRIES_SPENT_HEADER not in r.headers  # the layer above owns these retries
     cluster.reset_stats()
-    r = request_inbound(caller, Inbound(attempt=1), "GET", "http://users/a")
+    handling = Inbound(attempt=1)
+    r = request_inbound(caller, handling, "GET", "http://users/a")
     assert sum(cluster.hits()) == 3
+    assert handling.retries_spent == 3  # the inbound middleware marks its failure answer
 
 
 def test_one_layer_off_retries_below_a_retry(mesh, cluster: LoopbackCluster) -> None:
