@@ -68,3 +68,22 @@ def test_callers_httpx_timeout_is_never_exceeded(mesh, cluster: LoopbackCluster)
     with pytest.raises(httpx.ReadTimeout):
         caller.get("http://users/a", timeout=0.2)
     assert time.monotonic() - started < 0.8
+
+
+def test_no_retry_when_the_deadline_is_shorter_than_the_fastest_endpoint(mesh) -> None:
+    with LoopbackCluster(2) as cluster:
+        cluster.set(0, latency_ms=300)
+        cluster.set(1, status=503)
+        caller = mesh(cluster.policy("users", retry={"backoff": {"base": "1ms", "max": "2ms"}}))
+        for _ in range(2):  # a latency estimate for the only healthy endpoint: ~300 ms
+            assert caller.get("http://users/a").status_code == 200
+        seen = []
+        for _ in range(4):
+            before = cluster.hits()[0]
+            try:
+                r = caller.get("http://users/a", extensions={"meshclient.timeout": 0.25})
+                seen.append((r.status_code, cluster.hits()[0] - before))
+            except meshclient.DeadlineExceeded:
+                seen.append(("deadline", cluster.hits()[0] - before))
+        # A fast 503 is returned, not retried onto an endpoint that cannot answer in time.
+        assert (503, 0) in seen
