@@ -73,15 +73,27 @@ class _Listener(pybreaker.CircuitBreakerListener):
                      new=new_state.name)
 
 
+#: Redis socket timeouts (seconds): every admission reads the breaker state from Redis.
+REDIS_TIMEOUT_S = 0.2
+
+
 def redis_storage(url: str, namespace: str) -> pybreaker.CircuitBreakerStorage:
-    """pybreaker's `CircuitRedisStorage` on a client built from `url`."""
+    """pybreaker's `CircuitRedisStorage` on a client built from `url`. When Redis cannot
+    be reached at construction, the breaker starts in memory (logged) rather than failing
+    the request; pybreaker itself falls back to "closed" when a later read fails."""
     import redis
 
     try:
-        client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        client = redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT_S,
+                                      socket_connect_timeout=REDIS_TIMEOUT_S)
     except ValueError as exc:
         raise BreakerError(f"breaker.storage is not a usable redis URL: {url!r}: {exc}") from None
-    return pybreaker.CircuitRedisStorage(CLOSED, client, namespace=namespace)
+    try:
+        return pybreaker.CircuitRedisStorage(CLOSED, client, namespace=namespace)
+    except redis.RedisError as exc:
+        _events.logger.warning("breaker %s: redis storage %s unreachable (%s); using memory",
+                               namespace, url, exc)
+        return pybreaker.CircuitMemoryStorage(CLOSED)
 
 
 class Breaker:
