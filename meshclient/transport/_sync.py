@@ -142,6 +142,8 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
 
 
 def _close_abandoned(future: Future[Outcome]) -> None:
+    if future.cancelled():
+        return
     response = future.result().response
     if response is not None:
         response.close()
