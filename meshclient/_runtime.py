@@ -13,6 +13,7 @@ from ._types import Clock, Rng
 from .balance import LoadBalancer, build_balancer
 from .discovery._base import Endpoint, split_address
 from .policy import PolicyStore, Service, settings_from_env
+from .resilience.state import ServiceResilience
 
 
 def static_endpoints(service: Service) -> tuple[Endpoint, ...]:
@@ -37,6 +38,9 @@ class ServiceRuntime:
         self.balancer: LoadBalancer = build_balancer(
             service.name, service.balancer, service.outlier, clock=clock, rng=rng, zone=zone)
         self.balancer.update(static_endpoints(service))
+        # Retry rules, the process-wide budget, latency, breakers (issue-4).
+        self.resilience = ServiceResilience(service, clock)
+        self.resilience.attach_breakers(self.balancer.states())
 
     def apply(self, service: Service) -> None:
         """Called under the registry lock when the policy snapshot changed."""
@@ -50,10 +54,15 @@ class ServiceRuntime:
             self.balancer.update(tuple(s.endpoint for s in old))
         if service.endpoints != self.service.endpoints:
             self.balancer.update(static_endpoints(service))
+        self.resilience.apply(service, self.balancer.states())
         self.service = service
 
     def snapshot(self) -> dict[str, Any]:
-        return {"service": self.name, **self.balancer.snapshot()}
+        res = self.resilience
+        balance = self.balancer.snapshot()
+        extra = {s.key: res.endpoint_snapshot(s) for s in self.balancer.states()}
+        endpoints = [{**e, **extra.get(e["endpoint"], {})} for e in balance.pop("endpoints")]
+        return {"service": self.name, **balance, **res.snapshot(), "endpoints": endpoints}
 
 
 class Registry:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEADLINE_HEADER = "x-mesh-deadline-ms"
 ATTEMPT_HEADER = "x-mesh-attempt"
@@ -28,14 +28,26 @@ MIRROR_HEADER = "x-mesh-mirror"
 
 @dataclass(frozen=True, slots=True)
 class Inbound:
-    """The request being handled. `deadline_ns` is on the local monotonic clock."""
+    """The request being handled. `deadline_ns` is on the local monotonic clock.
+
+    `spent` collects, for each outbound call made while handling it that gave up on a
+    retryable failure after owning its retries, the attempts it made. The inbound
+    middleware sets `RETRIES_SPENT_HEADER` on a failure answer when `retries_spent` is
+    not None, so the caller above does not retry it again (one-layer retries).
+    """
 
     deadline_ns: int | None = None
     attempt: int = 1
+    spent: list[int] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def is_retry(self) -> bool:
         return self.attempt > 1
+
+    @property
+    def retries_spent(self) -> int | None:
+        """The most attempts an outbound call spent below, or None."""
+        return max(self.spent) if self.spent else None
 
 
 inbound: contextvars.ContextVar[Inbound | None] = contextvars.ContextVar(

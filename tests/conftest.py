@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from meshclient.policy import reset_default_store
+from meshclient.resilience.budget import reset_budgets
 from meshclient.testing import LoopbackCluster
 from tests.servers.caller import Caller
 
@@ -22,8 +23,10 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if name.startswith("MESHCLIENT_"):
             monkeypatch.delenv(name)
     reset_default_store()
+    reset_budgets()  # retry budgets are process-wide per service name
     yield
     reset_default_store()
+    reset_budgets()
 
 
 @pytest.fixture(autouse=True)

@@ -27,6 +27,20 @@ class Send:
 
 
 @dataclass(frozen=True, slots=True)
+class Hedge:
+    """Send `primary`; if it has not answered after `delay_s`, send `secondary` too (to
+    another endpoint). The first outcome for which `good(outcome)` holds wins and the other
+    attempt is cancelled (async) or abandoned and its response closed (sync); when neither
+    is good, the later one is reported. Resume the flow with a `HedgeOutcome`.
+    """
+
+    primary: Send
+    secondary: Send
+    delay_s: float
+    good: Callable[[Outcome], bool]
+
+
+@dataclass(frozen=True, slots=True)
 class Sleep:
     """Wait `seconds`, then resume the flow with `None`."""
 
@@ -60,4 +74,17 @@ class Outcome:
     error: Exception | None = None
 
 
-Action = Send | Sleep | Discard | Done
+@dataclass(frozen=True, slots=True)
+class HedgeOutcome:
+    """What a `Hedge` produced. `winner` is 0 (primary) or 1 (secondary); `other` is the
+    losing attempt's outcome when it finished (its response already closed by the shell),
+    None when it was cancelled, abandoned or never sent; `hedged` says whether the
+    secondary was sent."""
+
+    winner: int
+    outcome: Outcome
+    other: Outcome | None
+    hedged: bool
+
+
+Action = Send | Hedge | Sleep | Discard | Done

@@ -1,8 +1,19 @@
 """THE request state machine, sans I/O.
 
-`request_flow` is a generator: it yields actions (`Send`, `Sleep`, `Discard`, `Done`) and
-receives what the shell observed (`Outcome` after a `Send`, `None` otherwise). It raises the
-error the caller should see. Both transports drive it; neither re-implements a step.
+`request_flow` is a generator: it yields actions (`Send`, `Hedge`, `Sleep`, `Discard`,
+`Done`) and receives what the shell observed (`Outcome` after a `Send`, `HedgeOutcome`
+after a `Hedge`, `None` otherwise). It raises the error the caller should see. Both
+transports drive it; neither re-implements a step.
+
+One call, in order (the numbers are DESIGN.md's):
+  1. route          (issue-6 hook: destination service/subset, fault injection, mirror)
+  2. deadline, budget deposit, one-layer rule
+     (issue-9 hook: rate-limit admission, before any attempt)
+  3-5. pick an endpoint not yet tried whose breaker admits the attempt
+  6. send (or hedge) with the deadline and attempt headers and the per-try timeout
+  7. observe: breaker, latency, endpoint load
+  8. classify; retry (different endpoint, backoff or Retry-After, budget, deadline) or
+     return the last real response / raise the last real error
 
 It imports no I/O: no sockets, threads, asyncio, sleeps or transport modules (a test walks
 this package's imports to keep it so).
@@ -15,35 +26,213 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from ..errors import NoEndpointsAvailable
-from .actions import Action, Done, OnClose, Outcome, Send
-from .address import address_request
+from .. import _events
+from ..context import RETRIES_SPENT_HEADER, Inbound
+from ..errors import CircuitOpen, DeadlineExceeded, NoEndpointsAvailable
+from ..resilience.classify import RETRY_AFTER_STATUSES, TIMEOUT, error_kind
+from ..resilience.deadline import Deadline
+from ..resilience.retry_after import http_date_s, parse_retry_after
+from .actions import Action, Discard, Done, Hedge, HedgeOutcome, OnClose, Outcome, Sleep
+from .attempt import observe, pick_and_guard, prepare, replayable
+from .hedging import good_outcome, hedge_delay_s, plan_hedge, settle_hedge
 
 if TYPE_CHECKING:  # types only: the runtime holds locks, the core must not import it
     from .._runtime import ServiceRuntime
     from ..balance import EndpointState
 
-Flow = Generator[Action, "Outcome | None", None]
+Flow = Generator[Action, "Outcome | HedgeOutcome | None", None]
+_NS = 1_000_000_000
 
 
-def request_flow(request: httpx.Request, runtime: ServiceRuntime) -> Flow:
-    """Route one logical request of `runtime.service` through the mesh."""
+def request_flow(request: httpx.Request, runtime: ServiceRuntime,
+                 inbound: Inbound | None = None) -> Flow:
+    """Route one logical request of `runtime.service` through the mesh. `inbound` is the
+    request being handled when this call is made (`context.inbound`), if any."""
     service = runtime.service
+    res = runtime.resilience
     clock = runtime.clock
-    state = runtime.balancer.pick()
-    if state is None:
-        raise NoEndpointsAvailable(
-            f"service {service.name!r} has no endpoints", request=request, service=service.name)
-    attempt = address_request(request, service, state.endpoint)
-    start = state.begin(clock.now_ns())
-    outcome = yield Send(attempt, state.endpoint, service.name, 1)
-    assert outcome is not None
-    if outcome.response is None:
-        state.end(start, clock.now_ns(), ok=False)
+    name = service.name
+    now = clock.now_ns()
+    # 1. route: issue-6 adds routing, fault injection (abort = a synthetic Outcome instead
+    #    of a Send, delay = a Sleep) and mirroring here, before any attempt.
+
+    # 2. deadline, budget, one-layer rule.
+    deadline = Deadline.start(service.timeout, request.extensions, now,
+                              inbound.deadline_ns if inbound is not None else None)
+    retry = service.retry
+    stats = res.budget
+    stats.budget.deposit()
+    max_attempts = retry.attempts
+    one_layer = retry.one_layer
+    if one_layer and inbound is not None and inbound.is_retry:
+        max_attempts = 1  # a layer above is already retrying this request
+    if not replayable(request):
+        max_attempts = 1  # a streaming or large body is never sent twice
+    retrying_layer = max_attempts > 1  # this layer owns the retry decision
+    # issue-9 hook: rate-limit / concurrency admission goes here.
+
+    tried: set[str] = set()
+    attempt = 0
+    last: Outcome | None = None
+    while True:
+        attempt += 1
+        now = clock.now_ns()
+        if deadline.remaining_ns(now) <= 0:
+            if last is not None and last.response is not None:
+                yield Discard(last.response)
+            raise DeadlineExceeded(f"deadline of the call to {name!r} passed before attempt "
+                                   f"{attempt}", request=request, service=name)
+        # 3-5. pick and guard.
+        chosen = pick_and_guard(runtime, tried)
+        if not isinstance(chosen, tuple):
+            if last is not None:  # a retry found nowhere to go: the last real outcome
+                yield from _give_up(last, attempt - 1, request, runtime, retrying_layer,
+                                    inbound)
+                return
+            if chosen is None:
+                raise NoEndpointsAvailable(f"service {name!r} has no endpoints",
+                                           request=request, service=name)
+            _events.emit(_events.BREAKER_FAST_FAIL, name)
+            raise CircuitOpen(f"every endpoint of {name!r} has an open circuit breaker",
+                              request=request, service=name)
+        state, ticket = chosen
+        if last is not None and last.response is not None:
+            yield Discard(last.response)  # kept open until the retry had somewhere to go
+        tried.add(state.endpoint.key)
+        send, capped = prepare(request, runtime, state, attempt, deadline, now)
+
+        # 6. send, or hedge when the service hedges and a second endpoint is available.
+        hedge = None
+        if attempt == 1 and retry.hedge is not None and max_attempts > 1:
+            hedge = plan_hedge(request, runtime, tried, deadline, now)
+        start = state.begin(now)
+        if hedge is None:
+            reply = yield send
+            assert isinstance(reply, Outcome)
+            outcome = reply
+            now = clock.now_ns()
+            ok = observe(runtime, state, ticket, start, outcome, now)
+        else:
+            h_state, h_ticket, h_send = hedge
+            reply = yield Hedge(send, h_send, hedge_delay_s(runtime), good_outcome(runtime))
+            assert isinstance(reply, HedgeOutcome)
+            now = clock.now_ns()
+            outcome, state, ok, start = settle_hedge(runtime, reply, (state, ticket, start),
+                                                      (h_state, h_ticket))
+            if reply.hedged:
+                attempt += 1
+        last = outcome
+
+        # 7-8. classify, then retry or return.
+        wait_s = _retry_wait(outcome, capped, attempt, request, runtime, now)
+        if wait_s is None:
+            yield from _finish(outcome, state, start, ok, attempt, request, runtime,
+                               retrying_layer, inbound)
+            return
+        if not _may_retry(attempt, max_attempts, wait_s, deadline, now, runtime):
+            yield from _finish(outcome, state, start, ok, attempt, request, runtime,
+                               retrying_layer, inbound)
+            return
+        stats.retries += 1
+        _events.emit(_events.RETRY, name, attempt=attempt + 1, endpoint=state.endpoint.key,
+                     wait_s=wait_s, reason=_reason(outcome))
+        if outcome.response is not None:
+            state.end(start, now, ok)
+        if wait_s > 0:
+            yield Sleep(wait_s)
+
+
+def _reason(outcome: Outcome) -> str:
+    if outcome.response is not None:
+        return str(outcome.response.status_code)
+    assert outcome.error is not None
+    return error_kind(outcome.error)
+
+
+def _retry_wait(outcome: Outcome, capped: bool, attempt: int, request: httpx.Request,
+                runtime: ServiceRuntime, now: int) -> float | None:
+    """Seconds to wait before retrying this outcome, or None when it is final (a success,
+    or a failure that may not be retried). Raises `DeadlineExceeded` for a timeout that
+    was the call's deadline."""
+    res = runtime.resilience
+    rules = res.rules
+    response = outcome.response
+    if response is None:
+        error = outcome.error
+        assert error is not None
+        kind = error_kind(error)
+        if kind == TIMEOUT and capped:
+            raise DeadlineExceeded(f"deadline of the call to {runtime.service.name!r} passed "
+                                   f"during attempt {attempt}", request=request,
+                                   service=runtime.service.name) from error
+        if not rules.error_retryable(kind, request):
+            return None
+        return res.backoff.wait(attempt, runtime.rng)
+    status = response.status_code
+    if not rules.status_retryable(status, request):
+        return None
+    if runtime.service.retry.one_layer and RETRIES_SPENT_HEADER in response.headers:
+        return None  # retries already spent below: one layer retries, not every layer
+    if status in RETRY_AFTER_STATUSES:
+        value = response.headers.get("retry-after")
+        if value is not None:
+            reference = http_date_s(response.headers.get("date")) or res.wall()
+            after = parse_retry_after(value, reference)
+            if after is not None:
+                return after
+    return res.backoff.wait(attempt, runtime.rng)
+
+
+def _may_retry(attempt: int, max_attempts: int, wait_s: float, deadline: Deadline, now: int,
+               runtime: ServiceRuntime) -> bool:
+    """Attempts left, time left (the wait plus the fastest endpoint's latency estimate),
+    then a token from the budget (checked last, so a refused retry costs nothing)."""
+    res = runtime.resilience
+    stats = res.budget
+    name = runtime.service.name
+    if attempt >= max_attempts:
+        if max_attempts > 1:
+            stats.attempts_exhausted += 1
+            _events.emit(_events.BUDGET_EXHAUSTED, name, reason="attempts", attempts=attempt)
+        return False
+    remaining = deadline.remaining_ns(now) - int(wait_s * _NS)
+    fastest = res.latency.fastest_ns()
+    if remaining <= 0 or (fastest is not None and remaining < fastest):
+        return False
+    if not stats.budget.try_withdraw():
+        stats.budget_exhausted += 1
+        _events.emit(_events.BUDGET_EXHAUSTED, name, reason="budget", attempts=attempt)
+        return False
+    return True
+
+
+def _finish(outcome: Outcome, state: EndpointState | None, start: int, ok: bool,
+            attempts: int, request: httpx.Request, runtime: ServiceRuntime,
+            retrying_layer: bool, inbound: Inbound | None) -> Flow:
+    """Return the response (its load measurement ends when its body closes; `state` None:
+    already ended) or raise the error."""
+    response = outcome.response
+    if response is None:
         assert outcome.error is not None
         raise outcome.error
-    response = outcome.response
-    yield Done(response, _finisher(state, start, response.status_code < 500, runtime))
+    if (retrying_layer and runtime.service.retry.one_layer
+            and runtime.resilience.rules.status_retryable(response.status_code, request)):
+        # This layer owned the retries of a retryable failure: tell the layers above, on
+        # the response and through the inbound request being handled. (A failure it could
+        # not retry, e.g. a POST, stays unmarked: a layer above may be able to.)
+        response.headers[RETRIES_SPENT_HEADER] = str(attempts)
+        if inbound is not None:
+            inbound.spent.append(attempts)
+    on_close = _finisher(state, start, ok, runtime) if state is not None else None
+    yield Done(response, on_close, attempts)
+
+
+def _give_up(last: Outcome, attempts: int, request: httpx.Request, runtime: ServiceRuntime,
+             retrying_layer: bool, inbound: Inbound | None) -> Flow:
+    """A retry had nowhere to go (every other breaker open): the previous outcome, whose
+    endpoint accounting is already closed."""
+    yield from _finish(last, None, 0, True, attempts, request, runtime, retrying_layer,
+                       inbound)
 
 
 def _finisher(state: EndpointState, start: int, ok: bool, runtime: ServiceRuntime) -> OnClose:

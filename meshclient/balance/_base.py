@@ -16,10 +16,13 @@ Health, from the picker's point of view (`rank()`, Finagle's status order):
 from __future__ import annotations
 
 import threading
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..discovery._base import Endpoint
 from .load.peak_ewma import PeakEwma
+
+if TYPE_CHECKING:  # the resilience layer's adapter; balance itself only reads status()
+    from ..resilience.breaker import Breaker
 
 HEALTHY, DEGRADED, UNAVAILABLE = 0, 1, 2
 
@@ -65,7 +68,7 @@ class EndpointState:
         self.requests = 0
         self.failures = 0
         self.ewma = ewma if ewma is not None else PeakEwma()
-        self.breaker: BreakerStatus | None = None
+        self.breaker: Breaker | None = None  # only status() is read here (BreakerStatus)
         self.health_check: bool | None = None
         self.consecutive_failures = 0
         self.phase = IN_SERVICE

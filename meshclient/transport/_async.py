@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import httpx
 
-from .._core.actions import Discard, Done, Outcome, Send, Sleep
+from .._core.actions import Discard, Done, Hedge, HedgeOutcome, Outcome, Send, Sleep
 from ..policy import Policy, PolicyStore
 from ._base import MeshBase
 from ._streams import TrackedAsyncStream
@@ -27,29 +27,83 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         flow = self._flow(request)
         if flow is None:
             return await self.inner.handle_async_request(request)
-        action = next(flow)
-        while True:
-            if isinstance(action, Send):
-                try:
-                    outcome = Outcome(response=await self.inner.handle_async_request(
-                        action.request))
-                except Exception as exc:  # the core decides what the caller sees
-                    outcome = Outcome(error=exc)
-                action = flow.send(outcome)
-            elif isinstance(action, Done):
-                response = action.response
-                if action.on_close is not None:
-                    response.stream = TrackedAsyncStream(
-                        response.stream,  # type: ignore[arg-type]
-                        action.on_close)
-                return response
-            elif isinstance(action, Sleep):
-                await anyio.sleep(action.seconds)
-                action = flow.send(None)
-            else:
-                assert isinstance(action, Discard)
-                await action.response.aclose()
-                action = flow.send(None)
+        held: httpx.Response | None = None  # a response the flow still owns
+        try:
+            action = next(flow)
+            while True:
+                if isinstance(action, (Send, Hedge)):
+                    reply = await (self._send(action) if isinstance(action, Send)
+                                   else self._hedge(action))
+                    outcome = reply if isinstance(reply, Outcome) else reply.outcome
+                    held = outcome.response or held
+                    action = flow.send(reply)
+                elif isinstance(action, Done):
+                    response = action.response
+                    if action.on_close is not None:
+                        response.stream = TrackedAsyncStream(
+                            response.stream,  # type: ignore[arg-type]
+                            action.on_close)
+                    held = None
+                    return response
+                elif isinstance(action, Sleep):
+                    await anyio.sleep(action.seconds)
+                    action = flow.send(None)
+                else:
+                    assert isinstance(action, Discard)
+                    await action.response.aclose()
+                    action = flow.send(None)
+        except BaseException:  # cancelled mid-call (or the flow raised): free the connection
+            if held is not None and not held.is_closed:
+                with anyio.CancelScope(shield=True):
+                    await held.aclose()
+            raise
+
+    async def _send(self, send: Send) -> Outcome:
+        try:
+            return Outcome(response=await self.inner.handle_async_request(send.request))
+        except Exception as exc:  # the core decides what the caller sees
+            return Outcome(error=exc)
+
+    async def _hedge(self, hedge: Hedge) -> HedgeOutcome:
+        """Race the primary and, after `delay_s`, the secondary; cancel the loser."""
+        results: list[Outcome | None] = [None, None]
+        order: list[int] = []
+        finished = [anyio.Event(), anyio.Event()]
+        changed = anyio.Event()
+
+        async def run(i: int, send: Send) -> None:
+            results[i] = await self._send(send)
+            order.append(i)
+            finished[i].set()
+            changed.set()
+
+        winner: int | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run, 0, hedge.primary)
+            with anyio.move_on_after(hedge.delay_s):
+                await finished[0].wait()
+            if finished[0].is_set():
+                return HedgeOutcome(0, results[0] or Outcome(), None, False)
+            tg.start_soon(run, 1, hedge.secondary)
+            while winner is None:
+                await changed.wait()
+                changed = anyio.Event()
+                for i in list(order):
+                    outcome = results[i]
+                    if outcome is not None and hedge.good(outcome):
+                        winner = i
+                        break
+                if winner is None and len(order) == 2:
+                    winner = order[-1]  # neither good: report the later one
+            tg.cancel_scope.cancel()
+        assert winner is not None
+        loser = 1 - winner
+        other = results[loser]
+        if other is not None and other.response is not None:
+            await other.response.aclose()
+        won = results[winner]
+        assert won is not None
+        return HedgeOutcome(winner, won, other, True)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

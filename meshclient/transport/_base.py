@@ -8,6 +8,7 @@ import httpx
 
 from .._core.flow import Flow, request_flow
 from .._runtime import Registry, registry_for
+from ..context import inbound
 from ..policy import Policy, PolicyStore, default_store
 
 
@@ -38,7 +39,7 @@ class MeshBase:
         service = self.store.current.resolved.get(request.url.host)
         if service is None:
             return None
-        return request_flow(request, self.registry.runtime(service))
+        return request_flow(request, self.registry.runtime(service), inbound.get())
 
     def snapshot(self) -> dict[str, Any]:
         """Per service and endpoint: live counters (see docs/balancing.md)."""

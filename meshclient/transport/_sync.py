@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from types import TracebackType
 from typing import Any
 
 import httpx
 
-from .._core.actions import Discard, Done, Outcome, Send, Sleep
+from .._core.actions import Discard, Done, Hedge, HedgeOutcome, Outcome, Send, Sleep
 from ..policy import Policy, PolicyStore
 from ._base import MeshBase
 from ._streams import TrackedSyncStream
+
+#: Most threads the sync shell uses for hedged requests (created on first use, on demand).
+HEDGE_THREADS = 32
 
 
 class MeshTransport(MeshBase, httpx.BaseTransport):
@@ -36,35 +41,91 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
                  inner: httpx.BaseTransport | None = None, **kwargs: Any) -> None:
         self._setup(policy)
         self.inner = inner if inner is not None else httpx.HTTPTransport(**kwargs)
+        self._pool: ThreadPoolExecutor | None = None  # for hedged requests, made on first use
+        self._pool_lock = threading.Lock()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         flow = self._flow(request)
         if flow is None:
             return self.inner.handle_request(request)
-        action = next(flow)
-        while True:
-            if isinstance(action, Send):
-                try:
-                    outcome = Outcome(response=self.inner.handle_request(action.request))
-                except Exception as exc:  # the core decides what the caller sees
-                    outcome = Outcome(error=exc)
-                action = flow.send(outcome)
-            elif isinstance(action, Done):
-                response = action.response
-                if action.on_close is not None:
-                    response.stream = TrackedSyncStream(
-                        response.stream,  # type: ignore[arg-type]
-                        action.on_close)
-                return response
-            elif isinstance(action, Sleep):
-                time.sleep(action.seconds)
-                action = flow.send(None)
-            else:
-                assert isinstance(action, Discard)
-                action.response.close()
-                action = flow.send(None)
+        held: httpx.Response | None = None  # a response the flow still owns
+        try:
+            action = next(flow)
+            while True:
+                if isinstance(action, (Send, Hedge)):
+                    reply = (self._send(action) if isinstance(action, Send)
+                             else self._hedge(action))
+                    outcome = reply if isinstance(reply, Outcome) else reply.outcome
+                    held = outcome.response or held
+                    action = flow.send(reply)
+                elif isinstance(action, Done):
+                    response = action.response
+                    if action.on_close is not None:
+                        response.stream = TrackedSyncStream(
+                            response.stream,  # type: ignore[arg-type]
+                            action.on_close)
+                    held = None
+                    return response
+                elif isinstance(action, Sleep):
+                    time.sleep(action.seconds)
+                    action = flow.send(None)
+                else:
+                    assert isinstance(action, Discard)
+                    action.response.close()
+                    action = flow.send(None)
+        except BaseException:  # interrupted mid-call (or the flow raised): free the connection
+            if held is not None and not held.is_closed:
+                held.close()
+            raise
+
+    def _send(self, send: Send) -> Outcome:
+        try:
+            return Outcome(response=self.inner.handle_request(send.request))
+        except Exception as exc:  # the core decides what the caller sees
+            return Outcome(error=exc)
+
+    def _hedge(self, hedge: Hedge) -> HedgeOutcome:
+        """Race the primary and, after `delay_s`, the secondary on a small thread pool. A
+        blocking call cannot be cancelled: the loser is abandoned and its response closed
+        when it arrives."""
+        with self._pool_lock:
+            if self._pool is None:
+                # Threads start on demand; abandoned losers keep theirs until they end
+                # (bounded by the attempt's timeout), so the cap leaves room for them.
+                self._pool = ThreadPoolExecutor(HEDGE_THREADS,
+                                                thread_name_prefix="meshclient-hedge")
+            pool = self._pool
+        first = pool.submit(self._send, hedge.primary)
+        done, _ = wait([first], timeout=hedge.delay_s)
+        if done:
+            return HedgeOutcome(0, first.result(), None, False)
+        futures = [first, pool.submit(self._send, hedge.secondary)]
+        pending = set(futures)
+        finished: list[int] = []
+        winner: int | None = None
+        while winner is None:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            finished += sorted(futures.index(f) for f in done)
+            for i in finished:
+                if hedge.good(futures[i].result()):
+                    winner = i
+                    break
+            if winner is None and not pending:
+                winner = finished[-1]  # neither good: report the later one
+        loser = futures[1 - winner]
+        other = None
+        if loser.done():
+            other = loser.result()
+            if other.response is not None:
+                other.response.close()
+        else:
+            loser.add_done_callback(_close_abandoned)
+        return HedgeOutcome(winner, futures[winner].result(), other, True)
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         self.inner.close()
 
     def __enter__(self) -> MeshTransport:
@@ -74,4 +135,15 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
     def __exit__(self, exc_type: type[BaseException] | None = None,
                  exc_value: BaseException | None = None,
                  traceback: TracebackType | None = None) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         self.inner.__exit__(exc_type, exc_value, traceback)
+
+
+def _close_abandoned(future: Future[Outcome]) -> None:
+    if future.cancelled():
+        return
+    response = future.result().response
+    if response is not None:
+        response.close()

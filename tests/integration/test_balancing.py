@@ -63,6 +63,7 @@ def test_a_killed_backend_is_ejected_and_returns(mesh, events) -> None:
     with LoopbackCluster(3) as cluster:
         outlier = {"consecutive_failures": 3, "base_ejection": "1s", "max_ejection": "2s"}
         caller = mesh(cluster.policy("users", balancer={"kind": "round-robin"},
+                                     retry={"attempts": 1},
                                      outlier=outlier))
         call(caller, 3)
         dead = cluster[0].address
@@ -86,6 +87,7 @@ def test_a_failed_probe_ejects_again_for_longer(mesh) -> None:
     with LoopbackCluster(3) as cluster:
         outlier = {"consecutive_failures": 2, "base_ejection": "500ms", "max_ejection": "5s"}
         caller = mesh(cluster.policy("users", balancer={"kind": "round-robin"},
+                                     retry={"attempts": 1},
                                      outlier=outlier))
         cluster.set(0, status=503)
         call(caller, 6)
@@ -103,6 +105,7 @@ def test_panic_mode_engages_and_releases(mesh, events) -> None:
         outlier = {"consecutive_failures": 1, "base_ejection": "600ms",
                    "max_ejection": "1s", "max_ejected_percent": 100}
         caller = mesh(cluster.policy("users", balancer={"kind": "round-robin"},
+                                     retry={"attempts": 1},
                                      outlier=outlier))
         for i in range(3):
             cluster.set(i, status=503)

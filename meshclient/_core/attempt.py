@@ -1,0 +1,98 @@
+"""One attempt's pure steps, used by the flow: pick and guard an endpoint, address the
+attempt with its headers and timeout, and observe what came back."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import httpx
+
+from ..context import ATTEMPT_HEADER, DEADLINE_HEADER
+from ..resilience.breaker import NORMAL, REFUSED
+from ..resilience.classify import OTHER, error_kind, is_failure_status
+from ..resilience.deadline import Deadline, attempt_timeout
+from .actions import Outcome, Send
+from .address import address_request
+
+if TYPE_CHECKING:
+    from .._runtime import ServiceRuntime
+    from ..balance import EndpointState
+
+#: Largest body buffered for replay (a bigger or streaming body is never sent twice).
+MAX_REPLAY_BYTES = 64 * 1024
+_NO_KEYS: frozenset[str] = frozenset()
+ALL_OPEN = "all-open"
+
+
+def replayable(request: httpx.Request) -> bool:
+    """In memory (httpx `ByteStream`, which `request.read()` also produces) and ≤ 64 KiB.
+    A generator body is consumed by the first attempt and is never replayed."""
+    if not isinstance(request.stream, httpx.ByteStream):
+        return False
+    length = request.headers.get("content-length")
+    return length is None or (length.isdigit() and int(length) <= MAX_REPLAY_BYTES)
+
+
+def pick_and_guard(runtime: ServiceRuntime, tried: set[str],
+                   ) -> tuple[EndpointState, int] | str | None:
+    """Pick an endpoint not yet tried (the balancer reuses one when all were) whose breaker
+    admits the attempt. Returns (state, breaker ticket), `ALL_OPEN` when every candidate's
+    breaker refused, or None when the service has no endpoints."""
+    balancer = runtime.balancer
+    refused: set[str] = set()
+    for _ in range(len(balancer.states()) + 1):
+        exclude = frozenset(tried | refused) if (tried or refused) else _NO_KEYS
+        state = balancer.pick(exclude=exclude)
+        if state is None:
+            return None
+        key = state.endpoint.key
+        if key in refused:
+            break
+        breaker = state.breaker
+        ticket = NORMAL if breaker is None else breaker.admit()
+        if ticket != REFUSED:
+            return state, ticket
+        refused.add(key)
+    return ALL_OPEN
+
+
+def prepare(request: httpx.Request, runtime: ServiceRuntime, state: EndpointState,
+            attempt: int, deadline: Deadline, now_ns: int) -> tuple[Send, bool]:
+    """The `Send` for one attempt, and whether its timeout is the call's deadline (so a
+    timeout means the deadline passed). The attempt carries the remaining deadline and its
+    number; its httpx timeout is per_try, capped by what remains and by the caller's."""
+    bound_ns, capped = deadline.attempt_ns(now_ns)
+    headers = {DEADLINE_HEADER: deadline.header_ms(now_ns), ATTEMPT_HEADER: str(attempt)}
+    out = address_request(request, runtime.service, state.endpoint, headers)
+    caller = request.extensions.get("timeout")
+    bound_s = bound_ns / 1e9
+    out.extensions["timeout"] = attempt_timeout(caller, bound_s)
+    if capped and caller and any(v is not None and v < bound_s for v in caller.values()):
+        capped = False  # the caller's own, shorter timeout bounds this attempt
+    return Send(out, state.endpoint, runtime.service.name, attempt), capped
+
+
+def observe(runtime: ServiceRuntime, state: EndpointState, ticket: int, start_ns: int,
+            outcome: Outcome, now_ns: int) -> bool:
+    """Record an attempt's result in its breaker and the latency tracker; for an error, end
+    the endpoint's load measurement too (a response's ends when its body closes).
+    Returns whether the endpoint did well (no connect error, reset, timeout or 5xx)."""
+    response = outcome.response
+    if response is not None:
+        ok = not is_failure_status(response.status_code)
+        if ok:
+            runtime.resilience.latency.observe(state.endpoint.key, now_ns - start_ns)
+    else:
+        assert outcome.error is not None
+        ok = error_kind(outcome.error) == OTHER  # not the endpoint's fault
+        state.end(start_ns, now_ns, ok)
+    if state.breaker is not None:
+        state.breaker.record(ticket, ok)
+    return ok
+
+
+def abandon(state: EndpointState, ticket: int, start_ns: int, now_ns: int) -> None:
+    """An attempt cancelled without a result (a losing hedge): no verdict on the endpoint."""
+    state.end(start_ns, now_ns, True)
+    if state.breaker is not None:
+        state.breaker.release(ticket)

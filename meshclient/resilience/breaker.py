@@ -1,0 +1,203 @@
+"""One circuit breaker per endpoint: an adapter over pybreaker's state machine.
+
+pybreaker's `CircuitBreaker.call` holds its lock for the whole wrapped call, which would
+run concurrent requests through one breaker one at a time. So no I/O ever runs inside it:
+the flow asks `admit()` before an attempt and reports with `record()` after it, and the
+adapter feeds the result to pybreaker's state machine by calling `CircuitBreaker.call`
+with an instant no-op (success) or a function raising a marker exception (failure). The
+state, counters and `opened_at` live in pybreaker's storage: memory by default, or
+`CircuitRedisStorage` when `breaker.storage` is a redis URL (processes share state).
+State changes reach `_events` through a pybreaker listener.
+
+Differences from calling pybreaker directly, each on purpose:
+- Half-open admits exactly one probe at a time: the adapter tracks the probe in flight
+  (per process); other requests are refused until it reports.
+- pybreaker's open timer compares `datetime.now(UTC)` with `opened_at` (a wall clock, and
+  Redis keeps it to the second). The adapter times the open period on the injected
+  monotonic clock from the moment it saw the breaker open; a breaker opened by another
+  process (Redis) is dated by converting its `opened_at` age once, on first sight.
+- A result reported after the state moved on (an attempt admitted while closed finishing
+  after the breaker opened) is ignored, except the probe's.
+
+`status()` is "closed", "half-open" or "open"; an open breaker whose reset time has passed
+reports "half-open" (it will admit a probe), so balancers can rank it as degraded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pybreaker
+
+from .. import _events
+from .._types import Clock
+from ..policy._model import BreakerPolicy
+
+CLOSED = pybreaker.STATE_CLOSED
+OPEN = pybreaker.STATE_OPEN
+HALF_OPEN = pybreaker.STATE_HALF_OPEN
+
+#: `admit()` results: refused, a normal attempt, the half-open probe.
+REFUSED, NORMAL, PROBE = 0, 1, 2
+
+
+class BreakerError(Exception):
+    """The breaker's storage could not be set up (e.g. a malformed redis URL)."""
+
+
+class _Failure(Exception):
+    """Marker fed to pybreaker to count one failure."""
+
+
+def _fail() -> None:
+    raise _Failure
+
+
+def _ok() -> None:
+    return None
+
+
+class _Listener(pybreaker.CircuitBreakerListener):
+    def __init__(self, service: str, endpoint: str) -> None:
+        self.service = service
+        self.endpoint = endpoint
+
+    def state_change(self, cb: pybreaker.CircuitBreaker, old_state: Any,
+                     new_state: Any) -> None:
+        old = old_state.name if old_state is not None else None
+        _events.emit(_events.BREAKER_STATE, self.service, endpoint=self.endpoint, old=old,
+                     new=new_state.name)
+
+
+#: Redis socket timeouts (seconds): every admission reads the breaker state from Redis.
+REDIS_TIMEOUT_S = 0.2
+
+
+def redis_storage(url: str, namespace: str) -> pybreaker.CircuitBreakerStorage:
+    """pybreaker's `CircuitRedisStorage` on a client built from `url`. When Redis cannot
+    be reached at construction, the breaker starts in memory (logged) rather than failing
+    the request; pybreaker itself falls back to "closed" when a later read fails."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT_S,
+                                      socket_connect_timeout=REDIS_TIMEOUT_S)
+    except ValueError as exc:
+        raise BreakerError(f"breaker.storage is not a usable redis URL: {url!r}: {exc}") from None
+    try:
+        return pybreaker.CircuitRedisStorage(CLOSED, client, namespace=namespace)
+    except redis.RedisError as exc:
+        _events.logger.warning("breaker %s: redis storage %s unreachable (%s); using memory",
+                               namespace, url, exc)
+        return pybreaker.CircuitMemoryStorage(CLOSED)
+
+
+class Breaker:
+    """The breaker of one endpoint. Thread-safe: a small lock guards the adapter's own
+    fields and the feed into pybreaker; it is never held across a request. Admission of a
+    closed breaker takes no lock. With Redis storage, reading the state is one round trip
+    to Redis, and a state change holds the lock across pybreaker's storage round trips."""
+
+    def __init__(self, service: str, endpoint: str, policy: BreakerPolicy, clock: Clock,
+                 wall: Callable[[], float] = time.time,
+                 storage: pybreaker.CircuitBreakerStorage | None = None) -> None:
+        self.service = service
+        self.endpoint = endpoint
+        self.policy = policy
+        self._clock = clock
+        self._wall = wall
+        if storage is None and policy.storage is not None:
+            storage = redis_storage(policy.storage, f"meshclient:{service}:{endpoint}")
+        self._cb = pybreaker.CircuitBreaker(
+            fail_max=policy.failures, reset_timeout=policy.reset,
+            state_storage=storage, name=f"{service}/{endpoint}",
+            listeners=[_Listener(service, endpoint)], throw_new_error_on_trip=False)
+        self._lock = threading.Lock()
+        self._opened_ns: int | None = None  # when this process saw it open (monotonic)
+        self._probing = False
+        self.fast_fails = 0
+
+    def reconfigure(self, policy: BreakerPolicy) -> None:
+        """Apply new thresholds in place (same storage), keeping the state."""
+        with self._lock:
+            self._cb.fail_max = policy.failures
+            self._cb.reset_timeout = policy.reset
+            self.policy = policy
+
+    def _open_since(self, now_ns: int) -> int:
+        """Caller holds the lock; the state is open. When it opened, on our clock."""
+        if self._opened_ns is None:
+            opened_at = self._cb._state_storage.opened_at
+            age_s = 0.0
+            if opened_at is not None:
+                age_s = max(0.0, self._wall() - opened_at.timestamp())
+            self._opened_ns = now_ns - int(age_s * 1e9)
+        return self._opened_ns
+
+    def _reset_elapsed(self, now_ns: int) -> bool:
+        return now_ns - self._open_since(now_ns) >= int(self.policy.reset * 1e9)
+
+    def admit(self) -> int:
+        """`NORMAL`, `PROBE` (the one half-open attempt) or `REFUSED`."""
+        state = self._cb.current_state  # the hot path (closed) takes no lock
+        if state == CLOSED:
+            if self._opened_ns is not None:
+                self._opened_ns = None
+            return NORMAL
+        now = self._clock.now_ns()
+        with self._lock:
+            state = self._cb.current_state
+            if state == CLOSED:
+                return NORMAL
+            if state == OPEN:
+                if not self._reset_elapsed(now):
+                    self.fast_fails += 1
+                    return REFUSED
+                self._cb.half_open()
+                self._probing = False
+            if self._probing:
+                self.fast_fails += 1
+                return REFUSED
+            self._probing = True
+            return PROBE
+
+    def record(self, ticket: int, ok: bool) -> None:
+        """Report the result of an admitted attempt."""
+        if ticket == REFUSED:
+            return
+        now = self._clock.now_ns()
+        with self._lock:
+            state = self._cb.current_state
+            if ticket == PROBE:
+                self._probing = False
+                if state != HALF_OPEN:
+                    return
+            elif state != CLOSED:
+                return
+            with contextlib.suppress(_Failure, pybreaker.CircuitBreakerError):
+                self._cb.call(_ok if ok else _fail)
+            if self._cb.current_state == OPEN:
+                self._opened_ns = now
+            else:
+                self._opened_ns = None
+
+    def release(self, ticket: int) -> None:
+        """An admitted attempt was abandoned without a result (a cancelled hedge)."""
+        if ticket == PROBE:
+            with self._lock:
+                self._probing = False
+
+    def status(self) -> str:
+        state = self._cb.current_state
+        if state != OPEN:
+            return str(state)
+        now = self._clock.now_ns()
+        with self._lock:
+            return HALF_OPEN if self._reset_elapsed(now) else OPEN
+
+    def __repr__(self) -> str:
+        return f"<Breaker {self.service}/{self.endpoint} {self.status()}>"

@@ -1,0 +1,84 @@
+"""Which outcomes may be retried (Finagle's `Retries.Policy`: "which", never "how many").
+
+Like urllib3's `Retry`: a connection that never reached the server (connect error, refused,
+connect or pool timeout) is safe to retry for any method; anything that may have reached it
+(a reset, a read or write error, a read timeout, a status in `retry.on`) is retried only for
+a method in `retry.methods` or a request carrying an `Idempotency-Key` header.
+
+Outcome kinds are the `retry.on` condition names: "connect-error", "reset" (the connection
+was reset or closed while the response was awaited), "read-error" (any other socket failure
+mid-request; listing it also covers resets), "timeout" (a read/write timeout); a response
+is its status code (matched by "5xx", "gateway-error" = 502/503/504, or the code itself).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from ..policy._model import RetryPolicy
+
+CONNECT_ERROR = "connect-error"
+RESET = "reset"
+READ_ERROR = "read-error"
+TIMEOUT = "timeout"
+OTHER = "other"
+IDEMPOTENCY_KEY = "idempotency-key"
+GATEWAY = frozenset((502, 503, 504))
+RETRY_AFTER_STATUSES = frozenset((429, 503))
+
+
+def error_kind(error: BaseException) -> str:
+    """The kind of a transport error (most specific httpx class first)."""
+    if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+        return CONNECT_ERROR
+    if isinstance(error, httpx.TimeoutException):
+        return TIMEOUT
+    if isinstance(error, (httpx.RemoteProtocolError, httpx.ReadError)):
+        # The connection was reset or closed while the response was awaited ("Server
+        # disconnected without sending a response", ECONNRESET; the async stack often
+        # reports a bare ReadError for an RST).
+        return RESET
+    if isinstance(error, httpx.NetworkError):
+        return READ_ERROR  # write errors and other mid-request socket failures
+    return OTHER
+
+
+def is_failure_status(status: int) -> bool:
+    """Counts against the endpoint's breaker and load metric (5xx)."""
+    return status >= 500
+
+
+@dataclass(frozen=True, slots=True)
+class RetryRules:
+    """`RetryPolicy.on` / `.methods` compiled to sets for O(1) checks."""
+
+    kinds: frozenset[str]
+    statuses: frozenset[int]
+    any_5xx: bool
+    methods: frozenset[str]
+
+    @classmethod
+    def from_policy(cls, policy: RetryPolicy) -> RetryRules:
+        on = set(policy.on)
+        statuses = {int(x) for x in on if x.isdigit()}
+        if "gateway-error" in on:
+            statuses |= GATEWAY
+        return cls(kinds=frozenset(on), statuses=frozenset(statuses), any_5xx="5xx" in on,
+                   methods=frozenset(policy.methods))
+
+    def status_listed(self, status: int) -> bool:
+        return status in self.statuses or (self.any_5xx and 500 <= status < 600)
+
+    def idempotent(self, request: httpx.Request) -> bool:
+        return request.method in self.methods or IDEMPOTENCY_KEY in request.headers
+
+    def error_retryable(self, kind: str, request: httpx.Request) -> bool:
+        # "read-error" covers resets too (urllib3 counts both as read errors).
+        if kind not in self.kinds and not (kind == RESET and READ_ERROR in self.kinds):
+            return False
+        return kind == CONNECT_ERROR or self.idempotent(request)
+
+    def status_retryable(self, status: int, request: httpx.Request) -> bool:
+        return self.status_listed(status) and self.idempotent(request)

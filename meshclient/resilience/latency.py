@@ -1,0 +1,52 @@
+"""Observed latency per service: a per-endpoint EWMA (the "fastest endpoint" estimate that
+decides whether a retry can still finish before the deadline) and a ring of recent samples
+for hedging at a percentile. Times are integer nanoseconds; thread-safe (one small lock).
+"""
+
+from __future__ import annotations
+
+import threading
+
+_ALPHA = 0.3
+_RING = 256
+_MIN_SAMPLES = 20
+
+
+class LatencyTracker:
+    __slots__ = ("_ewma", "_filled", "_i", "_lock", "_ring")
+
+    def __init__(self) -> None:
+        self._ewma: dict[str, float] = {}
+        self._ring = [0] * _RING
+        self._i = 0
+        self._filled = 0
+        self._lock = threading.Lock()
+
+    def observe(self, endpoint: str, elapsed_ns: int) -> None:
+        with self._lock:
+            old = self._ewma.get(endpoint)
+            self._ewma[endpoint] = elapsed_ns if old is None else (
+                old + _ALPHA * (elapsed_ns - old))
+            self._ring[self._i] = elapsed_ns
+            self._i = (self._i + 1) % _RING
+            self._filled = min(_RING, self._filled + 1)
+
+    def fastest_ns(self) -> int | None:
+        """The smallest per-endpoint estimate, or None before any observation."""
+        with self._lock:
+            return int(min(self._ewma.values())) if self._ewma else None
+
+    def percentile_ns(self, p: float) -> int | None:
+        """The p-th percentile (0 < p ≤ 100) of recent samples; None until enough exist."""
+        with self._lock:
+            if self._filled < _MIN_SAMPLES:
+                return None
+            samples = sorted(self._ring[: self._filled])
+        index = min(len(samples) - 1, max(0, int(len(samples) * p / 100.0 + 0.5) - 1))
+        return samples[index]
+
+    def forget(self, keep: set[str]) -> None:
+        """Drop estimates of endpoints no longer in the set."""
+        with self._lock:
+            for key in [k for k in self._ewma if k not in keep]:
+                del self._ewma[key]

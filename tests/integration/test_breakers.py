@@ -1,0 +1,129 @@
+"""Circuit breakers on real loopback backends, through both shells."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+import meshclient
+from meshclient.policy import Policy
+from meshclient.testing import LoopbackCluster
+from tests.servers.helpers import concurrent, redis_server
+
+NO_RETRY = {"attempts": 1}
+
+
+def policy(cluster: LoopbackCluster, **breaker: Any) -> Policy:
+    return cluster.policy("users", retry=NO_RETRY, balancer={"kind": "round-robin"},
+                          breaker={"failures": 2, "reset": "300ms", **breaker})
+
+
+def breakers(caller: Any) -> list[str]:
+    snap = caller.transport.snapshot()["services"]["users"]
+    return [e["breaker"] for e in snap["endpoints"]]
+
+
+def test_open_fail_fast_half_open_probe_close(mesh) -> None:
+    with LoopbackCluster(1) as cluster:
+        cluster.set(0, status=503)
+        caller = mesh(policy(cluster))
+        assert [caller.get("http://users/a").status_code for _ in range(2)] == [503, 503]
+        assert breakers(caller) == ["open"]
+        with pytest.raises(httpx.ConnectError) as info:
+            caller.get("http://users/a")
+        assert isinstance(info.value, meshclient.CircuitOpen)
+        assert cluster.hits() == [2]  # failed fast: no traffic
+
+        cluster.heal()
+        time.sleep(0.35)
+        assert breakers(caller) == ["half-open"]
+        assert caller.get("http://users/a").status_code == 200  # the probe
+        assert breakers(caller) == ["closed"]
+
+
+def test_failed_probe_reopens(mesh) -> None:
+    with LoopbackCluster(1) as cluster:
+        cluster.set(0, status=500)
+        caller = mesh(policy(cluster))
+        for _ in range(2):
+            caller.get("http://users/a")
+        time.sleep(0.35)
+        assert caller.get("http://users/a").status_code == 500  # probe fails
+        assert breakers(caller) == ["open"]
+        with pytest.raises(meshclient.CircuitOpen):
+            caller.get("http://users/a")
+
+
+def test_half_open_admits_exactly_one_probe(mesh) -> None:
+    with LoopbackCluster(1) as cluster:
+        cluster.set(0, status=503)
+        caller = mesh(policy(cluster))
+        for _ in range(2):
+            caller.get("http://users/a")
+        cluster.heal()
+        cluster.set(0, latency_ms=300)
+        time.sleep(0.35)
+        cluster.reset_stats()
+        results = concurrent(caller, 6, "GET", "http://users/a")
+        ok = [r for r in results if isinstance(r, httpx.Response)]
+        refused = [r for r in results if isinstance(r, meshclient.CircuitOpen)]
+        assert len(ok) == 1 and len(refused) == 5
+        assert cluster.hits() == [1]
+        assert breakers(caller) == ["closed"]
+
+
+def test_open_breaker_sends_traffic_elsewhere(mesh, cluster: LoopbackCluster) -> None:
+    cluster.set(0, status=503)
+    caller = mesh(cluster.policy("users", retry={"backoff": {"base": "1ms", "max": "2ms"}},
+                                 balancer={"kind": "round-robin"},
+                                 breaker={"failures": 2, "reset": "10s"}))
+    for _ in range(9):
+        assert caller.get("http://users/a").status_code == 200  # retried elsewhere
+    assert breakers(caller)[0] == "open"
+    assert cluster.hits()[0] == 2  # no traffic once open
+
+
+def test_concurrent_requests_are_not_serialised_by_the_breaker(mesh) -> None:
+    with LoopbackCluster(1) as cluster:
+        cluster.set(0, latency_ms=200)
+        caller = mesh(policy(cluster))
+        caller.get("http://users/warm")
+        started = time.monotonic()
+        results = concurrent(caller, 16, "GET", "http://users/a")
+        elapsed = time.monotonic() - started
+        assert all(isinstance(r, httpx.Response) and r.status_code == 200 for r in results)
+        assert elapsed < 0.38, elapsed  # under 2 x 200 ms, on a loaded machine
+        assert breakers(caller) == ["closed"]
+
+
+def test_breaker_state_shared_through_redis(shell: str) -> None:
+    from tests.servers.caller import Caller
+
+    with redis_server() as url, LoopbackCluster(1) as cluster:
+        cluster.set(0, status=503)
+        pol = cluster.policy("users", retry=NO_RETRY,
+                             breaker={"failures": 2, "reset": "10s", "storage": url})
+        one, two = Caller(shell, pol), Caller(shell, Policy.from_dict(pol.to_dict()))
+        try:
+            for _ in range(2):
+                assert one.get("http://users/a").status_code == 503
+            with pytest.raises(meshclient.CircuitOpen):  # another registry: state from Redis
+                two.get("http://users/a")
+            assert breakers(two) == ["open"]
+            assert cluster.hits() == [2]
+        finally:
+            one.close()
+            two.close()
+
+
+def test_unreachable_redis_falls_back_to_memory(mesh) -> None:
+    from tests.servers.helpers import free_port
+
+    with LoopbackCluster(1) as cluster:
+        url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+        caller = mesh(cluster.policy("users", breaker={"storage": url}))
+        assert caller.get("http://users/a").status_code == 200
+        assert breakers(caller) == ["closed"]

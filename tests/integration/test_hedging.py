@@ -1,0 +1,50 @@
+"""Hedged requests: a second attempt to another endpoint after a delay; first good wins.
+
+The policies use round robin, so the slow endpoint is tried first on a known share of calls
+(p2c-ewma would learn to avoid it, leaving nothing to hedge).
+"""
+
+from __future__ import annotations
+
+import time
+
+from meshclient.testing import LoopbackCluster
+
+RR = {"kind": "round-robin"}
+
+
+def test_hedge_after_fixed_delay_wins(mesh) -> None:
+    with LoopbackCluster(2) as cluster:
+        cluster.set(0, latency_ms=1000)
+        caller = mesh(cluster.policy("users", balancer=RR, retry={"hedge": {"delay": "50ms"}}))
+        for _ in range(4):
+            started = time.monotonic()
+            r = caller.get("http://users/a")
+            assert r.status_code == 200 and r.json()["backend"] == "backend-1"
+            assert time.monotonic() - started < 0.7  # the slow endpoint takes 1 s
+        snap = caller.transport.snapshot()["services"]["users"]
+        assert 2 <= snap["hedges"] <= 4  # the calls that went to the slow endpoint first
+        assert cluster.hits()[1] == 4
+
+
+def test_hedge_waits_for_a_good_answer(mesh) -> None:
+    with LoopbackCluster(2) as cluster:
+        cluster.set(0, latency_ms=300)
+        cluster.set(1, status=503)
+        caller = mesh(cluster.policy("users", balancer=RR, retry={"hedge": {"delay": "30ms"},
+                                                     "attempts": 2}))
+        results = [caller.get("http://users/a") for _ in range(2)]
+        assert [r.status_code for r in results] == [200, 200]
+
+
+def test_hedge_at_a_percentile(mesh) -> None:
+    with LoopbackCluster(2) as cluster:
+        caller = mesh(cluster.policy("users", balancer=RR, retry={"hedge": {"percentile": 90}}))
+        for _ in range(30):  # history for the percentile
+            caller.get("http://users/a")
+        cluster.set(0, latency_ms=800)
+        started = time.monotonic()
+        for _ in range(2):
+            assert caller.get("http://users/a").status_code == 200
+        assert time.monotonic() - started < 1.2
+        assert caller.transport.snapshot()["services"]["users"]["hedges"] >= 1

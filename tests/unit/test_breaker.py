@@ -1,0 +1,100 @@
+"""The pybreaker adapter on a fake monotonic clock (and a fake wall clock)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pybreaker
+
+from meshclient import _events
+from meshclient.policy._model import BreakerPolicy
+from meshclient.resilience.breaker import NORMAL, PROBE, REFUSED, Breaker
+from meshclient.testing import FakeClock
+
+
+def make(clock: FakeClock, **kw: Any) -> Breaker:
+    return Breaker("users", "127.0.0.2:80", BreakerPolicy(failures=3, reset=30.0), clock, **kw)
+
+
+def test_closed_open_half_open_closed() -> None:
+    seen: list[tuple[str, dict[str, Any]]] = []
+    unsubscribe = _events.subscribe(lambda kind, service, attrs: seen.append((kind, attrs)))
+    try:
+        clock = FakeClock()
+        b = make(clock)
+        for _ in range(3):
+            assert b.admit() == NORMAL
+            b.record(NORMAL, False)
+        assert b.status() == "open"
+        assert b.admit() == REFUSED and b.fast_fails == 1
+        clock.advance(29.9)
+        assert b.admit() == REFUSED
+        clock.advance(0.2)
+        assert b.status() == "half-open"
+        assert b.admit() == PROBE
+        assert b.admit() == REFUSED  # exactly one probe at a time
+        b.record(PROBE, True)
+        assert b.status() == "closed" and b.admit() == NORMAL
+    finally:
+        unsubscribe()
+    changes = [(a["old"], a["new"]) for k, a in seen if k == _events.BREAKER_STATE]
+    assert changes == [("closed", "open"), ("open", "half-open"), ("half-open", "closed")]
+
+
+def test_failed_probe_reopens_for_another_period() -> None:
+    clock = FakeClock()
+    b = make(clock)
+    for _ in range(3):
+        b.record(b.admit(), False)
+    clock.advance(31)
+    assert b.admit() == PROBE
+    b.record(PROBE, False)
+    assert b.status() == "open"
+    clock.advance(29)
+    assert b.admit() == REFUSED
+    clock.advance(2)
+    assert b.admit() == PROBE
+
+
+def test_success_resets_the_failure_count_and_late_results_are_ignored() -> None:
+    clock = FakeClock()
+    b = make(clock)
+    tickets = [b.admit() for _ in range(5)]
+    b.record(tickets[0], False)
+    b.record(tickets[1], False)
+    b.record(tickets[2], True)
+    b.record(tickets[3], False)
+    assert b.status() == "closed"
+    b.record(b.admit(), False)
+    b.record(b.admit(), False)
+    assert b.status() == "open"
+    b.record(tickets[4], True)  # admitted while closed, finished after it opened
+    assert b.status() == "open"
+
+
+def test_released_probe_lets_another_probe_in() -> None:
+    clock = FakeClock()
+    b = make(clock)
+    for _ in range(3):
+        b.record(b.admit(), False)
+    clock.advance(31)
+    probe = b.admit()
+    b.release(probe)
+    assert b.admit() == PROBE
+
+
+def test_open_state_from_another_process_is_dated_by_its_wall_clock() -> None:
+    storage = pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)  # stands in for Redis
+    wall = [time.time()]  # pybreaker stamps opened_at with the real wall clock
+    a = make(FakeClock(), storage=storage, wall=lambda: wall[0])
+    for _ in range(3):
+        a.record(a.admit(), False)
+    wall[0] += 20  # another process looks 20 s later, on its own monotonic clock
+    other_clock = FakeClock(start_ns=5)
+    b = make(other_clock, storage=storage, wall=lambda: wall[0])
+    assert b.status() == "open" and b.admit() == REFUSED
+    other_clock.advance(9)
+    assert b.admit() == REFUSED
+    other_clock.advance(2)  # 31 s after it opened
+    assert b.admit() == PROBE

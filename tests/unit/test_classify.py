@@ -1,0 +1,44 @@
+"""Which outcomes may be retried: error kinds, methods, Idempotency-Key, statuses."""
+
+from __future__ import annotations
+
+import httpx
+
+from meshclient.policy._model import RetryPolicy
+from meshclient.resilience.classify import (
+    CONNECT_ERROR,
+    OTHER,
+    READ_ERROR,
+    RESET,
+    TIMEOUT,
+    RetryRules,
+    error_kind,
+)
+
+
+def test_error_kinds() -> None:
+    assert error_kind(httpx.ConnectError("refused")) == CONNECT_ERROR
+    assert error_kind(httpx.ConnectTimeout("t")) == CONNECT_ERROR
+    assert error_kind(httpx.PoolTimeout("t")) == CONNECT_ERROR
+    assert error_kind(httpx.ReadTimeout("t")) == TIMEOUT
+    assert error_kind(httpx.RemoteProtocolError("Server disconnected")) == RESET
+    assert error_kind(httpx.ReadError("")) == RESET
+    assert error_kind(httpx.WriteError("broken pipe")) == READ_ERROR
+    assert error_kind(httpx.UnsupportedProtocol("ftp")) == OTHER
+
+
+def test_rules_methods_idempotency_key_statuses() -> None:
+    rules = RetryRules.from_policy(RetryPolicy())
+    get = httpx.Request("GET", "http://users/")
+    post = httpx.Request("POST", "http://users/")
+    keyed = httpx.Request("POST", "http://users/", headers={"Idempotency-Key": "k"})
+    assert rules.error_retryable(CONNECT_ERROR, post)  # never reached the server
+    assert rules.error_retryable(RESET, get) and not rules.error_retryable(RESET, post)
+    assert rules.error_retryable(RESET, keyed)
+    assert not rules.error_retryable(TIMEOUT, get)  # not in the default `on`
+    assert rules.status_retryable(503, get) and not rules.status_retryable(500, get)
+    assert not rules.status_retryable(503, post) and rules.status_retryable(503, keyed)
+    wide = RetryRules.from_policy(RetryPolicy(on=("5xx", "read-error")))
+    assert wide.status_retryable(500, get) and wide.error_retryable(RESET, get)
+    gw = RetryRules.from_policy(RetryPolicy(on=("gateway-error",)))
+    assert gw.status_listed(504) and not gw.status_listed(500)
