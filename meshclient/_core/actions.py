@@ -60,4 +60,14 @@ class Outcome:
     error: Exception | None = None
 
 
-Action = Send | Sleep | Discard | Done
+@dataclass(frozen=True, slots=True)
+class Mirror:
+    """issue-6: send `request` (a copy, already marked) to `service` in the background,
+    once, never waiting for it: drop it when the shell's mirror gate is full. Then resume
+    the flow with `None`. `service` is a `policy.Service`."""
+
+    request: httpx.Request
+    service: object
+
+
+Action = Send | Sleep | Discard | Done | Mirror

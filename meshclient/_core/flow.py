@@ -16,27 +16,50 @@ from typing import TYPE_CHECKING
 import httpx
 
 from ..errors import NoEndpointsAvailable
-from .actions import Action, Done, OnClose, Outcome, Send
+from ..routing.fault import abort_result, roll
+from ..routing.mirror import mirror_copy
+from .actions import Action, Done, Mirror, OnClose, Outcome, Send, Sleep
 from .address import address_request
 
 if TYPE_CHECKING:  # types only: the runtime holds locks, the core must not import it
     from .._runtime import ServiceRuntime
     from ..balance import EndpointState
+    from ..routing import Decision
 
 Flow = Generator[Action, "Outcome | None", None]
 
 
-def request_flow(request: httpx.Request, runtime: ServiceRuntime) -> Flow:
-    """Route one logical request of `runtime.service` through the mesh."""
+def request_flow(request: httpx.Request, runtime: ServiceRuntime,
+                 decision: Decision | None = None) -> Flow:
+    """Route one logical request of `runtime.service` through the mesh.
+
+    `decision` (issue-6) is the routing step's result: `runtime` is already the
+    destination's; its `mirror` is yielded first, its `fault` is rolled per attempt.
+    """
     service = runtime.service
     clock = runtime.clock
+    # issue-6 hook 1: the mirror copy leaves first (the shell never waits for it).
+    if decision is not None and decision.mirror is not None:
+        copy = mirror_copy(request, decision.mirror)
+        if copy is not None:
+            yield Mirror(copy, decision.mirror)
+    # issue-6 hook 2 (per attempt): roll the fault; a delay is a Sleep before the send.
+    fault = roll(decision.fault, request, runtime.rng) if decision is not None else None
+    if fault is not None and fault.delay_s:
+        yield Sleep(fault.delay_s)
     state = runtime.balancer.pick()
     if state is None:
         raise NoEndpointsAvailable(
             f"service {service.name!r} has no endpoints", request=request, service=service.name)
     attempt = address_request(request, service, state.endpoint)
     start = state.begin(clock.now_ns())
-    outcome = yield Send(attempt, state.endpoint, service.name, 1)
+    if fault is not None and fault.abort is not None:
+        # issue-6 hook 3: an abort replaces the send's outcome, classified like a real one.
+        result = abort_result(fault.abort, attempt)
+        outcome: Outcome | None = (Outcome(response=result) if isinstance(result, httpx.Response)
+                   else Outcome(error=result))
+    else:
+        outcome = yield Send(attempt, state.endpoint, service.name, 1)
     assert outcome is not None
     if outcome.response is None:
         state.end(start, clock.now_ns(), ok=False)

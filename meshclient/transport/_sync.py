@@ -8,9 +8,10 @@ from typing import Any
 
 import httpx
 
-from .._core.actions import Discard, Done, Outcome, Send, Sleep
+from .._core.actions import Discard, Done, Mirror, Outcome, Send, Sleep
 from ..policy import Policy, PolicyStore
 from ._base import MeshBase
+from ._mirror import MirrorSender
 from ._streams import TrackedSyncStream
 
 
@@ -36,6 +37,7 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
                  inner: httpx.BaseTransport | None = None, **kwargs: Any) -> None:
         self._setup(policy)
         self.inner = inner if inner is not None else httpx.HTTPTransport(**kwargs)
+        self.mirrors = MirrorSender(self.registry)  # issue-6
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         flow = self._flow(request)
@@ -58,6 +60,9 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
                 return response
             elif isinstance(action, Sleep):
                 time.sleep(action.seconds)
+                action = flow.send(None)
+            elif isinstance(action, Mirror):  # issue-6: fire and forget, bounded
+                self.mirrors.send_sync(self.inner, action)
                 action = flow.send(None)
             else:
                 assert isinstance(action, Discard)
