@@ -140,12 +140,14 @@ class AbortFault(Model):
     percent: float = setting(doc="Share of attempts aborted, 0-100.", lo=0, hi=100)
     status: int | None = setting(None, doc="Status of the synthetic response.", lo=200,
                                  hi=599)
-    error: str | None = setting(None, doc="Or a connection failure instead of a response.",
-                                choices=ABORT_ERRORS)
+    error: str | None = setting(None, doc="Or a connection failure instead of a response: "
+                                + " or ".join(ABORT_ERRORS) + ".")
 
     def _check(self) -> list[str]:
         if (self.status is None) == (self.error is None):
             return ["exactly one of status, error must be set"]
+        if self.error is not None and self.error not in ABORT_ERRORS:
+            return [f"error must be one of {', '.join(ABORT_ERRORS)}: {self.error!r}"]
         return []
 
 

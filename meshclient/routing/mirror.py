@@ -32,7 +32,7 @@ def mirror_copy(request: httpx.Request, target: Service) -> httpx.Request | None
     if body is None:
         return None
     headers = request.headers.copy()
-    headers["host"] = target.name
+    headers["Host"] = target.name
     headers[MIRROR_HEADER] = "1"
     timeout = {"connect": MIRROR_TIMEOUT_S, "read": MIRROR_TIMEOUT_S,
                "write": MIRROR_TIMEOUT_S, "pool": MIRROR_TIMEOUT_S}
