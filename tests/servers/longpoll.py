@@ -45,6 +45,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     owner: LongPollServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:  # quiet resets
+        pass
+
 
 class LongPollServer:
     def __init__(self, text: str = "{}", host: str = "127.0.0.1") -> None:
