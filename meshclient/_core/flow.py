@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from ..errors import NoEndpointsAvailable
-from ..routing.fault import abort_result, roll
+from ..routing.fault import injected_outcome, roll
 from ..routing.mirror import mirror_copy
 from .actions import Action, Done, Mirror, OnClose, Outcome, Send, Sleep
 from .address import address_request
@@ -55,9 +55,7 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
     start = state.begin(clock.now_ns())
     if fault is not None and fault.abort is not None:
         # issue-6 hook 3: an abort replaces the send's outcome, classified like a real one.
-        result = abort_result(fault.abort, attempt)
-        outcome: Outcome | None = (Outcome(response=result) if isinstance(result, httpx.Response)
-                   else Outcome(error=result))
+        outcome: Outcome | None = injected_outcome(fault.abort, attempt)
     else:
         outcome = yield Send(attempt, state.endpoint, service.name, 1)
     assert outcome is not None
