@@ -36,6 +36,8 @@ class HttpSource:
         headers = {"Accept": "application/json, application/toml;q=0.9, */*;q=0.1"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        if isinstance(verify, str):  # a CA bundle path (httpx deprecates passing it as str)
+            verify = ssl.create_default_context(cafile=verify)
         self._client = httpx.Client(headers=headers, verify=verify, trust_env=False,
                                     follow_redirects=False)
 

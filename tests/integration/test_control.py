@@ -240,3 +240,20 @@ def test_swap_keeps_endpoint_state_and_skips_equal_documents(mesh, cluster, stor
     assert not applier.apply(doc(cluster, "v2", 0, fault={"delay": {"percent": 0,
                                                                     "duration": "1s"}}).encode())
     assert store.generation == generation and applier.stats.unchanged == 1
+
+
+def test_tls_is_verified(cluster, nginx_tls_server) -> None:
+    server, ca = nginx_tls_server
+    server.publish("mesh.json", doc(cluster, "v1", 0))
+    untrusted = PolicyStore()
+    try:
+        refresher = untrusted.watch(server.url("mesh.json"), interval_s=INTERVAL, wait=5)
+        assert refresher.stats.errors >= 1 and untrusted.current.version == ""
+    finally:
+        untrusted.close()
+    trusted = PolicyStore()
+    try:
+        trusted.watch(server.url("mesh.json"), interval_s=INTERVAL, verify=ca, wait=5)
+        assert trusted.current.version == "v1"
+    finally:
+        trusted.close()

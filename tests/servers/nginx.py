@@ -43,9 +43,10 @@ http {{
     log_format mesh '$request_method $uri $status "$http_if_none_match"';
     access_log {dir}/access.log mesh;
     server {{
-        listen {host}:{port};
+        listen {host}:{port}{tls};
         root {dir}/www;
         etag on;
+        {tls_files}
         location /secure/ {{
             if ($http_authorization != "Bearer {token}") {{ return 401; }}
         }}
@@ -55,20 +56,25 @@ http {{
 
 
 class NginxServer:
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    """`tls=(certificate_chain_path, key_path)` serves HTTPS instead of HTTP."""
+
+    def __init__(self, host: str = "127.0.0.1", tls: tuple[str, str] | None = None) -> None:
         self.host = host
+        self.scheme = "https" if tls else "http"
         self.port = free_port(host)
         self.dir = Path(tempfile.mkdtemp(prefix="meshclient-nginx-"))
         self.dir.chmod(0o755)  # nginx started as root serves as "nobody"
         (self.dir / "www" / "secure").mkdir(parents=True)
         (self.dir / "tmp").mkdir()
         (self.dir / "nginx.conf").write_text(_CONFIG.format(
-            dir=self.dir, host=host, port=self.port, token=TOKEN))
+            dir=self.dir, host=host, port=self.port, token=TOKEN, tls=" ssl" if tls else "",
+            tls_files=(f"ssl_certificate {tls[0]}; ssl_certificate_key {tls[1]};"
+                       if tls else "")))
         self._proc: subprocess.Popen[bytes] | None = None
         self._mtime = time.time()
 
     def url(self, name: str) -> str:
-        return f"http://{self.host}:{self.port}/{name}"
+        return f"{self.scheme}://{self.host}:{self.port}/{name}"
 
     def publish(self, name: str, text: str) -> None:
         """Replace `www/<name>` atomically with a fresh mtime (hence a fresh ETag)."""
@@ -127,5 +133,28 @@ def nginx_server() -> Iterator[NginxServer]:
     server = NginxServer().start()
     try:
         yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def nginx_tls_server(tmp_path: Path) -> Iterator[tuple[NginxServer, str]]:
+    """nginx over HTTPS with a certificate for 127.0.0.1 from a throwaway CA (trustme);
+    yields the server and the CA bundle path."""
+    import trustme
+
+    if shutil.which("nginx") is None:
+        pytest.fail("nginx is not installed (.ci/run installs it)")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    chain, key, ca_path = tmp_path / "chain.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.private_key_pem.write_to_path(str(key))
+    chain.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    ca.cert_pem.write_to_path(str(ca_path))
+    tmp_path.chmod(0o755)
+    key.chmod(0o644)  # the nginx master (root) reads it; workers never do
+    server = NginxServer(tls=(str(chain), str(key))).start()
+    try:
+        yield server, str(ca_path)
     finally:
         server.close()
