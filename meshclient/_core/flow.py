@@ -1,6 +1,7 @@
 """THE request state machine, sans I/O.
 
-`request_flow` is a generator: it yields actions (`Send`, `Sleep`, `Discard`, `Done`) and
+`request_flow` is a generator: it yields actions (`Send`, `Sleep`, `Discard`, `Done`, and
+`Mirror` for issue-6's dark traffic) and
 receives what the shell observed (`Outcome` after a `Send`, `None` otherwise). It raises the
 error the caller should see. Both transports drive it; neither re-implements a step.
 
