@@ -100,7 +100,7 @@ def _etcd(cluster: LoopbackCluster, rounds: int, interval: float) -> list[float]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=8, help="changes per source")
+    parser.add_argument("--rounds", type=int, default=12, help="changes per source")
     parser.add_argument("--interval", type=float, default=0.5, help="poll interval, seconds")
     args = parser.parse_args(argv)
     sources = [("poll (nginx, ETag)", _poll, shutil.which("nginx")),
