@@ -13,7 +13,7 @@ from meshclient.testing import LoopbackCluster
 from tests.servers.caller import Caller
 
 # Fixtures for real servers the tests start (etcd_server, …); each server module adds itself here.
-pytest_plugins = ["tests.servers.etcd"]
+pytest_plugins = ["tests.servers.etcd", "tests.servers.nginx", "tests.servers.longpoll"]
 
 
 @pytest.fixture(autouse=True)

@@ -87,4 +87,14 @@ class HedgeOutcome:
     hedged: bool
 
 
-Action = Send | Hedge | Sleep | Discard | Done
+@dataclass(frozen=True, slots=True)
+class Mirror:
+    """issue-6: send `request` (a copy, already marked) to `service` in the background,
+    once, never waiting for it: drop it when the shell's mirror gate is full. Then resume
+    the flow with `None`. `service` is a `policy.Service`."""
+
+    request: httpx.Request
+    service: object
+
+
+Action = Send | Hedge | Sleep | Discard | Done | Mirror

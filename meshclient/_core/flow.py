@@ -1,14 +1,15 @@
 """THE request state machine, sans I/O.
 
 `request_flow` is a generator: it yields actions (`Send`, `Hedge`, `Sleep`, `Discard`,
-`Done`) and receives what the shell observed (`Outcome` after a `Send`, `HedgeOutcome`
+`Mirror`, `Done`) and receives what the shell observed (`Outcome` after a `Send`, `HedgeOutcome`
 after a `Hedge`, `None` otherwise). It raises the error the caller should see. Both
 transports drive it; neither re-implements a step.
 
 One call, in order (the numbers are DESIGN.md's):
-  1. route          (issue-6 hook: destination service/subset, fault injection, mirror)
-  2. deadline, budget deposit, one-layer rule
-     (issue-9 hook: rate-limit admission, before any attempt)
+  1. route          (the shell routed already: `runtime` is the destination's; here the
+                    mirror copy leaves and the fault is rolled per attempt)
+  2. deadline, budget deposit, one-layer rule (rate-limit admission happens in the shell,
+     once per call, before the flow starts: waiting is I/O)
   3-5. pick an endpoint not yet tried whose breaker admits the attempt
   6. send (or hedge) with the deadline and attempt headers and the per-try timeout
   7. observe: breaker, latency, endpoint load
@@ -32,29 +33,37 @@ from ..errors import CircuitOpen, DeadlineExceeded, NoEndpointsAvailable
 from ..resilience.classify import RETRY_AFTER_STATUSES, TIMEOUT, error_kind
 from ..resilience.deadline import Deadline
 from ..resilience.retry_after import http_date_s, parse_retry_after
-from .actions import Action, Discard, Done, Hedge, HedgeOutcome, OnClose, Outcome, Sleep
+from ..routing.fault import injected_outcome, roll
+from ..routing.mirror import mirror_copy
+from .actions import Action, Discard, Done, Hedge, HedgeOutcome, Mirror, OnClose, Outcome, Sleep
 from .attempt import observe, pick_and_guard, prepare, replayable
 from .hedging import good_outcome, hedge_delay_s, plan_hedge, settle_hedge
 
 if TYPE_CHECKING:  # types only: the runtime holds locks, the core must not import it
     from .._runtime import ServiceRuntime
     from ..balance import EndpointState
+    from ..routing import Decision
 
 Flow = Generator[Action, "Outcome | HedgeOutcome | None", None]
 _NS = 1_000_000_000
 
 
 def request_flow(request: httpx.Request, runtime: ServiceRuntime,
-                 inbound: Inbound | None = None) -> Flow:
+                 inbound: Inbound | None = None, decision: Decision | None = None) -> Flow:
     """Route one logical request of `runtime.service` through the mesh. `inbound` is the
-    request being handled when this call is made (`context.inbound`), if any."""
+    request being handled when this call is made (`context.inbound`), if any; `decision`
+    is the routing step's result (`runtime` is already its destination's)."""
     service = runtime.service
     res = runtime.resilience
     clock = runtime.clock
     name = service.name
     now = clock.now_ns()
-    # 1. route: issue-6 adds routing, fault injection (abort = a synthetic Outcome instead
-    #    of a Send, delay = a Sleep) and mirroring here, before any attempt.
+    # 1. route: the mirror copy leaves first (the shell never waits for it).
+    if decision is not None and decision.mirror is not None:
+        copy = mirror_copy(request, decision.mirror)
+        if copy is not None:
+            yield Mirror(copy, decision.mirror)
+    fault_policy = decision.fault if decision is not None else None
 
     # 2. deadline, budget, one-layer rule.
     deadline = Deadline.start(service.timeout, request.extensions, now,
@@ -69,7 +78,6 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
     if not replayable(request):
         max_attempts = 1  # a streaming or large body is never sent twice
     retrying_layer = max_attempts > 1  # this layer owns the retry decision
-    # issue-9 hook: rate-limit / concurrency admission goes here.
 
     tried: set[str] = set()
     attempt = 0
@@ -99,14 +107,25 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
         if last is not None and last.response is not None:
             yield Discard(last.response)  # kept open until the retry had somewhere to go
         tried.add(state.endpoint.key)
+        # fault injection, rolled per attempt: a delay is a Sleep before the send (so the
+        # deadline header reflects it), an abort replaces the send's outcome below.
+        fault = roll(fault_policy, request, runtime.rng) if fault_policy else None
+        if fault is not None and fault.delay_s:
+            yield Sleep(fault.delay_s)
+            now = clock.now_ns()
         send, capped = prepare(request, runtime, state, attempt, deadline, now)
 
         # 6. send, or hedge when the service hedges and a second endpoint is available.
         hedge = None
-        if attempt == 1 and retry.hedge is not None and max_attempts > 1:
+        if attempt == 1 and retry.hedge is not None and max_attempts > 1 and fault is None:
             hedge = plan_hedge(request, runtime, tried, deadline, now)
         start = state.begin(now)
-        if hedge is None:
+        if fault is not None and fault.abort is not None:
+            # an injected abort is classified like a real failure (retries, breakers)
+            outcome = injected_outcome(fault.abort, send.request)
+            now = clock.now_ns()
+            ok = observe(runtime, state, ticket, start, outcome, now)
+        elif hedge is None:
             reply = yield send
             assert isinstance(reply, Outcome)
             outcome = reply

@@ -39,8 +39,9 @@ VARIABLES: tuple[EnvVar, ...] = (
            "Replaces the endpoints the policy gives that service, or adds the service."),
     EnvVar("MESHCLIENT_SERVICE", "(unset)", "This process's own service name."),
     EnvVar("MESHCLIENT_ZONE", "(unset)", "This process's zone, for zone-aware balancing."),
-    EnvVar("MESHCLIENT_CONTROL_URL", "(unset)", "Control endpoint the policy refreshes from "
-           "(`http(s)://…` or `etcd://host:port/key`)."),
+    EnvVar("MESHCLIENT_CONTROL_URL", "(unset)", "Control endpoint the policy refreshes from: "
+           "`http(s)://…` (polled with ETag/Last-Modified; long-polled when it answers "
+           "`X-Consul-Index`) or `etcd://host:port/key` (watched). See docs/control.md."),
     EnvVar("MESHCLIENT_CONTROL_INTERVAL", "10s", "Polling interval for the control endpoint "
            "(jittered)."),
     EnvVar("MESHCLIENT_CONTROL_TOKEN", "(unset)", "Bearer token sent to the control endpoint."),

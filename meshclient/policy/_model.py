@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._fields import Model, setting
+from ._routing import FaultPolicy, RouteRule, check_routes  # issue-6: routing sections
 
 RETRY_CONDITIONS = ("connect-error", "reset", "read-error", "timeout", "5xx", "gateway-error")
 BALANCER_KINDS = ("p2c-ewma", "p2c-least-request", "round-robin", "random")
@@ -201,6 +202,10 @@ class ServicePolicy(Model):
     balancer: BalancerPolicy | None = setting(None, doc="Load balancing.")
     breaker: BreakerPolicy | None = setting(None, doc="Circuit breakers.")
     outlier: OutlierPolicy | None = setting(None, doc="Outlier ejection.")
+    routes: tuple[RouteRule, ...] = setting((), doc="Routing rules, first match wins "
+                                            "(docs/routing.md).")
+    fault: FaultPolicy | None = setting(None, doc="Fault injection for every request to "
+                                        "the service (docs/routing.md).")
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +224,8 @@ class Service:
     breaker: BreakerPolicy
     outlier: OutlierPolicy
     spec: ServicePolicy
+    routes: tuple[RouteRule, ...] = ()  # issue-6
+    fault: FaultPolicy | None = None  # issue-6
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -245,6 +252,7 @@ class Policy(Model):
         resolved = {name: _resolve(name, spec, self.defaults)
                     for name, spec in self.services.items()}
         object.__setattr__(self, "resolved", types.MappingProxyType(resolved))
+        errors += check_routes(self.services)  # issue-6: destinations name services
         return errors
 
     @classmethod
@@ -286,6 +294,8 @@ def _resolve(name: str, spec: ServicePolicy, defaults: Defaults) -> Service:
         breaker=spec.breaker or defaults.breaker,
         outlier=spec.outlier or defaults.outlier,
         spec=spec,
+        routes=spec.routes,  # issue-6
+        fault=spec.fault,  # issue-6
     )
 
 

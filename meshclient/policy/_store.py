@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import PolicyError
 from ._model import Policy
 
 logger = logging.getLogger("meshclient.policy")
@@ -36,6 +37,7 @@ class PolicyStore:
         self._lock = threading.Lock()  # serialises writers only; readers never take it
         self._subscribers: list[Subscriber] = []
         self._attachments: dict[str, Any] = {}
+        self._refresher: Any = None  # issue-6: the control.RefreshThread, once watched
 
     @property
     def current(self) -> Policy:
@@ -90,6 +92,49 @@ class PolicyStore:
                     value = self._attachments[key] = factory()
         return value
 
+    def watch(self, url: str, **options: Any) -> Any:
+        """Keep this store in step with a control endpoint; returns the `RefreshThread`.
+
+        `url` is `http(s)://…` (polled with ETag / Last-Modified, long-polled when the server
+        answers with `X-Consul-Index`) or `etcd://host:port/key` (watched). Options:
+        `interval_s`, `token`, `cache`, `verify`, `long_poll_wait_s` (see
+        `meshclient.control.RefreshThread`) and `wait` (seconds to block for the first
+        answer; default 0). Started once per store: watching the same URL again returns
+        the running refresher, another URL raises `PolicyError`. `close()` stops it.
+        """
+        from ..control import RefreshThread  # local: control imports policy
+
+        wait = float(options.pop("wait", 0.0))
+        with self._lock:
+            current = self._refresher
+            if current is not None:
+                if current.url != url:
+                    raise PolicyError(f"store already watches {current.url!r}; close() it "
+                                      f"before watching {url!r}")
+                return current
+            refresher = self._refresher = RefreshThread(self, url, **options)
+        refresher.start()  # outside the lock: restoring the cache calls replace()
+        if wait > 0:
+            refresher.wait_ready(wait)
+        return refresher
+
+    @property
+    def refresher(self) -> Any:
+        """The running `RefreshThread`, or None."""
+        return self._refresher
+
+    def close(self) -> None:
+        """Stop background work: the control refresher and any attachment with `close()`."""
+        with self._lock:
+            refresher, self._refresher = self._refresher, None
+            attachments = list(self._attachments.values())
+        if refresher is not None:
+            refresher.close()
+        for item in attachments:
+            close = getattr(item, "close", None)
+            if callable(close):
+                close()
+
     def __repr__(self) -> str:
         generation, policy = self._snapshot
         return (f"<PolicyStore generation={generation} version={policy.version!r} "
@@ -104,19 +149,36 @@ def default_store() -> PolicyStore:
     """The process-wide store, built from the environment on first use (`Policy.from_env()`).
 
     Raises `PolicyError` when the environment is invalid, so a bad deployment fails at start-up.
+    With `MESHCLIENT_CONTROL_URL` set it also starts the refresher (restoring
+    `MESHCLIENT_POLICY_CACHE` first) and waits up to 2 s for the endpoint's first answer.
     """
     global _default
     store = _default
     if store is None:
         with _default_lock:
             if _default is None:
-                _default = PolicyStore(Policy.from_env())
+                _default = _from_env()
             store = _default
     return store
 
 
+def _from_env() -> PolicyStore:
+    from ._env import settings_from_env
+
+    settings = settings_from_env()
+    store = PolicyStore(Policy.from_env())
+    if settings.control_url:  # issue-6: live policy from the control endpoint
+        store.watch(settings.control_url, interval_s=settings.control_interval,
+                    token=settings.control_token, cache=settings.policy_cache,
+                    wait=min(2.0, settings.control_interval))
+    return store
+
+
 def reset_default_store() -> None:
-    """Forget the process-wide store (tests; a forked child that must re-read its env)."""
+    """Forget the process-wide store (tests; a forked child that must re-read its env),
+    stopping its background work."""
     global _default
     with _default_lock:
-        _default = None
+        store, _default = _default, None
+    if store is not None:
+        store.close()

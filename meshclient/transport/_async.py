@@ -8,9 +8,10 @@ from typing import Any
 import anyio
 import httpx
 
-from .._core.actions import Discard, Done, Hedge, HedgeOutcome, Outcome, Send, Sleep
+from .._core.actions import Discard, Done, Hedge, HedgeOutcome, Mirror, Outcome, Send, Sleep
 from ..policy import Policy, PolicyStore
 from ._base import MeshBase
+from ._mirror import MirrorSender
 from ._streams import TrackedAsyncStream
 
 
@@ -22,6 +23,7 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
                  inner: httpx.AsyncBaseTransport | None = None, **kwargs: Any) -> None:
         self._setup(policy)
         self.inner = inner if inner is not None else httpx.AsyncHTTPTransport(**kwargs)
+        self.mirrors = MirrorSender(self.registry)  # issue-6
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         flow = self._flow(request)
@@ -45,6 +47,9 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
                             action.on_close)
                     held = None
                     return response
+                elif isinstance(action, Mirror):  # fire and forget, bounded
+                    self.mirrors.send_async(self.inner, action)
+                    action = flow.send(None)
                 elif isinstance(action, Sleep):
                     await anyio.sleep(action.seconds)
                     action = flow.send(None)
@@ -106,6 +111,7 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         return HedgeOutcome(winner, won, other, True)
 
     async def aclose(self) -> None:
+        await self.mirrors.aclose()  # issue-6
         await self.inner.aclose()
 
     async def __aenter__(self) -> AsyncMeshTransport:
@@ -115,4 +121,5 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
     async def __aexit__(self, exc_type: type[BaseException] | None = None,
                         exc_value: BaseException | None = None,
                         traceback: TracebackType | None = None) -> None:
+        await self.mirrors.aclose()  # issue-6
         await self.inner.__aexit__(exc_type, exc_value, traceback)

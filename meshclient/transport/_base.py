@@ -10,6 +10,7 @@ from .._core.flow import Flow, request_flow
 from .._runtime import Registry, registry_for
 from ..context import inbound
 from ..policy import Policy, PolicyStore, default_store
+from ..routing import route
 
 
 def as_store(policy: Policy | PolicyStore | None) -> PolicyStore:
@@ -36,10 +37,14 @@ class MeshBase:
     def _flow(self, request: httpx.Request) -> Flow | None:
         """The flow for a request to a service in the current policy, else None (pass
         through). The policy is read once here: the request sees one version throughout."""
-        service = self.store.current.resolved.get(request.url.host)
+        policy = self.store.current
+        service = policy.resolved.get(request.url.host)
         if service is None:
             return None
-        return request_flow(request, self.registry.runtime(service), inbound.get())
+        # route first (same snapshot), then the destination's runtime
+        decision = route(request, service, policy, self.registry.rng)
+        return request_flow(request, self.registry.runtime(decision.destination), inbound.get(),
+                            decision)
 
     def snapshot(self) -> dict[str, Any]:
         """Per service and endpoint: live counters (see docs/balancing.md)."""

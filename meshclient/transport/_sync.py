@@ -10,9 +10,10 @@ from typing import Any
 
 import httpx
 
-from .._core.actions import Discard, Done, Hedge, HedgeOutcome, Outcome, Send, Sleep
+from .._core.actions import Discard, Done, Hedge, HedgeOutcome, Mirror, Outcome, Send, Sleep
 from ..policy import Policy, PolicyStore
 from ._base import MeshBase
+from ._mirror import MirrorSender
 from ._streams import TrackedSyncStream
 
 #: Most threads the sync shell uses for hedged requests (created on first use, on demand).
@@ -43,6 +44,7 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         self.inner = inner if inner is not None else httpx.HTTPTransport(**kwargs)
         self._pool: ThreadPoolExecutor | None = None  # for hedged requests, made on first use
         self._pool_lock = threading.Lock()
+        self.mirrors = MirrorSender(self.registry)  # issue-6
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         flow = self._flow(request)
@@ -66,6 +68,9 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
                             action.on_close)
                     held = None
                     return response
+                elif isinstance(action, Mirror):  # fire and forget, bounded
+                    self.mirrors.send_sync(self.inner, action)
+                    action = flow.send(None)
                 elif isinstance(action, Sleep):
                     time.sleep(action.seconds)
                     action = flow.send(None)

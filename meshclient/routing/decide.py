@@ -1,0 +1,50 @@
+"""`route()`: the routing step of a request, as one pure decision.
+
+`route(request, service, policy, rng) -> Decision(destination, fault, mirror)`:
+the first matching route picks a destination by weight (sticky on `hash_on`), the route's
+`fault` (else the service's) applies to each attempt, and `mirror` names the service that
+gets a copy when the percentage roll says so. A destination equal to the routed service is
+that service's own endpoints; a destination's own routes are not applied again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from .._types import Rng
+from ..context import MIRROR_HEADER
+from ..policy import Policy, Service
+from ..policy._routing import FaultPolicy
+from .rules import first_match
+from .split import choose
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Where a request goes: `destination` (its endpoints, retry, breakers…), the `fault`
+    rolled per attempt, the `mirror` target (or None), and the matched route's name."""
+
+    destination: Service
+    fault: FaultPolicy | None = None
+    mirror: Service | None = None
+    route: str | None = None
+
+
+def route(request: httpx.Request, service: Service, policy: Policy, rng: Rng) -> Decision:
+    """Decide destination, fault and mirror for `request` to `service` under `policy`
+    (the snapshot the request read once)."""
+    if not service.routes:
+        return Decision(service, service.fault)
+    rule = first_match(service.routes, request)
+    if rule is None:
+        return Decision(service, service.fault)
+    name = choose(rule, request, rng)
+    destination = service if name is None or name == service.name else policy.resolved[name]
+    mirror = None
+    if rule.mirror is not None and MIRROR_HEADER not in request.headers and (
+            rng.random() * 100 < rule.mirror.percent):
+        mirror = policy.resolved[rule.mirror.to]
+    fault = rule.fault if rule.fault is not None else service.fault
+    return Decision(destination, fault, mirror, rule.name)
