@@ -46,7 +46,7 @@ def test_tls_verified_against_the_service_name(mesh, ca: trustme.CA,
 def test_bare_ip_fails_verification(mesh, ca: trustme.CA, users_tls: TLSServer) -> None:
     """Control: the certificate does not name the IP, so without the mesh's SNI it fails."""
     caller = mesh(None, verify=_context(ca))
-    with pytest.raises(httpx.ConnectError, match="(?i)certificate"):
+    with pytest.raises(httpx.ConnectError, match=r"(?i)certificate"):
         caller.get(f"https://127.0.0.5:{users_tls.port}/")
 
 
@@ -55,5 +55,5 @@ def test_wrong_service_name_fails_verification(mesh, ca: trustme.CA,
     policy = Policy.from_dict({"services": {"billing": {
         "scheme": "https", "endpoints": [f"127.0.0.5:{users_tls.port}"]}}})
     caller = mesh(policy, verify=_context(ca))
-    with pytest.raises(httpx.ConnectError, match="(?i)certificate"):
+    with pytest.raises(httpx.ConnectError, match=r"(?i)certificate"):
         caller.get("https://billing/")
