@@ -17,6 +17,7 @@ median of the per-round paired ratios.
 from __future__ import annotations
 
 import asyncio
+import functools
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -51,10 +52,10 @@ class Result:
 
     def cpu_us(self) -> list[float]:
         """CPU microseconds per request, per round."""
-        return [c / n * 1e6 for c, n in zip(self.cpu, self.requests)]
+        return [c / n * 1e6 for c, n in zip(self.cpu, self.requests, strict=True)]
 
     def rps(self) -> list[float]:
-        return [n / w for w, n in zip(self.wall, self.requests)]
+        return [n / w for w, n in zip(self.wall, self.requests, strict=True)]
 
 
 def measure(run: Callable[[], int]) -> tuple[float, float, int]:
@@ -151,7 +152,8 @@ class Row:
 
     def ratio(self) -> float:
         """Median of per-round (mesh CPU/request) / (bare CPU/request)."""
-        return statistics.median(m / b for m, b in zip(self.mesh.cpu_us(), self.bare.cpu_us()))
+        return statistics.median(m / b for m, b in zip(self.mesh.cpu_us(), self.bare.cpu_us(),
+                                                   strict=True))
 
     def as_dict(self) -> dict[str, Any]:
         return {"shell": self.shell, "concurrency": self.concurrency,
@@ -181,7 +183,7 @@ def run_overhead(*, requests: int = 2000, rounds: int = 5, warmup: int = 200,
                         order = ("bare", "mesh") if i % 2 == 0 else ("mesh", "bare")
                         for kind in order:
                             result = row.bare if kind == "bare" else row.mesh
-                            result.add(*measure(lambda k=kind, p=pair: p.batch(k, requests)))
+                            result.add(*measure(functools.partial(pair.batch, kind, requests)))
                     rows.append(row)
                     if progress is not None:
                         progress(format_row(row))
