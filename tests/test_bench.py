@@ -34,7 +34,7 @@ def test_run_overhead_tiny() -> None:
 def test_cli_bench(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--requests", "32", "--rounds", "1", "--shell", "sync"]) == 0
     out = capsys.readouterr().out
-    assert "sync" in out and "worst CPU ratio" in out
+    assert "sync" in out and "worst CPU ratio" in out and "mesh itself adds" in out
     assert main(["bench", "--requests", "1"]) == 2
 
 
@@ -51,3 +51,11 @@ def test_runner_skips_missing_and_rejects_unknown(capsys: pytest.CaptureFixture[
     assert not runner.exists("no_such_benchmark")
     assert runner.main(["no_such_benchmark"]) == 1
     assert "no such benchmark" in capsys.readouterr().err
+
+
+def test_added_cpu_in_memory() -> None:
+    from meshclient._bench import added_cpu_us, format_added
+
+    bare, mesh = added_cpu_us(requests=50, rounds=2)
+    assert bare > 0 and mesh > 0
+    assert "the mesh itself adds" in format_added(bare, mesh)

@@ -19,7 +19,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._bench import HEADER, report, run_overhead  # imported on use: keeps the CLI fast
+    from .._bench import HEADER, added_cpu_us, format_added, report, run_overhead  # imported on use: keeps the CLI fast
 
     if args.requests < 16 or args.rounds < 1:
         print("bench: --requests must be at least 16 and --rounds at least 1")
@@ -31,4 +31,5 @@ def run(args: argparse.Namespace) -> int:
     rows = run_overhead(requests=args.requests, rounds=args.rounds, shells=shells,
                         progress=lambda line: print(line, flush=True))
     print(report(rows, TARGET).splitlines()[-1])
+    print(format_added(*added_cpu_us(requests=max(args.requests, 500))))
     return 0
