@@ -75,7 +75,7 @@ def address_request(request: httpx.Request, service: Service, endpoint: Endpoint
     out.extensions = dict(request.extensions)
     if scheme == "https" and "sni_hostname" not in out.extensions:
         out.extensions["sni_hostname"] = request.url.host
-    out.headers = httpx.Headers(request.headers)  # a list copy; encoding stays lazy
+    out.headers = request.headers.copy()
     if headers:
         out.headers.update(headers)
     return out
