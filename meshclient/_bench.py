@@ -9,9 +9,9 @@ process only (the server is a separate process, `_bench_server.FastServer`):
   more CPU per request than bare httpx.
 * **throughput** - requests per second of wall-clock time over the same batch.
 
-Variants run interleaved in one process (bare, mesh, mesh, bare, ...; the order flips every
-round), so drift from a loaded machine hits both sides alike; the reported ratio is the
-median of the per-round paired ratios.
+Variants run interleaved in one process, in chunks of ~160 requests (bare, mesh, mesh,
+bare, ...), so drift from a loaded machine hits both sides alike; a round sums its chunks,
+and the reported ratio is the median of the per-round paired ratios.
 """
 
 from __future__ import annotations
@@ -164,26 +164,43 @@ class Row:
                 "cpu_ratio": self.ratio()}
 
 
+def _round(pair: SyncPair | AsyncPair, requests: int, chunk: int) -> dict[str, tuple[float, float, int]]:
+    """One round: `requests` per variant, in alternating chunks (bare, mesh, mesh, bare, …)
+    so that load changes within the round hit both variants alike."""
+    totals = {"bare": [0.0, 0.0, 0], "mesh": [0.0, 0.0, 0]}
+    for j in range(max(1, requests // chunk)):
+        for kind in ("bare", "mesh") if j % 2 == 0 else ("mesh", "bare"):
+            cpu, wall, n = measure(functools.partial(pair.batch, kind, chunk))
+            total = totals[kind]
+            total[0] += cpu
+            total[1] += wall
+            total[2] += n
+    return {k: (float(v[0]), float(v[1]), int(v[2])) for k, v in totals.items()}
+
+
 def run_overhead(*, requests: int = 2000, rounds: int = 5, warmup: int = 200,
                  shells: Sequence[str] = ("sync", "async"),
-                 concurrency: Iterable[int] = (1, 16),
+                 concurrency: Iterable[int] = (1, 16), chunk: int = 160,
                  progress: Callable[[str], None] | None = None) -> list[Row]:
-    """Measure every (shell, concurrency) pair, interleaved, against one fast server."""
+    """Measure every (shell, concurrency) pair, interleaved, against one fast server.
+
+    Each round runs `requests` per variant in alternating chunks of about `chunk`
+    requests (a multiple of the concurrency)."""
     rows: list[Row] = []
     with FastServer() as server:
         for shell in shells:
             for c in concurrency:
                 pair: SyncPair | AsyncPair = (SyncPair(server, c) if shell == "sync"
                                               else AsyncPair(server, c))
+                step = max(c, chunk // c * c)
                 try:
                     row = Row(shell, c, Result("bare"), Result("mesh"))
                     for kind in ("bare", "mesh"):
                         pair.batch(kind, max(warmup, c))
-                    for i in range(rounds):
-                        order = ("bare", "mesh") if i % 2 == 0 else ("mesh", "bare")
-                        for kind in order:
-                            result = row.bare if kind == "bare" else row.mesh
-                            result.add(*measure(functools.partial(pair.batch, kind, requests)))
+                    for _ in range(rounds):
+                        totals = _round(pair, max(requests, step), step)
+                        row.bare.add(*totals["bare"])
+                        row.mesh.add(*totals["mesh"])
                     rows.append(row)
                     if progress is not None:
                         progress(format_row(row))

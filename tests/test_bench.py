@@ -21,7 +21,7 @@ def test_fast_server_keeps_alive_and_pipelines() -> None:
 
 
 def test_run_overhead_tiny() -> None:
-    rows = run_overhead(requests=32, rounds=2, warmup=16, concurrency=(1, 4))
+    rows = run_overhead(requests=32, rounds=2, warmup=16, concurrency=(1, 4), chunk=16)
     assert [(r.shell, r.concurrency) for r in rows] == [
         ("sync", 1), ("sync", 4), ("async", 1), ("async", 4)]
     for row in rows:
