@@ -82,11 +82,14 @@ def _default(field: dataclasses.Field[Any]) -> str:
         return "see section"
     if field.metadata.get("duration") and isinstance(value, (int, float)):
         return f"`{format_duration(float(value))}`"
-    if isinstance(value, tuple):
+    if isinstance(value, (tuple, frozenset, set)):
         value = list(value)
     if isinstance(value, Mapping):
         value = dict(value)
-    return f"`{json.dumps(value)}`"
+    try:
+        return f"`{json.dumps(value)}`"
+    except TypeError:  # a value a document cannot spell as JSON: show it as Python
+        return f"`{value!r}`"
 
 
 def _constraints(meta: Mapping[str, Any]) -> str:
