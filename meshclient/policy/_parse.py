@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import PolicyError
 from ._duration import format_duration, parse_duration
-from ._fields import Model
+from ._fields import Model, check_value
 from ._model import EndpointSpec, Policy
 
 if sys.version_info >= (3, 11):
@@ -72,6 +72,12 @@ def _build(cls: type[Any], data: object, path: str, errors: list[str]) -> Any:
         if value is not _BAD:
             kwargs[key] = value
     if len(errors) > before:
+        # Still report the field checks of the siblings that did convert (every problem,
+        # not just the first); cross-field rules need the whole object, so they wait.
+        for key, value in kwargs.items():
+            message = check_value(key, value, dict(fields[key].metadata))
+            if message is not None and fields[key].metadata:
+                errors.append(_join(path, message))
         return _BAD
     try:
         return cls(**kwargs)

@@ -14,8 +14,10 @@ set with `backend.set(...)` or per request in the query string:
 | `close_mid_body` | `close_mid_body=1` | send headers and half the body, then close |
 | `body_size` | `size` | bytes of body for `/bytes` (default 1024) |
 
-Paths: `/bytes` returns `size` bytes; `/stream?chunks=N` streams N chunks; anything else
-returns JSON describing the request (method, path, headers, body length, backend name).
+Paths: `/bytes` returns `size` bytes; `/stream?chunks=N` streams N chunks;
+`/redirect?to=URL` answers 302 to `URL` (default `/`); `/cookies/set?name=value` sets those
+cookies; anything else returns JSON describing the request (method, path, headers, body
+length, backend name).
 """
 
 from __future__ import annotations
@@ -111,6 +113,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif split.path == "/stream":
             self._stream(status, int(query.get("chunks", "4")))
             return
+        elif split.path in ("/redirect", "/cookies/set"):
+            self._redirect(split.path, query)
+            return
         else:
             body = json.dumps({
                 "backend": backend.name, "method": self.command, "path": self.path,
@@ -131,6 +136,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self.wfile.write(body)
+
+    def _redirect(self, path: str, query: dict[str, str]) -> None:
+        self.send_response(302)
+        if path == "/redirect":
+            self.send_header("Location", query.get("to", "/"))
+        else:
+            self.send_header("Location", "/")
+            for name, value in query.items():
+                self.send_header("Set-Cookie", f"{name}={value}; Path=/")
+        self.send_header("Content-Length", "0")
+        self.send_header("X-Backend", self.server.backend.name)
+        self.end_headers()
 
     def _stream(self, status: int, chunks: int) -> None:
         self.send_response(status)

@@ -1,5 +1,8 @@
 """Response streams that report when the body is finished (closed or fully read), so load
-measurements and spans end then, not when the headers arrive (tower's TrackCompletion)."""
+measurements and spans end then, not when the headers arrive (tower's TrackCompletion).
+
+On every meshed response, so kept allocation-light: one wrapper object, the callback held
+directly and dropped once called."""
 
 from __future__ import annotations
 
@@ -10,62 +13,60 @@ import httpx
 from .._core.actions import OnClose
 
 
-class _Once:
-    __slots__ = ("_on_close",)
-
-    def __init__(self, on_close: OnClose) -> None:
-        self._on_close: OnClose | None = on_close
-
-    def finish(self, error: BaseException | None) -> None:
-        callback, self._on_close = self._on_close, None
-        if callback is not None:
-            callback(error)
-
-
 class TrackedSyncStream(httpx.SyncByteStream):
     """Wraps a sync response stream; calls `on_close` exactly once."""
 
-    __slots__ = ("_done", "_stream")
+    __slots__ = ("_on_close", "_stream")
 
     def __init__(self, stream: httpx.SyncByteStream, on_close: OnClose) -> None:
         self._stream = stream
-        self._done = _Once(on_close)
+        self._on_close: OnClose | None = on_close
+
+    def _finish(self, error: BaseException | None) -> None:
+        callback, self._on_close = self._on_close, None
+        if callback is not None:
+            callback(error)
 
     def __iter__(self) -> Iterator[bytes]:
         try:
             yield from self._stream
         except BaseException as exc:
-            self._done.finish(exc)
+            self._finish(exc)
             raise
-        self._done.finish(None)
+        self._finish(None)
 
     def close(self) -> None:
         try:
             self._stream.close()
         finally:
-            self._done.finish(None)
+            self._finish(None)
 
 
 class TrackedAsyncStream(httpx.AsyncByteStream):
     """Wraps an async response stream; calls `on_close` exactly once."""
 
-    __slots__ = ("_done", "_stream")
+    __slots__ = ("_on_close", "_stream")
 
     def __init__(self, stream: httpx.AsyncByteStream, on_close: OnClose) -> None:
         self._stream = stream
-        self._done = _Once(on_close)
+        self._on_close: OnClose | None = on_close
+
+    def _finish(self, error: BaseException | None) -> None:
+        callback, self._on_close = self._on_close, None
+        if callback is not None:
+            callback(error)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._stream:
                 yield chunk
         except BaseException as exc:
-            self._done.finish(exc)
+            self._finish(exc)
             raise
-        self._done.finish(None)
+        self._finish(None)
 
     async def aclose(self) -> None:
         try:
             await self._stream.aclose()
         finally:
-            self._done.finish(None)
+            self._finish(None)

@@ -15,17 +15,20 @@ from meshclient.policy import Policy, PolicyStore
 
 
 class Caller:
-    def __init__(self, kind: str, policy: Policy | PolicyStore | None, **kwargs: Any) -> None:
+    def __init__(self, kind: str, policy: Policy | PolicyStore | None,
+                 client_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        """`client_kwargs` go to the httpx client, `kwargs` to the mesh transport."""
         self.kind = kind
+        client_kwargs = client_kwargs or {}
         self._portal_cm: Any = None
         if kind == "sync":
             self.transport: Any = meshclient.MeshTransport(policy, **kwargs)
-            self.client: Any = httpx.Client(transport=self.transport)
+            self.client: Any = httpx.Client(transport=self.transport, **client_kwargs)
         else:
             self._portal_cm = anyio.from_thread.start_blocking_portal()
             self.portal = self._portal_cm.__enter__()
             self.transport = meshclient.AsyncMeshTransport(policy, **kwargs)
-            self.client = httpx.AsyncClient(transport=self.transport)
+            self.client = httpx.AsyncClient(transport=self.transport, **client_kwargs)
 
     @property
     def store(self) -> PolicyStore:

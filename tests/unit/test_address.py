@@ -1,0 +1,65 @@
+"""Re-addressing a request to an endpoint: the shortcut gives exactly what `copy_with` does."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from meshclient._core.address import _fast_url, _slow_url, address_request, endpoint_url
+from meshclient.discovery._base import Endpoint
+from meshclient.policy import Policy
+
+URLS = ["http://users/", "http://users/v1/users/42?x=1&y=%20z#frag", "https://u:p@users:9/a",
+        "http://USERS/Caps/Path", "http://users/%E2%82%AC?q=%E2%82%AC"]
+TARGETS = [("http", "127.0.0.2", 8001), ("https", "127.0.0.3", 443), ("http", "::1", 80),
+           ("https", "Backend.Example", 8443)]
+
+
+def test_the_shortcut_is_active() -> None:
+    assert endpoint_url is _fast_url
+
+
+@pytest.mark.parametrize("text", URLS)
+@pytest.mark.parametrize(("scheme", "host", "port"), TARGETS)
+def test_fast_url_matches_copy_with(text: str, scheme: str, host: str, port: int) -> None:
+    url = httpx.URL(text)
+    fast, slow = _fast_url(url, scheme, host, port), _slow_url(url, scheme, host, port)
+    assert fast == slow and str(fast) == str(slow)
+    assert (fast.scheme, fast.host, fast.port, fast.raw_path, fast.fragment) == (
+        slow.scheme, slow.host, slow.port, slow.raw_path, slow.fragment)
+    assert url == httpx.URL(text)  # the logical URL is untouched
+
+
+def _service(scheme: str) -> object:
+    policy = Policy.from_dict({"services": {"users": {"scheme": scheme,
+                                                      "endpoints": ["127.0.0.2:8001"]}}})
+    return policy.resolved["users"]
+
+
+def test_address_request_keeps_host_and_sets_sni() -> None:
+    request = httpx.Client().build_request("POST", "https://users/v1?a=1", content=b"body",
+                                           headers={"X-A": "1"}, extensions={"timeout": {}})
+    out = address_request(request, _service("https"), Endpoint("127.0.0.2", 8001),  # type: ignore[arg-type]
+                          headers={"X-Attempt": "2"})
+    assert str(out.url) == "https://127.0.0.2:8001/v1?a=1"
+    assert out.headers["Host"] == "users" and out.headers["X-Attempt"] == "2"
+    assert out.extensions["sni_hostname"] == "users" and "timeout" in out.extensions
+    assert out.stream is request.stream and out.method == "POST"
+    # the caller's request is unchanged
+    assert "X-Attempt" not in request.headers and "sni_hostname" not in request.extensions
+    assert str(request.url) == "https://users/v1?a=1"
+
+
+def test_address_request_plain_http_has_no_sni() -> None:
+    request = httpx.Request("GET", "http://users/")
+    out = address_request(request, _service("http"), Endpoint("127.0.0.2", 8001))  # type: ignore[arg-type]
+    assert str(out.url) == "http://127.0.0.2:8001/" and "sni_hostname" not in out.extensions
+
+
+def test_copy_does_not_share_mutable_parts() -> None:
+    request = httpx.Request("GET", "http://users/", extensions={"k": 1})
+    out = address_request(request, _service("http"), Endpoint("127.0.0.2", 8001))  # type: ignore[arg-type]
+    out.headers["traceparent"] = "00-x"
+    out.extensions["meshclient.attempt"] = 2
+    assert "traceparent" not in request.headers
+    assert "meshclient.attempt" not in request.extensions
