@@ -9,6 +9,9 @@ import httpx
 from .._core.flow import Flow, request_flow
 from .._runtime import Registry, registry_for
 from ..policy import Policy, PolicyStore, default_store
+from ..server import admin
+from ..telemetry import start_call
+from ..telemetry._flow import instrument, passthrough_flow
 
 
 def as_store(policy: Policy | PolicyStore | None) -> PolicyStore:
@@ -31,14 +34,19 @@ class MeshBase:
     def _setup(self, policy: Policy | PolicyStore | None) -> None:
         self.store = as_store(policy)
         self.registry = registry_for(self.store)
+        admin.track(self.store, self.registry)
 
     def _flow(self, request: httpx.Request) -> Flow | None:
         """The flow for a request to a service in the current policy, else None (pass
-        through). The policy is read once here: the request sees one version throughout."""
+        through untraced: telemetry is off). The policy is read once here: the request sees
+        one version throughout. With telemetry on, the flow is wrapped to trace it."""
         service = self.store.current.resolved.get(request.url.host)
         if service is None:
-            return None
-        return request_flow(request, self.registry.runtime(service))
+            call = start_call(request, None)
+            return None if call is None else instrument(passthrough_flow(request), call)
+        flow = request_flow(request, self.registry.runtime(service))
+        call = start_call(request, service.name)
+        return flow if call is None else instrument(flow, call)
 
     def snapshot(self) -> dict[str, Any]:
         """Per service and endpoint: live counters (see docs/balancing.md)."""
