@@ -102,12 +102,10 @@ def on_event(kind: str, service: str, attrs: dict[str, Any]) -> None:
         span = trace.get_current_span()
         if span.is_recording():
             span.add_event(f"meshclient.{kind}", _attrs(service, attrs, "endpoint"))
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("%s %s %s", kind, service, attrs)
-        return
     line = _log_line(kind, service, attrs)
     if line is None:
-        logger.debug("%s %s %s", kind, service, attrs)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s %s %s", kind, service, attrs)
     else:
         logger.log(line[0], line[1], extra={"meshclient_event": kind,
                                             "meshclient_service": service})
