@@ -45,7 +45,7 @@ def find_request(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
     if req is not None and hasattr(req, "headers"):
         return req
     for arg in args:
-        if hasattr(arg, "headers") and not isinstance(arg, (str, bytes, Mapping)):
+        if hasattr(arg, "headers") and not isinstance(arg, (str, bytes, dict)):
             return arg
     return _flask_request()
 
