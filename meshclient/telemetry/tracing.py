@@ -44,6 +44,21 @@ def url_without_credentials(url: httpx.URL) -> str:
     return str(url)
 
 
+_fields_cache: tuple[object, frozenset[str]] = (None, frozenset())
+
+
+def _preset_fields(headers: httpx.Headers) -> frozenset[str]:
+    """The propagation fields (e.g. `traceparent`) the caller set on purpose."""
+    global _fields_cache
+    propagator = propagate.get_global_textmap()
+    cached = _fields_cache
+    if cached[0] is not propagator:
+        cached = _fields_cache = (propagator, frozenset(f.lower() for f in propagator.fields))
+    if not headers:
+        return frozenset()
+    return cached[1].intersection(k for k, _ in headers.multi_items())
+
+
 def start_call(request: httpx.Request, service: str | None) -> Call | None:
     """A `Call` for `request` (`service=None`: a passthrough request, traced as one CLIENT
     span), or None when there is nothing to record and no trace context to propagate."""
@@ -70,8 +85,7 @@ class Call:
         self._service = service if service is not None else request.url.host
         self._tracer = tracer
         self._instruments = instruments
-        self._preset = frozenset(f for f in propagate.get_global_textmap().fields
-                                 if f in request.headers)
+        self._preset = _preset_fields(request.headers)
         self._attempt_span: trace.Span | None = None
         self._attempt_start = 0
         self._send_attempt = 0
@@ -84,9 +98,7 @@ class Call:
         parent = otel_context.get_current()
         if tracer is not None and service is not None:
             self._span = tracer.start_span(f"{request.method} {service}", parent,
-                                           SpanKind.INTERNAL)
-            if self._span.is_recording():
-                self._span.set_attributes(self._base_attributes())
+                                           SpanKind.INTERNAL, self._base_attributes())
             parent = trace.set_span_in_context(self._span, parent)
         #: The context calls made on this request's behalf run in (the logical span's).
         self.context = parent
@@ -111,14 +123,12 @@ class Call:
         self._attempt_start = time.perf_counter_ns()
         ctx = self.context
         if self._tracer is not None:
-            span = self._tracer.start_span(send.request.method, ctx, SpanKind.CLIENT)
-            if span.is_recording():
-                attrs = dict(self._base_attributes())
-                attrs[sc.NETWORK_PEER_ADDRESS] = send.endpoint.host
-                attrs[sc.NETWORK_PEER_PORT] = send.endpoint.port
-                if send.attempt > 1:
-                    attrs[sc.HTTP_REQUEST_RESEND_COUNT] = send.attempt - 1
-                span.set_attributes(attrs)
+            attrs = dict(self._base_attributes())
+            attrs[sc.NETWORK_PEER_ADDRESS] = send.endpoint.host
+            attrs[sc.NETWORK_PEER_PORT] = send.endpoint.port
+            if send.attempt > 1:
+                attrs[sc.HTTP_REQUEST_RESEND_COUNT] = send.attempt - 1
+            span = self._tracer.start_span(send.request.method, ctx, SpanKind.CLIENT, attrs)
             self._attempt_span = span
             ctx = trace.set_span_in_context(span, ctx)
         carrier: dict[str, str] = {}
