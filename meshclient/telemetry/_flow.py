@@ -8,11 +8,12 @@ events it emits (budget refusals, breaker fast-fails, ejections) land on that sp
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import httpx
 from opentelemetry import context as otel_context
 
-from .._core.actions import Discard, Done, Outcome, Send, Sleep
+from .._core.actions import Discard, Done, Send, Sleep
 from .._core.flow import Flow
 from ..discovery._base import Endpoint
 from .tracing import Call
@@ -21,7 +22,7 @@ from .tracing import Call
 def instrument(flow: Flow, call: Call) -> Flow:
     """`flow`, with `call` told about every attempt and the end of the call."""
     ctx = call.context
-    reply: Outcome | None = None
+    reply: Any = None
     first = True
     finished = False
     try:
@@ -40,12 +41,17 @@ def instrument(flow: Flow, call: Call) -> Flow:
                 return
             elif isinstance(action, Sleep):
                 call.end_attempt()
+            elif _is_hedge(action):
+                call.hedge(action.primary, action.secondary)  # type: ignore[attr-defined]
             reply = yield action
             if isinstance(action, Send):
                 assert reply is not None
                 call.outcome(reply)
             elif isinstance(action, Discard):
                 call.end_attempt()
+            elif _is_hedge(action):
+                h: Any = reply
+                call.hedge_outcome(h.winner, h.outcome, h.other, h.hedged)
     except GeneratorExit:
         if not finished:
             flow.close()
@@ -54,6 +60,13 @@ def instrument(flow: Flow, call: Call) -> Flow:
     except BaseException as exc:
         call.fail(exc)
         raise
+
+
+def _is_hedge(action: object) -> bool:
+    """A hedged pair (`Hedge(primary, secondary, …)`, resumed with a `HedgeOutcome`),
+    recognised by shape so this module does not depend on when hedging lands."""
+    return isinstance(getattr(action, "primary", None), Send) and \
+        isinstance(getattr(action, "secondary", None), Send)
 
 
 def passthrough_flow(request: httpx.Request) -> Flow:

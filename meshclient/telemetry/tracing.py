@@ -8,6 +8,8 @@ call = start_call(request, "users")        # None: nothing to record or propagat
 call.attempt(send)                         # opens the attempt span, injects headers
 call.outcome(outcome)                      # status or error of that attempt
 call.end_attempt()                         # a discarded or failed attempt is over
+call.hedge(primary, secondary)             # two racing attempts (both spans opened now)
+call.hedge_outcome(winner, outcome, other, hedged)
 on_close = call.finisher(done.on_close)    # ends the last attempt and the call at body close
 call.fail(exc)                             # the call raised instead
 ```
@@ -22,7 +24,6 @@ A `Call` belongs to one request and is driven from one task or thread at a time.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -32,6 +33,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import _providers
 from . import semconv as sc
+from ._attempt import Attempt
 
 if TYPE_CHECKING:
     from .._core.actions import OnClose, Outcome, Send
@@ -75,9 +77,8 @@ def start_call(request: httpx.Request, service: str | None) -> Call | None:
 class Call:
     """The telemetry of one logical request."""
 
-    __slots__ = ("_attempt_span", "_attempt_start", "_attrs", "_endpoint", "_error",
-                 "_instruments", "_preset", "_request", "_send_attempt", "_service", "_span",
-                 "_status", "_tracer", "attempts", "context")
+    __slots__ = ("_attrs", "_hedged", "_instruments", "_open", "_preset", "_request",
+                 "_service", "_span", "_status", "_tracer", "attempts", "context")
 
     def __init__(self, request: httpx.Request, service: str | None,
                  tracer: trace.Tracer | None, instruments: Instruments | None) -> None:
@@ -86,12 +87,9 @@ class Call:
         self._tracer = tracer
         self._instruments = instruments
         self._preset = _preset_fields(request.headers)
-        self._attempt_span: trace.Span | None = None
-        self._attempt_start = 0
-        self._send_attempt = 0
-        self._endpoint = ""
+        self._open: Attempt | None = None
+        self._hedged: tuple[Attempt, Attempt] | None = None
         self._status: int | None = None
-        self._error: BaseException | None = None
         self.attempts = 0
         self._span: trace.Span | None = None
         self._attrs: dict[str, Any] | None = None
@@ -112,15 +110,9 @@ class Call:
                            sc.SERVER_PORT: url.port or (443 if url.scheme == "https" else 80)}
         return self._attrs
 
-    def attempt(self, send: Send) -> None:
-        """Attempt `send.attempt` is about to go out: open its span, inject its headers."""
-        self.end_attempt()
+    def _start(self, send: Send) -> Attempt:
         self.attempts += 1
-        self._send_attempt = send.attempt
-        self._endpoint = send.endpoint.key
-        self._status = None
-        self._error = None
-        self._attempt_start = time.perf_counter_ns()
+        span = None
         ctx = self.context
         if self._tracer is not None:
             attrs = dict(self._base_attributes())
@@ -129,7 +121,6 @@ class Call:
             if send.attempt > 1:
                 attrs[sc.HTTP_REQUEST_RESEND_COUNT] = send.attempt - 1
             span = self._tracer.start_span(send.request.method, ctx, SpanKind.CLIENT, attrs)
-            self._attempt_span = span
             ctx = trace.set_span_in_context(span, ctx)
         carrier: dict[str, str] = {}
         propagate.inject(carrier, context=ctx)
@@ -137,45 +128,66 @@ class Call:
         for name, value in carrier.items():
             if name not in self._preset:
                 headers[name] = value
+        return Attempt(send, span, self._metric_attributes(send))
+
+    def _metric_attributes(self, send: Send) -> dict[str, Any] | None:
+        if self._instruments is None:
+            return None
+        attrs: dict[str, Any] = {sc.HTTP_REQUEST_METHOD: sc.method_attr(self._request.method),
+                                 sc.SERVER_ADDRESS: self._service,
+                                 sc.MESH_ENDPOINT: send.endpoint.key}
+        if send.attempt > 1:
+            attrs[sc.HTTP_REQUEST_RESEND_COUNT] = send.attempt - 1
+        return attrs
+
+    def attempt(self, send: Send) -> None:
+        """Attempt `send.attempt` is about to go out: open its span, inject its headers."""
+        self.end_attempt()
+        self._open = self._start(send)
 
     def outcome(self, outcome: Outcome) -> None:
         """What the open attempt produced (a failed attempt ends here)."""
+        attempt = self._open
+        if attempt is None:
+            return
+        attempt.observe(outcome.response, outcome.error)
         if outcome.response is not None:
             self._status = outcome.response.status_code
         else:
-            self._error = outcome.error
             self.end_attempt()
+
+    def hedge(self, primary: Send, secondary: Send) -> None:
+        """Two racing attempts. Both are prepared now (the secondary's headers must be
+        ready before the shell sends it), so the secondary's span starts early by the
+        hedge delay; if it is never sent, its span is dropped, not exported."""
+        self.end_attempt()
+        self._hedged = (self._start(primary), self._start(secondary))
+
+    def hedge_outcome(self, winner: int, outcome: Outcome, other: Outcome | None,
+                      hedged: bool) -> None:
+        """How the race ended: the winner stays open like a single attempt; the loser ends
+        now (with its outcome, or `error.type` = `cancelled` if it never answered)."""
+        pair, self._hedged = self._hedged, None
+        if pair is None:
+            return
+        if not hedged:
+            self.attempts -= 1
+            pair[1].drop()
+        else:
+            loser = pair[1 - winner]
+            if other is not None:
+                loser.observe(other.response, other.error)
+                loser.end(self._instruments)
+            else:
+                loser.end(self._instruments, cancelled=True)
+        self._open = pair[winner]
+        self.outcome(outcome)
 
     def end_attempt(self, error: BaseException | None = None) -> None:
         """The open attempt (if any) is over: its span ends and its duration is recorded."""
-        if self._attempt_start == 0:
-            return
-        elapsed_s = (time.perf_counter_ns() - self._attempt_start) / 1e9
-        self._attempt_start = 0
-        error = error or self._error
-        status = self._status
-        err_type = sc.error_type(status, error)
-        span = self._attempt_span
-        if span is not None:
-            self._attempt_span = None
-            if span.is_recording():
-                if status is not None:
-                    span.set_attribute(sc.HTTP_RESPONSE_STATUS_CODE, status)
-                if err_type is not None:
-                    span.set_attribute(sc.ERROR_TYPE, err_type)
-                    span.set_status(Status(StatusCode.ERROR, err_type))
-            span.end()
-        if self._instruments is not None:
-            attrs: dict[str, Any] = {
-                sc.HTTP_REQUEST_METHOD: sc.method_attr(self._request.method),
-                sc.SERVER_ADDRESS: self._service, sc.MESH_ENDPOINT: self._endpoint}
-            if status is not None:
-                attrs[sc.HTTP_RESPONSE_STATUS_CODE] = status
-            if err_type is not None:
-                attrs[sc.ERROR_TYPE] = err_type
-            if self._send_attempt > 1:
-                attrs[sc.HTTP_REQUEST_RESEND_COUNT] = self._send_attempt - 1
-            self._instruments.client_duration.record(elapsed_s, attrs)
+        attempt, self._open = self._open, None
+        if attempt is not None:
+            attempt.end(self._instruments, error)
 
     def _end_call(self, error: BaseException | None) -> None:
         span = self._span
@@ -211,5 +223,8 @@ class Call:
 
     def fail(self, error: BaseException | None) -> None:
         """The call ended without a response (the flow raised `error`, or was closed)."""
+        pair, self._hedged = self._hedged, None
+        for attempt in pair or ():
+            attempt.end(self._instruments, error)
         self.end_attempt(error)
         self._end_call(error)
