@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from ..discovery._base import split_address
+from ..errors import MeshError
 from ..policy._env import settings_from_env
 
 DEFAULT_ADMIN = "127.0.0.1:9990"
@@ -93,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
         host, port = admin_address(args.admin)
     except ValueError as exc:
         print(f"--admin {exc}", file=sys.stderr)
+        return 2
+    except MeshError as exc:  # an invalid MESHCLIENT_ADMIN
+        print(str(exc), file=sys.stderr)
         return 2
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}/status"
     try:

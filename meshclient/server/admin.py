@@ -1,7 +1,8 @@
 """The admin endpoint: live state of every mesh registry in the process, as JSON.
 
 Off by default. `MESHCLIENT_ADMIN=127.0.0.1:9990` starts it (a daemon thread) when the
-first transport is built; `serve(host, port)` starts one explicitly. It binds exactly the
+first transport is built (if the port is taken, e.g. by a sibling worker process, a
+warning is logged and the process carries on); `serve(host, port)` starts one explicitly. It binds exactly the
 host named: loopback unless a non-loopback address is asked for (then a warning is
 logged, since the data names every endpoint). `GET /status` (or `/`) answers:
 
@@ -50,7 +51,11 @@ def track(store: PolicyStore, registry: Registry) -> None:
         admin = settings_from_env().admin
         _env_checked = True
     if admin is not None:
-        server = serve(*admin)
+        try:
+            server = serve(*admin)
+        except OSError as exc:  # e.g. a sibling worker process already holds the port
+            logger.warning("admin endpoint %s:%s not started: %s", admin[0], admin[1], exc)
+            return
         with _lock:
             _env_server = server
 

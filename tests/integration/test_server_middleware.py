@@ -330,3 +330,23 @@ def test_meshclient_admin_env_starts_the_endpoint(monkeypatch: pytest.MonkeyPatc
         assert cli.main(["status"]) == 0
     finally:
         admin.reset()
+
+
+def test_admin_port_taken_is_a_warning_not_a_crash(monkeypatch: pytest.MonkeyPatch,
+                                                   cluster: LoopbackCluster,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    with admin.serve("127.0.0.1", 0) as taken:
+        monkeypatch.setenv("MESHCLIENT_ADMIN", taken.address)
+        admin.reset()
+        try:
+            meshclient.MeshTransport(cluster.policy("users"))
+        finally:
+            admin.reset()
+    assert any("not started" in r.getMessage() for r in caplog.records)
+
+
+def test_status_with_invalid_admin_env(monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("MESHCLIENT_ADMIN", "nope")
+    assert cli.main(["status"]) == 2
+    assert "MESHCLIENT_ADMIN" in capsys.readouterr().err
