@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -28,6 +28,9 @@ from ..context import Inbound, inbound, parse_inbound
 from ..telemetry import _providers
 from ..telemetry import semconv as sc
 from .shedding import ConcurrencyLimit
+
+if TYPE_CHECKING:
+    from ..telemetry.metrics import Instruments
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +74,7 @@ def status_of(result: Any, default: int = 200) -> int:
 class ServerScope:
     """One inbound request, from `enter()` to `exit()`. `headers` has lower-case keys."""
 
-    __slots__ = ("_clock", "_headers", "_limit", "_method", "_otel_token", "_path", "_permit",
+    __slots__ = ("_clock", "_headers", "_instruments", "_limit", "_method", "_otel_token", "_path", "_permit",
                  "_route", "_scheme", "_span", "_start", "_token", "inbound")
 
     def __init__(self, headers: Mapping[str, str], method: str, path: str | None = None, *,
@@ -89,12 +92,14 @@ class ServerScope:
         self._token: contextvars.Token[Inbound | None] | None = None
         self._permit = False
         self._start = 0
+        self._instruments: Instruments | None = None
         self.inbound = Inbound()
 
     def enter(self) -> Rejection | None:
         """Set up the request's context; None to run the handler, else a rejection to send
         (call `exit(rejection.status)` after sending it)."""
         self._start = time.perf_counter_ns()
+        self._instruments = _providers.instruments()  # the same provider from end to end
         self.inbound = parse_inbound(self._headers, self._clock.now_ns())
         ctx = propagate.extract(self._headers)
         tracer = _providers.tracer()
@@ -115,10 +120,8 @@ class ServerScope:
         self._token = inbound.set(self.inbound)
         rejection = admission(self.inbound, self._clock.now_ns(), self._limit)
         self._permit = rejection is None and self._limit is not None
-        if rejection is not None:
-            instruments = _providers.instruments()
-            if instruments is not None:
-                instruments.server_rejections.add(1, {"meshclient.reason": rejection.reason})
+        if rejection is not None and self._instruments is not None:
+            self._instruments.server_rejections.add(1, {"meshclient.reason": rejection.reason})
         return rejection
 
     def exit(self, status: int | None, error: BaseException | None = None, *,
@@ -150,7 +153,7 @@ class ServerScope:
         if self._otel_token is not None:
             otel_context.detach(self._otel_token)  # type: ignore[arg-type]
             self._otel_token = None
-        instruments = _providers.instruments()
+        instruments = self._instruments
         if instruments is not None:
             attrs: dict[str, Any] = {sc.HTTP_REQUEST_METHOD: sc.method_attr(self._method),
                                      sc.URL_SCHEME: self._scheme,
