@@ -133,6 +133,17 @@ class ServerScope:
         status = 500 if status is None else status
         err_type = sc.error_type(None, error) or (str(status) if status >= 500 else None)
         route = route or self._route
+        instruments = self._instruments
+        if instruments is not None:
+            attrs: dict[str, Any] = {sc.HTTP_REQUEST_METHOD: sc.method_attr(self._method),
+                                     sc.URL_SCHEME: self._scheme,
+                                     sc.HTTP_RESPONSE_STATUS_CODE: status}
+            if route:
+                attrs[sc.HTTP_ROUTE] = route
+            if err_type is not None:
+                attrs[sc.ERROR_TYPE] = err_type
+            instruments.server_duration.record(
+                (time.perf_counter_ns() - self._start) / 1e9, attrs)
         span = self._span
         if span is not None:
             self._span = None
@@ -153,14 +164,3 @@ class ServerScope:
         if self._otel_token is not None:
             otel_context.detach(self._otel_token)  # type: ignore[arg-type]
             self._otel_token = None
-        instruments = self._instruments
-        if instruments is not None:
-            attrs: dict[str, Any] = {sc.HTTP_REQUEST_METHOD: sc.method_attr(self._method),
-                                     sc.URL_SCHEME: self._scheme,
-                                     sc.HTTP_RESPONSE_STATUS_CODE: status}
-            if route:
-                attrs[sc.HTTP_ROUTE] = route
-            if err_type is not None:
-                attrs[sc.ERROR_TYPE] = err_type
-            instruments.server_duration.record(
-                (time.perf_counter_ns() - self._start) / 1e9, attrs)

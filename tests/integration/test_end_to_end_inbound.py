@@ -95,7 +95,7 @@ def test_one_trace_across_both_services(services: tuple[str, Inventory], otel: O
     assert r.status_code == 200 and r.json()["downstream_status"] == 200
     assert r.json()["seen"]["trace_id"] == TRACE_ID
     assert r.json()["downstream"]["seen"]["trace_id"] == TRACE_ID
-    spans = otel.spans()
+    spans = otel.wait_spans(4)
     assert {s.context.trace_id for s in spans} == {int(TRACE_ID, 16)}
     front, back = sorted((s for s in spans if s.kind == SpanKind.SERVER),
                          key=lambda s: s.start_time or 0)

@@ -147,7 +147,7 @@ def test_asgi_context_deadline_attempt_and_server_span(asgi_url: str, otel: Otel
     assert body["attempt"] == 2
     assert 4000 < body["remaining_ms"] <= 5000
     assert body["trace_id"] == TRACEPARENT.split("-")[1]
-    (span,) = [s for s in otel.spans() if s.kind == SpanKind.SERVER]
+    (span,) = otel.wait_spans(1, SpanKind.SERVER)
     assert span.parent is not None and span.parent.span_id == int(TRACEPARENT.split("-")[2], 16)
     assert span.attributes[semconv.HTTP_RESPONSE_STATUS_CODE] == 200
     assert span.attributes[semconv.URL_PATH] == "/ctx"
@@ -200,7 +200,7 @@ def test_decorator_on_starlette(plain_asgi_url: str, gate: Gate, otel: Otel) -> 
     r = httpx.get(plain_asgi_url + "/decorated/7", headers={"x-mesh-attempt": "3",
                                                              "traceparent": TRACEPARENT})
     assert r.json()["attempt"] == 3 and r.json()["trace_id"] == TRACEPARENT.split("-")[1]
-    (span,) = otel.spans()
+    (span,) = otel.wait_spans(1)
     assert span.name == "GET /decorated/{id}"
     assert span.attributes[semconv.HTTP_ROUTE] == "/decorated/{id}"
     r = httpx.get(plain_asgi_url + "/decorated/7", headers={"x-mesh-deadline-ms": "0"})
@@ -252,7 +252,7 @@ def test_wsgi_context_rejections_and_shedding(gate: Gate, otel: Otel) -> None:
             gate.release.set()
             threads[0].join(10)
         assert httpx.get(url + "/ctx").status_code == 200
-    servers = [s for s in otel.spans() if s.kind == SpanKind.SERVER]
+    servers = otel.wait_spans(5, SpanKind.SERVER)
     assert sorted(s.attributes[semconv.HTTP_RESPONSE_STATUS_CODE] for s in servers) == [
         200, 200, 200, 503, 504]
     assert inbound.get() is None  # nothing leaked into the test's context

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from meshclient import telemetry
 
@@ -25,6 +27,17 @@ class Otel:
 
     def spans(self) -> list[ReadableSpan]:
         return list(self.exporter.get_finished_spans())
+
+    def wait_spans(self, n: int, kind: SpanKind | None = None,
+                   timeout: float = 5.0) -> list[ReadableSpan]:
+        """The finished spans (of `kind`) once there are `n`: a server ends its span just
+        after sending the response, so the client may be faster."""
+        deadline = time.monotonic() + timeout
+        while True:
+            spans = [s for s in self.spans() if kind is None or s.kind == kind]
+            if len(spans) >= n or time.monotonic() > deadline:
+                return spans
+            time.sleep(0.005)
 
     def named(self, name: str) -> list[ReadableSpan]:
         return [s for s in self.spans() if s.name == name]
