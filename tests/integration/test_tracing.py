@@ -118,12 +118,15 @@ def test_error_attempt_sets_error_type(mesh, otel: Otel) -> None:
     with pytest.raises(httpx.ConnectError):
         caller.get("http://gone/")
     (call,) = otel.named("GET gone")
-    (attempt,) = otel.named("GET")
-    assert attempt.status.status_code == StatusCode.ERROR
-    assert attempt.attributes[semconv.ERROR_TYPE] == "httpx.ConnectError"
+    attempts = otel.named("GET")  # one, or more where the flow retries connect errors
+    assert len(attempts) == call.attributes[semconv.MESH_ATTEMPTS] >= 1
+    for attempt in attempts:
+        assert attempt.status.status_code == StatusCode.ERROR
+        assert attempt.attributes[semconv.ERROR_TYPE] == "httpx.ConnectError"
     assert call.attributes[semconv.ERROR_TYPE] == "httpx.ConnectError"
-    (point,) = otel.points("http.client.request.duration", **{semconv.SERVER_ADDRESS: "gone"})
-    assert point.attributes[semconv.ERROR_TYPE] == "httpx.ConnectError"
+    points = otel.points("http.client.request.duration", **{semconv.SERVER_ADDRESS: "gone"})
+    assert points and all(p.attributes[semconv.ERROR_TYPE] == "httpx.ConnectError"
+                          for p in points)
 
 
 def _closed_port() -> int:
@@ -212,6 +215,28 @@ def test_one_retry_two_attempt_spans_with_resend_count(shell: str, cluster: Loop
     assert sorted((p.attributes[semconv.HTTP_RESPONSE_STATUS_CODE],
                    p.attributes.get(semconv.HTTP_REQUEST_RESEND_COUNT)) for p in points) == [
         (200, 1), (503, None)]
+
+
+def test_real_retries_one_span_per_attempt(mesh, cluster: LoopbackCluster, otel: Otel) -> None:
+    """The same invariants with the core's own retrying flow (issue-4); skips while the
+    flow on this branch makes a single attempt."""
+    cluster.set(0, status=503)
+    caller = mesh(cluster.policy("users"))
+    for _ in range(6):
+        caller.get("http://users/r").read()
+    calls = otel.named("GET users")
+    assert len(calls) == 6
+    attempts = otel.named("GET")
+    assert len(attempts) == sum(c.attributes[semconv.MESH_ATTEMPTS] for c in calls)
+    if len(attempts) == len(calls):
+        pytest.skip("the flow does not retry yet (issue-4 builds it)")
+    for call in calls:
+        mine = sorted((a for a in attempts if a.parent and a.parent.span_id ==
+                       call.context.span_id), key=lambda a: a.start_time or 0)
+        assert [a.attributes.get(semconv.HTTP_REQUEST_RESEND_COUNT, 0) for a in mine] == \
+            list(range(len(mine)))
+        assert mine[-1].attributes[semconv.HTTP_RESPONSE_STATUS_CODE] == 200
+        assert all(a.attributes[semconv.HTTP_RESPONSE_STATUS_CODE] == 503 for a in mine[:-1])
 
 
 def test_state_events_become_metrics_span_events_and_one_log_line(
