@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from opentelemetry import context as otel_context
 
-from .._core.actions import Discard, Done, Send, Sleep
+from .._core.actions import Discard, Done, Outcome, Send, Sleep
 from .._core.flow import Flow
 from ..discovery._base import Endpoint
 from .tracing import Call
@@ -42,7 +42,8 @@ def instrument(flow: Flow, call: Call) -> Flow:
             elif isinstance(action, Sleep):
                 call.end_attempt()
             elif _is_hedge(action):
-                call.hedge(action.primary, action.secondary)  # type: ignore[attr-defined]
+                pair: Any = action
+                call.hedge(pair.primary, pair.secondary)
             reply = yield action
             if isinstance(action, Send):
                 assert reply is not None
@@ -76,7 +77,7 @@ def passthrough_flow(request: httpx.Request) -> Flow:
     port = url.port or (443 if url.scheme == "https" else 80)
     outcome = yield Send(request, Endpoint(url.host, port, source="passthrough"),
                          url.host, 1)
-    assert outcome is not None
+    assert isinstance(outcome, Outcome)
     if outcome.response is None:
         assert outcome.error is not None
         raise outcome.error
