@@ -7,7 +7,9 @@ One minimal loopback backend (a fixed 64-byte answer written in one send, so the
 own cost and TCP delayed-ACK stalls do not hide the client's), sequential requests on one
 keep-alive connection. The
 configurations run interleaved, round after round, so machine load hits all of them alike;
-the best round of each is compared (the median ratio is printed too).
+the best round of each is compared (the median ratio is printed too), and so is the
+process CPU time per request (client and in-process backend together; less sensitive to
+other load on the machine than wall time).
 Targets (issue 7): mesh without SDK >= 0.90x bare httpx; SDK recording every span >= 0.75x.
 """
 
@@ -87,6 +89,7 @@ class Config:
         self.mesh = mesh
         self.floor = floor
         self.rates: list[float] = []  # req/s of each round
+        self.cpu_us: list[float] = []  # process CPU time per request of each round
 
     @property
     def best(self) -> float:
@@ -157,10 +160,11 @@ def run(n: int, rounds: int) -> list[Config]:
                         _floor_get if config.floor else httpx.Client.get
                     for _ in range(20):  # warm the connection and caches
                         get(client, url)
-                    start = time.perf_counter()
+                    start, cpu = time.perf_counter(), time.process_time()
                     for _ in range(n):
                         get(client, url)
                     config.rates.append(n / (time.perf_counter() - start))
+                    config.cpu_us.append((time.process_time() - cpu) / n * 1e6)
                     if teardown:
                         teardown()
     return configs
@@ -174,10 +178,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     configs = run(args.requests, args.rounds)
     base = configs[0].best
     median = sorted(configs[0].rates)[len(configs[0].rates) // 2]
-    print(f"{'configuration':<24} {'best req/s':>10} {'vs bare':>8} {'median':>8}")
+    base_cpu = min(configs[0].cpu_us)
+    print(f"{'configuration':<24} {'best req/s':>10} {'vs bare':>8} {'median':>8} "
+          f"{'CPU us/req':>11} {'CPU vs bare':>11}")
     for c in configs:
         mid = sorted(c.rates)[len(c.rates) // 2]
-        print(f"{c.name:<24} {c.best:>10.0f} {c.best / base:>7.2f}x {mid / median:>7.2f}x")
+        cpu = min(c.cpu_us)
+        print(f"{c.name:<24} {c.best:>10.0f} {c.best / base:>7.2f}x {mid / median:>7.2f}x "
+              f"{cpu:>11.0f} {base_cpu / cpu:>10.2f}x")
     by_name = {c.name: c.best for c in configs}
     print(f"tracing cost inside the mesh (every span / no SDK): "
           f"{by_name['mesh, SDK, every span'] / by_name['mesh, no SDK']:.2f}x; "

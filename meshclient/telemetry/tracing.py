@@ -46,7 +46,7 @@ def url_without_credentials(url: httpx.URL) -> str:
     return str(url)
 
 
-_fields_cache: tuple[object, frozenset[str]] = (None, frozenset())
+_fields_cache: tuple[object, dict[bytes, str]] = (None, {})
 
 
 def _preset_fields(headers: httpx.Headers) -> frozenset[str]:
@@ -55,10 +55,11 @@ def _preset_fields(headers: httpx.Headers) -> frozenset[str]:
     propagator = propagate.get_global_textmap()
     cached = _fields_cache
     if cached[0] is not propagator:
-        cached = _fields_cache = (propagator, frozenset(f.lower() for f in propagator.fields))
-    if not headers:
-        return frozenset()
-    return cached[1].intersection(k for k, _ in headers.multi_items())
+        cached = _fields_cache = (propagator, {f.lower().encode(): f.lower()
+                                               for f in propagator.fields})
+    fields = cached[1]
+    found = [fields[k] for k in (raw.lower() for raw, _ in headers.raw) if k in fields]
+    return frozenset(found) if found else frozenset()
 
 
 def start_call(request: httpx.Request, service: str | None) -> Call | None:
