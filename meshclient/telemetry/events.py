@@ -39,7 +39,7 @@ def _record(kind: str, service: str, attrs: dict[str, Any], m: Instruments) -> N
     if kind == ev.RETRY:
         m.retries.add(1, _attrs(service, attrs))
     elif kind == ev.BUDGET_EXHAUSTED:
-        m.budget_exhausted.add(1, _attrs(service, attrs))
+        m.budget_exhausted.add(1, _attrs(service, attrs, "reason"))
     elif kind == ev.BREAKER_STATE:
         a = _attrs(service, attrs, "endpoint")
         a["meshclient.breaker.state"] = str(attrs.get("new"))
@@ -101,7 +101,7 @@ def on_event(kind: str, service: str, attrs: dict[str, Any]) -> None:
     if kind in SPAN_EVENTS:
         span = trace.get_current_span()
         if span.is_recording():
-            span.add_event(f"meshclient.{kind}", _attrs(service, attrs, "endpoint"))
+            span.add_event(f"meshclient.{kind}", _attrs(service, attrs, "endpoint", "reason"))
     line = _log_line(kind, service, attrs)
     if line is None:
         if logger.isEnabledFor(logging.DEBUG):

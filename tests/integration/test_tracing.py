@@ -237,6 +237,8 @@ def test_real_retries_one_span_per_attempt(mesh, cluster: LoopbackCluster, otel:
             list(range(len(mine)))
         assert mine[-1].attributes[semconv.HTTP_RESPONSE_STATUS_CODE] == 200
         assert all(a.attributes[semconv.HTTP_RESPONSE_STATUS_CODE] == 503 for a in mine[:-1])
+        # the retry event the flow emits lands on the call span
+        assert [e.name for e in call.events].count("meshclient.retry") == len(mine) - 1
 
 
 def test_state_events_become_metrics_span_events_and_one_log_line(
