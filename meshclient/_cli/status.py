@@ -25,10 +25,11 @@ DEFAULT_ADMIN = "127.0.0.1:9990"
 COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("endpoint", ("endpoint", "address")),
     ("zone", ("zone",)),
-    ("latency_ms", ("latency_ms", "ewma_ms", "rtt_ms")),
+    ("latency_ms", ("estimate_ms", "latency_ms", "ewma_ms")),
     ("in_flight", ("in_flight", "pending")),
     ("breaker", ("breaker", "breaker_state")),
-    ("ejected", ("ejected", "ejected_until_s")),
+    ("ejected", ("ejected",)),
+    ("health", ("health",)),
     ("requests", ("requests",)),
     ("failures", ("failures",)),
 )
@@ -62,10 +63,11 @@ def render(doc: dict[str, Any]) -> str:
     """The status document as text: one table per service."""
     lines = [f"pid {doc.get('pid')}"]
     for reg in doc.get("registries", []):
-        lines.append(f"policy {reg.get('policy')} (generation {reg.get('generation')})")
+        version = reg.get("policy") or "(unversioned)"
+        lines.append(f"policy {version} (generation {reg.get('generation')})")
         for name, svc in sorted(reg.get("services", {}).items()):
             extra = {k: v for k, v in svc.items() if k not in ("service", "endpoints")}
-            budget = extra.pop("budget", None)
+            budget = extra.pop("budget_balance", extra.pop("budget", None))
             head = f"  {name}"
             if budget is not None:
                 head += f"  budget {_cell(budget)}"
@@ -81,7 +83,8 @@ def render(doc: dict[str, Any]) -> str:
                              for _, keys in cols])
             widths = [max(len(r[i]) for r in rows) for i in range(len(cols))]
             for row in rows:
-                lines.append("    " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+                cells = (c.ljust(w) for c, w in zip(row, widths, strict=True))
+                lines.append(("    " + "  ".join(cells)).rstrip())
             if not endpoints:
                 lines.append("    (no endpoints)")
     if not doc.get("registries"):
