@@ -27,7 +27,7 @@ import meshclient
 import meshclient.asgi
 import meshclient.wsgi
 from meshclient.context import inbound
-from tests.servers.apps import serve_asgi, serve_wsgi
+from tests.servers.inbound_servers import serve_asgi, serve_wsgi
 from tests.servers.otel import Otel, otel_fixture  # noqa: F401 (the `otel` fixture)
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
