@@ -20,6 +20,7 @@ from .errors import (
     RateLimited,
 )
 from .policy import Policy, PolicyStore, default_store
+from .server import handler
 from .transport import AsyncMeshTransport, MeshTransport
 
 __version__ = "0.1.0"
@@ -41,6 +42,7 @@ __all__ = [
     "__version__",
     "default_store",
     "errors",
+    "handler",
 ]
 
 # Show public names as meshclient.X (httpx's trick), so reprs and docs are stable.

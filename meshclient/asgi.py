@@ -1,0 +1,82 @@
+"""`MeshMiddleware` for ASGI apps (Starlette, FastAPI, any ASGI 3 app).
+
+```python
+app = meshclient.asgi.MeshMiddleware(app, max_concurrency=256)
+```
+
+Each HTTP request: trace context, deadline and attempt number are read into context
+variables for the app (so its outbound mesh calls continue the trace and inherit the
+deadline and the one-layer retry rule), a SERVER span wraps it, and
+`http.server.request.duration` is recorded. An expired deadline is answered 504 and a full
+concurrency limit 503 + `Retry-After`, without calling the app. Other scopes (lifespan,
+websocket) pass through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from .server._inbound import ServerScope
+from .server.shedding import limiter
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+__all__ = ["MeshMiddleware"]
+
+
+class MeshMiddleware:
+    """Wrap an ASGI app. `max_concurrency`: shed beyond this many requests in flight
+    (None: never); `retry_after_s`: the `Retry-After` sent when shedding."""
+
+    def __init__(self, app: ASGIApp, *, max_concurrency: int | None = None,
+                 retry_after_s: float = 1.0) -> None:
+        self.app = app
+        self.limit = limiter(max_concurrency, retry_after_s)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope.get("headers", ())}
+        server = ServerScope(headers, scope.get("method", "GET"), scope.get("path"),
+                             scheme=scope.get("scheme", "http"), limit=self.limit)
+        rejection = server.enter()
+        if rejection is not None:
+            try:
+                body = rejection.body
+                await send({"type": "http.response.start", "status": rejection.status,
+                            "headers": [(b"content-type", b"text/plain"),
+                                        (b"content-length", str(len(body)).encode()),
+                                        *((k.encode(), v.encode())
+                                          for k, v in rejection.headers)]})
+                await send({"type": "http.response.body", "body": body})
+            finally:
+                server.exit(rejection.status)
+            return
+        status: int | None = None
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        except BaseException as exc:
+            server.exit(status, exc, route=_route(scope))
+            raise
+        server.exit(status, route=_route(scope))
+
+
+def _route(scope: Scope) -> str | None:
+    """The matched route template, where the framework records it (Starlette's
+    `scope["route"]`)."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else None

@@ -1,0 +1,166 @@
+"""What every inbound entry point (decorator, ASGI, WSGI) does around a handler.
+
+The decisions are pure (`admission`): an expired deadline is answered 504 without running
+the handler; a full concurrency limit is answered 503 with `Retry-After`. `ServerScope`
+does the rest: extracts the trace context with the global propagator, opens a SERVER
+span, sets `meshclient.context.inbound` (deadline, attempt) for the handler's outbound
+calls, and records `http.server.request.duration` when the handler is done.
+
+`enter()` and `exit()` must run in the same context (same thread call, same task).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from .._clock import CLOCK
+from .._types import Clock
+from ..context import Inbound, inbound, parse_inbound
+from ..telemetry import _providers
+from ..telemetry import semconv as sc
+from .shedding import ConcurrencyLimit
+
+if TYPE_CHECKING:
+    from ..telemetry.metrics import Instruments
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An answer given instead of running the handler."""
+
+    status: int
+    reason: str  # "deadline" | "shed"
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def body(self) -> bytes:
+        return (b"deadline exceeded before the handler ran\n" if self.reason == "deadline"
+                else b"overloaded: concurrency limit reached\n")
+
+
+def deadline_expired(request: Inbound, now_ns: int) -> bool:
+    return request.deadline_ns is not None and request.deadline_ns <= now_ns
+
+
+def admission(request: Inbound, now_ns: int, limit: ConcurrencyLimit | None) -> Rejection | None:
+    """None to run the handler (a permit of `limit` is then held), else the rejection."""
+    if deadline_expired(request, now_ns):
+        return Rejection(504, "deadline")
+    if limit is not None and not limit.try_acquire():
+        retry_after = str(max(0, math.ceil(limit.retry_after_s)))
+        return Rejection(503, "shed", (("retry-after", retry_after),))
+    return None
+
+
+def status_of(result: Any, default: int = 200) -> int:
+    """The status code of a handler's return value, where it says one."""
+    code = getattr(result, "status_code", None)
+    if isinstance(code, int):
+        return code
+    if isinstance(result, tuple) and len(result) >= 2 and isinstance(result[1], int):
+        return result[1]  # Flask's (body, status[, headers])
+    return default
+
+
+class ServerScope:
+    """One inbound request, from `enter()` to `exit()`. `headers` has lower-case keys."""
+
+    __slots__ = ("_clock", "_headers", "_instruments", "_limit", "_method", "_otel_token", "_path", "_permit",
+                 "_route", "_scheme", "_span", "_start", "_token", "inbound")
+
+    def __init__(self, headers: Mapping[str, str], method: str, path: str | None = None, *,
+                 route: str | None = None, scheme: str = "http",
+                 limit: ConcurrencyLimit | None = None, clock: Clock = CLOCK) -> None:
+        self._headers = headers
+        self._method = method
+        self._path = path
+        self._route = route
+        self._scheme = scheme
+        self._limit = limit
+        self._clock = clock
+        self._span: trace.Span | None = None
+        self._otel_token: object | None = None
+        self._token: contextvars.Token[Inbound | None] | None = None
+        self._permit = False
+        self._start = 0
+        self._instruments: Instruments | None = None
+        self.inbound = Inbound()
+
+    def enter(self) -> Rejection | None:
+        """Set up the request's context; None to run the handler, else a rejection to send
+        (call `exit(rejection.status)` after sending it)."""
+        self._start = time.perf_counter_ns()
+        self._instruments = _providers.instruments()  # the same provider from end to end
+        self.inbound = parse_inbound(self._headers, self._clock.now_ns())
+        ctx = propagate.extract(self._headers)
+        tracer = _providers.tracer()
+        if tracer is not None:
+            name = f"{self._method} {self._route}" if self._route else self._method
+            span = tracer.start_span(name, ctx, SpanKind.SERVER)
+            if span.is_recording():
+                attrs: dict[str, Any] = {sc.HTTP_REQUEST_METHOD: sc.method_attr(self._method),
+                                         sc.URL_SCHEME: self._scheme}
+                if self._path is not None:
+                    attrs[sc.URL_PATH] = self._path
+                if self._route:
+                    attrs[sc.HTTP_ROUTE] = self._route
+                span.set_attributes(attrs)
+            self._span = span
+            ctx = trace.set_span_in_context(span, ctx)
+        self._otel_token = otel_context.attach(ctx)
+        self._token = inbound.set(self.inbound)
+        rejection = admission(self.inbound, self._clock.now_ns(), self._limit)
+        self._permit = rejection is None and self._limit is not None
+        if rejection is not None and self._instruments is not None:
+            self._instruments.server_rejections.add(1, {"meshclient.reason": rejection.reason})
+        return rejection
+
+    def exit(self, status: int | None, error: BaseException | None = None, *,
+             route: str | None = None) -> None:
+        """The handler finished (or was never run); `status` None means unknown (500)."""
+        if self._permit and self._limit is not None:
+            self._permit = False
+            self._limit.release()
+        status = 500 if status is None else status
+        err_type = sc.error_type(None, error) or (str(status) if status >= 500 else None)
+        route = route or self._route
+        instruments = self._instruments
+        if instruments is not None:
+            attrs: dict[str, Any] = {sc.HTTP_REQUEST_METHOD: sc.method_attr(self._method),
+                                     sc.URL_SCHEME: self._scheme,
+                                     sc.HTTP_RESPONSE_STATUS_CODE: status}
+            if route:
+                attrs[sc.HTTP_ROUTE] = route
+            if err_type is not None:
+                attrs[sc.ERROR_TYPE] = err_type
+            instruments.server_duration.record(
+                (time.perf_counter_ns() - self._start) / 1e9, attrs)
+        span = self._span
+        if span is not None:
+            self._span = None
+            if span.is_recording():
+                span.set_attribute(sc.HTTP_RESPONSE_STATUS_CODE, status)
+                if route and not self._route:
+                    span.set_attribute(sc.HTTP_ROUTE, route)
+                    span.update_name(f"{self._method} {route}")
+                if err_type is not None:
+                    span.set_attribute(sc.ERROR_TYPE, err_type)
+                    span.set_status(Status(StatusCode.ERROR, err_type))
+                if error is not None:
+                    span.record_exception(error)
+            span.end()
+        if self._token is not None:
+            inbound.reset(self._token)
+            self._token = None
+        if self._otel_token is not None:
+            otel_context.detach(self._otel_token)  # type: ignore[arg-type]
+            self._otel_token = None

@@ -1,0 +1,151 @@
+"""The admin endpoint: live state of every mesh registry in the process, as JSON.
+
+Off by default. `MESHCLIENT_ADMIN=127.0.0.1:9990` starts it (a daemon thread) when the
+first transport is built (if the port is taken, e.g. by a sibling worker process, a
+warning is logged and the process carries on); `serve(host, port)` starts one explicitly. It binds exactly the
+host named: loopback unless a non-loopback address is asked for (then a warning is
+logged, since the data names every endpoint). `GET /status` (or `/`) answers:
+
+```json
+{"pid": 1234, "registries": [{"policy": "v7", "generation": 3,
+                              "services": {"users": {"endpoints": [...]}}}]}
+```
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import threading
+import weakref
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+from ..policy._env import settings_from_env
+
+if TYPE_CHECKING:
+    from .._runtime import Registry
+    from ..policy import PolicyStore
+
+logger = logging.getLogger("meshclient")
+
+_lock = threading.Lock()
+# Registry -> its store, both weakly: the store holds the registry as an attachment.
+_tracked: weakref.WeakKeyDictionary[Registry, weakref.ref[PolicyStore]] = \
+    weakref.WeakKeyDictionary()
+_env_server: AdminServer | None = None
+_env_checked = False
+
+
+def track(store: PolicyStore, registry: Registry) -> None:
+    """Called by every transport: include its registry in the status; on the first call,
+    start the endpoint `MESHCLIENT_ADMIN` names (raises `PolicyError` if invalid)."""
+    global _env_server, _env_checked
+    with _lock:
+        if registry not in _tracked:
+            _tracked[registry] = weakref.ref(store)
+        if _env_checked:
+            return
+        admin = settings_from_env().admin
+        _env_checked = True
+    if admin is not None:
+        try:
+            server = serve(*admin)
+        except OSError as exc:  # e.g. a sibling worker process already holds the port
+            logger.warning("admin endpoint %s:%s not started: %s", admin[0], admin[1], exc)
+            return
+        with _lock:
+            _env_server = server
+
+
+def status() -> dict[str, Any]:
+    """The document the admin endpoint serves."""
+    with _lock:
+        pairs = [(reg, ref()) for reg, ref in _tracked.items()]
+    registries = []
+    for registry, store in pairs:
+        if store is None:
+            continue
+        generation, policy = store.snapshot
+        registries.append({"policy": policy.version, "generation": generation,
+                           "services": registry.snapshot()})
+    return {"pid": os.getpid(), "registries": registries}
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        if self.path.split("?")[0] not in ("/", "/status"):
+            self.send_error(404)
+            return
+        body = json.dumps(status(), default=str).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+
+class AdminServer:
+    """A running admin endpoint; `close()` stops it."""
+
+    def __init__(self, host: str, port: int) -> None:
+        if not _is_loopback(host):
+            logger.warning("admin endpoint listening on non-loopback address %s:%s", host,
+                           port)
+        self._server = _Server((host.strip("[]"), port), _Handler)
+        self.host = host
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        name=f"meshclient-admin-{self.port}", daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+    def __enter__(self) -> AdminServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<AdminServer {self.address}>"
+
+
+def serve(host: str = "127.0.0.1", port: int = 9990) -> AdminServer:
+    """Start an admin endpoint on `host:port` (port 0: any free port)."""
+    return AdminServer(host, port)
+
+
+def reset() -> None:
+    """Stop the environment's admin endpoint and re-read `MESHCLIENT_ADMIN` next time
+    (tests)."""
+    global _env_server, _env_checked
+    with _lock:
+        server, _env_server, _env_checked = _env_server, None, False
+    if server is not None:
+        server.close()

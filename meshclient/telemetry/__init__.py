@@ -1,0 +1,15 @@
+"""Tracing, metrics and logging through the OpenTelemetry API (the SDK is never required).
+
+With no SDK configured, every hook takes a fast path (no spans, no measurements); set a
+global tracer/meter provider, or call `configure(...)`, and meshclient records.
+"""
+
+from __future__ import annotations
+
+from ._providers import configure
+from .events import install as _install_listener
+from .tracing import Call, start_call
+
+_install_listener()
+
+__all__ = ["Call", "configure", "start_call"]

@@ -1,0 +1,84 @@
+"""Drive a `Call` from the actions a flow yields, so neither shell changes: the transport
+base wraps the core's flow with `instrument(flow, call)` when telemetry is on.
+
+While the core runs (between yields), the logical call's span is the current span, so
+events it emits (budget refusals, breaker fast-fails, ejections) land on that span.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import httpx
+from opentelemetry import context as otel_context
+
+from .._core.actions import Discard, Done, Outcome, Send, Sleep
+from .._core.flow import Flow
+from ..discovery._base import Endpoint
+from .tracing import Call
+
+
+def instrument(flow: Flow, call: Call) -> Flow:
+    """`flow`, with `call` told about every attempt and the end of the call."""
+    ctx = call.context
+    reply: Any = None
+    first = True
+    finished = False
+    try:
+        while True:
+            token = otel_context.attach(ctx)
+            try:
+                action = next(flow) if first else flow.send(reply)
+            finally:
+                otel_context.detach(token)
+            first = False
+            if isinstance(action, Send):
+                call.attempt(action)
+            elif isinstance(action, Done):
+                finished = True  # the shell stops here; the body close ends the call
+                yield dataclasses.replace(action, on_close=call.finisher(action.on_close))
+                return
+            elif isinstance(action, Sleep):
+                call.end_attempt()
+            elif _is_hedge(action):
+                pair: Any = action
+                call.hedge(pair.primary, pair.secondary)
+            reply = yield action
+            if isinstance(action, Send):
+                assert reply is not None
+                call.outcome(reply)
+            elif isinstance(action, Discard):
+                call.end_attempt()
+            elif _is_hedge(action):
+                h: Any = reply
+                call.hedge_outcome(h.winner, h.outcome, h.other, h.hedged)
+    except GeneratorExit:
+        if not finished:
+            flow.close()
+            call.fail(None)
+        raise
+    except BaseException as exc:
+        call.fail(exc)
+        raise
+
+
+def _is_hedge(action: object) -> bool:
+    """A hedged pair (`Hedge(primary, secondary, …)`, resumed with a `HedgeOutcome`),
+    recognised by shape so this module does not depend on when hedging lands."""
+    return isinstance(getattr(action, "primary", None), Send) and \
+        isinstance(getattr(action, "secondary", None), Send)
+
+
+def passthrough_flow(request: httpx.Request) -> Flow:
+    """A request to a host outside the policy, as a one-attempt flow (traced like any call;
+    errors reach the caller unchanged)."""
+    url = request.url
+    port = url.port or (443 if url.scheme == "https" else 80)
+    outcome = yield Send(request, Endpoint(url.host, port, source="passthrough"),
+                         url.host, 1)
+    assert isinstance(outcome, Outcome)
+    if outcome.response is None:
+        assert outcome.error is not None
+        raise outcome.error
+    yield Done(outcome.response)

@@ -1,0 +1,73 @@
+"""Which tracer and meter to use, decided once per provider change.
+
+With no SDK installed or configured, the global providers are the API's proxies: `tracer()`
+and `instruments()` return None and every caller takes the fast path (no spans, no
+measurements). A provider set later (`trace.set_tracer_provider`) is noticed on the next
+call: each call reads the global provider and compares identity with the last one seen.
+`configure()` pins explicit providers instead of the global ones.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import metrics, trace
+
+if TYPE_CHECKING:
+    from .metrics import Instruments
+
+_NAME = "meshclient"
+_VERSION = "0.1.0"
+
+_tracer_override: trace.TracerProvider | None = None
+_meter_override: metrics.MeterProvider | None = None
+_NONE: Any = object()
+# (provider last seen, tracer or None): replaced as one tuple, so readers never mix them.
+_tracing: tuple[Any, trace.Tracer | None] = (_NONE, None)
+_metering: tuple[Any, Instruments | None] = (_NONE, None)
+
+
+def configure(tracer_provider: trace.TracerProvider | None = None,
+              meter_provider: metrics.MeterProvider | None = None) -> None:
+    """Use these providers instead of the global ones (None: back to the global provider)."""
+    global _tracer_override, _meter_override, _tracing, _metering
+    _tracer_override = tracer_provider
+    _meter_override = meter_provider
+    _tracing = (_NONE, None)
+    _metering = (_NONE, None)
+
+
+def _is_noop_tracer_provider(provider: object) -> bool:
+    return isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+
+
+def _is_noop_meter_provider(provider: object) -> bool:
+    # The API's proxy class is private; its name is stable across 1.x releases.
+    return isinstance(provider, metrics.NoOpMeterProvider) or \
+        type(provider).__name__ == "_ProxyMeterProvider"
+
+
+def tracer() -> trace.Tracer | None:
+    """The meshclient tracer, or None when no real tracer provider is configured."""
+    global _tracing
+    provider = _tracer_override or trace.get_tracer_provider()
+    seen = _tracing
+    if seen[0] is not provider:
+        real = None if _is_noop_tracer_provider(provider) else provider.get_tracer(
+            _NAME, _VERSION)
+        seen = _tracing = (provider, real)
+    return seen[1]
+
+
+def instruments() -> Instruments | None:
+    """meshclient's instruments, or None when no real meter provider is configured."""
+    global _metering
+    provider = _meter_override or metrics.get_meter_provider()
+    seen = _metering
+    if seen[0] is not provider:
+        from .metrics import Instruments
+
+        real = None if _is_noop_meter_provider(provider) else Instruments(
+            provider.get_meter(_NAME, _VERSION))
+        seen = _metering = (provider, real)
+    return seen[1]

@@ -1,0 +1,231 @@
+"""Spans for outbound calls: one span for the logical call, one CLIENT span per attempt.
+
+The shells never call this module directly: `_flow.instrument` drives a `Call` from the
+actions the core yields. The shape, for any other driver:
+
+```python
+call = start_call(request, "users")        # None: nothing to record or propagate
+call.attempt(send)                         # opens the attempt span, injects headers
+call.outcome(outcome)                      # status or error of that attempt
+call.end_attempt()                         # a discarded or failed attempt is over
+call.hedge(primary, secondary)             # two racing attempts (both spans opened now)
+call.hedge_outcome(winner, outcome, other, hedged)
+on_close = call.finisher(done.on_close)    # ends the last attempt and the call at body close
+call.fail(exc)                             # the call raised instead
+```
+
+Attempt spans follow the HTTP semantic conventions (method, `url.full` without
+credentials, `server.address` = the logical service, `network.peer.*` = the endpoint,
+`http.response.status_code`, `error.type`, `http.request.resend_count` from the second
+attempt). Trace context is injected with the global propagator into each attempt's
+headers, except the fields the caller set on the logical request (those are kept).
+A `Call` belongs to one request and is driven from one task or thread at a time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from . import _providers
+from . import semconv as sc
+from ._attempt import Attempt
+
+if TYPE_CHECKING:
+    from .._core.actions import OnClose, Outcome, Send
+    from .metrics import Instruments
+
+
+def url_without_credentials(url: httpx.URL) -> str:
+    if url.userinfo:
+        url = url.copy_with(username=None, password=None)
+    return str(url)
+
+
+_fields_cache: tuple[object, dict[bytes, str]] = (None, {})
+
+
+def _preset_fields(headers: httpx.Headers) -> frozenset[str]:
+    """The propagation fields (e.g. `traceparent`) the caller set on purpose."""
+    global _fields_cache
+    propagator = propagate.get_global_textmap()
+    cached = _fields_cache
+    if cached[0] is not propagator:
+        cached = _fields_cache = (propagator, {f.lower().encode(): f.lower()
+                                               for f in propagator.fields})
+    fields = cached[1]
+    found = [fields[k] for k in (raw.lower() for raw, _ in headers.raw) if k in fields]
+    return frozenset(found) if found else frozenset()
+
+
+def start_call(request: httpx.Request, service: str | None) -> Call | None:
+    """A `Call` for `request` (`service=None`: a passthrough request, traced as one CLIENT
+    span), or None when there is nothing to record and no trace context to propagate."""
+    tracer = _providers.tracer()
+    instruments = _providers.instruments()
+    # Fast path: no SDK. Still forward a trace context we are inside of (an inbound
+    # request's), so a downstream service with an SDK continues the trace.
+    if tracer is None and instruments is None and \
+            not trace.get_current_span().get_span_context().is_valid:
+        return None
+    return Call(request, service, tracer, instruments)
+
+
+class Call:
+    """The telemetry of one logical request."""
+
+    __slots__ = ("_attrs", "_hedged", "_instruments", "_open", "_preset", "_request",
+                 "_service", "_span", "_status", "_tracer", "attempts", "context")
+
+    def __init__(self, request: httpx.Request, service: str | None,
+                 tracer: trace.Tracer | None, instruments: Instruments | None) -> None:
+        self._request = request
+        self._service = service if service is not None else request.url.host
+        self._tracer = tracer
+        self._instruments = instruments
+        self._preset = _preset_fields(request.headers)
+        self._open: Attempt | None = None
+        self._hedged: tuple[Attempt, Attempt] | None = None
+        self._status: int | None = None
+        self.attempts = 0
+        self._span: trace.Span | None = None
+        self._attrs: dict[str, Any] | None = None
+        parent = otel_context.get_current()
+        if tracer is not None and service is not None:
+            self._span = tracer.start_span(f"{request.method} {service}", parent,
+                                           SpanKind.INTERNAL, self._base_attributes())
+            parent = trace.set_span_in_context(self._span, parent)
+        #: The context calls made on this request's behalf run in (the logical span's).
+        self.context = parent
+
+    def _base_attributes(self) -> dict[str, Any]:
+        if self._attrs is None:
+            url = self._request.url
+            self._attrs = {sc.HTTP_REQUEST_METHOD: sc.method_attr(self._request.method),
+                           sc.URL_FULL: url_without_credentials(url),
+                           sc.SERVER_ADDRESS: self._service,
+                           sc.SERVER_PORT: url.port or (443 if url.scheme == "https" else 80)}
+        return self._attrs
+
+    def _start(self, send: Send) -> Attempt:
+        self.attempts += 1
+        span = None
+        ctx = self.context
+        if self._tracer is not None:
+            attrs = dict(self._base_attributes())
+            attrs[sc.NETWORK_PEER_ADDRESS] = send.endpoint.host
+            attrs[sc.NETWORK_PEER_PORT] = send.endpoint.port
+            if send.attempt > 1:
+                attrs[sc.HTTP_REQUEST_RESEND_COUNT] = send.attempt - 1
+            span = self._tracer.start_span(send.request.method, ctx, SpanKind.CLIENT, attrs)
+            ctx = trace.set_span_in_context(span, ctx)
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier, context=ctx)
+        headers = send.request.headers
+        for name, value in carrier.items():
+            if name not in self._preset:
+                headers[name] = value
+        return Attempt(send, span, self._metric_attributes(send))
+
+    def _metric_attributes(self, send: Send) -> dict[str, Any] | None:
+        if self._instruments is None:
+            return None
+        attrs: dict[str, Any] = {sc.HTTP_REQUEST_METHOD: sc.method_attr(self._request.method),
+                                 sc.SERVER_ADDRESS: self._service,
+                                 sc.MESH_ENDPOINT: send.endpoint.key}
+        if send.attempt > 1:
+            attrs[sc.HTTP_REQUEST_RESEND_COUNT] = send.attempt - 1
+        return attrs
+
+    def attempt(self, send: Send) -> None:
+        """Attempt `send.attempt` is about to go out: open its span, inject its headers."""
+        self.end_attempt()
+        self._open = self._start(send)
+
+    def outcome(self, outcome: Outcome) -> None:
+        """What the open attempt produced (a failed attempt ends here)."""
+        attempt = self._open
+        if attempt is None:
+            return
+        attempt.observe(outcome.response, outcome.error)
+        if outcome.response is not None:
+            self._status = outcome.response.status_code
+        else:
+            self.end_attempt()
+
+    def hedge(self, primary: Send, secondary: Send) -> None:
+        """Two racing attempts. Both are prepared now (the secondary's headers must be
+        ready before the shell sends it), so the secondary's span starts early by the
+        hedge delay; if it is never sent, its span is dropped, not exported."""
+        self.end_attempt()
+        self._hedged = (self._start(primary), self._start(secondary))
+
+    def hedge_outcome(self, winner: int, outcome: Outcome, other: Outcome | None,
+                      hedged: bool) -> None:
+        """How the race ended: the winner stays open like a single attempt; the loser ends
+        now (with its outcome, or `error.type` = `cancelled` if it never answered)."""
+        pair, self._hedged = self._hedged, None
+        if pair is None:
+            return
+        if not hedged:
+            self.attempts -= 1
+            pair[1].drop()
+        else:
+            loser = pair[1 - winner]
+            if other is not None:
+                loser.observe(other.response, other.error)
+                loser.end(self._instruments)
+            else:
+                loser.end(self._instruments, cancelled=True)
+        self._open = pair[winner]
+        self.outcome(outcome)
+
+    def end_attempt(self, error: BaseException | None = None) -> None:
+        """The open attempt (if any) is over: its span ends and its duration is recorded."""
+        attempt, self._open = self._open, None
+        if attempt is not None:
+            attempt.end(self._instruments, error)
+
+    def _end_call(self, error: BaseException | None) -> None:
+        span = self._span
+        if span is None:
+            return
+        self._span = None
+        if span.is_recording():
+            status = self._status
+            err_type = sc.error_type(status, error)
+            span.set_attribute(sc.MESH_ATTEMPTS, self.attempts)
+            if status is not None:
+                span.set_attribute(sc.HTTP_RESPONSE_STATUS_CODE, status)
+            if err_type is not None:
+                span.set_attribute(sc.ERROR_TYPE, err_type)
+                span.set_status(Status(StatusCode.ERROR, err_type))
+            if error is not None:
+                span.record_exception(error)
+        span.end()
+
+    def finisher(self, on_close: OnClose | None) -> OnClose:
+        """The callback for the returned response's body close: runs `on_close`, then ends
+        the last attempt and the call."""
+
+        def finish(error: BaseException | None) -> None:
+            try:
+                if on_close is not None:
+                    on_close(error)
+            finally:
+                self.end_attempt(error)
+                self._end_call(error)
+
+        return finish
+
+    def fail(self, error: BaseException | None) -> None:
+        """The call ended without a response (the flow raised `error`, or was closed)."""
+        pair, self._hedged = self._hedged, None
+        for attempt in pair or ():
+            attempt.end(self._instruments, error)
+        self.end_attempt(error)
+        self._end_call(error)

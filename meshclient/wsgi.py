@@ -1,0 +1,115 @@
+"""`MeshMiddleware` for WSGI apps (Flask, Django, any PEP 3333 app).
+
+```python
+app.wsgi_app = meshclient.wsgi.MeshMiddleware(app.wsgi_app)          # Flask
+application = meshclient.wsgi.MeshMiddleware(get_wsgi_application())  # Django
+```
+
+The same contract as `meshclient.asgi.MeshMiddleware`. The app runs, and its response
+body is iterated, in a copy of the caller's context holding the request's trace
+context, deadline and attempt number; the SERVER span and duration end when the server
+closes the response iterable.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from .server._inbound import ServerScope
+from .server.shedding import limiter
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+__all__ = ["MeshMiddleware"]
+
+_REASONS = {503: "503 Service Unavailable", 504: "504 Gateway Timeout"}
+
+
+def environ_headers(environ: dict[str, Any]) -> dict[str, str]:
+    return {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
+            if key.startswith("HTTP_")}
+
+
+class _Body:
+    """The app's response iterable, iterated and closed inside the request's context."""
+
+    def __init__(self, result: Iterable[bytes], ctx: contextvars.Context,
+                 server: ServerScope, status: list[int | None]) -> None:
+        self._result = result
+        self._it: Iterator[bytes] | None = None
+        self._ctx = ctx
+        self._server = server
+        self._status = status
+        self._error: BaseException | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._it is None:
+            self._it = self._ctx.run(iter, self._result)
+        try:
+            return self._ctx.run(next, self._it)
+        except StopIteration:
+            raise
+        except BaseException as exc:
+            self._error = exc
+            raise
+
+    def close(self) -> None:
+        self._ctx.run(self._close)
+
+    def _close(self) -> None:
+        try:
+            close = getattr(self._result, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._server.exit(self._status[0], self._error)
+
+
+class MeshMiddleware:
+    """Wrap a WSGI app. `max_concurrency`: shed beyond this many requests in flight
+    (None: never); `retry_after_s`: the `Retry-After` sent when shedding."""
+
+    def __init__(self, app: WSGIApp, *, max_concurrency: int | None = None,
+                 retry_after_s: float = 1.0) -> None:
+        self.app = app
+        self.limit = limiter(max_concurrency, retry_after_s)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
+        ctx = contextvars.copy_context()
+        return ctx.run(self._call, ctx, environ, start_response)
+
+    def _call(self, ctx: contextvars.Context, environ: dict[str, Any],
+              start_response: StartResponse) -> Iterable[bytes]:
+        server = ServerScope(environ_headers(environ), environ.get("REQUEST_METHOD", "GET"),
+                             environ.get("PATH_INFO"),
+                             scheme=environ.get("wsgi.url_scheme", "http"), limit=self.limit)
+        rejection = server.enter()
+        if rejection is not None:
+            body = rejection.body
+            try:
+                start_response(_REASONS.get(rejection.status, str(rejection.status)),
+                               [("Content-Type", "text/plain"),
+                                ("Content-Length", str(len(body))),
+                                *rejection.headers])
+            finally:
+                server.exit(rejection.status)
+            return [body]
+        status: list[int | None] = [None]
+
+        def start(status_line: str, headers: list[tuple[str, str]],
+                  exc_info: Any = None) -> Any:
+            status[0] = int(status_line[:3])
+            return start_response(status_line, headers, exc_info)
+
+        try:
+            result = self.app(environ, start)
+        except BaseException as exc:
+            server.exit(status[0], exc)
+            raise
+        return _Body(result, ctx, server, status)

@@ -1,0 +1,352 @@
+"""Inbound side: `meshclient.handler`, the ASGI and WSGI middleware (on real uvicorn and
+wsgiref servers), load shedding, the admin endpoint and `meshclient status`."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+import meshclient
+import meshclient.asgi
+import meshclient.wsgi
+from meshclient import cli
+from meshclient.context import Inbound, inbound
+from meshclient.server import (
+    ConcurrencyLimit,
+    HandlerRejected,
+    SheddingError,
+    admin,
+    admission,
+    should_shed,
+)
+from meshclient.telemetry import semconv
+from meshclient.testing import LoopbackCluster
+from tests.servers.inbound_servers import serve_asgi, serve_wsgi
+from tests.servers.otel import Otel, otel_fixture  # noqa: F401 (the `otel` fixture)
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def context_now() -> dict[str, Any]:
+    """What a handler sees: the inbound context variable and the current trace."""
+    current = inbound.get()
+    assert current is not None
+    remaining = None if current.deadline_ns is None else \
+        (current.deadline_ns - time.monotonic_ns()) / 1e6
+    span = trace.get_current_span().get_span_context()
+    return {"attempt": current.attempt, "remaining_ms": remaining,
+            "trace_id": f"{span.trace_id:032x}" if span.is_valid else None}
+
+
+# -- pure decisions ------------------------------------------------------------------------
+
+def test_admission_decisions() -> None:
+    now = 10_000_000_000
+    assert admission(Inbound(deadline_ns=now), now, None).status == 504  # type: ignore[union-attr]
+    assert admission(Inbound(deadline_ns=now + 1), now, None) is None
+    assert admission(Inbound(), now, None) is None
+    limit = ConcurrencyLimit(1, retry_after_s=2.5)
+    assert admission(Inbound(), now, limit) is None
+    shed = admission(Inbound(), now, limit)
+    assert shed is not None and shed.status == 503 and shed.headers == (("retry-after", "3"),)
+    # An expired request never takes a permit.
+    limit.release()
+    assert admission(Inbound(deadline_ns=0), now, limit).status == 504  # type: ignore[union-attr]
+    assert limit.in_flight == 0
+    assert should_shed(4, 4) and not should_shed(3, 4)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_concurrency_limit_names_the_bad_value(bad: Any) -> None:
+    with pytest.raises(SheddingError, match=f"max_concurrency must be an integer >= 1: {bad!r}"):
+        meshclient.asgi.MeshMiddleware(lambda *a: None, max_concurrency=bad)  # type: ignore[arg-type,return-value]
+
+
+# -- ASGI ----------------------------------------------------------------------------------
+
+class Gate:
+    """Lets a test hold a handler open, and know when it entered."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.ran = 0
+
+    def wait_entered(self) -> None:
+        assert self.entered.wait(5), "handler never entered"
+
+
+def asgi_app(gate: Gate) -> Starlette:
+    async def ctx(request: Request) -> JSONResponse:
+        gate.ran += 1
+        return JSONResponse(context_now())
+
+    async def block(request: Request) -> JSONResponse:
+        gate.entered.set()
+        for _ in range(500):
+            if gate.release.is_set():
+                break
+            await anyio.sleep(0.01)
+        return JSONResponse({"ok": True})
+
+    @meshclient.handler(route="/decorated/{id}")
+    async def decorated(request: Request) -> JSONResponse:
+        gate.ran += 1
+        return JSONResponse(context_now())
+
+    @meshclient.handler(max_concurrency=1)
+    async def limited(request: Request) -> JSONResponse:
+        return await block(request)
+
+    @meshclient.handler
+    def sync_decorated(request: Request) -> JSONResponse:
+        return JSONResponse(context_now())
+
+    return Starlette(routes=[Route("/ctx", ctx), Route("/block", block),
+                             Route("/decorated/{id}", decorated),
+                             Route("/limited", limited), Route("/sync", sync_decorated)])
+
+
+@pytest.fixture
+def gate() -> Gate:
+    return Gate()
+
+
+@pytest.fixture
+def asgi_url(gate: Gate) -> Iterator[str]:
+    app = meshclient.asgi.MeshMiddleware(asgi_app(gate), max_concurrency=2)
+    with serve_asgi(app) as url:
+        yield url
+
+
+@pytest.fixture
+def plain_asgi_url(gate: Gate) -> Iterator[str]:
+    """The same app without the middleware (the decorator alone)."""
+    with serve_asgi(asgi_app(gate), host="127.0.0.3") as url:
+        yield url
+
+
+def test_asgi_context_deadline_attempt_and_server_span(asgi_url: str, otel: Otel) -> None:
+    r = httpx.get(asgi_url + "/ctx", headers={"x-mesh-deadline-ms": "5000",
+                                               "x-mesh-attempt": "2",
+                                               "traceparent": TRACEPARENT})
+    body = r.json()
+    assert body["attempt"] == 2
+    assert 4000 < body["remaining_ms"] <= 5000
+    assert body["trace_id"] == TRACEPARENT.split("-")[1]
+    (span,) = otel.wait_spans(1, SpanKind.SERVER)
+    assert span.parent is not None and span.parent.span_id == int(TRACEPARENT.split("-")[2], 16)
+    assert span.attributes[semconv.HTTP_RESPONSE_STATUS_CODE] == 200
+    assert span.attributes[semconv.URL_PATH] == "/ctx"
+    (point,) = otel.points("http.server.request.duration",
+                           **{semconv.HTTP_RESPONSE_STATUS_CODE: 200})
+    assert point.count == 1
+
+
+def test_asgi_expired_deadline_is_504_without_running_the_handler(asgi_url: str,
+                                                                  gate: Gate) -> None:
+    r = httpx.get(asgi_url + "/ctx", headers={"x-mesh-deadline-ms": "0"})
+    assert r.status_code == 504
+    assert gate.ran == 0
+    assert httpx.get(asgi_url + "/ctx").json() == {"attempt": 1, "remaining_ms": None,
+                                                   "trace_id": None}
+    assert gate.ran == 1
+
+
+def hold(url: str, gate: Gate, n: int = 1) -> list[threading.Thread]:
+    threads = [threading.Thread(target=httpx.get, args=(url,), kwargs={"timeout": 10})
+               for _ in range(n)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def test_asgi_sheds_beyond_the_limit_with_retry_after(asgi_url: str, gate: Gate,
+                                                      otel: Otel) -> None:
+    threads = hold(asgi_url + "/block", gate, 2)
+    try:
+        gate.wait_entered()
+        deadline = time.monotonic() + 5
+        while True:  # wait until both hold a permit
+            r = httpx.get(asgi_url + "/ctx")
+            if r.status_code == 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        assert r.status_code == 503
+        assert r.headers["retry-after"] == "1"
+    finally:
+        gate.release.set()
+        for t in threads:
+            t.join(10)
+    assert httpx.get(asgi_url + "/ctx").status_code == 200
+    (shed,) = otel.points("meshclient.server.rejections", **{"meshclient.reason": "shed"})
+    assert shed.value >= 1
+
+
+def test_decorator_on_starlette(plain_asgi_url: str, gate: Gate, otel: Otel) -> None:
+    r = httpx.get(plain_asgi_url + "/decorated/7", headers={"x-mesh-attempt": "3",
+                                                             "traceparent": TRACEPARENT})
+    assert r.json()["attempt"] == 3 and r.json()["trace_id"] == TRACEPARENT.split("-")[1]
+    (span,) = otel.wait_spans(1)
+    assert span.name == "GET /decorated/{id}"
+    assert span.attributes[semconv.HTTP_ROUTE] == "/decorated/{id}"
+    r = httpx.get(plain_asgi_url + "/decorated/7", headers={"x-mesh-deadline-ms": "0"})
+    assert r.status_code == 504 and gate.ran == 1
+    r = httpx.get(plain_asgi_url + "/sync", headers={"x-mesh-attempt": "2"})
+    assert r.json()["attempt"] == 2
+    threads = hold(plain_asgi_url + "/limited", gate)
+    try:
+        gate.wait_entered()
+        r = httpx.get(plain_asgi_url + "/limited")
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    finally:
+        gate.release.set()
+        threads[0].join(10)
+
+
+# -- WSGI ----------------------------------------------------------------------------------
+
+def wsgi_app(gate: Gate) -> Callable[..., Any]:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        if environ["PATH_INFO"] == "/block":
+            gate.entered.set()
+            gate.release.wait(5)
+        gate.ran += 1
+        body = json.dumps(context_now()).encode()
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body]
+
+    return app
+
+
+def test_wsgi_context_rejections_and_shedding(gate: Gate, otel: Otel) -> None:
+    app = meshclient.wsgi.MeshMiddleware(wsgi_app(gate), max_concurrency=1,
+                                         retry_after_s=2)
+    with serve_wsgi(app) as url:
+        body = httpx.get(url + "/ctx", headers={"x-mesh-deadline-ms": "3000",
+                                                 "x-mesh-attempt": "2",
+                                                 "traceparent": TRACEPARENT}).json()
+        assert body["attempt"] == 2 and 2000 < body["remaining_ms"] <= 3000
+        assert body["trace_id"] == TRACEPARENT.split("-")[1]
+        assert httpx.get(url + "/ctx", headers={"x-mesh-deadline-ms": "0"}).status_code == 504
+        assert gate.ran == 1
+        threads = hold(url + "/block", gate)
+        try:
+            gate.wait_entered()
+            r = httpx.get(url + "/ctx")
+            assert r.status_code == 503 and r.headers["retry-after"] == "2"
+        finally:
+            gate.release.set()
+            threads[0].join(10)
+        assert httpx.get(url + "/ctx").status_code == 200
+    servers = otel.wait_spans(5, SpanKind.SERVER)
+    assert sorted(s.attributes[semconv.HTTP_RESPONSE_STATUS_CODE] for s in servers) == [
+        200, 200, 200, 503, 504]
+    assert inbound.get() is None  # nothing leaked into the test's context
+
+
+def test_flask_decorator_and_middleware(gate: Gate) -> None:
+    flask = pytest.importorskip("flask")
+    app = flask.Flask("t")
+
+    @app.get("/ctx")
+    @meshclient.handler
+    def ctx() -> Any:
+        gate.ran += 1
+        return context_now()
+
+    with serve_wsgi(app) as url:
+        assert httpx.get(url + "/ctx", headers={"x-mesh-attempt": "2"}).json()["attempt"] == 2
+        r = httpx.get(url + "/ctx", headers={"x-mesh-deadline-ms": "0"})
+        assert r.status_code == 504 and gate.ran == 1
+
+
+def test_generic_request_object() -> None:
+    class Req:
+        method = "POST"
+        path = "/jobs"
+
+        def __init__(self, headers: dict[str, str]) -> None:
+            self.headers = headers
+
+    @meshclient.handler
+    def work(req: Req) -> dict[str, Any]:
+        return context_now()
+
+    assert work(Req({"X-Mesh-Attempt": "4"}))["attempt"] == 4
+    with pytest.raises(HandlerRejected) as info:
+        work(Req({"x-mesh-deadline-ms": "0"}))
+    assert info.value.status == 504
+    assert inbound.get() is None
+
+
+# -- admin endpoint and `meshclient status` ------------------------------------------------
+
+def test_admin_endpoint_and_status_command(cluster: LoopbackCluster,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    policy = meshclient.Policy.from_dict({"version": "v9", "services": {
+        "users": {"endpoints": cluster.addresses}}})
+    transport = meshclient.MeshTransport(policy)
+    with httpx.Client(transport=transport) as client, admin.serve("127.0.0.1", 0) as server:
+        client.get("http://users/").read()
+        doc = httpx.get(f"http://{server.address}/status").json()
+        (reg,) = [r for r in doc["registries"] if "users" in r["services"]
+                  and r["policy"] == "v9"]
+        endpoints = reg["services"]["users"]["endpoints"]
+        assert sorted(e["endpoint"] for e in endpoints) == sorted(cluster.addresses)
+        assert httpx.get(f"http://{server.address}/nope").status_code == 404
+        assert cli.main(["status", "--admin", server.address]) == 0
+        out = capsys.readouterr().out
+        assert "policy v9" in out and "users" in out and cluster.addresses[0] in out
+        assert "in_flight" in out
+        assert cli.main(["status", "--admin", server.address, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["pid"] == doc["pid"]
+    assert cli.main(["status", "--admin", server.address]) == 1
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_meshclient_admin_env_starts_the_endpoint(monkeypatch: pytest.MonkeyPatch,
+                                                  cluster: LoopbackCluster) -> None:
+    from tests.servers.inbound_servers import free_port
+
+    port = free_port("127.0.0.1")
+    monkeypatch.setenv("MESHCLIENT_ADMIN", f"127.0.0.1:{port}")
+    admin.reset()
+    try:
+        meshclient.MeshTransport(cluster.policy("users"))
+        assert cli.main(["status"]) == 0
+    finally:
+        admin.reset()
+
+
+def test_admin_port_taken_is_a_warning_not_a_crash(monkeypatch: pytest.MonkeyPatch,
+                                                   cluster: LoopbackCluster,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    with admin.serve("127.0.0.1", 0) as taken:
+        monkeypatch.setenv("MESHCLIENT_ADMIN", taken.address)
+        admin.reset()
+        try:
+            meshclient.MeshTransport(cluster.policy("users"))
+        finally:
+            admin.reset()
+    assert any("not started" in r.getMessage() for r in caplog.records)
+
+
+def test_status_with_invalid_admin_env(monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("MESHCLIENT_ADMIN", "nope")
+    assert cli.main(["status"]) == 2
+    assert "MESHCLIENT_ADMIN" in capsys.readouterr().err

@@ -1,0 +1,73 @@
+"""The OpenTelemetry SDK wired to in-memory exporters, installed with
+`meshclient.telemetry.configure` (never the process-global providers)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from meshclient import telemetry
+
+
+@dataclass
+class Otel:
+    tracer_provider: TracerProvider
+    exporter: InMemorySpanExporter
+    reader: InMemoryMetricReader
+
+    def spans(self) -> list[ReadableSpan]:
+        return list(self.exporter.get_finished_spans())
+
+    def wait_spans(self, n: int, kind: SpanKind | None = None,
+                   timeout: float = 5.0) -> list[ReadableSpan]:
+        """The finished spans (of `kind`) once there are `n`: a server ends its span just
+        after sending the response, so the client may be faster."""
+        deadline = time.monotonic() + timeout
+        while True:
+            spans = [s for s in self.spans() if kind is None or s.kind == kind]
+            if len(spans) >= n or time.monotonic() > deadline:
+                return spans
+            time.sleep(0.005)
+
+    def named(self, name: str) -> list[ReadableSpan]:
+        return [s for s in self.spans() if s.name == name]
+
+    def points(self, metric: str, **attrs: Any) -> list[Any]:
+        """Data points of `metric` whose attributes include `attrs`."""
+        data = self.reader.get_metrics_data()
+        out = []
+        for rm in data.resource_metrics if data else ():
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    if m.name != metric:
+                        continue
+                    for p in m.data.data_points:
+                        if all(p.attributes.get(k) == v for k, v in attrs.items()):
+                            out.append(p)
+        return out
+
+
+@pytest.fixture(name="otel")
+def otel_fixture() -> Iterator[Otel]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    telemetry.configure(provider, meters)
+    try:
+        yield Otel(provider, exporter, reader)
+    finally:
+        telemetry.configure(None, None)
+        provider.shutdown()
+        meters.shutdown()
