@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._fields import Model, setting
+from ._security import AuthorizationPolicy, AuthPolicy, LimitsPolicy, TlsPolicy
 
 RETRY_CONDITIONS = ("connect-error", "reset", "read-error", "timeout", "5xx", "gateway-error")
 BALANCER_KINDS = ("p2c-ewma", "p2c-least-request", "round-robin", "random")
@@ -182,6 +183,10 @@ class Defaults(Model):
     balancer: BalancerPolicy = setting(factory=BalancerPolicy, doc="Load balancing.")
     breaker: BreakerPolicy = setting(factory=BreakerPolicy, doc="Circuit breakers.")
     outlier: OutlierPolicy = setting(factory=OutlierPolicy, doc="Outlier ejection.")
+    tls: TlsPolicy | None = setting(None, doc="Mutual TLS (see docs/mtls.md).")
+    auth: AuthPolicy | None = setting(None, doc="Outbound credentials (see docs/credentials.md).")
+    limits: LimitsPolicy | None = setting(None, doc="Rate, concurrency and adaptive limits "
+                                          "(see docs/limits.md).")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -198,6 +203,10 @@ class ServicePolicy(Model):
     balancer: BalancerPolicy | None = setting(None, doc="Load balancing.")
     breaker: BreakerPolicy | None = setting(None, doc="Circuit breakers.")
     outlier: OutlierPolicy | None = setting(None, doc="Outlier ejection.")
+    tls: TlsPolicy | None = setting(None, doc="Mutual TLS (see docs/mtls.md).")
+    auth: AuthPolicy | None = setting(None, doc="Outbound credentials (see docs/credentials.md).")
+    limits: LimitsPolicy | None = setting(None, doc="Rate, concurrency and adaptive limits "
+                                          "(see docs/limits.md).")
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +225,9 @@ class Service:
     breaker: BreakerPolicy
     outlier: OutlierPolicy
     spec: ServicePolicy
+    tls: TlsPolicy | None = None
+    auth: AuthPolicy | None = None
+    limits: LimitsPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -233,6 +245,8 @@ class Policy(Model):
     version: str = setting("", doc="Free-form version, logged when a policy is applied.")
     defaults: Defaults = setting(factory=Defaults, doc="Sections every service inherits.")
     services: Mapping[str, ServicePolicy] = setting(factory=dict, doc="Services by name.")
+    authorization: AuthorizationPolicy | None = setting(
+        None, doc="Inbound authorization of this process (see docs/authorization.md).")
     resolved: Mapping[str, Service] = field(init=False, repr=False, compare=False)
 
     def _check(self) -> list[str]:
@@ -283,6 +297,9 @@ def _resolve(name: str, spec: ServicePolicy, defaults: Defaults) -> Service:
         breaker=spec.breaker or defaults.breaker,
         outlier=spec.outlier or defaults.outlier,
         spec=spec,
+        tls=spec.tls or defaults.tls,
+        auth=spec.auth or defaults.auth,
+        limits=spec.limits or defaults.limits,
     )
 
 
