@@ -10,6 +10,7 @@ import httpx
 
 from .._core.actions import Discard, Done, Outcome, Send, Sleep
 from ..policy import Policy, PolicyStore
+from ..security.outbound import ServiceGuard
 from ._base import MeshBase
 from ._streams import TrackedAsyncStream
 
@@ -20,10 +21,29 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
 
     def __init__(self, policy: Policy | PolicyStore | None = None,
                  inner: httpx.AsyncBaseTransport | None = None, **kwargs: Any) -> None:
+        self._inner_kwargs = kwargs
         self._setup(policy)
         self.inner = inner if inner is not None else httpx.AsyncHTTPTransport(**kwargs)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        guard = self._guard(request)  # issue-9: limits, credentials, mTLS
+        if guard is None:
+            return await self._handle(request, None)
+        await guard.admit_async(request)
+        try:
+            response = await self._handle(request, guard)
+        except BaseException as exc:
+            guard.observe(None, exc)
+            guard.release()
+            raise
+        guard.observe(response.status_code, None)
+        response.stream = TrackedAsyncStream(
+            response.stream,  # type: ignore[arg-type]
+            lambda _error: guard.release())
+        return response
+
+    async def _handle(self, request: httpx.Request,
+                      guard: ServiceGuard | None) -> httpx.Response:
         flow = self._flow(request)
         if flow is None:
             return await self.inner.handle_async_request(request)
@@ -31,8 +51,13 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         while True:
             if isinstance(action, Send):
                 try:
-                    outcome = Outcome(response=await self.inner.handle_async_request(
-                        action.request))
+                    if guard is None:
+                        outcome = Outcome(response=await self.inner.handle_async_request(
+                            action.request))
+                    else:
+                        inner = self._inner_for(guard, self.inner, httpx.AsyncHTTPTransport)
+                        outcome = Outcome(response=await inner.handle_async_request(
+                            await guard.attach_async(action)))
                 except Exception as exc:  # the core decides what the caller sees
                     outcome = Outcome(error=exc)
                 action = flow.send(outcome)
@@ -52,6 +77,8 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
                 action = flow.send(None)
 
     async def aclose(self) -> None:
+        for inner in self._tls_transports():
+            await inner.aclose()
         await self.inner.aclose()
 
     async def __aenter__(self) -> AsyncMeshTransport:
@@ -61,4 +88,6 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
     async def __aexit__(self, exc_type: type[BaseException] | None = None,
                         exc_value: BaseException | None = None,
                         traceback: TracebackType | None = None) -> None:
+        for inner in self._tls_transports():
+            await inner.aclose()
         await self.inner.__aexit__(exc_type, exc_value, traceback)

@@ -10,6 +10,7 @@ import httpx
 
 from .._core.actions import Discard, Done, Outcome, Send, Sleep
 from ..policy import Policy, PolicyStore
+from ..security.outbound import ServiceGuard
 from ._base import MeshBase
 from ._streams import TrackedSyncStream
 
@@ -34,10 +35,28 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
 
     def __init__(self, policy: Policy | PolicyStore | None = None,
                  inner: httpx.BaseTransport | None = None, **kwargs: Any) -> None:
+        self._inner_kwargs = kwargs
         self._setup(policy)
         self.inner = inner if inner is not None else httpx.HTTPTransport(**kwargs)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        guard = self._guard(request)  # issue-9: limits, credentials, mTLS
+        if guard is None:
+            return self._handle(request, None)
+        guard.admit_sync(request)
+        try:
+            response = self._handle(request, guard)
+        except BaseException as exc:
+            guard.observe(None, exc)
+            guard.release()
+            raise
+        guard.observe(response.status_code, None)
+        response.stream = TrackedSyncStream(
+            response.stream,  # type: ignore[arg-type]
+            lambda _error: guard.release())
+        return response
+
+    def _handle(self, request: httpx.Request, guard: ServiceGuard | None) -> httpx.Response:
         flow = self._flow(request)
         if flow is None:
             return self.inner.handle_request(request)
@@ -45,7 +64,12 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         while True:
             if isinstance(action, Send):
                 try:
-                    outcome = Outcome(response=self.inner.handle_request(action.request))
+                    if guard is None:
+                        outcome = Outcome(response=self.inner.handle_request(action.request))
+                    else:
+                        inner = self._inner_for(guard, self.inner, httpx.HTTPTransport)
+                        outcome = Outcome(response=inner.handle_request(
+                            guard.attach_sync(action)))
                 except Exception as exc:  # the core decides what the caller sees
                     outcome = Outcome(error=exc)
                 action = flow.send(outcome)
@@ -65,6 +89,8 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
                 action = flow.send(None)
 
     def close(self) -> None:
+        for inner in self._tls_transports():
+            inner.close()
         self.inner.close()
 
     def __enter__(self) -> MeshTransport:
@@ -74,4 +100,6 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
     def __exit__(self, exc_type: type[BaseException] | None = None,
                  exc_value: BaseException | None = None,
                  traceback: TracebackType | None = None) -> None:
+        for inner in self._tls_transports():
+            inner.close()
         self.inner.__exit__(exc_type, exc_value, traceback)
