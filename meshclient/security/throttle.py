@@ -15,6 +15,10 @@ client still notices when it recovers). Lower K throttles sooner.
 connection refused). Everything else, including other errors, counts as accepted: the
 backend was not shedding load.
 
+A sent request is counted when its outcome is known (with its accept, if any), a locally
+rejected one when it is rejected: counting sent requests at admission would make a burst of
+concurrent first requests look like rejections before any answer arrived.
+
 The window is a ring of `BUCKETS` time slots, so recording and deciding are O(1).
 Thread- and task-safe (one small lock); time and randomness are injected.
 """
@@ -80,21 +84,24 @@ class AdaptiveThrottle:
         return max(0.0, (requests - self.k * accepts) / (requests + 1))
 
     def should_reject(self) -> bool:
-        """Count one attempted request and decide whether to reject it locally."""
+        """Decide whether to reject a request locally; a rejected one is counted now."""
         now = self._clock.now_ns()
         with self._lock:
             requests, accepts = self._totals(now)
-            self._requests[self._slot(now)] += 1
-        p = max(0.0, (requests - self.k * accepts) / (requests + 1))
-        return p > 0.0 and self._rng.random() < p
+            p = max(0.0, (requests - self.k * accepts) / (requests + 1))
+            reject = p > 0.0 and self._rng.random() < p
+            if reject:
+                self._requests[self._slot(now)] += 1
+        return reject
 
     def record(self, accepted: bool) -> None:
-        """Report how a request that was sent ended."""
-        if not accepted:
-            return
+        """Count a request that was sent, when its outcome is known."""
         now = self._clock.now_ns()
         with self._lock:
-            self._accepts[self._slot(now)] += 1
+            i = self._slot(now)
+            self._requests[i] += 1
+            if accepted:
+                self._accepts[i] += 1
 
     def __repr__(self) -> str:
         with self._lock:

@@ -1,0 +1,185 @@
+"""Client-side limits on real loopback backends, through both shells: measured rate, the
+bulkhead, adaptive throttling, and a Redis quota shared by two processes."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+import meshclient
+from meshclient.policy import Policy
+from meshclient.testing import Backend
+from tests.servers.caller import Caller
+from tests.servers.concurrency import ConcurrencyServer
+from tests.servers.redis_server import RedisServer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def policy(address: str, **limits: Any) -> Policy:
+    return Policy.from_dict({"services": {"svc": {"endpoints": [address], "limits": limits}}})
+
+
+def together(caller: Caller, url: str, n: int) -> list[Any]:
+    """Send `n` requests at once; each result is a status code or the exception raised."""
+    if caller.kind == "sync":
+        out: list[Any] = [None] * n
+
+        def one(i: int) -> None:
+            try:
+                out[i] = caller.client.get(url).status_code
+            except Exception as exc:
+                out[i] = exc
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        return out
+
+    async def run(client: httpx.AsyncClient) -> list[Any]:
+        results: list[Any] = [None] * n
+
+        async def one(i: int) -> None:
+            try:
+                results[i] = (await client.get(url)).status_code
+            except Exception as exc:
+                results[i] = exc
+
+        async with anyio.create_task_group() as tg:
+            for i in range(n):
+                tg.start_soon(one, i)
+        return results
+
+    return caller.call(run)  # type: ignore[no-any-return]
+
+
+def test_measured_rate_within_ten_percent(mesh) -> None:
+    with Backend() as backend:
+        caller = mesh(policy(backend.address, rate=40, burst=1, max_wait="5s"))
+        caller.get("http://svc/warm")  # spends the one burst token
+        n = 48  # sent by 6 concurrent callers, so backend latency is not the bottleneck
+        start = time.monotonic()
+        results = []
+        for _ in range(n // 6):
+            results += together(caller, "http://svc/x", 6)
+        rate = n / (time.monotonic() - start)
+    assert results == [200] * n
+    assert 36 <= rate <= 44, rate
+
+
+def test_over_rate_without_wait_fails_fast(mesh) -> None:
+    with Backend() as backend:
+        caller = mesh(policy(backend.address, rate=1, burst=2))
+        assert caller.get("http://svc/").status_code == 200
+        assert caller.get("http://svc/").status_code == 200
+        start = time.monotonic()
+        with pytest.raises(httpx.TransportError) as info:
+            caller.get("http://svc/")
+        assert time.monotonic() - start < 0.5
+        assert isinstance(info.value, meshclient.RateLimited)
+        assert backend.hits == 2
+
+
+def test_bulkhead_caps_concurrency(mesh) -> None:
+    with ConcurrencyServer(latency_s=0.1) as server:
+        caller = mesh(policy(server.address, max_concurrent=3, max_wait="10s"))
+        results = together(caller, "http://svc/", 12)
+    assert results == [200] * 12
+    assert server.max_in_flight == 3
+
+
+def test_bulkhead_without_wait_refuses_the_excess(mesh) -> None:
+    with ConcurrencyServer(latency_s=0.3) as server:
+        caller = mesh(policy(server.address, max_concurrent=2))
+        results = together(caller, "http://svc/", 6)
+    assert server.max_in_flight <= 2
+    refused = [r for r in results if isinstance(r, meshclient.RateLimited)]
+    assert results.count(200) == server.hits >= 2
+    assert len(refused) == 6 - server.hits
+
+
+def test_adaptive_throttling_cuts_requests_to_a_rejecting_backend(mesh) -> None:
+    with Backend() as backend:
+        backend.set(status=503)
+        caller = mesh(policy(backend.address, adaptive_k=2))
+        throttled = 0
+        for _ in range(200):
+            try:
+                assert caller.get("http://svc/").status_code == 503
+            except meshclient.RateLimited:
+                throttled += 1
+        assert backend.hits + throttled == 200
+        assert backend.hits < 40, backend.hits  # SRE: p -> requests/(requests+1)
+
+
+def test_adaptive_throttling_leaves_a_healthy_backend_alone(mesh) -> None:
+    with Backend() as backend:
+        caller = mesh(policy(backend.address, adaptive_k=2))
+        for _ in range(100):
+            assert caller.get("http://svc/").status_code == 200
+        assert backend.hits == 100
+
+
+_WORKER = textwrap.dedent("""
+    import sys, time, httpx, meshclient
+    from meshclient.policy import Policy
+    address, url, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    policy = Policy.from_dict({"services": {"svc": {"endpoints": [address], "limits": {
+        "rate": 25, "burst": 1, "max_wait": "200ms", "redis": url, "adaptive_k": None}}}})
+    ok = limited = 0
+    with httpx.Client(transport=meshclient.MeshTransport(policy)) as client:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                client.get("http://svc/").raise_for_status()
+                ok += 1
+            except meshclient.RateLimited:
+                limited += 1
+    print(ok, limited)
+""")
+
+
+def test_two_processes_share_a_redis_quota() -> None:
+    seconds = 2.0
+    with RedisServer() as redis_server, Backend() as backend:
+        procs = [subprocess.Popen([sys.executable, "-c", _WORKER, backend.address,
+                                   redis_server.url, str(seconds)], cwd=ROOT,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        outputs = [p.communicate(timeout=60) for p in procs]
+    for (out, err), p in zip(outputs, procs):
+        assert p.returncode == 0, err
+    oks = [int(out.split()[0]) for out, _ in outputs]
+    # One quota of 25/s for both: about 25 * 2 s (+ burst, + what start-up skew allows).
+    assert sum(oks) == backend.hits
+    assert sum(oks) <= 25 * (seconds + 0.2) + 3, oks
+    assert sum(oks) >= 25 * seconds * 0.6, oks
+    assert min(oks) > 0
+
+
+def test_stopping_redis_degrades_to_local_limits(mesh, caplog) -> None:
+    caplog.set_level(logging.WARNING, "meshclient.security")
+    with RedisServer() as redis_server, Backend() as backend:
+        caller = mesh(policy(backend.address, rate=200, burst=5, max_wait="1s",
+                             redis=redis_server.url))
+        for _ in range(10):
+            assert caller.get("http://svc/").status_code == 200
+        redis_server.stop()
+        for _ in range(30):
+            assert caller.get("http://svc/").status_code == 200
+        assert backend.hits == 40
+    messages = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(messages) == 1, messages
+    assert "falling back to the local limit" in messages[0]
