@@ -159,7 +159,7 @@ def test_two_processes_share_a_redis_quota() -> None:
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for _ in range(2)]
         outputs = [p.communicate(timeout=60) for p in procs]
-    for (out, err), p in zip(outputs, procs):
+    for (_out, err), p in zip(outputs, procs, strict=True):
         assert p.returncode == 0, err
     oks = [int(out.split()[0]) for out, _ in outputs]
     # One quota of 25/s for both: about 25 * 2 s (+ burst, + what start-up skew allows).

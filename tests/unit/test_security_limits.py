@@ -93,7 +93,7 @@ def test_limits_policy_errors_name_field_and_value() -> None:
         Policy.from_dict({"services": {"a": {"limits": {"rate": 0, "max_concurrent": 0}}}})
     assert info.value.errors == ("services.a.limits.rate must be greater than 0: 0",
                                  "services.a.limits.max_concurrent must be between 1 and 1e+06: 0")
-    with pytest.raises(PolicyError, match="services.a.limits.max_wait .*'-1s'"):
+    with pytest.raises(PolicyError, match=r"services\.a\.limits\.max_wait .*'-1s'"):
         Policy.from_dict({"services": {"a": {"limits": {"max_wait": "-1s"}}}})
-    with pytest.raises(PolicyError, match="services.a.limits.redis must be a redis://"):
+    with pytest.raises(PolicyError, match=r"services\.a\.limits\.redis must be a redis://"):
         Policy.from_dict({"services": {"a": {"limits": {"rate": 1, "redis": "http://x"}}}})
