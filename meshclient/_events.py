@@ -26,6 +26,7 @@ POLICY_APPLIED = "policy_applied"  # attrs: version, summary
 POLICY_REJECTED = "policy_rejected"  # attrs: errors, source
 DISCOVERY_REFRESH = "discovery_refresh"  # attrs: endpoints, source
 DISCOVERY_ERROR = "discovery_error"  # attrs: error, stale_s
+AUTHZ_DENIED = "authz_denied"  # attrs: caller, rule, first (bool: first for this caller+rule)
 
 Listener = Callable[[str, str, dict[str, Any]], None]
 _listeners: tuple[Listener, ...] = ()
