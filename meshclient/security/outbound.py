@@ -19,6 +19,7 @@ ones await; the decisions stay in `limits`, `throttle` and `quota`.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 import time
@@ -32,8 +33,7 @@ from .._core.actions import Send
 from .._types import Clock, Rng
 from ..context import MIRROR_HEADER
 from ..errors import RateLimited
-from ..policy import PolicyStore, Service
-from ..policy._security import AuthPolicy, LimitsPolicy, TlsPolicy
+from ..policy import Service
 from .credentials import Credentials, OAuth2Credentials, credentials_for
 from .limits import Bulkhead, TokenBucket
 from .quota import REFUSED, RedisQuota
@@ -93,6 +93,13 @@ class ServiceGuard:
             raise self._refuse(f"shared quota {self.quota.rate:g}/s exceeded", request)
         return reply or 0.0
 
+    def _full(self, reply: float | None, request: httpx.Request | None) -> RateLimited:
+        """The bulkhead refused: give back a local token taken for this request."""
+        assert self.bulkhead is not None
+        if reply is None and self.bucket is not None:
+            self.bucket.refund()
+        return self._refuse(f"{self.bulkhead.limit} requests already in flight", request)
+
     def _throttled(self, request: httpx.Request | None) -> None:
         if self.throttle is not None and self.throttle.should_reject():
             raise self._refuse("adaptive throttling (the service is rejecting requests)",
@@ -108,7 +115,7 @@ class ServiceGuard:
         if self.bulkhead is not None and not self.bulkhead.try_enter():
             left_s = self.max_wait_s - (self.clock.now_ns() - start) / _NS
             if not self._wait_bulkhead_sync(left_s):
-                raise self._refuse(f"{self.bulkhead.limit} requests already in flight", request)
+                raise self._full(reply, request)
 
     def _wait_bulkhead_sync(self, left_s: float) -> bool:
         bulkhead = self.bulkhead
@@ -137,19 +144,32 @@ class ServiceGuard:
         if self.bulkhead is not None and not self.bulkhead.try_enter():
             left_s = self.max_wait_s - (self.clock.now_ns() - start) / _NS
             if not await self._wait_bulkhead_async(left_s):
-                raise self._refuse(f"{self.bulkhead.limit} requests already in flight", request)
+                raise self._full(reply, request)
 
     async def _wait_bulkhead_async(self, left_s: float) -> bool:
         bulkhead = self.bulkhead
         assert bulkhead is not None
         deadline = time.monotonic() + left_s
+        loop = _running_asyncio_loop()
         while True:
-            event = threading.Event()  # set from any thread; polled, so any loop works
-            if bulkhead.add_waiter(event.set):
-                while not event.is_set() and time.monotonic() < deadline:
-                    await anyio.sleep(0.001)
-                if not event.is_set():
-                    bulkhead.remove_waiter(event.set)
+            if loop is not None:
+                future: asyncio.Future[None] = loop.create_future()
+
+                def wake(future: asyncio.Future[None] = future) -> None:
+                    loop.call_soon_threadsafe(_resolve, future)
+
+                if bulkhead.add_waiter(wake):
+                    with anyio.move_on_after(max(0.0, deadline - time.monotonic())):
+                        await future
+                    if not future.done():
+                        bulkhead.remove_waiter(wake)
+            else:  # another event loop (trio): poll a thread-safe flag
+                event = threading.Event()
+                if bulkhead.add_waiter(event.set):
+                    while not event.is_set() and time.monotonic() < deadline:
+                        await anyio.sleep(0.001)
+                    if not event.is_set():
+                        bulkhead.remove_waiter(event.set)
             if bulkhead.try_enter():
                 return True
             if time.monotonic() >= deadline:
@@ -199,6 +219,18 @@ class ServiceGuard:
                 f"bulkhead={self.bulkhead!r} throttle={self.throttle!r}>")
 
 
+def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 def _with_header(request: httpx.Request, name: str, value: str) -> httpx.Request:
     """A copy of the attempt carrying the credential; the caller's request, and any copy
     made from it (a mirror), never sees it."""
@@ -206,54 +238,3 @@ def _with_header(request: httpx.Request, name: str, value: str) -> httpx.Request
     headers[name] = value
     return httpx.Request(request.method, request.url, headers=headers, stream=request.stream,
                          extensions=request.extensions)
-
-
-class SecurityRegistry:
-    """`ServiceGuard` by service name, shared by every transport on one `PolicyStore`. A
-    guard is rebuilt only when the service's `tls`, `auth` or `limits` change, so bucket,
-    throttle and token state survive unrelated policy updates."""
-
-    def __init__(self, clock: Clock | None = None, rng: Rng | None = None) -> None:
-        from .._clock import CLOCK, RNG
-
-        self.clock = clock or CLOCK
-        self.rng = rng or RNG
-        self._guards: dict[str, ServiceGuard] = {}
-        self._lock = threading.Lock()
-
-    def guard(self, service: Service) -> ServiceGuard | None:
-        if service.tls is None and service.auth is None and service.limits is None:
-            return None
-        guard = self._guards.get(service.name)
-        sections = (service.tls, service.auth, service.limits)
-        if guard is not None and guard.sections == sections:
-            return guard
-        with self._lock:
-            guard = self._guards.get(service.name)
-            if guard is None or guard.sections != sections:
-                old, guard = guard, ServiceGuard(service, self.clock, self.rng)
-                self._guards[service.name] = guard
-                if old is not None:
-                    old.close()
-            return guard
-
-    def prepare(self, services: Mapping[str, Service]) -> None:
-        """Build every guard now, so bad TLS files or missing secrets fail at start-up."""
-        for service in services.values():
-            self.guard(service)
-
-    def close(self) -> None:
-        with self._lock:
-            guards, self._guards = list(self._guards.values()), {}
-        for guard in guards:
-            guard.close()
-
-
-def security_for(store: PolicyStore) -> SecurityRegistry:
-    """The security registry shared by every transport using `store`."""
-    registry: SecurityRegistry = store.attachment("security", SecurityRegistry)
-    return registry
-
-
-__all__ = ["AuthPolicy", "LimitsPolicy", "SecurityRegistry", "ServiceGuard", "TlsPolicy",
-           "security_for"]

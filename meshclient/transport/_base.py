@@ -11,7 +11,8 @@ import httpx
 from .._core.flow import Flow, request_flow
 from .._runtime import Registry, registry_for
 from ..policy import Policy, PolicyStore, default_store
-from ..security.outbound import SecurityRegistry, ServiceGuard, security_for
+from ..security.outbound import ServiceGuard
+from ..security.registry import SecurityRegistry, security_for
 
 T = TypeVar("T")
 
