@@ -121,8 +121,9 @@ class LimitsPolicy(Model):
                                          "unset: unbounded.", lo=1, hi=1_000_000)
     max_wait: float = setting(0.0, doc="How long a request over a limit waits before failing "
                               "with `RateLimited`.", lo=0, hi=600, duration=True)
-    adaptive_k: float | None = setting(2.0, doc="Adaptive throttling multiplier K (Google SRE "
-                                       "'Handling Overload'); unset disables it.", lo=1, hi=100)
+    adaptive_k: float = setting(2.0, doc="Adaptive throttling multiplier K (Google SRE "
+                                "'Handling Overload'); 0 disables it, else at least 1.", lo=0,
+                                hi=100)
     adaptive_window: float = setting(120.0, doc="Window over which requests and accepts are "
                                      "counted.", lo=1, hi=3600, duration=True)
     redis: str | None = setting(None, doc="redis:// URL of a quota shared by every process "
@@ -135,6 +136,8 @@ class LimitsPolicy(Model):
         if self.redis is not None and not self.redis.startswith(
                 ("redis://", "rediss://", "unix://")):
             errors.append(f"redis must be a redis://, rediss:// or unix:// URL: {self.redis!r}")
+        if 0 < self.adaptive_k < 1:
+            errors.append(f"adaptive_k must be 0 (off) or at least 1: {self.adaptive_k!r}")
         if self.redis is not None and self.rate is None:
             errors.append(f"redis needs rate to be set: {self.redis!r}")
         return errors

@@ -72,7 +72,7 @@ class ServiceGuard:
                                             limits.rate, burst, clock)
             if limits.max_concurrent is not None:
                 self.bulkhead = Bulkhead(limits.max_concurrent)
-            if limits.adaptive_k is not None:
+            if limits.adaptive_k:
                 self.throttle = AdaptiveThrottle(limits.adaptive_k, limits.adaptive_window,
                                                  clock, rng)
 

@@ -137,7 +137,7 @@ _WORKER = textwrap.dedent("""
     from meshclient.policy import Policy
     address, url, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
     policy = Policy.from_dict({"services": {"svc": {"endpoints": [address], "limits": {
-        "rate": 25, "burst": 1, "max_wait": "200ms", "redis": url, "adaptive_k": None}}}})
+        "rate": 25, "burst": 1, "max_wait": "200ms", "redis": url, "adaptive_k": 0}}}})
     ok = limited = 0
     with httpx.Client(transport=meshclient.MeshTransport(policy)) as client:
         end = time.monotonic() + seconds
