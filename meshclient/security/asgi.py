@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from .authz import AuthorizerSource, Caller, DenialLog
+from .authz import Caller
+from .inbound import InboundGate
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -30,32 +31,24 @@ class AuthorizationMiddleware:
 
     def __init__(self, app: ASGIApp, policy: Any = None, service: str = "inbound") -> None:
         self.app = app
-        self.source = AuthorizerSource(policy)
-        self.denials = DenialLog(service)
+        self.gate = InboundGate(policy, service)
+        self.denials = self.gate.denials
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        authorizer = self.source.current()
-        if authorizer is None:
-            await self.app(scope, receive, send)
-            return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in scope.get("headers", ())}
         client = scope.get("client")
-        tls = (scope.get("extensions") or {}).get("tls")
-        caller = authorizer.identify(headers=headers, address=client[0] if client else None,
-                                     tls=tls)
-        method = scope.get("method", "GET")
-        path = scope.get("path", "/")
-        decision = authorizer.decide(caller, method, path)
-        if decision.allowed:
-            scope["meshclient.caller"] = caller
-            await self.app(scope, receive, send)
+        caller = self.gate.check(headers=headers, address=client[0] if client else None,
+                                 tls=(scope.get("extensions") or {}).get("tls"),
+                                 method=scope.get("method", "GET"), path=scope.get("path", "/"))
+        if caller is None:
+            await _deny(scope, send)
             return
-        self.denials.record(caller, decision, method, path)
-        await _deny(scope, send)
+        scope["meshclient.caller"] = caller
+        await self.app(scope, receive, send)
 
     def caller(self, scope: Scope) -> Caller | None:
         return scope.get("meshclient.caller")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .authz import AuthorizerSource, DenialLog
+from .inbound import InboundGate
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -44,22 +44,16 @@ class AuthorizationMiddleware:
 
     def __init__(self, app: WSGIApp, policy: Any = None, service: str = "inbound") -> None:
         self.app = app
-        self.source = AuthorizerSource(policy)
-        self.denials = DenialLog(service)
+        self.gate = InboundGate(policy, service)
+        self.denials = self.gate.denials
 
     def __call__(self, environ: dict[str, Any],
                  start_response: StartResponse) -> Iterable[bytes]:
-        authorizer = self.source.current()
-        if authorizer is None:
-            return self.app(environ, start_response)
-        caller = authorizer.identify(headers=_headers(environ),
-                                     address=environ.get("REMOTE_ADDR"), tls=_tls(environ))
-        method = environ.get("REQUEST_METHOD", "GET")
-        path = environ.get("PATH_INFO", "/")
-        decision = authorizer.decide(caller, method, path)
-        if decision.allowed:
-            environ["meshclient.caller"] = caller
-            return self.app(environ, start_response)
-        self.denials.record(caller, decision, method, path)
-        start_response("403 Forbidden", [("Content-Length", "0")])
-        return [b""]
+        caller = self.gate.check(headers=_headers(environ), address=environ.get("REMOTE_ADDR"),
+                                 tls=_tls(environ), method=environ.get("REQUEST_METHOD", "GET"),
+                                 path=environ.get("PATH_INFO", "/"))
+        if caller is None:
+            start_response("403 Forbidden", [("Content-Length", "0")])
+            return [b""]
+        environ["meshclient.caller"] = caller
+        return self.app(environ, start_response)

@@ -4,6 +4,7 @@ through both shells."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from meshclient.policy import Policy
 from meshclient.security.credentials import CredentialsError, CredentialsUnavailable
 from meshclient.testing import Backend, LoopbackCluster
 from tests.integration.test_limits import together
+from tests.servers.caller import Caller
 from tests.servers.oauth import TokenEndpoint
 
 
@@ -131,3 +133,23 @@ def test_wrong_secret_is_unavailable_not_leaked(mesh, monkeypatch) -> None:
             caller.get("http://svc/")
         assert "401" in str(info.value) and "wrong-secret" not in str(info.value)
         assert backend.hits == 0
+
+
+def test_one_refresh_shared_by_threads_and_tasks(cluster, secret_env) -> None:
+    with TokenEndpoint(expires_in=1, delay_s=0.3) as endpoint:
+        sync_caller = Caller("sync", oauth_policy(cluster, endpoint, refresh_before="0s"))
+        async_caller = Caller("async", sync_caller.store)  # one store: one token cache
+        try:
+            assert auth_of(sync_caller.get("http://svc/")) == "Bearer tok-1"
+            time.sleep(1.1)
+            out: list[list[Any]] = []
+            side = threading.Thread(target=lambda: out.append(
+                together(async_caller, "http://svc/", 25)))
+            side.start()
+            results = together(sync_caller, "http://svc/", 25)
+            side.join(30)
+            assert results == [200] * 25 and out == [[200] * 25]
+            assert endpoint.requests == 2
+        finally:
+            sync_caller.close()
+            async_caller.close()
