@@ -37,9 +37,12 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
             guard.release()
             raise
         guard.observe(response.status_code, None)
-        response.stream = TrackedAsyncStream(
-            response.stream,  # type: ignore[arg-type]
-            lambda _error: guard.release())
+        if response.is_closed:  # already read (an in-memory response): nothing to wait for
+            guard.release()
+        else:
+            response.stream = TrackedAsyncStream(
+                response.stream,  # type: ignore[arg-type]
+                lambda _error: guard.release())
         return response
 
     async def _handle(self, request: httpx.Request,

@@ -51,9 +51,12 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
             guard.release()
             raise
         guard.observe(response.status_code, None)
-        response.stream = TrackedSyncStream(
-            response.stream,  # type: ignore[arg-type]
-            lambda _error: guard.release())
+        if response.is_closed:  # already read (an in-memory response): nothing to wait for
+            guard.release()
+        else:
+            response.stream = TrackedSyncStream(
+                response.stream,  # type: ignore[arg-type]
+                lambda _error: guard.release())
         return response
 
     def _handle(self, request: httpx.Request, guard: ServiceGuard | None) -> httpx.Response:
