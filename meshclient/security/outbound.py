@@ -29,6 +29,7 @@ import anyio
 import anyio.to_thread
 import httpx
 
+from .. import context
 from .._core.actions import Send
 from .._types import Clock, Rng
 from ..context import MIRROR_HEADER
@@ -57,7 +58,8 @@ class ServiceGuard:
             credentials_for(service.auth, environ, clock) if service.auth is not None else None)
         self.header = service.auth.header if service.auth is not None else "authorization"
         limits = service.limits
-        self.max_wait_s = limits.max_wait if limits is not None else 0.0
+        # Waiting for admission is part of the call: never beyond the service's total timeout.
+        self.max_wait_s = min(limits.max_wait, service.timeout.total) if limits else 0.0
         self.bucket: TokenBucket | None = None
         self.quota: RedisQuota | None = None
         self.bulkhead: Bulkhead | None = None
@@ -81,11 +83,20 @@ class ServiceGuard:
         return RateLimited(f"service {self.service!r}: {why}", request=request,
                            service=self.service)
 
-    def _rate_wait(self, reply: float | None, request: httpx.Request | None) -> float:
+    def _max_wait(self) -> float:
+        """`max_wait`, cut to what remains of the inbound request's deadline, if any."""
+        inbound = context.inbound.get()
+        if inbound is None or inbound.deadline_ns is None:
+            return self.max_wait_s
+        return max(0.0, min(self.max_wait_s,
+                            (inbound.deadline_ns - self.clock.now_ns()) / _NS))
+
+    def _rate_wait(self, reply: float | None, max_wait_s: float,
+                   request: httpx.Request | None) -> float:
         """Seconds to wait for the rate limit, from the shared quota's reply (None: use
         the local bucket)."""
         if reply is None and self.bucket is not None:
-            reply = self.bucket.reserve(self.max_wait_s)
+            reply = self.bucket.reserve(max_wait_s)
             if reply is None:
                 raise self._refuse(f"rate limit {self.bucket.rate:g}/s exceeded", request)
         if reply == REFUSED:
@@ -107,13 +118,14 @@ class ServiceGuard:
 
     def admit_sync(self, request: httpx.Request | None = None) -> None:
         start = self.clock.now_ns()
+        max_wait_s = self._max_wait()
         self._throttled(request)
-        reply = self.quota.reserve(self.max_wait_s) if self.quota is not None else None
-        wait_s = self._rate_wait(reply, request)
+        reply = self.quota.reserve(max_wait_s) if self.quota is not None else None
+        wait_s = self._rate_wait(reply, max_wait_s, request)
         if wait_s > 0:
             time.sleep(wait_s)
         if self.bulkhead is not None and not self.bulkhead.try_enter():
-            left_s = self.max_wait_s - (self.clock.now_ns() - start) / _NS
+            left_s = max_wait_s - (self.clock.now_ns() - start) / _NS
             if not self._wait_bulkhead_sync(left_s):
                 raise self._full(reply, request)
 
@@ -134,15 +146,16 @@ class ServiceGuard:
 
     async def admit_async(self, request: httpx.Request | None = None) -> None:
         start = self.clock.now_ns()
+        max_wait_s = self._max_wait()
         self._throttled(request)
         reply = None
         if self.quota is not None:
-            reply = await anyio.to_thread.run_sync(self.quota.reserve, self.max_wait_s)
-        wait_s = self._rate_wait(reply, request)
+            reply = await anyio.to_thread.run_sync(self.quota.reserve, max_wait_s)
+        wait_s = self._rate_wait(reply, max_wait_s, request)
         if wait_s > 0:
             await anyio.sleep(wait_s)
         if self.bulkhead is not None and not self.bulkhead.try_enter():
-            left_s = self.max_wait_s - (self.clock.now_ns() - start) / _NS
+            left_s = max_wait_s - (self.clock.now_ns() - start) / _NS
             if not await self._wait_bulkhead_async(left_s):
                 raise self._full(reply, request)
 

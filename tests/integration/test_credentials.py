@@ -153,3 +153,17 @@ def test_one_refresh_shared_by_threads_and_tasks(cluster, secret_env) -> None:
         finally:
             sync_caller.close()
             async_caller.close()
+
+
+def test_callers_request_object_never_gets_the_credential(cluster, monkeypatch) -> None:
+    monkeypatch.setenv("SVC_TOKEN", "env-token")
+    policy = Policy.from_dict({"services": {"a": {"endpoints": [cluster.addresses[0]],
+                                                  "auth": {"bearer": {"token_env": "SVC_TOKEN"}}}}})
+    caller = Caller("sync", policy)
+    try:
+        request = caller.client.build_request("GET", "http://a/")
+        response = caller.client.send(request)
+        assert auth_of(response) == "Bearer env-token"
+        assert "authorization" not in request.headers
+    finally:
+        caller.close()

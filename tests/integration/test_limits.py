@@ -183,3 +183,38 @@ def test_stopping_redis_degrades_to_local_limits(mesh, caplog) -> None:
     messages = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
     assert len(messages) == 1, messages
     assert "falling back to the local limit" in messages[0]
+
+
+def test_bulkhead_slot_freed_when_body_closes_or_call_fails(mesh) -> None:
+    with Backend() as backend:
+        caller = mesh(policy(backend.address, max_concurrent=1))
+        for _ in range(3):  # streamed bodies: the slot is held until the body is read
+            assert caller.stream_lines("GET", "http://svc/stream?chunks=2") == [
+                "chunk-0", "chunk-1"]
+        for _ in range(3):
+            with pytest.raises(httpx.TransportError):
+                caller.get("http://svc/?reset=1")
+        assert caller.get("http://svc/").status_code == 200
+
+
+def test_inbound_deadline_caps_max_wait(mesh) -> None:
+    from meshclient.context import Inbound, inbound_context
+
+    with Backend() as backend:
+        caller = mesh(policy(backend.address, rate=1, burst=1, max_wait="10s"))
+        assert caller.get("http://svc/").status_code == 200
+        now = time.monotonic_ns()
+        if caller.kind == "sync":  # the inbound context is per thread/task: set it where we call
+            with inbound_context(Inbound(deadline_ns=now + 100_000_000)):
+                start = time.monotonic()
+                with pytest.raises(meshclient.RateLimited):
+                    caller.get("http://svc/")
+        else:
+            async def call(client: httpx.AsyncClient) -> None:
+                with inbound_context(Inbound(deadline_ns=now + 100_000_000)):
+                    await client.get("http://svc/")
+
+            start = time.monotonic()
+            with pytest.raises(meshclient.RateLimited):
+                caller.call(call)
+        assert time.monotonic() - start < 0.5
