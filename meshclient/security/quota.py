@@ -15,6 +15,7 @@ import threading
 from typing import Any
 
 from .._types import Clock
+from ..errors import MeshError
 
 logger = logging.getLogger("meshclient.security")
 
@@ -71,7 +72,11 @@ class RedisQuota:
     """
 
     def __init__(self, url: str, key: str, rate: float, burst: int, clock: Clock) -> None:
-        import redis  # lazy: only processes that configure a shared quota need it
+        try:
+            import redis  # lazy: only processes that configure a shared quota need it
+        except ImportError:
+            raise MeshError(f"limits.redis {_redact(url)!r} needs the redis package "
+                            f"(pip install 'meshclient[redis]')") from None
 
         self.url = url
         self.key = key

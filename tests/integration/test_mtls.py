@@ -203,3 +203,17 @@ def test_bad_files_fail_at_start_up(pki: Pki, tmp_path: Path) -> None:
     garbage.write_text("garbage")
     with pytest.raises(TlsError, match=r"tls\.ca: cannot load CA bundle .*garbage\.pem"):
         meshclient.MeshTransport(policy("127.0.0.1:1", pki.tls(ca=str(garbage))))
+
+
+def test_bad_tls_in_a_policy_update_keeps_the_previous_settings(mesh, pki: Pki, caplog,
+                                                                 tmp_path: Path) -> None:
+    caplog.set_level(logging.WARNING, "meshclient.security")
+    cert, key = pki.server_files("svc", dns=("svc",))
+    with TlsServer(str(pki.ca_file), cert, key) as server:
+        caller = mesh(policy(server.address, pki.tls()))
+        assert caller.get("http://svc/").json()["cn"] == "client-1"
+        caller.store.replace(policy(server.address, pki.tls(cert=str(tmp_path / "gone.crt"))))
+        for _ in range(3):
+            assert caller.get("http://svc/").json()["cn"] == "client-1"
+    warnings = [r.getMessage() for r in caplog.records if "keeping its previous" in r.getMessage()]
+    assert len(warnings) == 1 and "gone.crt" in warnings[0]
