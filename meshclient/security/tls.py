@@ -37,6 +37,7 @@ from ..policy._security import TlsPolicy
 logger = logging.getLogger("meshclient.security")
 
 Signature = tuple[tuple[int, int, int], ...]
+_MISSING: Signature = ((-1, -1, -1),)  # a file is missing: remembered so it is logged once
 
 
 class TlsError(MeshError):
@@ -165,16 +166,16 @@ class RotatingContext(ssl.SSLContext):
             self._next_check_ns = now + self._reload_ns
             try:
                 signature = _signature(self.policy)
-                if signature == self._signature or signature == self._failed:
-                    return False
+            except TlsError as exc:
+                return self._keep(_MISSING, exc)
+            if signature == self._signature or signature == self._failed:
+                return False
+            try:
                 ctx = build_context(self.policy, self._alpn)
             except TlsError as exc:
-                failed = self._failed_signature()
-                if failed != self._failed:
-                    logger.warning("%s; keeping the previous TLS material (generation %d)",
-                                   exc, self.generation)
-                self._failed = failed
-                return False
+                # `signature` was taken before reading: if the files changed again while
+                # being read, the next check sees a new signature and tries once more.
+                return self._keep(signature, exc)
             self._current, self._signature, self._failed = ctx, signature, None
             self.generation += 1
             logger.info("tls: loaded new material from %s (generation %d)",
@@ -183,11 +184,13 @@ class RotatingContext(ssl.SSLContext):
         finally:
             self._reloading.release()
 
-    def _failed_signature(self) -> Signature:
-        try:
-            return _signature(self.policy)
-        except TlsError:
-            return ((-1, -1, -1),)  # a file is missing: remembered so it is logged once
+    def _keep(self, signature: Signature, exc: TlsError) -> bool:
+        """Keep the current generation; log once per bad state of the files."""
+        if signature != self._failed:
+            logger.warning("%s; keeping the previous TLS material (generation %d)", exc,
+                           self.generation)
+        self._failed = signature
+        return False
 
     def _server_name(self, server_hostname: str | bytes | None) -> str | bytes | None:
         return self.policy.server_name or server_hostname
