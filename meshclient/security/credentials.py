@@ -8,7 +8,7 @@ keep using it, and only callers holding no usable token wait for the refresh (th
 `Event`, tasks polling it every `POLL_S`, which works from any event loop and only happens
 when no valid token exists). A failed refresh keeps a still-valid token
 and is tried again after `RETRY_S`; with no valid token the request fails with
-`CredentialsUnavailable`.
+`CredentialsUnavailable` (at once, without another token request, until `RETRY_S` passed).
 
 The client authenticates with HTTP Basic (`client_secret_basic`, which RFC 6749 section
 2.3.1 requires servers to support). Secrets and tokens are never logged, never put in
@@ -150,6 +150,7 @@ class OAuth2Credentials:
         self._token: Token | None = None
         self._refresh: _Refresh | None = None
         self._retry_at_ns = 0
+        self._last_error: BaseException | None = None
         self._lock = threading.Lock()
         self.refreshes = 0
 
@@ -162,7 +163,7 @@ class OAuth2Credentials:
             usable = token.header_value if token is not None and now < token.expires_ns \
                 else None
             due = token is None or now >= token.refresh_ns
-            if not due or (usable is not None and now < self._retry_at_ns):
+            if not due or now < self._retry_at_ns:  # fresh, or backing off after a failure
                 return usable, None, False
             if self._refresh is not None:
                 return usable, self._refresh, False
@@ -188,6 +189,7 @@ class OAuth2Credentials:
                 self._retry_at_ns = now + int(RETRY_S * _NS)
             self._refresh = None
             refresh.error = error if token is None else None
+            self._last_error = refresh.error
         refresh.done.set()
         if token is None:
             logger.warning("auth.oauth2: token request to %s failed: %s", self._policy.token_url,
@@ -212,51 +214,59 @@ class OAuth2Credentials:
         refresh_ns = expires_ns - int(min(self._policy.refresh_before, expires_s / 2) * _NS)
         return Token(f"{scheme} {access}", expires_ns, refresh_ns), None
 
-    def _result(self, refresh: _Refresh) -> str:
+    def _result(self, error: BaseException | None) -> str:
         token = self._token
         if token is not None and self._clock.now_ns() < token.expires_ns:
             return token.header_value
         raise CredentialsUnavailable(
-            f"no valid OAuth2 token from {self._policy.token_url}: {_describe(refresh.error)}")
+            f"no valid OAuth2 token from {self._policy.token_url}: {_describe(error)}")
 
     # -- the two shells ----------------------------------------------------------------
     def header_value_sync(self) -> str:
         usable, refresh, mine = self._claim()
         if refresh is None:
-            assert usable is not None
-            return usable
+            return usable if usable is not None else self._result(self._last_error)
         if mine:
+            response: httpx.Response | None = None
+            error: BaseException | None = None
             try:
                 with httpx.Client(timeout=self._policy.timeout) as client:
                     response = client.send(self._request())
                     response.read()
-                self._finish(refresh, response, None)
             except Exception as exc:
+                error = exc
+            except BaseException as exc:  # interrupted: never leave the waiters hanging
                 self._finish(refresh, None, exc)
+                raise
+            self._finish(refresh, response, error)
         if usable is not None:
             return usable
         refresh.done.wait(self._policy.timeout + 1.0)
-        return self._result(refresh)
+        return self._result(refresh.error)
 
     async def header_value_async(self) -> str:
         usable, refresh, mine = self._claim()
         if refresh is None:
-            assert usable is not None
-            return usable
+            return usable if usable is not None else self._result(self._last_error)
         if mine:
+            response: httpx.Response | None = None
+            error: BaseException | None = None
             try:
                 async with httpx.AsyncClient(timeout=self._policy.timeout) as client:
                     response = await client.send(self._request())
                     await response.aread()
-                self._finish(refresh, response, None)
             except Exception as exc:
+                error = exc
+            except BaseException as exc:  # cancelled: never leave the waiters hanging
                 self._finish(refresh, None, exc)
+                raise
+            self._finish(refresh, response, error)
         if usable is not None:
             return usable
         deadline = self._clock.now_ns() + int((self._policy.timeout + 1.0) * _NS)
         while not refresh.done.is_set() and self._clock.now_ns() < deadline:
             await anyio.sleep(POLL_S)  # waiting is rare (no valid token); works on any loop
-        return self._result(refresh)
+        return self._result(refresh.error)
 
     def __repr__(self) -> str:
         state = "none" if self._token is None else "cached"

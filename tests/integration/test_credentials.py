@@ -167,3 +167,33 @@ def test_callers_request_object_never_gets_the_credential(cluster, monkeypatch) 
         assert "authorization" not in request.headers
     finally:
         caller.close()
+
+
+def test_failed_token_endpoint_is_not_hammered(secret_env) -> None:
+    from meshclient.policy._security import OAuth2Policy
+    from meshclient.security.credentials import RETRY_S, OAuth2Credentials
+    from meshclient.testing import FakeClock
+
+    clock = FakeClock()
+    with TokenEndpoint(expires_in=60) as endpoint:
+        creds = OAuth2Credentials(OAuth2Policy(token_url=endpoint.url, client_id="app",
+                                               client_secret_env="SVC_SECRET",
+                                               refresh_before=10), clock=clock)
+        endpoint.status = 503
+        for _ in range(5):
+            with pytest.raises(CredentialsUnavailable, match="answered 503"):
+                creds.header_value_sync()
+        assert endpoint.requests == 1  # backing off: failed at once, no new token request
+        clock.advance(RETRY_S)
+        endpoint.status = 200
+        assert creds.header_value_sync() == "Bearer tok-2"
+        clock.advance(50)  # inside refresh_before: refreshed, the old token still served
+        endpoint.status = 503
+        assert creds.header_value_sync() == "Bearer tok-2"  # refresh failed, token valid
+        assert endpoint.requests == 3
+        assert creds.header_value_sync() == "Bearer tok-2"
+        assert endpoint.requests == 3  # retried only after RETRY_S
+        clock.advance(RETRY_S)
+        endpoint.status = 200
+        assert creds.header_value_sync() == "Bearer tok-2"  # the caller that refreshes
+        assert creds.header_value_sync() == "Bearer tok-4"  # still used the valid one
