@@ -29,7 +29,7 @@ import anyio
 import anyio.to_thread
 import httpx
 
-from .. import context
+from .. import _events, context
 from .._core.actions import Send
 from .._types import Clock, Rng
 from ..context import MIRROR_HEADER
@@ -71,7 +71,7 @@ class ServiceGuard:
                 if limits.redis is not None:
                     self.quota = RedisQuota(limits.redis,
                                             limits.redis_key or f"meshclient:quota:{service.name}",
-                                            limits.rate, burst, clock)
+                                            limits.rate, burst, clock, service.name)
             if limits.max_concurrent is not None:
                 self.bulkhead = Bulkhead(limits.max_concurrent)
             if limits.adaptive_k:
@@ -79,7 +79,9 @@ class ServiceGuard:
                                                  clock, rng)
 
     # -- admission ---------------------------------------------------------------------
-    def _refuse(self, why: str, request: httpx.Request | None) -> RateLimited:
+    def _refuse(self, why: str, request: httpx.Request | None,
+                reason: str = "rate") -> RateLimited:
+        _events.emit(_events.RATE_LIMITED, self.service, reason=reason)
         return RateLimited(f"service {self.service!r}: {why}", request=request,
                            service=self.service)
 
@@ -101,7 +103,7 @@ class ServiceGuard:
                 raise self._refuse(f"rate limit {self.bucket.rate:g}/s exceeded", request)
         if reply == REFUSED:
             assert self.quota is not None
-            raise self._refuse(f"shared quota {self.quota.rate:g}/s exceeded", request)
+            raise self._refuse(f"shared quota {self.quota.rate:g}/s exceeded", request, "quota")
         return reply or 0.0
 
     def _full(self, reply: float | None, request: httpx.Request | None) -> RateLimited:
@@ -109,12 +111,13 @@ class ServiceGuard:
         assert self.bulkhead is not None
         if reply is None and self.bucket is not None:
             self.bucket.refund()
-        return self._refuse(f"{self.bulkhead.limit} requests already in flight", request)
+        return self._refuse(f"{self.bulkhead.limit} requests already in flight", request,
+                            "concurrency")
 
     def _throttled(self, request: httpx.Request | None) -> None:
         if self.throttle is not None and self.throttle.should_reject():
             raise self._refuse("adaptive throttling (the service is rejecting requests)",
-                               request)
+                               request, "adaptive")
 
     def admit_sync(self, request: httpx.Request | None = None) -> None:
         start = self.clock.now_ns()

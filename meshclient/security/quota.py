@@ -14,6 +14,7 @@ import logging
 import threading
 from typing import Any
 
+from .. import _events
 from .._types import Clock
 from ..errors import MeshError
 
@@ -71,7 +72,8 @@ class RedisQuota:
     async shell runs it in a worker thread.
     """
 
-    def __init__(self, url: str, key: str, rate: float, burst: int, clock: Clock) -> None:
+    def __init__(self, url: str, key: str, rate: float, burst: int, clock: Clock,
+                 service: str = "") -> None:
         try:
             import redis  # lazy: only processes that configure a shared quota need it
         except ImportError:
@@ -79,6 +81,7 @@ class RedisQuota:
                             f"(pip install 'meshclient[redis]')") from None
 
         self.url = url
+        self.service = service
         self.key = key
         self.rate = rate
         self.burst = burst
@@ -106,6 +109,7 @@ class RedisQuota:
             with self._lock:
                 was_down, self._down = self._down, False
             if was_down:
+                _events.emit(_events.QUOTA_FALLBACK, self.service, key=self.key, active=False)
                 logger.warning("shared quota %s at %s is reachable again; using it",
                                self.key, _redact(self.url))
         wait_s = float(reply)
@@ -116,6 +120,7 @@ class RedisQuota:
             self._down_until_ns = self._clock.now_ns() + int(RETRY_S * 1e9)
             first, self._down = not self._down, True
         if first:
+            _events.emit(_events.QUOTA_FALLBACK, self.service, key=self.key, active=True)
             logger.warning("shared quota %s at %s is unreachable (%s); falling back to the "
                            "local limit", self.key, _redact(self.url), type(exc).__name__)
 

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 import meshclient
+from meshclient import _events
 from meshclient.policy import Policy
 from meshclient.testing import Backend
 from tests.servers.caller import Caller
@@ -143,12 +144,20 @@ def test_adaptive_throttling_cuts_requests_to_a_rejecting_backend(mesh) -> None:
         backend.set(status=503)
         caller = mesh(policy(backend.address, adaptive_k=2))
         throttled = 0
-        for _ in range(200):
-            try:
-                assert caller.get("http://svc/").status_code == 503
-            except meshclient.RateLimited:
-                throttled += 1
+        events: list[dict[str, Any]] = []
+        unsubscribe = _events.subscribe(
+            lambda kind, service, attrs: events.append(attrs) if kind == _events.RATE_LIMITED
+            and service == "svc" else None)
+        try:
+            for _ in range(200):
+                try:
+                    assert caller.get("http://svc/").status_code == 503
+                except meshclient.RateLimited:
+                    throttled += 1
+        finally:
+            unsubscribe()
         assert backend.hits + throttled == 200
+        assert events == [{"reason": "adaptive"}] * throttled
         assert backend.hits < 40, backend.hits  # SRE: p -> requests/(requests+1)
 
 
