@@ -42,11 +42,12 @@ def auth_of(response: httpx.Response) -> str | None:
 
 
 def test_one_refresh_for_fifty_concurrent_requests_at_expiry(mesh, cluster, secret_env) -> None:
-    with TokenEndpoint(expires_in=1, delay_s=0.2) as endpoint:
+    with TokenEndpoint(expires_in=0.5, delay_s=0.2) as endpoint:
         caller = mesh(oauth_policy(cluster, endpoint, refresh_before="0s"))
         assert auth_of(caller.get("http://svc/")) == "Bearer tok-1"
         assert endpoint.forms[0] == {"grant_type": "client_credentials", "scope": "read write"}
-        time.sleep(1.1)  # the token has expired: every request below needs a new one
+        endpoint.expires_in = 60  # the next token outlives the test
+        time.sleep(0.6)  # the token has expired: every request below needs a new one
         results = together(caller, "http://svc/", 50)
         assert results == [200] * 50
         assert endpoint.requests == 2
@@ -56,10 +57,10 @@ def test_one_refresh_for_fifty_concurrent_requests_at_expiry(mesh, cluster, secr
 
 
 def test_refresh_ahead_of_expiry_does_not_block(mesh, cluster, secret_env) -> None:
-    with TokenEndpoint(expires_in=2, delay_s=0.3) as endpoint:
-        caller = mesh(oauth_policy(cluster, endpoint, refresh_before="1s"))
+    with TokenEndpoint(expires_in=1.2, delay_s=0.3) as endpoint:
+        caller = mesh(oauth_policy(cluster, endpoint, refresh_before="0.6s"))
         assert auth_of(caller.get("http://svc/")) == "Bearer tok-1"
-        time.sleep(1.1)  # inside the refresh window, token still valid
+        time.sleep(0.7)  # inside the refresh window, token still valid
         start = time.monotonic()
         results = together(caller, "http://svc/", 10)
         assert results == [200] * 10
@@ -82,11 +83,11 @@ def test_credentials_only_for_that_service(mesh, cluster, secret_env) -> None:
 
 def test_token_never_logged(mesh, cluster, secret_env, caplog) -> None:
     caplog.set_level(logging.DEBUG)
-    with TokenEndpoint(expires_in=1) as endpoint:
+    with TokenEndpoint(expires_in=0.5) as endpoint:
         caller = mesh(oauth_policy(cluster, endpoint, refresh_before="0s"))
         caller.get("http://svc/")
         endpoint.status = 503
-        time.sleep(1.1)
+        time.sleep(0.6)
         with pytest.raises(CredentialsUnavailable) as info:
             caller.get("http://svc/")
         assert isinstance(info.value, httpx.TransportError)
@@ -136,12 +137,13 @@ def test_wrong_secret_is_unavailable_not_leaked(mesh, monkeypatch) -> None:
 
 
 def test_one_refresh_shared_by_threads_and_tasks(cluster, secret_env) -> None:
-    with TokenEndpoint(expires_in=1, delay_s=0.3) as endpoint:
+    with TokenEndpoint(expires_in=0.5, delay_s=0.3) as endpoint:
         sync_caller = Caller("sync", oauth_policy(cluster, endpoint, refresh_before="0s"))
         async_caller = Caller("async", sync_caller.store)  # one store: one token cache
         try:
             assert auth_of(sync_caller.get("http://svc/")) == "Bearer tok-1"
-            time.sleep(1.1)
+            endpoint.expires_in = 60
+            time.sleep(0.6)
             out: list[list[Any]] = []
             side = threading.Thread(target=lambda: out.append(
                 together(async_caller, "http://svc/", 25)))
