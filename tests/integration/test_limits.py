@@ -3,6 +3,7 @@ bulkhead, adaptive throttling, and a Redis quota shared by two processes."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import subprocess
 import sys
@@ -255,3 +256,16 @@ def test_inbound_deadline_caps_max_wait(mesh) -> None:
             with pytest.raises(meshclient.RateLimited):
                 caller.call(call)
         assert time.monotonic() - start < 0.5
+
+
+def test_adaptive_throttling_recovers_when_the_backend_does(mesh) -> None:
+    with Backend() as backend:
+        backend.set(status=503)
+        caller = mesh(policy(backend.address, adaptive_window="1s"))
+        for _ in range(50):
+            with contextlib.suppress(meshclient.RateLimited):
+                caller.get("http://svc/")
+        assert backend.hits < 25
+        backend.heal()
+        time.sleep(1.1)  # the window slides past the rejections
+        assert [caller.get("http://svc/").status_code for _ in range(10)] == [200] * 10
