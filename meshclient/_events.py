@@ -26,6 +26,9 @@ POLICY_APPLIED = "policy_applied"  # attrs: version, summary
 POLICY_REJECTED = "policy_rejected"  # attrs: errors, source
 DISCOVERY_REFRESH = "discovery_refresh"  # attrs: endpoints, source
 DISCOVERY_ERROR = "discovery_error"  # attrs: error, stale_s
+RATE_LIMITED = "rate_limited"  # attrs: reason ("rate", "quota", "concurrency", "adaptive")
+QUOTA_FALLBACK = "quota_fallback"  # attrs: key, active (bool: True when Redis is unreachable)
+AUTHZ_DENIED = "authz_denied"  # attrs: caller, rule, first (bool: first for this caller+rule)
 
 Listener = Callable[[str, str, dict[str, Any]], None]
 _listeners: tuple[Listener, ...] = ()

@@ -16,6 +16,7 @@ from typing import Any
 
 from ._fields import Model, setting
 from ._routing import FaultPolicy, RouteRule, check_routes  # issue-6: routing sections
+from ._security import AuthorizationPolicy, AuthPolicy, LimitsPolicy, TlsPolicy
 
 RETRY_CONDITIONS = ("connect-error", "reset", "read-error", "timeout", "5xx", "gateway-error")
 BALANCER_KINDS = ("p2c-ewma", "p2c-least-request", "round-robin", "random")
@@ -186,6 +187,10 @@ class Defaults(Model):
     balancer: BalancerPolicy = setting(factory=BalancerPolicy, doc="Load balancing.")
     breaker: BreakerPolicy = setting(factory=BreakerPolicy, doc="Circuit breakers.")
     outlier: OutlierPolicy = setting(factory=OutlierPolicy, doc="Outlier ejection.")
+    tls: TlsPolicy | None = setting(None, doc="Mutual TLS (see docs/mtls.md).")
+    auth: AuthPolicy | None = setting(None, doc="Outbound credentials (see docs/credentials.md).")
+    limits: LimitsPolicy | None = setting(None, doc="Rate, concurrency and adaptive limits "
+                                          "(see docs/limits.md).")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -206,6 +211,10 @@ class ServicePolicy(Model):
                                             "(docs/routing.md).")
     fault: FaultPolicy | None = setting(None, doc="Fault injection for every request to "
                                         "the service (docs/routing.md).")
+    tls: TlsPolicy | None = setting(None, doc="Mutual TLS (see docs/mtls.md).")
+    auth: AuthPolicy | None = setting(None, doc="Outbound credentials (see docs/credentials.md).")
+    limits: LimitsPolicy | None = setting(None, doc="Rate, concurrency and adaptive limits "
+                                          "(see docs/limits.md).")
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +235,9 @@ class Service:
     spec: ServicePolicy
     routes: tuple[RouteRule, ...] = ()  # issue-6
     fault: FaultPolicy | None = None  # issue-6
+    tls: TlsPolicy | None = None
+    auth: AuthPolicy | None = None
+    limits: LimitsPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -243,6 +255,8 @@ class Policy(Model):
     version: str = setting("", doc="Free-form version, logged when a policy is applied.")
     defaults: Defaults = setting(factory=Defaults, doc="Sections every service inherits.")
     services: Mapping[str, ServicePolicy] = setting(factory=dict, doc="Services by name.")
+    authorization: AuthorizationPolicy | None = setting(
+        None, doc="Inbound authorization of this process (see docs/authorization.md).")
     resolved: Mapping[str, Service] = field(init=False, repr=False, compare=False)
 
     def _check(self) -> list[str]:
@@ -296,6 +310,9 @@ def _resolve(name: str, spec: ServicePolicy, defaults: Defaults) -> Service:
         spec=spec,
         routes=spec.routes,  # issue-6
         fault=spec.fault,  # issue-6
+        tls=spec.tls or defaults.tls,
+        auth=spec.auth or defaults.auth,
+        limits=spec.limits or defaults.limits,
     )
 
 

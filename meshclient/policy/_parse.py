@@ -27,7 +27,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 MAX_DOCUMENT_BYTES = 1 << 20
-_INHERITED = ("timeout", "retry", "balancer", "breaker", "outlier")
+_INHERITED = ("timeout", "retry", "balancer", "breaker", "outlier", "tls", "auth", "limits")
 _BAD: Any = object()
 
 

@@ -10,6 +10,7 @@ import httpx
 
 from .._core.actions import Discard, Done, Hedge, HedgeOutcome, Mirror, Outcome, Send, Sleep
 from ..policy import Policy, PolicyStore
+from ..security.outbound import ServiceGuard
 from ._base import MeshBase
 from ._mirror import MirrorSender
 from ._streams import TrackedAsyncStream
@@ -21,11 +22,33 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
 
     def __init__(self, policy: Policy | PolicyStore | None = None,
                  inner: httpx.AsyncBaseTransport | None = None, **kwargs: Any) -> None:
+        self._inner_kwargs = kwargs
         self._setup(policy)
         self.inner = inner if inner is not None else httpx.AsyncHTTPTransport(**kwargs)
         self.mirrors = MirrorSender(self.registry)  # issue-6
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        guard = self._guard(request)  # issue-9: limits, credentials, mTLS
+        if guard is None:
+            return await self._handle(request, None)
+        await guard.admit_async(request)
+        try:
+            response = await self._handle(request, guard)
+        except BaseException as exc:
+            guard.observe(None, exc)
+            guard.release()
+            raise
+        guard.observe(response.status_code, None)
+        if response.is_closed:  # already read (an in-memory response): nothing to wait for
+            guard.release()
+        else:
+            response.stream = TrackedAsyncStream(
+                response.stream,  # type: ignore[arg-type]
+                lambda _error: guard.release())
+        return response
+
+    async def _handle(self, request: httpx.Request,
+                      guard: ServiceGuard | None) -> httpx.Response:
         flow = self._flow(request)
         if flow is None:
             return await self.inner.handle_async_request(request)
@@ -34,8 +57,8 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
             action = next(flow)
             while True:
                 if isinstance(action, (Send, Hedge)):
-                    reply = await (self._send(action) if isinstance(action, Send)
-                                   else self._hedge(action))
+                    reply = await (self._send(action, guard) if isinstance(action, Send)
+                                   else self._hedge(action, guard))
                     outcome = reply if isinstance(reply, Outcome) else reply.outcome
                     held = outcome.response or held
                     action = flow.send(reply)
@@ -63,13 +86,17 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
                     await held.aclose()
             raise
 
-    async def _send(self, send: Send) -> Outcome:
+    async def _send(self, send: Send, guard: ServiceGuard | None) -> Outcome:
         try:
-            return Outcome(response=await self.inner.handle_async_request(send.request))
+            if guard is None:
+                return Outcome(response=await self.inner.handle_async_request(send.request))
+            inner = self._inner_for(guard, self.inner, httpx.AsyncHTTPTransport)
+            return Outcome(response=await inner.handle_async_request(
+                await guard.attach_async(send)))
         except Exception as exc:  # the core decides what the caller sees
             return Outcome(error=exc)
 
-    async def _hedge(self, hedge: Hedge) -> HedgeOutcome:
+    async def _hedge(self, hedge: Hedge, guard: ServiceGuard | None) -> HedgeOutcome:
         """Race the primary and, after `delay_s`, the secondary; cancel the loser."""
         results: list[Outcome | None] = [None, None]
         order: list[int] = []
@@ -77,7 +104,7 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         changed = anyio.Event()
 
         async def run(i: int, send: Send) -> None:
-            results[i] = await self._send(send)
+            results[i] = await self._send(send, guard)
             order.append(i)
             finished[i].set()
             changed.set()
@@ -112,6 +139,8 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.mirrors.aclose()  # issue-6
+        for inner in self._tls_transports():
+            await inner.aclose()
         await self.inner.aclose()
 
     async def __aenter__(self) -> AsyncMeshTransport:
@@ -122,4 +151,6 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
                         exc_value: BaseException | None = None,
                         traceback: TracebackType | None = None) -> None:
         await self.mirrors.aclose()  # issue-6
+        for inner in self._tls_transports():
+            await inner.aclose()
         await self.inner.__aexit__(exc_type, exc_value, traceback)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import httpx
 
@@ -11,9 +13,13 @@ from .._runtime import Registry, registry_for
 from ..context import inbound
 from ..policy import Policy, PolicyStore, default_store
 from ..routing import route
+from ..security.outbound import ServiceGuard
+from ..security.registry import SecurityRegistry, security_for
 from ..server import admin
 from ..telemetry import start_call
 from ..telemetry._flow import instrument, passthrough_flow
+
+T = TypeVar("T")
 
 
 def as_store(policy: Policy | PolicyStore | None) -> PolicyStore:
@@ -37,6 +43,11 @@ class MeshBase:
         self.store = as_store(policy)
         self.registry = registry_for(self.store)
         admin.track(self.store, self.registry)
+        # issue-9 (security): guards per service; bad TLS files or missing secrets fail here.
+        self.security: SecurityRegistry = security_for(self.store)
+        self.security.prepare(self.store.current.resolved)
+        self._tls_inners: dict[int, Any] = {}
+        self._tls_lock = threading.Lock()
 
     def _flow(self, request: httpx.Request) -> Flow | None:
         """The flow for a request to a service in the current policy, else None (pass
@@ -53,6 +64,34 @@ class MeshBase:
                             decision)
         call = start_call(request, service.name)
         return flow if call is None else instrument(flow, call)
+
+    def _guard(self, request: httpx.Request) -> ServiceGuard | None:
+        """The security guard of the request's service (None: no tls/auth/limits, or not a
+        service)."""
+        service = self.store.current.resolved.get(request.url.host)
+        return None if service is None else self.security.guard(service)
+
+    def _inner_for(self, guard: ServiceGuard | None, default: T,
+                   make: Callable[..., T]) -> T:
+        """The inner transport for a service: `default`, or one built with the service's
+        rotating TLS context (`make(verify=ctx, **kwargs)`), kept per context."""
+        ctx = None if guard is None else guard.tls
+        if ctx is None:
+            return default
+        inner = self._tls_inners.get(id(ctx))
+        if inner is None:
+            with self._tls_lock:
+                inner = self._tls_inners.get(id(ctx))
+                if inner is None:
+                    kwargs = {k: v for k, v in getattr(self, "_inner_kwargs", {}).items()
+                              if k not in ("verify", "cert")}
+                    inner = self._tls_inners[id(ctx)] = (ctx, make(verify=ctx, **kwargs))
+        return inner[1]
+
+    def _tls_transports(self) -> list[Any]:
+        with self._tls_lock:
+            inners, self._tls_inners = list(self._tls_inners.values()), {}
+        return [inner for _ctx, inner in inners]
 
     def snapshot(self) -> dict[str, Any]:
         """Per service and endpoint: live counters (see docs/balancing.md)."""

@@ -12,6 +12,7 @@ import httpx
 
 from .._core.actions import Discard, Done, Hedge, HedgeOutcome, Mirror, Outcome, Send, Sleep
 from ..policy import Policy, PolicyStore
+from ..security.outbound import ServiceGuard
 from ._base import MeshBase
 from ._mirror import MirrorSender
 from ._streams import TrackedSyncStream
@@ -40,6 +41,7 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
 
     def __init__(self, policy: Policy | PolicyStore | None = None,
                  inner: httpx.BaseTransport | None = None, **kwargs: Any) -> None:
+        self._inner_kwargs = kwargs
         self._setup(policy)
         self.inner = inner if inner is not None else httpx.HTTPTransport(**kwargs)
         self._pool: ThreadPoolExecutor | None = None  # for hedged requests, made on first use
@@ -47,6 +49,26 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         self.mirrors = MirrorSender(self.registry)  # issue-6
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        guard = self._guard(request)  # issue-9: limits, credentials, mTLS
+        if guard is None:
+            return self._handle(request, None)
+        guard.admit_sync(request)
+        try:
+            response = self._handle(request, guard)
+        except BaseException as exc:
+            guard.observe(None, exc)
+            guard.release()
+            raise
+        guard.observe(response.status_code, None)
+        if response.is_closed:  # already read (an in-memory response): nothing to wait for
+            guard.release()
+        else:
+            response.stream = TrackedSyncStream(
+                response.stream,  # type: ignore[arg-type]
+                lambda _error: guard.release())
+        return response
+
+    def _handle(self, request: httpx.Request, guard: ServiceGuard | None) -> httpx.Response:
         flow = self._flow(request)
         if flow is None:
             return self.inner.handle_request(request)
@@ -55,8 +77,8 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
             action = next(flow)
             while True:
                 if isinstance(action, (Send, Hedge)):
-                    reply = (self._send(action) if isinstance(action, Send)
-                             else self._hedge(action))
+                    reply = (self._send(action, guard) if isinstance(action, Send)
+                             else self._hedge(action, guard))
                     outcome = reply if isinstance(reply, Outcome) else reply.outcome
                     held = outcome.response or held
                     action = flow.send(reply)
@@ -83,13 +105,16 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
                 held.close()
             raise
 
-    def _send(self, send: Send) -> Outcome:
+    def _send(self, send: Send, guard: ServiceGuard | None) -> Outcome:
         try:
-            return Outcome(response=self.inner.handle_request(send.request))
+            if guard is None:
+                return Outcome(response=self.inner.handle_request(send.request))
+            inner = self._inner_for(guard, self.inner, httpx.HTTPTransport)
+            return Outcome(response=inner.handle_request(guard.attach_sync(send)))
         except Exception as exc:  # the core decides what the caller sees
             return Outcome(error=exc)
 
-    def _hedge(self, hedge: Hedge) -> HedgeOutcome:
+    def _hedge(self, hedge: Hedge, guard: ServiceGuard | None) -> HedgeOutcome:
         """Race the primary and, after `delay_s`, the secondary on a small thread pool. A
         blocking call cannot be cancelled: the loser is abandoned and its response closed
         when it arrives."""
@@ -100,11 +125,11 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
                 self._pool = ThreadPoolExecutor(HEDGE_THREADS,
                                                 thread_name_prefix="meshclient-hedge")
             pool = self._pool
-        first = pool.submit(self._send, hedge.primary)
+        first = pool.submit(self._send, hedge.primary, guard)
         done, _ = wait([first], timeout=hedge.delay_s)
         if done:
             return HedgeOutcome(0, first.result(), None, False)
-        futures = [first, pool.submit(self._send, hedge.secondary)]
+        futures = [first, pool.submit(self._send, hedge.secondary, guard)]
         pending = set(futures)
         finished: list[int] = []
         winner: int | None = None
@@ -131,6 +156,8 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        for inner in self._tls_transports():
+            inner.close()
         self.inner.close()
 
     def __enter__(self) -> MeshTransport:
@@ -143,6 +170,8 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        for inner in self._tls_transports():
+            inner.close()
         self.inner.__exit__(exc_type, exc_value, traceback)
 
 

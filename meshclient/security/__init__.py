@@ -1,0 +1,24 @@
+"""Security and enforcement, one module per job:
+
+- `tls`: mutual TLS from files, reloaded on change (`RotatingContext`), SPIFFE ID checks;
+- `credentials`: bearer tokens and OAuth2 client credentials for outbound requests;
+- `authz`, `inbound`, `asgi`, `wsgi`: inbound caller identity and authorization;
+- `limits`, `throttle`, `quota`: token bucket, bulkhead, adaptive throttling, Redis quotas;
+- `outbound`, `registry`: the per-service guard the transports call.
+"""
+
+from .authz import Authorizer, Caller, Decision
+from .credentials import CredentialsError, CredentialsUnavailable
+from .inbound import InboundGate
+from .tls import RotatingContext, TlsError
+
+__all__ = [
+    "Authorizer",
+    "Caller",
+    "CredentialsError",
+    "CredentialsUnavailable",
+    "Decision",
+    "InboundGate",
+    "RotatingContext",
+    "TlsError",
+]

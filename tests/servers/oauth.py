@@ -1,0 +1,73 @@
+"""A real OAuth2 token endpoint (client credentials grant, RFC 6749 section 4.4) on loopback:
+checks HTTP Basic client authentication, counts token requests, issues `tok-<n>`."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: Any
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        owner: TokenEndpoint = self.server.owner
+        length = int(self.headers.get("Content-Length") or 0)
+        form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+        expected = base64.b64encode(f"{owner.client_id}:{owner.secret}".encode()).decode()
+        with owner.lock:
+            owner.requests += 1
+            n = owner.requests
+            owner.forms.append({k: v[0] for k, v in form.items()})
+        time.sleep(owner.delay_s)
+        if owner.status != 200:
+            status, body = owner.status, {"error": "temporarily_unavailable"}
+        elif self.headers.get("Authorization") != f"Basic {expected}" or form.get(
+                "grant_type") != ["client_credentials"]:
+            status, body = 401, {"error": "invalid_client"}
+        else:
+            status, body = 200, {"access_token": f"tok-{n}", "token_type": "Bearer",
+                                 "expires_in": owner.expires_in}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class TokenEndpoint:
+    def __init__(self, client_id: str = "app", secret: str = "s3cret-value",
+                 expires_in: float = 60, delay_s: float = 0.0) -> None:
+        self.client_id = client_id
+        self.secret = secret
+        self.expires_in = expires_in
+        self.delay_s = delay_s
+        self.status = 200
+        self.requests = 0
+        self.forms: list[dict[str, str]] = []
+        self.lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server.daemon_threads = True
+        self._server.owner = self  # type: ignore[attr-defined]
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/oauth/token"
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def __enter__(self) -> TokenEndpoint:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
