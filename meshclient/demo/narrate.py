@@ -1,0 +1,108 @@
+"""Mesh events (`meshclient._events`) as short narration lines.
+
+The listener runs on whatever thread emits, must be fast and must not raise, so it only
+appends to a deque; the renderer drains it from the event loop. Retries and refused
+retries are counted, not narrated one by one (there can be hundreds a second).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .. import _events
+
+#: Events narrated line by line (the rest are counted or ignored).
+NARRATED = (_events.BREAKER_STATE, _events.EJECTED, _events.RETURNED, _events.PANIC,
+            _events.POLICY_APPLIED)
+
+
+class Narrator:
+    """Subscribes on `start()`, unsubscribes on `stop()`. Thread-safe."""
+
+    def __init__(self, names: Mapping[str, str]) -> None:
+        self.names = dict(names)
+        self._lines: deque[str] = deque(maxlen=500)
+        self._lock = threading.Lock()
+        self.retries = 0
+        self.refused = 0
+        self._refused_noted: set[str] = set()
+        self.policies: set[str] = set()
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        self._unsubscribe = _events.subscribe(self._on_event)
+
+    def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def _name(self, attrs: Mapping[str, Any]) -> str:
+        endpoint = str(attrs.get("endpoint", "?"))
+        return self.names.get(endpoint, endpoint)
+
+    def _on_event(self, kind: str, service: str, attrs: dict[str, Any]) -> None:
+        with self._lock:
+            if kind == _events.RETRY:
+                self.retries += 1
+            elif kind == _events.BUDGET_EXHAUSTED:
+                self.refused += 1
+                if service not in self._refused_noted:
+                    self._refused_noted.add(service)
+                    self._lines.append(f"{service}: retry budget exhausted - further retries "
+                                       "refused (no retry storm)")
+            elif kind in NARRATED:
+                line = self._format(kind, service, attrs)
+                if line:
+                    self._lines.append(line)
+
+    def _format(self, kind: str, service: str, attrs: Mapping[str, Any]) -> str | None:
+        if kind == _events.BREAKER_STATE:
+            return (f"{service}: breaker of {self._name(attrs)} {attrs.get('old', '?')} -> "
+                    f"{attrs.get('new', '?')}")
+        if kind == _events.EJECTED:
+            return f"{service}: {self._name(attrs)} ejected (outlier)"
+        if kind == _events.RETURNED:
+            return f"{service}: {self._name(attrs)} returned to the pool"
+        if kind == _events.PANIC:
+            if attrs.get("active"):
+                return (f"{service}: panic mode - only {attrs.get('healthy', '?')}/"
+                        f"{attrs.get('total', '?')} healthy, balancing over all")
+            return f"{service}: panic mode over"
+        if kind == _events.POLICY_APPLIED:
+            version = str(attrs.get("version", "?"))
+            if not self._claim(version):
+                return None
+            return f"policy {version!r} applied"
+        return None  # pragma: no cover - NARRATED lists the kinds above
+
+    def _claim(self, version: str) -> bool:
+        """True the first time `version` is seen (called with the lock held)."""
+        if version in self.policies:
+            return False
+        self.policies.add(version)
+        return True
+
+    def claim_policy(self, version: str) -> bool:
+        """True unless the `policy_applied` event already narrated `version`."""
+        with self._lock:
+            return self._claim(version)
+
+    def new_phase(self) -> None:
+        """Narrate the first refused retry of each service again in the next phase."""
+        with self._lock:
+            self._refused_noted.clear()
+
+    def drain(self) -> list[str]:
+        with self._lock:
+            lines = list(self._lines)
+            self._lines.clear()
+        return lines
+
+    def counts(self) -> tuple[int, int]:
+        """(retries, refused retries) so far."""
+        with self._lock:
+            return self.retries, self.refused
