@@ -95,8 +95,9 @@ async def _main(options: Options, mesh: Mesh) -> int:
         except PolicyError as exc:
             if not canary_missing:
                 canary_missing.append(True)
+                reason = next((e for e in exc.errors if "routes" in e), exc.errors[0])
                 r.say(driver.now(), "canary routing is not available in this build (the policy "
-                      f"has no routes: {exc.errors[0]}); users-v2 stays at 0%")
+                      f"was rejected: {reason}); users-v2 stays at 0%")
             return
         store.replace(policy)
         if narrator.claim_policy(policy.version):
