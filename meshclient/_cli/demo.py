@@ -4,6 +4,8 @@ meshclient compared with plain round robin on the same traffic (see docs/demo.md
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from typing import Any
 
 
@@ -40,5 +42,11 @@ def run(args: argparse.Namespace) -> int:
     from ..demo import Options
     from ..demo import run as run_demo
 
-    return run_demo(Options(duration=args.duration, rate=args.rate, plot=args.plot,
-                            plain=args.plain, seed=args.seed))
+    options = Options(duration=args.duration, rate=args.rate, plot=args.plot, plain=args.plain,
+                      seed=args.seed)
+    try:
+        return run_demo(options)
+    except BrokenPipeError:  # `meshclient demo | head`: the reader left; the mesh is stopped
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1

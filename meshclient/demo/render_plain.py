@@ -1,5 +1,5 @@
 """Plain-line output: CI logs, pipes, `--plain`, or no rich. One line per event, a status
-block every few seconds, and the summary as a fixed-width table."""
+block twice per phase (mid-way and near its end), and the summary as a fixed-width table."""
 
 from __future__ import annotations
 
@@ -13,12 +13,11 @@ from .view import View, budget_label, latency_label, state_label
 
 
 class PlainRenderer:
-    """Writes to `out` (stdout); prints a status block at most every `status_every` s."""
+    """Writes to `out` (stdout)."""
 
-    def __init__(self, status_every: float, out: TextIO | None = None) -> None:
+    def __init__(self, out: TextIO | None = None) -> None:
         self.out = out or sys.stdout
-        self.status_every = status_every
-        self._last_status = -1e9
+        self._due: list[float] = []
 
     def _print(self, text: str = "") -> None:
         print(text, file=self.out, flush=True)
@@ -31,23 +30,28 @@ class PlainRenderer:
         self._print()
         self._print(f"== phase {index}/{count}: {phase.title} ({start:.0f}-{end:.0f}s) ==")
         self._print(f"   {phase.story}")
+        self._due = [start + 0.45 * (end - start), start + 0.92 * (end - start)]
 
     def say(self, t: float, text: str) -> None:
         self._print(f"[{t:5.1f}s] {text}")
 
     def update(self, view: View, retries: int, refused: int) -> None:
-        if view.t - self._last_status < self.status_every:
+        if not self._due or view.t < self._due[0]:
             return
-        self._last_status = view.t
+        while self._due and view.t >= self._due[0]:
+            self._due.pop(0)
         self._print(f"[{view.t:5.1f}s] status (policy {view.policy!r}, retries {retries}, "
                     f"refused by budget {refused}):")
         for service in view.services:
             cells = []
             for ep in service.endpoints:
                 share = "-" if ep.share is None else f"{ep.share * 100:.0f}%"
-                cells.append(f"{ep.name} {share} {latency_label(ep)} {state_label(ep)}")
-            self._print(f"   {service.name:<9} " + " | ".join(cells)
-                        + f"   [{budget_label(service)}]")
+                state = state_label(ep)
+                cells.append(f"{ep.name} {share} {latency_label(ep)}"
+                             + ("" if state == "-" else f" {state.upper()}"))
+            budget = budget_label(service)
+            self._print(f"   {service.name:<8} " + " | ".join(cells)
+                        + ("" if budget.endswith("not in this build") else f"  [{budget}]"))
         if view.canary_share is not None:
             self._print(f"   users answered by users-v2: {view.canary_share * 100:.0f}%")
 

@@ -23,7 +23,7 @@ from .driver import Caller, Driver, MeshCaller
 from .narrate import Narrator
 from .scenario import DEFAULT_DURATION, USERS_SHARE, Mesh, Stage, policy_doc, timeline
 from .stats import summarize, table
-from .view import Monitor
+from .view import Monitor, legend
 
 #: Timeout of each logical call, for both clients.
 CLIENT_TIMEOUT_S = 2.0
@@ -56,7 +56,7 @@ def choose_renderer(options: Options) -> tuple[object, str | None]:
             reason = "rich is not installed (pip install 'meshclient[demo]')"
         else:
             return RichRenderer(options.duration), None
-    return PlainRenderer(status_every=max(1.0, options.duration / 12)), reason
+    return PlainRenderer(), reason
 
 
 def run(options: Options) -> int:
@@ -123,7 +123,12 @@ async def _main(options: Options, mesh: Mesh) -> int:
                 phase.enter(stage)
             if index == 1:
                 await _until(driver, min(end, start + 1.0))
-                r.say(driver.now(), _balancer_note(mesh_caller.transport.snapshot()))
+                snapshot = mesh_caller.transport.snapshot()
+                r.say(driver.now(), _balancer_note(snapshot))
+                note = legend(monitor.view(driver.now(), snapshot, driver.samples,
+                                           mesh_caller.name).services)
+                if note:
+                    r.say(driver.now(), note)
             if phase.key.startswith("canary"):
                 monitor.track_canary = True
             while driver.now() < end:
@@ -141,9 +146,9 @@ async def _main(options: Options, mesh: Mesh) -> int:
         if not traffic.done():
             traffic.cancel()
         narrator.stop()
-        r.end()
         for caller in callers:
             await caller.aclose()
+        r.end()
     _report(r, options, driver, steps, [c.name for c in callers])
     return 0
 

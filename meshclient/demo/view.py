@@ -141,3 +141,12 @@ def budget_label(service: ServiceView) -> str:
     if service.panic:
         parts.append("PANIC")
     return ", ".join(parts) if parts else "retries: not in this build"
+
+
+def legend(services: tuple[ServiceView, ...]) -> str | None:
+    """A note on what "obs" and missing columns mean, when the build reports no estimate."""
+    endpoints = [e for s in services for e in s.endpoints]
+    if endpoints and all(e.estimate_ms is None for e in endpoints):
+        return ("latency: 'obs' = mean observed by the demo (this build's balancer reports no "
+                "estimate); no retries/budget/breaker/ejection figures in this build")
+    return None
