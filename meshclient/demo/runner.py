@@ -12,6 +12,7 @@ import asyncio
 import os
 import random
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -177,6 +178,11 @@ def _report(r: Any, options: Options, driver: Driver, steps: list[tuple[Any, flo
     overall = rows[-1].stats
     notes = [f"{sum(s.count for s in overall.values())} requests in all; latency percentiles "
              "include failed requests; figures from this machine, this run."]
+    for client in clients:
+        kinds = Counter(s.error for s in driver.samples if s.client == client and s.error)
+        if kinds:
+            notes.append(f"{client} failures: " + ", ".join(
+                f"{kind} x{n}" for kind, n in kinds.most_common(4)))
     mesh_ok, rr_ok = overall["meshclient"].success, overall["round-robin"].success
     mesh_p99, rr_p99 = overall["meshclient"].p99_ms, overall["round-robin"].p99_ms
     better_ok, better_p99 = mesh_ok - rr_ok > 0.005, mesh_p99 < rr_p99 * 0.9
