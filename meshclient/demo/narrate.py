@@ -3,6 +3,8 @@
 The listener runs on whatever thread emits, must be fast and must not raise, so it only
 appends to a deque; the renderer drains it from the event loop. Retries and refused
 retries are counted, not narrated one by one (there can be hundreds a second).
+`budget_exhausted` with `reason="attempts"` (every attempt used) is not a budget refusal
+and is counted apart.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Narrator:
         self._lock = threading.Lock()
         self.retries = 0
         self.refused = 0
+        self.gave_up = 0
         self._refused_noted: set[str] = set()
         self.policies: set[str] = set()
         self._unsubscribe: Callable[[], None] | None = None
@@ -49,6 +52,9 @@ class Narrator:
             if kind == _events.RETRY:
                 self.retries += 1
             elif kind == _events.BUDGET_EXHAUSTED:
+                if attrs.get("reason") == "attempts":  # ran out of attempts, not of budget
+                    self.gave_up += 1
+                    return
                 self.refused += 1
                 if service not in self._refused_noted:
                     self._refused_noted.add(service)

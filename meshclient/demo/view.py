@@ -135,7 +135,7 @@ def budget_label(service: ServiceView) -> str:
     if service.retries is not None:
         parts.append(f"retries {service.retries}")
     if service.budget_balance is not None:
-        parts.append(f"budget {service.budget_balance:.1f}")
+        parts.append(f"budget {service.budget_balance:.0f}")
     if service.budget_exhausted:
         parts.append(f"refused {service.budget_exhausted}")
     if service.panic:

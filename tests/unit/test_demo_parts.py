@@ -47,7 +47,7 @@ def test_view_of_todays_snapshot_shows_shares_and_dashes() -> None:
 
 def test_view_of_the_full_contract_snapshot() -> None:
     monitor = Monitor(NAMES)
-    snap = _snapshot(5, 5, kind="p2c-ewma", panic=True, budget_balance=3.5, retries=12,
+    snap = _snapshot(5, 5, kind="p2c-ewma", panic=True, budget_balance=3, retries=12,
                      budget_exhausted=4,
                      extra_a={"estimate_ms": 412.3, "ejected": False, "breaker": "half-open"},
                      extra_b={"estimate_ms": 9.0, "ejected": True, "ejected_until_s": 3.0,
@@ -58,7 +58,7 @@ def test_view_of_the_full_contract_snapshot() -> None:
     assert service.kind == "p2c-ewma"
     assert latency_label(a) == "412 ms" and state_label(a) == "half-open"
     assert state_label(b) == "ejected"
-    assert budget_label(service) == "retries 12, budget 3.5, refused 4, PANIC"
+    assert budget_label(service) == "retries 12, budget 3, refused 4, PANIC"
 
 
 def test_canary_share_counts_answers_from_users_v2_once_tracked() -> None:
@@ -75,8 +75,9 @@ def test_narrator_turns_events_into_lines_and_counts() -> None:
     try:
         _events.emit(_events.RETRY, "users", endpoint="127.0.0.2:1")
         _events.emit(_events.RETRY, "users", endpoint="127.0.0.3:1")
-        _events.emit(_events.BUDGET_EXHAUSTED, "orders")
-        _events.emit(_events.BUDGET_EXHAUSTED, "orders")
+        _events.emit(_events.BUDGET_EXHAUSTED, "orders", reason="budget", attempts=1)
+        _events.emit(_events.BUDGET_EXHAUSTED, "orders", reason="budget", attempts=1)
+        _events.emit(_events.BUDGET_EXHAUSTED, "orders", reason="attempts", attempts=3)
         _events.emit(_events.BREAKER_STATE, "users", endpoint="127.0.0.3:1", old="closed",
                      new="open")
         _events.emit(_events.EJECTED, "users", endpoint="127.0.0.2:1", until_s=3.0)
@@ -88,7 +89,7 @@ def test_narrator_turns_events_into_lines_and_counts() -> None:
     finally:
         narrator.stop()
     _events.emit(_events.RETRY, "users")  # after stop: not counted
-    assert narrator.counts() == (2, 2)
+    assert narrator.counts() == (2, 2) and narrator.gave_up == 1
     assert narrator.drain() == [
         "orders: retry budget exhausted - further retries refused (no retry storm)",
         "users: breaker of users-1 closed -> open",
