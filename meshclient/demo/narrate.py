@@ -17,7 +17,7 @@ from typing import Any
 from .. import _events
 
 #: Events narrated line by line (the rest are counted or ignored).
-NARRATED = (_events.BREAKER_STATE, _events.EJECTED, _events.RETURNED, _events.PANIC,
+NARRATED = (_events.EJECTED, _events.RETURNED, _events.PANIC,
             _events.POLICY_APPLIED)
 
 
@@ -34,6 +34,7 @@ class Narrator:
         self._refused_noted: set[str] = set()
         self.policies: set[str] = set()
         self._unsubscribe: Callable[[], None] | None = None
+        self._probing: dict[tuple[str, str], str] = {}  # breakers now half-open
 
     def start(self) -> None:
         self._unsubscribe = _events.subscribe(self._on_event)
@@ -60,15 +61,27 @@ class Narrator:
                     self._refused_noted.add(service)
                     self._lines.append(f"{service}: retry budget exhausted - further retries "
                                        "refused (no retry storm)")
+            elif kind == _events.BREAKER_STATE:
+                self._breaker(service, attrs)
             elif kind in NARRATED:
                 line = self._format(kind, service, attrs)
                 if line:
                     self._lines.append(line)
 
+    def _breaker(self, service: str, attrs: Mapping[str, Any]) -> None:
+        """One line per probe: "open -> half-open" is held until the probe's verdict."""
+        name = self._name(attrs)
+        old, new = attrs.get("old"), attrs.get("new")
+        held = self._probing.pop((service, name), None)
+        if new == "half-open":
+            self._probing[(service, name)] = f"{service}: breaker of {name} {old} -> half-open"
+        elif old == "half-open" and held is not None:
+            verdict = "probe succeeded, closed" if new == "closed" else f"probe failed, {new}"
+            self._lines.append(f"{service}: breaker of {name} {verdict}")
+        else:
+            self._lines.append(f"{service}: breaker of {name} {old} -> {new}")
+
     def _format(self, kind: str, service: str, attrs: Mapping[str, Any]) -> str | None:
-        if kind == _events.BREAKER_STATE:
-            return (f"{service}: breaker of {self._name(attrs)} {attrs.get('old', '?')} -> "
-                    f"{attrs.get('new', '?')}")
         if kind == _events.EJECTED:
             return f"{service}: {self._name(attrs)} ejected (outlier)"
         if kind == _events.RETURNED:
@@ -102,8 +115,12 @@ class Narrator:
         with self._lock:
             self._refused_noted.clear()
 
-    def drain(self) -> list[str]:
+    def drain(self, flush: bool = False) -> list[str]:
+        """Lines since the last drain; `flush` adds breakers still waiting on a probe."""
         with self._lock:
+            if flush:
+                self._lines.extend(self._probing.values())
+                self._probing.clear()
             lines = list(self._lines)
             self._lines.clear()
         return lines

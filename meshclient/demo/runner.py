@@ -9,6 +9,7 @@ here beyond the backends' own (daemon) server threads, which `Mesh.stop()` joins
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 import sys
@@ -63,12 +64,19 @@ def choose_renderer(options: Options) -> tuple[object, str | None]:
 def run(options: Options) -> int:
     """Run the whole demo; returns the exit code (0)."""
     random.seed(options.seed)  # the backends' fail_ratio draws
+    # The mesh's own log lines (ejections, panic) would interleave with the narration, which
+    # already tells them: show only errors while the demo runs.
+    log = logging.getLogger("meshclient")
+    errors_only = logging.StreamHandler(sys.stderr)
+    errors_only.setLevel(logging.ERROR)
+    log.addHandler(errors_only)
     mesh = Mesh()
     try:
         mesh.start()
         return asyncio.run(_main(options, mesh))
     finally:
         mesh.stop()
+        log.removeHandler(errors_only)
 
 
 async def _main(options: Options, mesh: Mesh) -> int:
@@ -141,6 +149,8 @@ async def _main(options: Options, mesh: Mesh) -> int:
                 r.update(view, *narrator.counts())
             if phase.leave is not None:
                 phase.leave(stage)
+        for line in narrator.drain(flush=True):
+            r.say(driver.now(), line)
         await asyncio.wait_for(traffic, timeout=5)
         await driver.drain()
     finally:

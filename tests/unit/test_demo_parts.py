@@ -80,6 +80,16 @@ def test_narrator_turns_events_into_lines_and_counts() -> None:
         _events.emit(_events.BUDGET_EXHAUSTED, "orders", reason="attempts", attempts=3)
         _events.emit(_events.BREAKER_STATE, "users", endpoint="127.0.0.3:1", old="closed",
                      new="open")
+        _events.emit(_events.BREAKER_STATE, "users", endpoint="127.0.0.3:1", old="open",
+                     new="half-open")
+        _events.emit(_events.BREAKER_STATE, "users", endpoint="127.0.0.3:1", old="half-open",
+                     new="open")
+        _events.emit(_events.BREAKER_STATE, "users", endpoint="127.0.0.3:1", old="open",
+                     new="half-open")
+        _events.emit(_events.BREAKER_STATE, "users", endpoint="127.0.0.3:1", old="half-open",
+                     new="closed")
+        _events.emit(_events.BREAKER_STATE, "users", endpoint="127.0.0.2:1", old="open",
+                     new="half-open")
         _events.emit(_events.EJECTED, "users", endpoint="127.0.0.2:1", until_s=3.0)
         _events.emit(_events.RETURNED, "users", endpoint="127.0.0.2:1")
         _events.emit(_events.PANIC, "users", active=True, healthy=1, total=4)
@@ -93,11 +103,14 @@ def test_narrator_turns_events_into_lines_and_counts() -> None:
     assert narrator.drain() == [
         "orders: retry budget exhausted - further retries refused (no retry storm)",
         "users: breaker of users-1 closed -> open",
+        "users: breaker of users-1 probe failed, open",
+        "users: breaker of users-1 probe succeeded, closed",
         "users: users-0 ejected (outlier)",
         "users: users-0 returned to the pool",
         "users: panic mode - only 1/4 healthy, balancing over all",
         "policy 'v2' applied",
     ]
+    assert narrator.drain(flush=True) == ["users: breaker of users-0 open -> half-open"]
     assert narrator.drain() == []
     assert not narrator.claim_policy("v2") and narrator.claim_policy("v3")
 
@@ -146,7 +159,7 @@ def _mesh() -> Mesh:
 def test_the_demo_policy_parses() -> None:
     policy = Policy.from_dict(policy_doc(_mesh(), scale=8 / 60))
     assert set(policy.services) == {"users", "users-v2", "orders"}
-    assert policy.resolved["orders"].breaker.reset == pytest.approx(0.4)
+    assert policy.resolved["orders"].breaker.reset == pytest.approx(0.3)
 
 
 @pytest.mark.parametrize("weight", [20, 100])
