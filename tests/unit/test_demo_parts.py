@@ -70,49 +70,75 @@ def test_canary_share_counts_answers_from_users_v2_once_tracked() -> None:
 
 
 def test_narrator_turns_events_into_lines_and_counts() -> None:
-    narrator = Narrator(NAMES)
+    clock = [0.0]
+    narrator = Narrator(NAMES, clock=lambda: clock[0])
+    emit = _events.emit
     narrator.start()
     try:
-        _events.emit(_events.RETRY, "users", endpoint="127.0.0.2:1")
-        _events.emit(_events.RETRY, "users", endpoint="127.0.0.3:1")
-        _events.emit(_events.BUDGET_EXHAUSTED, "orders", reason="budget", attempts=1)
-        _events.emit(_events.BUDGET_EXHAUSTED, "orders", reason="budget", attempts=1)
-        _events.emit(_events.BUDGET_EXHAUSTED, "orders", reason="attempts", attempts=3)
-        _events.emit(_events.BREAKER_STATE, "users", endpoint="127.0.0.3:1", old="closed",
-                     new="open")
-        _events.emit(_events.BREAKER_STATE, "users", endpoint="127.0.0.3:1", old="open",
-                     new="half-open")
-        _events.emit(_events.BREAKER_STATE, "users", endpoint="127.0.0.3:1", old="half-open",
-                     new="open")
-        _events.emit(_events.BREAKER_STATE, "users", endpoint="127.0.0.3:1", old="open",
-                     new="half-open")
-        _events.emit(_events.BREAKER_STATE, "users", endpoint="127.0.0.3:1", old="half-open",
-                     new="closed")
-        _events.emit(_events.BREAKER_STATE, "users", endpoint="127.0.0.2:1", old="open",
-                     new="half-open")
-        _events.emit(_events.EJECTED, "users", endpoint="127.0.0.2:1", until_s=3.0)
-        _events.emit(_events.RETURNED, "users", endpoint="127.0.0.2:1")
-        _events.emit(_events.PANIC, "users", active=True, healthy=1, total=4)
-        _events.emit(_events.POLICY_APPLIED, "", version="v2", summary="")
-        _events.emit(_events.POLICY_APPLIED, "", version="v2", summary="")
-        _events.emit(_events.DISCOVERY_REFRESH, "users", endpoints=2, source="dns")
+        emit(_events.RETRY, "users", endpoint="127.0.0.2:1")
+        emit(_events.RETRY, "users", endpoint="127.0.0.3:1")
+        emit(_events.BUDGET_EXHAUSTED, "orders", reason="budget", attempts=1)
+        emit(_events.BUDGET_EXHAUSTED, "orders", reason="budget", attempts=1)
+        emit(_events.BUDGET_EXHAUSTED, "orders", reason="attempts", attempts=3)
+        emit(_events.EJECTED, "users", endpoint="127.0.0.2:1", until_s=3.0)
+        emit(_events.RETURNED, "users", endpoint="127.0.0.2:1")
+        emit(_events.POLICY_APPLIED, "", version="v2", summary="")
+        emit(_events.POLICY_APPLIED, "", version="v2", summary="")
+        emit(_events.DISCOVERY_REFRESH, "users", endpoints=2, source="dns")
     finally:
         narrator.stop()
-    _events.emit(_events.RETRY, "users")  # after stop: not counted
+    emit(_events.RETRY, "users")  # after stop: not counted
     assert narrator.counts() == (2, 2) and narrator.gave_up == 1
     assert narrator.drain() == [
         "orders: retry budget exhausted - further retries refused (no retry storm)",
-        "users: breaker of users-1 closed -> open",
-        "users: breaker of users-1 probe failed, open",
-        "users: breaker of users-1 probe succeeded, closed",
         "users: users-0 ejected (outlier)",
         "users: users-0 returned to the pool",
-        "users: panic mode - only 1/4 healthy, balancing over all",
         "policy 'v2' applied",
     ]
-    assert narrator.drain(flush=True) == ["users: breaker of users-0 open -> half-open"]
     assert narrator.drain() == []
     assert not narrator.claim_policy("v2") and narrator.claim_policy("v3")
+
+
+def _breaker(old: str, new: str, endpoint: str = "127.0.0.3:1") -> None:
+    _events.emit(_events.BREAKER_STATE, "users", endpoint=endpoint, old=old, new=new)
+
+
+def test_narrator_folds_breaker_probes() -> None:
+    narrator = Narrator(NAMES)
+    narrator.start()
+    try:
+        _breaker("closed", "open")
+        for _ in range(3):
+            _breaker("open", "half-open")
+            _breaker("half-open", "open")
+        _breaker("open", "half-open")
+        _breaker("half-open", "closed")
+        _breaker("open", "half-open", endpoint="127.0.0.2:1")
+    finally:
+        narrator.stop()
+    assert narrator.drain() == [
+        "users: breaker of users-1 closed -> open",
+        "users: breaker of users-1 probe failed, open (further failed probes counted)",
+        "users: breaker of users-1 probe succeeded after 3 failed probes, closed",
+    ]
+    assert narrator.drain(flush=True) == ["users: breaker of users-0 open -> half-open"]
+
+
+def test_narrator_shows_flapping_panic_as_one_stretch() -> None:
+    clock = [0.0]
+    narrator = Narrator(NAMES, clock=lambda: clock[0])
+    narrator.start()
+    try:
+        for _ in range(3):
+            _events.emit(_events.PANIC, "orders", active=True, healthy=0, total=3)
+            clock[0] += 0.5
+            _events.emit(_events.PANIC, "orders", active=False, healthy=2, total=3)
+            clock[0] += 0.5
+        assert narrator.drain() == ["orders: panic mode - only 0/3 healthy, balancing over all"]
+        clock[0] += 0.6
+        assert narrator.drain() == ["orders: panic mode over"]
+    finally:
+        narrator.stop()
 
 
 def test_percentile_and_stats() -> None:
