@@ -53,7 +53,7 @@ def draw(path: str, samples: Sequence[Sample], timeline: Sequence[tuple[Phase, f
         top.text((start + end) / 2, 1.01, phase.title, transform=top.get_xaxis_transform(),
                  ha="center", va="bottom", fontsize=8,
                  color="tab:red" if phase.failure else "dimgrey")
-    top.legend(loc="upper left", fontsize=8, ncol=2)
+    top.legend(loc="upper right", fontsize=8, ncol=2)
     bottom.legend(loc="lower left", fontsize=8)
     top.set_xlim(0, duration)
     fig.suptitle("meshclient vs plain round robin, same offered load (failure phases shaded)",

@@ -149,12 +149,14 @@ PHASES = (
           "once and P2C steers traffic away; round robin keeps sending it a quarter.",
           failure=True, enter=_slow, leave=_unslow),
     Phase("dead", "Dead endpoint", 10,
-          f"users-{DEAD_INDEX} is stopped: connection refused. meshclient retries on another "
-          "endpoint and ejects the dead one; round robin fails every fourth request.",
+          f"users-{DEAD_INDEX} is stopped: connection refused. meshclient retries the refused "
+          "connection on another endpoint and stops picking the dead one (its failures count "
+          "against it; 5 in a row eject it); round robin fails every fourth request.",
           failure=True, enter=_kill, leave=_revive),
     Phase("outage", "Total outage", 10,
-          "Every orders endpoint answers 503. The retry budget caps retries (no retry "
-          "storm) and the breakers open, failing fast.",
+          "Every orders endpoint answers 503. Retries cannot help a dead service and would "
+          "multiply its load: the retry budget bounds them, and the breakers open and fail "
+          "fast (then probe).",
           failure=True, enter=_outage, leave=_heal_orders),
     Phase("recovery", "Recovery", 6,
           f"orders is healthy again and users-{DEAD_INDEX} is back. Breakers probe "
