@@ -4,6 +4,7 @@ repository root, bounded by a timeout), and prints what its README line promises
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,18 +24,29 @@ CASES = {
 }
 
 
+def _run(name: str) -> subprocess.CompletedProcess[str]:
+    """`python examples/NAME`, importing this checkout's meshclient (a script's directory,
+    not the cwd, is first on sys.path, so without PYTHONPATH an installed copy would win)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+    return subprocess.run([sys.executable, str(EXAMPLES / name)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_example_runs(name: str) -> None:
     needs, expected = CASES[name]
     for module in needs:
         if importlib.util.find_spec(module.split(".")[0]) is None:
             pytest.skip(f"{name} needs {module}")
-    done = subprocess.run([sys.executable, str(EXAMPLES / name)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60, check=False)
+    done = _run(name)
     assert done.returncode == 0, done.stdout + done.stderr
     for text in expected:
         assert text in done.stdout, done.stdout
     assert "Traceback" not in done.stderr, done.stderr
+    if name == "starlette_service.py" and "MeshMiddleware is not in this build" not in done.stdout:
+        # with tracing built in: client spans, and the trace context reaches the backend
+        assert " CLIENT " in done.stdout and "traceparent sent: 00-" in done.stdout
 
 
 def test_every_example_is_tested_and_listed() -> None:
@@ -49,8 +61,7 @@ def test_every_example_is_tested_and_listed() -> None:
 def test_canary_policy_follows_each_step() -> None:
     """With routing in the build every step's split is printed; without, the rollout stops
     on the rejected file and says so (the last good policy stays in force)."""
-    done = subprocess.run([sys.executable, str(EXAMPLES / "canary_policy.py")], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = _run("canary_policy.py")
     assert done.returncode == 0, done.stderr
     if "rollout stopped" in done.stdout:
         assert "stays in force" in done.stdout
