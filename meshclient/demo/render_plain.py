@@ -4,10 +4,11 @@ block twice per phase (mid-way and near its end), and the summary as a fixed-wid
 from __future__ import annotations
 
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import TextIO
 
-from .scenario import Phase
+from .scenario import Phase, secs
 from .stats import plain_table
 from .view import View, budget_label, latency_label, state_label
 
@@ -28,8 +29,9 @@ class PlainRenderer:
 
     def phase(self, index: int, count: int, phase: Phase, start: float, end: float) -> None:
         self._print()
-        self._print(f"== phase {index}/{count}: {phase.title} ({start:.0f}-{end:.0f}s) ==")
-        self._print(f"   {phase.story}")
+        self._print(f"== phase {index}/{count}: {phase.title} ({secs(start)}-{secs(end)}s) ==")
+        self._print(textwrap.fill(phase.story, width=100, initial_indent="   ",
+                                  subsequent_indent="   "))
         self._due = [start + 0.45 * (end - start), start + 0.92 * (end - start)]
 
     def say(self, t: float, text: str) -> None:

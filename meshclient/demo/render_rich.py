@@ -12,7 +12,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from .scenario import Phase
+from .scenario import Phase, secs
 from .view import View, budget_label, latency_label, state_label
 
 _STATE_STYLE = {"closed": "green", "half-open": "yellow", "open": "bold red",
@@ -37,7 +37,7 @@ class RichRenderer:
         self._title = f"phase {index}/{count}: {phase.title}"
         style = "bold red" if phase.failure else "bold cyan"
         self.console.print()
-        self.console.print(Text(f"▶ {self._title} ({start:.0f}-{end:.0f}s)", style=style))
+        self.console.print(Text(f"▶ {self._title} ({secs(start)}-{secs(end)}s)", style=style))
         self.console.print(Text(f"  {phase.story}", style="dim"))
 
     def say(self, t: float, text: str) -> None:

@@ -56,6 +56,11 @@ class Mesh:
         return {b.address: b.name for c in self.clusters.values() for b in c.backends}
 
 
+def secs(seconds: float) -> str:
+    """Seconds for display: whole above 10 s, one decimal below."""
+    return f"{seconds:.0f}" if seconds >= 10 or seconds == int(seconds) else f"{seconds:.1f}"
+
+
 def _dur(seconds: float) -> str:
     return f"{seconds:.3g}s"
 
