@@ -34,7 +34,7 @@ def add_parser(subparsers: Any) -> None:
                    help="requests per second sent through each client (default 40)")
     p.add_argument("--plot", metavar="FILE.png", help="draw latency over time (needs matplotlib)")
     p.add_argument("--plain", action="store_true", help="plain lines, even on a terminal")
-    p.add_argument("--seed", type=int, default=1, help="seed of the request mix (default 1)")
+    p.add_argument("--seed", type=int, default=1, metavar="N", help="seed of the request mix (default 1)")
     p.set_defaults(run=run)
 
 
