@@ -46,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
                       seed=args.seed)
     try:
         return run_demo(options)
+    except KeyboardInterrupt:  # the demo's `finally` blocks have stopped every server
+        print("\ninterrupted: every demo server is stopped", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # `meshclient demo | head`: the reader left; the mesh is stopped
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
