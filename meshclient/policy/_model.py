@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._discovery import DiscoveryPolicy, HealthPolicy, service_errors
 from ._fields import Model, setting
 
 RETRY_CONDITIONS = ("connect-error", "reset", "read-error", "timeout", "5xx", "gateway-error")
@@ -198,6 +199,13 @@ class ServicePolicy(Model):
     balancer: BalancerPolicy | None = setting(None, doc="Load balancing.")
     breaker: BreakerPolicy | None = setting(None, doc="Circuit breakers.")
     outlier: OutlierPolicy | None = setting(None, doc="Outlier ejection.")
+    discovery: DiscoveryPolicy | None = setting(None, doc="Where endpoints are discovered "
+                                                "(a URL, or a table with `url`); see "
+                                                "docs/discovery.md.")
+    health: HealthPolicy | None = setting(None, doc="Active health checks.")
+
+    def _check(self) -> list[str]:
+        return service_errors(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +224,8 @@ class Service:
     breaker: BreakerPolicy
     outlier: OutlierPolicy
     spec: ServicePolicy
+    discovery: DiscoveryPolicy | None = None
+    health: HealthPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -283,6 +293,8 @@ def _resolve(name: str, spec: ServicePolicy, defaults: Defaults) -> Service:
         breaker=spec.breaker or defaults.breaker,
         outlier=spec.outlier or defaults.outlier,
         spec=spec,
+        discovery=spec.discovery,
+        health=spec.health,
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import PolicyError
 from ._duration import format_duration, parse_duration
 from ._fields import Model
+from ._discovery import DiscoveryPolicy
 from ._model import EndpointSpec, Policy
 
 if sys.version_info >= (3, 11):
@@ -56,6 +57,8 @@ def _hints(cls: type[Any]) -> dict[str, Any]:
 def _build(cls: type[Any], data: object, path: str, errors: list[str]) -> Any:
     if cls is EndpointSpec and isinstance(data, str):
         data = {"address": data}
+    if cls is DiscoveryPolicy and isinstance(data, str):
+        data = {"url": data}
     if not isinstance(data, Mapping):
         errors.append(f"{path or 'policy'} must be a table/object, not {_kind(data)}: {data!r}")
         return _BAD
