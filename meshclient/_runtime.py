@@ -11,7 +11,8 @@ from typing import Any
 from ._clock import CLOCK, RNG
 from ._types import Clock, Rng
 from .balance import Balancer, RoundRobin
-from .discovery._base import Endpoint, split_address
+from .discovery._base import Endpoint, EndpointWaiter, split_address
+from .discovery._feed import DiscoveryFeed
 from .policy import PolicyStore, Service
 
 
@@ -33,13 +34,21 @@ class ServiceRuntime:
         self.rng = rng
         self.service = service
         self.balancer: Balancer = RoundRobin()
-        self.balancer.update(static_endpoints(service))
+        # Static endpoints or discovery (cache + health checks) -> balancer.update()
+        self.feed = DiscoveryFeed(service, self.balancer, clock, rng)
+
+    @property
+    def discovery(self) -> EndpointWaiter | None:
+        """The endpoint cache a request must first wait on; None once warm (or static)."""
+        return self.feed.waiter
 
     def apply(self, service: Service) -> None:
         """Called under the registry lock when the policy snapshot changed."""
-        if service.endpoints != self.service.endpoints:
-            self.balancer.update(static_endpoints(service))
+        self.feed.apply(service)
         self.service = service
+
+    def close(self) -> None:
+        self.feed.close()
 
     def snapshot(self) -> dict[str, Any]:
         return {"service": self.name,
@@ -74,7 +83,11 @@ class Registry:
         return {name: rt.snapshot() for name, rt in sorted(self._services.items())}
 
     def close(self) -> None:
-        """Stop background work owned by the registry (none yet)."""
+        """Stop background work owned by the registry (discovery caches, health checks)."""
+        with self._lock:
+            runtimes = list(self._services.values())
+        for rt in runtimes:
+            rt.close()
 
     def __repr__(self) -> str:
         return f"<Registry services={sorted(self._services)}>"

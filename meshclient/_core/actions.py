@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from ..discovery._base import Endpoint
+from ..discovery._base import Endpoint, EndpointWaiter
 
 #: Called once when a returned response's body is closed or fully read (or fails).
 OnClose = Callable[[BaseException | None], None]
@@ -53,6 +53,16 @@ class Done:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitForEndpoints:
+    """Block (sync) or wait off the event loop (async) until `waiter` has its first answer,
+    at most `timeout_s`; then resume the flow with `None`. Only a service's first requests
+    see this: once warm, discovery never waits."""
+
+    waiter: EndpointWaiter
+    timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What one `Send` produced: a response (headers received) or the exception raised."""
 
@@ -60,4 +70,4 @@ class Outcome:
     error: Exception | None = None
 
 
-Action = Send | Sleep | Discard | Done
+Action = Send | Sleep | Discard | Done | WaitForEndpoints

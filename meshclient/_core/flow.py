@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from ..errors import NoEndpointsAvailable
-from .actions import Action, Done, OnClose, Outcome, Send
+from .actions import Action, Done, OnClose, Outcome, Send, WaitForEndpoints
 from .address import address_request
 
 if TYPE_CHECKING:  # types only: the runtime holds locks, the core must not import it
@@ -30,10 +30,14 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime) -> Flow:
     """Route one logical request of `runtime.service` through the mesh."""
     service = runtime.service
     clock = runtime.clock
+    waiter = runtime.discovery  # None once warm: a warm request never waits on discovery
+    if waiter is not None:
+        yield WaitForEndpoints(waiter, service.timeout.total)
     state = runtime.balancer.pick()
     if state is None:
         raise NoEndpointsAvailable(
-            f"service {service.name!r} has no endpoints", request=request, service=service.name)
+            f"service {service.name!r} has no endpoints{_why(runtime)}", request=request,
+            service=service.name)
     attempt = address_request(request, service, state.endpoint)
     start = state.begin(clock.now_ns())
     outcome = yield Send(attempt, state.endpoint, service.name, 1)
@@ -51,3 +55,13 @@ def _finisher(state: EndpointState, start: int, ok: bool, runtime: ServiceRuntim
         state.end(start, runtime.clock.now_ns(), ok and error is None)
 
     return on_close
+
+
+def _why(runtime: ServiceRuntime) -> str:
+    cache = runtime.feed.cache
+    if cache is None:
+        return ""
+    if not cache.ready:
+        return (f" (discovery from {cache.resolver.source} has not answered in "
+                f"{runtime.service.timeout.total:g}s: {cache.last_error or 'no answer yet'})")
+    return f" (discovery from {cache.resolver.source} found none)"

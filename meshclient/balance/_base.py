@@ -16,14 +16,19 @@ class EndpointState:
     """Live counters of one endpoint. Thread-safe: counters change under a small lock that
     is never held across I/O."""
 
-    __slots__ = ("_lock", "endpoint", "failures", "in_flight", "requests")
+    __slots__ = ("_lock", "endpoint", "failures", "health_ok", "in_flight", "requests")
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self.in_flight = 0
         self.requests = 0
         self.failures = 0
+        self.health_ok = True  # False: failing active health checks (treated as ejected)
         self._lock = threading.Lock()
+
+    def set_health_check(self, ok: bool) -> None:
+        """Active health checks (discovery/health.py) passed or failed for this endpoint."""
+        self.health_ok = ok
 
     def begin(self, now_ns: int) -> int:
         """An attempt starts; returns the start time to hand back to `end`."""

@@ -38,6 +38,10 @@ class RoundRobin:
         start = next(self._counter)
         for i in range(len(states)):
             state = states[(start + i) % len(states)]
+            if state.endpoint.key not in exclude and state.health_ok:
+                return state
+        for i in range(len(states)):  # every healthy one tried: an unhealthy one, not none
+            state = states[(start + i) % len(states)]
             if state.endpoint.key not in exclude:
                 return state
         return states[start % len(states)]  # every endpoint tried: reuse rather than fail

@@ -9,9 +9,12 @@ or as a table with `url` and tuning fields. A service has static `endpoints` or
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ._fields import Model, setting
+
+if TYPE_CHECKING:
+    from ._model import ServicePolicy
 
 #: TTL clamp defaults: the floor keeps TTL-0 answers (Consul's default) from turning into
 #: a query per request; the ceiling bounds how long a removed endpoint can linger.
@@ -83,9 +86,9 @@ class HealthPolicy(Model):
         return errors
 
 
-def service_errors(spec: Any) -> list[str]:
+def service_errors(spec: ServicePolicy) -> list[str]:
     """Cross-field rule of a service: static endpoints or discovery, not both."""
-    if getattr(spec, "discovery", None) is not None and getattr(spec, "endpoints", ()):
+    if spec.discovery is not None and spec.endpoints:
         return ["discovery and endpoints are exclusive: give a service static endpoints or a "
                 f"discovery URL, not both: {spec.discovery.url!r}"]
     return []

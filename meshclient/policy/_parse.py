@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PolicyError
+from ._discovery import DiscoveryPolicy
 from ._duration import format_duration, parse_duration
 from ._fields import Model
-from ._discovery import DiscoveryPolicy
 from ._model import EndpointSpec, Policy
 
 if sys.version_info >= (3, 11):

@@ -6,9 +6,10 @@ from types import TracebackType
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import httpx
 
-from .._core.actions import Discard, Done, Outcome, Send, Sleep
+from .._core.actions import Discard, Done, Outcome, Send, Sleep, WaitForEndpoints
 from ..policy import Policy, PolicyStore
 from ._base import MeshBase
 from ._streams import TrackedAsyncStream
@@ -45,6 +46,10 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
                 return response
             elif isinstance(action, Sleep):
                 await anyio.sleep(action.seconds)
+                action = flow.send(None)
+            elif isinstance(action, WaitForEndpoints):
+                await anyio.to_thread.run_sync(action.waiter.wait, action.timeout_s,
+                                               abandon_on_cancel=True)
                 action = flow.send(None)
             else:
                 assert isinstance(action, Discard)

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from .._core.actions import Discard, Done, Outcome, Send, Sleep
+from .._core.actions import Discard, Done, Outcome, Send, Sleep, WaitForEndpoints
 from ..policy import Policy, PolicyStore
 from ._base import MeshBase
 from ._streams import TrackedSyncStream
@@ -58,6 +58,9 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
                 return response
             elif isinstance(action, Sleep):
                 time.sleep(action.seconds)
+                action = flow.send(None)
+            elif isinstance(action, WaitForEndpoints):
+                action.waiter.wait(action.timeout_s)
                 action = flow.send(None)
             else:
                 assert isinstance(action, Discard)

@@ -1,0 +1,96 @@
+"""Feeds one service's balancer: static endpoints or an endpoint cache, narrowed to one SRV
+priority group and marked by active health checks. The runtime's only discovery hook."""
+
+from __future__ import annotations
+
+import threading
+
+from .._types import Clock, Rng
+from ..balance import Balancer
+from ..policy import Service
+from ._base import Endpoint, EndpointWaiter
+from ._build import build_cache
+from ._select import select
+from .cache import EndpointCache
+from .health import HealthChecker
+from .static import endpoints_from_specs
+
+
+class DiscoveryFeed:
+    """Owned by a `ServiceRuntime`. `apply(service)` follows a new policy snapshot (a changed
+    discovery URL or health section replaces the cache or checker); `close()` stops both.
+    Thread-safe: updates come from the cache and health threads and the registry, serialised
+    by a lock that no I/O runs under."""
+
+    def __init__(self, service: Service, balancer: Balancer, clock: Clock, rng: Rng) -> None:
+        self.balancer = balancer
+        self.clock = clock
+        self.rng = rng
+        self.service = service
+        self.cache: EndpointCache | None = None
+        self.health: HealthChecker | None = None
+        self._endpoints: tuple[Endpoint, ...] = ()
+        self._unhealthy: frozenset[str] = frozenset()
+        self._lock = threading.Lock()
+        self._configure(None, service)
+
+    @property
+    def waiter(self) -> EndpointWaiter | None:
+        """What a request must wait on before picking (None once warm, or static)."""
+        cache = self.cache
+        return cache if cache is not None and not cache.ready else None
+
+    @property
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        """Every known endpoint (all priority groups, healthy or not)."""
+        return self._endpoints
+
+    def apply(self, service: Service) -> None:
+        old, self.service = self.service, service
+        self._configure(old, service)
+
+    def _configure(self, old: Service | None, new: Service) -> None:
+        if old is None or old.discovery != new.discovery:
+            if self.cache is not None:
+                self.cache.close(wait=False)  # its thread exits on its own; no join here
+                self.cache = None
+            if new.discovery is not None:
+                self.cache = build_cache(new.name, new.discovery, self.clock, self.rng)
+                self.cache.subscribe(lambda resolution: self._set(resolution.endpoints))
+                self.cache.start()
+        if new.discovery is None and (old is None or old.endpoints != new.endpoints
+                                      or old.discovery is not None):
+            self._set(endpoints_from_specs(new.endpoints))
+        if old is None or old.health != new.health or old.scheme != new.scheme:
+            if self.health is not None:
+                self.health.close(wait=False)
+                self.health = None
+                self._mark(frozenset())
+            if new.health is not None:
+                self.health = HealthChecker(new.name, new.health, new.scheme,
+                                            lambda: self._endpoints, self._mark)
+
+    def _set(self, endpoints: tuple[Endpoint, ...]) -> None:
+        with self._lock:
+            self._endpoints = endpoints
+            self._push()
+
+    def _mark(self, unhealthy: frozenset[str]) -> None:
+        with self._lock:
+            self._unhealthy = unhealthy
+            self._push()
+
+    def _push(self) -> None:
+        """Called under `_lock`."""
+        self.balancer.update(select(self._endpoints, self._unhealthy))
+        for state in self.balancer.states():
+            state.set_health_check(state.endpoint.key not in self._unhealthy)
+
+    def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
+        if self.health is not None:
+            self.health.close()
+
+    def __repr__(self) -> str:
+        return f"<DiscoveryFeed {self.service.name} cache={self.cache!r} health={self.health!r}>"
