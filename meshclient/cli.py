@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 #: Subcommand modules, in the order `--help` lists them.
-COMMANDS = ("check",)
+COMMANDS = ("check", "resolve")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ from meshclient.testing import LoopbackCluster
 from tests.servers.caller import Caller
 
 # Fixtures for real servers the tests start (etcd_server, …); each server module adds itself here.
-pytest_plugins = ["tests.servers.etcd"]
+pytest_plugins = ["tests.servers.dns", "tests.servers.etcd"]
 
 
 @pytest.fixture(autouse=True)
