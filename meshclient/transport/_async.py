@@ -57,6 +57,7 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
                 action = flow.send(None)
 
     async def aclose(self) -> None:
+        await anyio.to_thread.run_sync(self._close_owned)  # joins threads: off the loop
         await self.inner.aclose()
 
     async def __aenter__(self) -> AsyncMeshTransport:
@@ -66,4 +67,5 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
     async def __aexit__(self, exc_type: type[BaseException] | None = None,
                         exc_value: BaseException | None = None,
                         traceback: TracebackType | None = None) -> None:
+        await anyio.to_thread.run_sync(self._close_owned)  # joins threads: off the loop
         await self.inner.__aexit__(exc_type, exc_value, traceback)

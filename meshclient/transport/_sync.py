@@ -68,6 +68,7 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
                 action = flow.send(None)
 
     def close(self) -> None:
+        self._close_owned()
         self.inner.close()
 
     def __enter__(self) -> MeshTransport:
@@ -77,4 +78,5 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
     def __exit__(self, exc_type: type[BaseException] | None = None,
                  exc_value: BaseException | None = None,
                  traceback: TracebackType | None = None) -> None:
+        self._close_owned()
         self.inner.__exit__(exc_type, exc_value, traceback)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -88,7 +89,7 @@ class DnsServer:
         probe = dns.resolver.Resolver(configure=False)
         probe.nameservers = [self.host]
         probe.port = self.port
-        probe.lifetime = 0.2
+        probe.lifetime = 0.05
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and self._proc.poll() is None:
             try:
@@ -101,9 +102,19 @@ class DnsServer:
         self.stop()
         raise RuntimeError(f"dnsmasq did not start on {self.address}")
 
+    def pause(self) -> None:
+        """SIGSTOP: the port stays bound but nothing answers (lookups time out)."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
+            proc.send_signal(signal.SIGCONT)
             proc.terminate()
             try:
                 proc.wait(5)
