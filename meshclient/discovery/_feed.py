@@ -36,9 +36,13 @@ class DiscoveryFeed:
 
     @property
     def waiter(self) -> EndpointWaiter | None:
-        """What a request must wait on before picking (None once warm, or static)."""
+        """What a request must wait on before picking: the cache, until its first answer,
+        unless endpoints are already known (a discovery URL changed: the old endpoints
+        serve until the new source answers). None once warm, and for static endpoints."""
         cache = self.cache
-        return cache if cache is not None and not cache.ready else None
+        if cache is None or self._endpoints or cache.ready:
+            return None
+        return cache
 
     @property
     def endpoints(self) -> tuple[Endpoint, ...]:
