@@ -6,7 +6,7 @@ from .._types import Clock, Rng
 from ..policy._discovery import DiscoveryPolicy
 from ..policy._env import settings_from_env
 from ._base import Resolver, split_address
-from ._schedule import ScheduleConfig
+from ._schedule import BACKOFF_BASE_S, BACKOFF_MAX_S, ScheduleConfig
 from ._url import parse_url
 from .cache import EndpointCache
 
@@ -40,8 +40,13 @@ def build_resolver(policy: DiscoveryPolicy) -> Resolver:
 
 
 def schedule_config(policy: DiscoveryPolicy) -> ScheduleConfig:
+    """Backoff after errors starts at 0.5 s (or `min_ttl` when shorter) and grows to 30 s
+    (or `max_ttl` when shorter): a failing registry is never retried less often than a
+    working one is refreshed."""
+    base = min(BACKOFF_BASE_S, policy.min_ttl)
     return ScheduleConfig(min_ttl_s=policy.min_ttl, max_ttl_s=policy.max_ttl,
-                          grace_s=policy.grace)
+                          grace_s=policy.grace, backoff_base_s=base,
+                          backoff_max_s=max(base, min(BACKOFF_MAX_S, policy.max_ttl)))
 
 
 def build_cache(service: str, policy: DiscoveryPolicy, clock: Clock, rng: Rng

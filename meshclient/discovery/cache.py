@@ -76,6 +76,11 @@ class EndpointCache:
         return self._resolution
 
     @property
+    def failures(self) -> int:
+        """Failed lookups in a row (0 while the registry answers)."""
+        return self._schedule.failures
+
+    @property
     def ready(self) -> bool:
         return self._ready.is_set()
 
