@@ -52,7 +52,8 @@ class ServiceRuntime:
 
     def snapshot(self) -> dict[str, Any]:
         return {"service": self.name,
-                "endpoints": [s.snapshot() for s in self.balancer.states()]}
+                "endpoints": [s.snapshot() for s in self.balancer.states()],
+                "discovery": self.feed.snapshot()}
 
 
 class Registry:

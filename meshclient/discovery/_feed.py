@@ -4,6 +4,7 @@ priority group and marked by active health checks. The runtime's only discovery 
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from .._types import Clock, Rng
 from ..balance import Balancer
@@ -89,6 +90,17 @@ class DiscoveryFeed:
         self.balancer.update(select(self._endpoints, self._unhealthy))
         for state in self.balancer.states():
             state.set_health_check(state.endpoint.key not in self._unhealthy)
+
+    def snapshot(self) -> dict[str, Any]:
+        """For status pages: where endpoints come from and how discovery is doing."""
+        cache = self.cache
+        if cache is None:
+            return {"source": "static"}
+        resolution = cache.resolution
+        return {"source": cache.resolver.source, "ready": cache.ready,
+                "failures": cache.failures, "last_error": cache.last_error,
+                "ttl_s": None if resolution is None else resolution.ttl_s,
+                "known": len(self._endpoints), "unhealthy": sorted(self._unhealthy)}
 
     def close(self) -> None:
         if self.cache is not None:

@@ -26,13 +26,15 @@ import dns.resolver
 from ._base import DiscoveryError, Endpoint, Resolution
 
 _GONE = (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer)
+RESOLV_CONF = "/etc/resolv.conf"
 
 
-def make_resolver(nameservers: tuple[tuple[str, int], ...], timeout_s: float
-                  ) -> dns.resolver.Resolver:
-    """A dnspython resolver: the system configuration, with `nameservers` when given."""
+def make_resolver(nameservers: tuple[tuple[str, int], ...], timeout_s: float,
+                  resolv_conf: str = RESOLV_CONF) -> dns.resolver.Resolver:
+    """A dnspython resolver: the system configuration (`resolv_conf`: nameservers, search
+    domains, ndots), with `nameservers` when given."""
     try:
-        resolver = dns.resolver.Resolver(configure=True)
+        resolver = dns.resolver.Resolver(filename=resolv_conf, configure=True)
     except dns.resolver.NoResolverConfiguration:  # pragma: no cover - no resolv.conf
         resolver = dns.resolver.Resolver(configure=False)
     if nameservers:
@@ -46,11 +48,11 @@ def make_resolver(nameservers: tuple[tuple[str, int], ...], timeout_s: float
 
 class _DnsBase:
     def __init__(self, url: str, name: str, nameservers: tuple[tuple[str, int], ...],
-                 timeout_s: float) -> None:
+                 timeout_s: float, resolv_conf: str) -> None:
         self.source = url
         self.name = name
         self.search = not name.endswith(".")
-        self._resolver = make_resolver(nameservers, timeout_s)
+        self._resolver = make_resolver(nameservers, timeout_s, resolv_conf)
 
     def _query(self, name: str, rdtype: str) -> dns.resolver.Answer | None:
         """The answer, None when the name or the type does not exist; raises DiscoveryError."""
@@ -73,8 +75,9 @@ class DnsResolver(_DnsBase):
     """A and AAAA records of `name`, each address with `port`."""
 
     def __init__(self, url: str, name: str, port: int, *,
-                 nameservers: tuple[tuple[str, int], ...] = (), timeout_s: float = 2.0) -> None:
-        super().__init__(url, name, nameservers, timeout_s)
+                 nameservers: tuple[tuple[str, int], ...] = (), timeout_s: float = 2.0,
+                 resolv_conf: str = RESOLV_CONF) -> None:
+        super().__init__(url, name, nameservers, timeout_s, resolv_conf)
         self.port = port
 
     def resolve(self) -> Resolution:
@@ -95,8 +98,9 @@ class SrvResolver(_DnsBase):
     """SRV records of `name` (`_service._proto.domain`)."""
 
     def __init__(self, url: str, name: str, *,
-                 nameservers: tuple[tuple[str, int], ...] = (), timeout_s: float = 2.0) -> None:
-        super().__init__(url, name, nameservers, timeout_s)
+                 nameservers: tuple[tuple[str, int], ...] = (), timeout_s: float = 2.0,
+                 resolv_conf: str = RESOLV_CONF) -> None:
+        super().__init__(url, name, nameservers, timeout_s, resolv_conf)
 
     def resolve(self) -> Resolution:
         answer = self._query(self.name, "SRV")

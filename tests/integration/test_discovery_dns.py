@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 
 import meshclient
 from meshclient import Policy
+from meshclient.discovery._build import build_resolver
 from meshclient.discovery.dns import DnsResolver, SrvResolver
 from meshclient.testing import Backend
 from tests.servers.dns import DnsServer
@@ -41,9 +43,9 @@ def backends() -> Iterator[list[Backend]]:
     pytest.fail("no port free on 127.0.0.2-4")
 
 
-def policy(dns: DnsServer, url: str, **extra: Any) -> Policy:
+def policy(dns: DnsServer, url: str, lookup_timeout: str = "250ms", **extra: Any) -> Policy:
     discovery = {"url": url, "min_ttl": "200ms", "max_ttl": "1s", "grace": "1s",
-                 "timeout": "500ms", "nameservers": [dns.address]}
+                 "timeout": lookup_timeout, "nameservers": [dns.address]}
     return Policy.from_dict({"services": {"users": {"discovery": discovery,
                                                      "timeout": {"total": "2s"}, **extra}}})
 
@@ -65,8 +67,10 @@ def test_a_records_feed_the_balancer(mesh, dns_server: DnsServer, backends) -> N
     dns_server.set(a={"users.mesh.test": ["127.0.0.2", "127.0.0.3"]})
     caller = mesh(policy(dns_server, f"dns://users.mesh.test:{backends[0].port}"))
     assert sorted(hits(caller, 4)) == ["backend-0", "backend-0", "backend-1", "backend-1"]
-    state = caller.transport.registry.snapshot()["users"]["endpoints"]
-    assert {s["endpoint"] for s in state} == {f"127.0.0.{i}:{backends[0].port}" for i in (2, 3)}
+    snapshot = caller.transport.registry.snapshot()["users"]
+    assert {s["endpoint"] for s in snapshot["endpoints"]} == {
+        f"127.0.0.{i}:{backends[0].port}" for i in (2, 3)}
+    assert snapshot["discovery"]["ready"] and snapshot["discovery"]["ttl_s"] == 1
 
 
 def test_srv_records_ports_priorities_weights_and_additional_section(
@@ -95,6 +99,25 @@ def test_srv_target_without_additional_record_is_looked_up(dns_server: DnsServer
     resolver = SrvResolver("dns+srv://_http._tcp.users.mesh.test", "_http._tcp.users.mesh.test",
                            nameservers=(("127.0.0.1", dns_server.port),))
     assert [e.key for e in resolver.resolve().endpoints] == ["127.0.0.2:8001"]
+
+
+def test_relative_name_goes_through_the_search_domains(dns_server: DnsServer,
+                                                       tmp_path: Path) -> None:
+    dns_server.set(a={"users.mesh.test": ["127.0.0.2"]})
+    resolv_conf = tmp_path / "resolv.conf"
+    resolv_conf.write_text("nameserver 127.0.0.1\nsearch other.mesh.test mesh.test\n")
+    resolver = DnsResolver("dns://users:80", "users", 80, resolv_conf=str(resolv_conf),
+                           nameservers=(("127.0.0.1", dns_server.port),))
+    assert [e.key for e in resolver.resolve().endpoints] == ["127.0.0.2:80"]
+
+
+def test_env_nameservers_are_used_when_the_policy_names_none(
+        dns_server: DnsServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    dns_server.set(a={"users.mesh.test": ["127.0.0.3"]})
+    monkeypatch.setenv("MESHCLIENT_DNS_NAMESERVERS", dns_server.address)
+    p = Policy.from_dict({"services": {"users": {"discovery": "dns://users.mesh.test.:80"}}})
+    resolver = build_resolver(p.resolved["users"].discovery)
+    assert [e.key for e in resolver.resolve().endpoints] == ["127.0.0.3:80"]
 
 
 def test_missing_name_is_an_empty_answer_not_an_error(dns_server: DnsServer) -> None:
@@ -157,7 +180,8 @@ def test_dns_down_keeps_serving_last_endpoints_then_updates_resume(
 def test_warm_request_never_waits_on_a_hung_lookup(mesh, dns_server: DnsServer,
                                                     backends) -> None:
     dns_server.set(a={"users.mesh.test": ["127.0.0.2"]})
-    caller = mesh(policy(dns_server, f"dns://users.mesh.test:{backends[0].port}"))
+    caller = mesh(policy(dns_server, f"dns://users.mesh.test:{backends[0].port}",
+                         lookup_timeout="500ms"))
     hits(caller, 3)  # warm
     baseline = min(_timed(caller) for _ in range(5))
     dns_server.pause()  # port bound, no answers: each lookup hangs for its 500 ms timeout
@@ -183,7 +207,7 @@ def test_first_request_waits_bounded_by_its_deadline(mesh, dns_server: DnsServer
     dns_server.pause()
     try:
         p = Policy.from_dict({"services": {"users": {
-            "discovery": {"url": "dns://users.mesh.test:80", "timeout": "1s",
+            "discovery": {"url": "dns://users.mesh.test:80", "timeout": "400ms",
                           "nameservers": [dns_server.address]},
             "timeout": {"total": "300ms"}}}})
         caller = mesh(p)
