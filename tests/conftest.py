@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -64,17 +63,3 @@ def mesh(shell: str) -> Iterator[Callable[..., Caller]]:
     yield make
     for caller in callers:
         caller.close()
-
-
-@pytest.fixture(autouse=True)
-def no_discovery_thread_leaks() -> Iterator[None]:
-    """Discovery, health and registration threads are daemons (they must not keep a process
-    alive), so the check above misses them: a test must still stop every one it starts."""
-    yield
-    prefixes = ("meshclient-discovery-", "meshclient-health-", "meshclient-register-")
-    deadline = time.monotonic() + 3
-    alive = [t for t in threading.enumerate() if t.name.startswith(prefixes)]
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.02)
-        alive = [t for t in alive if t.is_alive()]
-    assert not alive, f"discovery threads leaked: {[t.name for t in alive]}"

@@ -14,8 +14,9 @@ service's `DiscoveryFeed`. Transports sharing a store share the registry, and th
 store is process-wide, so there is one cache per service per process for every transport
 built on the default store; a test's private store gets its own.
 
-Threads: one per cache, named `meshclient-discovery-<service>`, a daemon so that a process
-that never closes its transports still exits; `close()` stops it and joins it.
+Threads: one per cache, named `meshclient-discovery-<service>`; `close()` stops and joins
+it, and interpreter exit closes every cache still open (`_threads.py`), so a process that
+never closes its transports still exits promptly.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .._clock import CLOCK, RNG
 from .._types import Clock, Rng
 from ._base import DiscoveryError, Resolution, Resolver
 from ._schedule import RefreshSchedule, ScheduleConfig, Step
+from ._threads import start_thread
 
 logger = logging.getLogger("meshclient.discovery")
 
@@ -111,9 +113,8 @@ class EndpointCache:
     def start(self) -> EndpointCache:
         with self._lock:
             if self._thread is None and not self._stop.is_set():
-                self._thread = threading.Thread(target=self._run, daemon=True,
-                                                name=f"meshclient-discovery-{self.service}")
-                self._thread.start()
+                self._thread = start_thread(self, self._run,
+                                            f"meshclient-discovery-{self.service}")
         return self
 
     def close(self, wait: bool = True) -> None:

@@ -8,8 +8,8 @@ reported to `on_change`, which marks the balancer's endpoint state (treated as e
 re-chooses the SRV priority group (`_select.py`).
 
 New endpoints start healthy (checks confirm, they do not gate). Checks of one service run
-one after another on one thread (`meshclient-health-<service>`, a daemon stopped and joined
-by `close()`), so a service with n endpoints spends at most n x timeout per round.
+one after another on one thread (`meshclient-health-<service>`, stopped and joined by
+`close()`, or at interpreter exit), so a service with n endpoints spends at most n x timeout per round.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import httpx
 
 from ..policy._discovery import HealthPolicy
 from ._base import Endpoint
+from ._threads import start_thread
 
 logger = logging.getLogger("meshclient.discovery")
 
@@ -45,9 +46,7 @@ class HealthChecker:
         self.rounds = 0
         self._stop = threading.Event()
         self._client = httpx.Client(timeout=policy.timeout, trust_env=False)
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name=f"meshclient-health-{service}")
-        self._thread.start()
+        self._thread = start_thread(self, self._run, f"meshclient-health-{service}")
 
     def check(self, endpoint: Endpoint) -> bool:
         host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host

@@ -12,10 +12,11 @@ registration.close()             # or let the process die: the lease expires aft
 The key is `<prefix>/<service>/<address>`, its value the endpoint as JSON (`address`,
 `weight`, `zone`, `metadata`), so clients discover the service with
 `discovery = "etcd://etcd:2379/mesh/<service>/"`. A thread (`meshclient-register-<service>`,
-a daemon, stopped and joined by `close()`) refreshes the lease every `ttl / 3`; when the
+stopped and joined by `close()`) refreshes the lease every `ttl / 3`; when the
 lease is lost (etcd was unreachable for longer than `ttl`, so etcd expired it) a new lease is
 granted and the key written again. Failures are retried with backoff and logged once per
-streak. `close()` revokes the lease, which deletes the key at once.
+streak. `close()` revokes the lease, which deletes the key at once; a registration still open
+when the interpreter exits normally is closed then (`_threads.py`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from types import TracebackType
 
 from .._etcd import EtcdClient, EtcdError
 from ._base import split_address
+from ._threads import start_thread
 from ._url import parse_url
 
 logger = logging.getLogger("meshclient.discovery")
@@ -65,9 +67,7 @@ class Registration:
         except EtcdError as exc:
             self._client.close()
             raise RegistrationError(f"cannot register {service} at {registry}: {exc}") from exc
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name=f"meshclient-register-{service}")
-        self._thread.start()
+        self._thread = start_thread(self, self._run, f"meshclient-register-{service}")
 
     def _announce(self) -> None:
         self.lease = self._client.grant(self.ttl)
