@@ -10,9 +10,22 @@ import anyio.to_thread
 import httpx
 
 from .._core.actions import Discard, Done, Outcome, Send, Sleep, WaitForEndpoints
+from ..discovery._base import EndpointWaiter
 from ..policy import Policy, PolicyStore
 from ._base import MeshBase
 from ._streams import TrackedAsyncStream
+
+
+async def _wait_ready(waiter: EndpointWaiter, timeout_s: float) -> None:
+    """A service's first answer, awaited without a thread: polled with a short, growing
+    sleep (1 ms to 50 ms), so the deadline bounds it exactly and a burst of cold requests
+    does not fill the worker-thread pool. Only a service's first requests get here."""
+    waiter.wait(0)  # starts the cache if needed; never blocks
+    delay = 0.001
+    with anyio.move_on_after(timeout_s):
+        while not waiter.ready:
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
 
 class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
@@ -48,8 +61,7 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
                 await anyio.sleep(action.seconds)
                 action = flow.send(None)
             elif isinstance(action, WaitForEndpoints):
-                await anyio.to_thread.run_sync(action.waiter.wait, action.timeout_s,
-                                               abandon_on_cancel=True)
+                await _wait_ready(action.waiter, action.timeout_s)
                 action = flow.send(None)
             else:
                 assert isinstance(action, Discard)

@@ -5,8 +5,11 @@ is seen by a second client; etcd down -> the client keeps serving; back -> the w
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -154,3 +157,28 @@ def test_bad_value_is_skipped_not_fatal(etcd_server: EtcdServer,
     finally:
         resolver.close()
     assert "etcd key /mesh/users/b" in caplog.text
+
+
+def test_a_process_that_never_closes_exits_promptly_and_deregisters(
+        etcd_server: EtcdServer, tmp_path: Path) -> None:
+    endpoints = tmp_path / "users.json"
+    endpoints.write_text('["127.0.0.2:9"]')
+    script = f"""
+import meshclient
+policy = meshclient.Policy.from_dict({{"services": {{"users": {{
+    "discovery": "file://{endpoints}", "health": {{"interval": "1s", "timeout": "100ms"}}}}}}}})
+transport = meshclient.MeshTransport(policy)
+transport.registry.runtime(policy.resolved["users"]).feed.cache.wait(5)
+meshclient.register("users", "127.0.0.9:80", registry="{etcd_server.url('/mesh')}", ttl=60)
+print("registered", flush=True)
+"""  # no close() anywhere: exit must stop the threads and revoke the 60 s lease
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=30, cwd=Path(__file__).parents[2])
+    assert done.stdout == "registered\n", done.stderr
+    assert time.monotonic() - start < 10
+    client = etcd_server.client()
+    try:
+        assert client.get_prefix("/mesh/")[1] == []
+    finally:
+        client.close()
