@@ -60,9 +60,9 @@ class DiscoveryFeed:
                 self.cache.close(wait=False)  # its thread exits on its own; no join here
                 self.cache = None
             if new.discovery is not None:
-                self.cache = build_cache(new.name, new.discovery, self.clock, self.rng)
-                self.cache.subscribe(lambda resolution: self._set(resolution.endpoints))
-                self.cache.start()
+                cache = self.cache = build_cache(new.name, new.discovery, self.clock, self.rng)
+                cache.subscribe(lambda resolution: self._set(resolution.endpoints, cache))
+                cache.start()
         if new.discovery is None and (old is None or old.endpoints != new.endpoints
                                       or old.discovery is not None):
             self._set(endpoints_from_specs(new.endpoints))
@@ -74,14 +74,20 @@ class DiscoveryFeed:
             if new.health is not None:
                 self.health = HealthChecker(new.name, new.health, new.scheme,
                                             lambda: self._endpoints, self._mark)
+                checker = self.health
+                checker.on_change = lambda unhealthy: self._mark(unhealthy, checker)
 
-    def _set(self, endpoints: tuple[Endpoint, ...]) -> None:
+    def _set(self, endpoints: tuple[Endpoint, ...], cache: EndpointCache | None = None) -> None:
         with self._lock:
+            if cache is not None and cache is not self.cache:
+                return  # a replaced cache's last answer: stale by definition
             self._endpoints = endpoints
             self._push()
 
-    def _mark(self, unhealthy: frozenset[str]) -> None:
+    def _mark(self, unhealthy: frozenset[str], checker: HealthChecker | None = None) -> None:
         with self._lock:
+            if checker is not None and checker is not self.health:
+                return  # a replaced checker's last round
             self._unhealthy = unhealthy
             self._push()
 

@@ -39,7 +39,7 @@ class HealthChecker:
         self.policy = policy
         self.scheme = scheme
         self._endpoints = endpoints
-        self._on_change = on_change
+        self.on_change = on_change
         self._fails: dict[str, int] = {}
         self._passes: dict[str, int] = {}
         self.unhealthy: frozenset[str] = frozenset()
@@ -87,7 +87,7 @@ class HealthChecker:
         self.rounds += 1
         if unhealthy != self.unhealthy:
             self.unhealthy = frozenset(unhealthy)
-            self._on_change(self.unhealthy)
+            self.on_change(self.unhealthy)
 
     def _run(self) -> None:
         try:

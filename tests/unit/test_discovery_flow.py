@@ -46,3 +46,29 @@ def test_static_service_never_waits() -> None:
     assert runtime.discovery is None
     assert isinstance(next(request_flow(httpx.Request("GET", "http://users/"), runtime)), Send)
     registry.close()
+
+
+def test_changed_discovery_source_replaces_the_cache(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps(["127.0.0.2:80"]))
+
+    def policy(path: Path) -> Policy:
+        return Policy.from_dict({"services": {"users": {"discovery": f"file://{path}"}}})
+
+    registry = Registry()
+    try:
+        runtime = registry.runtime(policy(first).resolved["users"])
+        assert runtime.feed.cache is not None and runtime.feed.cache.wait(2)
+        old_cache = runtime.feed.cache
+        registry.runtime(policy(second).resolved["users"])  # b.json does not exist yet
+        assert runtime.feed.cache is not old_cache
+        assert runtime.discovery is None  # old endpoints serve: no request waits
+        assert [s.endpoint.key for s in runtime.balancer.states()] == ["127.0.0.2:80"]
+        second.write_text(json.dumps(["127.0.0.3:80"]))
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and [
+                s.endpoint.key for s in runtime.balancer.states()] != ["127.0.0.3:80"]:
+            time.sleep(0.02)
+        assert [s.endpoint.key for s in runtime.balancer.states()] == ["127.0.0.3:80"]
+    finally:
+        registry.close()
