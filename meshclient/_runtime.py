@@ -34,8 +34,15 @@ class ServiceRuntime:
         self.rng = rng
         self.service = service
         self.balancer: Balancer = RoundRobin()
-        # Static endpoints or discovery (cache + health checks) -> balancer.update()
-        self.feed = DiscoveryFeed(service, self.balancer, clock, rng)
+        # Static endpoints or discovery (cache + health checks) -> _publish() (issue-5)
+        self.feed = DiscoveryFeed(service, self._publish, clock, rng)
+
+    def _publish(self, endpoints: tuple[Endpoint, ...], unhealthy: frozenset[str]) -> None:
+        """From the discovery feed, under its lock: the endpoints the balancer should hold
+        (one SRV priority group) and those failing active health checks."""
+        self.balancer.update(endpoints)
+        for state in self.balancer.states():
+            state.set_health_check(state.endpoint.key not in unhealthy)
 
     @property
     def discovery(self) -> EndpointWaiter | None:

@@ -1,13 +1,17 @@
 """Feeds one service's balancer: static endpoints or an endpoint cache, narrowed to one SRV
-priority group and marked by active health checks. The runtime's only discovery hook."""
+priority group and marked by active health checks. The runtime's only discovery hook.
+
+The feed decides *what* the balancer should hold; the runtime's `publish(endpoints,
+unhealthy)` puts it there (balancer update, health marks, breakers for new endpoints), so
+the feed never holds a balancer that a policy change may replace."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from .._types import Clock, Rng
-from ..balance import Balancer
 from ..policy import Service
 from ._base import Endpoint, EndpointWaiter
 from ._build import build_cache
@@ -16,6 +20,9 @@ from .cache import EndpointCache
 from .health import HealthChecker
 from .static import endpoints_from_specs
 
+#: `publish(endpoints, unhealthy_keys)`: called under the feed's lock, never with I/O.
+Publish = Callable[[tuple[Endpoint, ...], frozenset[str]], None]
+
 
 class DiscoveryFeed:
     """Owned by a `ServiceRuntime`. `apply(service)` follows a new policy snapshot (a changed
@@ -23,8 +30,8 @@ class DiscoveryFeed:
     Thread-safe: updates come from the cache and health threads and the registry, serialised
     by a lock that no I/O runs under."""
 
-    def __init__(self, service: Service, balancer: Balancer, clock: Clock, rng: Rng) -> None:
-        self.balancer = balancer
+    def __init__(self, service: Service, publish: Publish, clock: Clock, rng: Rng) -> None:
+        self._publish = publish
         self.clock = clock
         self.rng = rng
         self.service = service
@@ -93,9 +100,12 @@ class DiscoveryFeed:
 
     def _push(self) -> None:
         """Called under `_lock`."""
-        self.balancer.update(select(self._endpoints, self._unhealthy))
-        for state in self.balancer.states():
-            state.set_health_check(state.endpoint.key not in self._unhealthy)
+        self._publish(select(self._endpoints, self._unhealthy), self._unhealthy)
+
+    def republish(self) -> None:
+        """Push the current choice again (the runtime replaced its balancer)."""
+        with self._lock:
+            self._push()
 
     def snapshot(self) -> dict[str, Any]:
         """For status pages: where endpoints come from and how discovery is doing."""
