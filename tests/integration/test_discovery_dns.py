@@ -46,7 +46,9 @@ def backends() -> Iterator[list[Backend]]:
 def policy(dns: DnsServer, url: str, lookup_timeout: str = "250ms", **extra: Any) -> Policy:
     discovery = {"url": url, "min_ttl": "200ms", "max_ttl": "1s", "grace": "1s",
                  "timeout": lookup_timeout, "nameservers": [dns.address]}
+    # round robin: the tests assert exact spreads (the default P2C is random)
     return Policy.from_dict({"services": {"users": {"discovery": discovery,
+                                                     "balancer": {"kind": "round-robin"},
                                                      "timeout": {"total": "2s"}, **extra}}})
 
 

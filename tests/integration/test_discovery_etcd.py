@@ -46,7 +46,7 @@ def policy(etcd: EtcdServer) -> Policy:
     return Policy.from_dict({"services": {"users": {
         "discovery": {"url": etcd.url("/mesh/users"), "grace": "500ms", "timeout": "500ms",
                       "min_ttl": "100ms", "max_ttl": "1s"},
-        "timeout": {"total": "3s"}}}})
+        "timeout": {"total": "3s"}, "balancer": {"kind": "round-robin"}}}})
 
 
 def backends_of(caller: Any, n: int) -> set[str]:

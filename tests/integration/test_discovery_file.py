@@ -44,7 +44,8 @@ def test_file_is_reread_when_it_changes(mesh, tmp_path: Path, cluster: LoopbackC
     path = tmp_path / "users.json"
     write(path, [cluster[0].address, {"address": cluster[1].address, "weight": 2}])
     caller = mesh(Policy.from_dict({"services": {"users": {
-        "discovery": {"url": f"file://{path}", "grace": "300ms"}}}}))
+        "discovery": {"url": f"file://{path}", "grace": "300ms"},
+        "balancer": {"kind": "round-robin"}}}}))
     assert backends_of(caller, 4) == {"backend-0", "backend-1"}
     write(path, {"endpoints": [cluster[2].address]})
     assert until(lambda: backends_of(caller, 2) == {"backend-2"}, 1.0)

@@ -26,7 +26,8 @@ def backends_of(caller: Any, n: int) -> set[str]:
 def test_failing_endpoint_is_skipped_until_it_passes(mesh, cluster: LoopbackCluster) -> None:
     caller = mesh(cluster.policy("users", health={"path": "/healthz", "interval": "100ms",
                                                   "timeout": "100ms", "unhealthy_after": 2,
-                                                  "healthy_after": 2}))
+                                                  "healthy_after": 2},
+                                   balancer={"kind": "round-robin"}))
     assert backends_of(caller, 6) == {"backend-0", "backend-1", "backend-2"}
     cluster.set(1, status=503)
     assert until(lambda: backends_of(caller, 6) == {"backend-0", "backend-2"}, 3)
