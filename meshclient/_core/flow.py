@@ -33,6 +33,10 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime) -> Flow:
     waiter = runtime.discovery  # None once warm: a warm request never waits on discovery
     if waiter is not None:
         yield WaitForEndpoints(waiter, service.timeout.total)
+        if not waiter.ready:  # the wait ended empty
+            raise NoEndpointsAvailable(
+                f"service {service.name!r} has no endpoints{_why(runtime)}", request=request,
+                service=service.name)
     state = runtime.balancer.pick()
     if state is None:
         raise NoEndpointsAvailable(
@@ -62,6 +66,6 @@ def _why(runtime: ServiceRuntime) -> str:
     if cache is None:
         return ""
     if not cache.ready:
-        return (f" (discovery from {cache.resolver.source} has not answered in "
-                f"{runtime.service.timeout.total:g}s: {cache.last_error or 'no answer yet'})")
+        return (f" (discovery from {cache.resolver.source} has not answered: "
+                f"{cache.last_error or 'no answer yet'})")
     return f" (discovery from {cache.resolver.source} found none)"

@@ -220,5 +220,5 @@ def test_first_request_waits_bounded_by_its_deadline(mesh, dns_server: DnsServer
     finally:
         dns_server.resume()
     assert isinstance(info.value, meshclient.NoEndpointsAvailable)
-    assert "has not answered in 0.3s" in str(info.value)
+    assert "has not answered" in str(info.value)
     assert 0.25 <= elapsed < 1.5

@@ -27,7 +27,8 @@ def test_failing_endpoint_is_skipped_until_it_passes(mesh, cluster: LoopbackClus
     caller = mesh(cluster.policy("users", health={"path": "/healthz", "interval": "100ms",
                                                   "timeout": "100ms", "unhealthy_after": 2,
                                                   "healthy_after": 2},
-                                   balancer={"kind": "round-robin"}))
+                                   balancer={"kind": "round-robin"},
+                                   outlier={"consecutive_failures": 0}))  # health alone
     assert backends_of(caller, 6) == {"backend-0", "backend-1", "backend-2"}
     cluster.set(1, status=503)
     assert until(lambda: backends_of(caller, 6) == {"backend-0", "backend-2"}, 3)
