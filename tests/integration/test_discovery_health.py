@@ -28,11 +28,14 @@ def test_failing_endpoint_is_skipped_until_it_passes(mesh, cluster: LoopbackClus
                                                   "timeout": "100ms", "unhealthy_after": 2,
                                                   "healthy_after": 2},
                                    balancer={"kind": "round-robin"},
-                                   outlier={"consecutive_failures": 0}))  # health alone
+                                   # health checks alone decide (no passive ejection)
+                                   outlier={"consecutive_failures": 0},
+                                   breaker={"failures": 10000}))
     assert backends_of(caller, 6) == {"backend-0", "backend-1", "backend-2"}
     cluster.set(1, status=503)
-    assert until(lambda: backends_of(caller, 6) == {"backend-0", "backend-2"}, 3)
+    time.sleep(0.6)  # >= 2 check rounds (100 ms apart), with no request to it meanwhile
     for _ in range(10):  # skipped every time, not just sometimes
-        assert caller.get("http://users/").status_code == 200
+        r = caller.get("http://users/")
+        assert r.status_code == 200 and r.json()["backend"] != "backend-1"
     cluster.heal()
     assert until(lambda: "backend-1" in backends_of(caller, 6), 3)
