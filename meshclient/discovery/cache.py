@@ -204,8 +204,10 @@ class EndpointCache:
                 "no endpoints yet"
             logger.warning("discovery of %s (%s) failing: %s; %s, retrying with backoff",
                            self.service, self.resolver.source, self.last_error, kept)
+        # one event per failed lookup (metrics count them); `failures` is the streak length,
+        # 1 at its start: a log line belongs there only (this module writes it, above)
         _events.emit(_events.DISCOVERY_ERROR, self.service, error=self.last_error,
-                     stale_s=stale)
+                     stale_s=stale, failures=self._schedule.failures)
         return step
 
     def __repr__(self) -> str:

@@ -101,12 +101,14 @@ def test_stale_on_error_with_one_log_line_per_streak(caplog: pytest.LogCaptureFi
             assert until(lambda: cache.resolution == res(B))
         finally:
             cache.close()
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    warnings = [r for r in caplog.records
+                if r.levelno == logging.WARNING and r.name == "meshclient.discovery"]
     assert len(warnings) == 1 and "registry down" in warnings[0].getMessage()
     assert "serving 2 stale endpoints" in warnings[0].getMessage()
     assert any("recovered after 5 failed lookups" in r.getMessage() for r in caplog.records)
     errors = [attrs for kind, _, attrs in events if kind == _events.DISCOVERY_ERROR]
     assert len(errors) == 5 and all(a["stale_s"] is not None for a in errors)
+    assert [a["failures"] for a in errors] == [1, 2, 3, 4, 5]
 
 
 def test_empty_answer_keeps_the_working_set_for_the_grace_period() -> None:
