@@ -10,6 +10,7 @@ client.get("http://users/v1/users/42")                         # "users" is a lo
 
 from . import errors
 from ._client import AsyncClient, Client
+from .discovery import register
 from .errors import (
     CircuitOpen,
     DeadlineExceeded,
@@ -43,6 +44,7 @@ __all__ = [
     "default_store",
     "errors",
     "handler",
+    "register",
 ]
 
 # Show public names as meshclient.X (httpx's trick), so reprs and docs are stable.

@@ -11,7 +11,8 @@ from typing import Any
 from ._clock import CLOCK, RNG
 from ._types import Clock, Rng
 from .balance import LoadBalancer, build_balancer
-from .discovery._base import Endpoint, split_address
+from .discovery._base import Endpoint, EndpointWaiter, split_address
+from .discovery._feed import DiscoveryFeed
 from .policy import PolicyStore, Service, settings_from_env
 from .resilience.state import ServiceResilience
 
@@ -37,10 +38,25 @@ class ServiceRuntime:
         self.service = service
         self.balancer: LoadBalancer = build_balancer(
             service.name, service.balancer, service.outlier, clock=clock, rng=rng, zone=zone)
-        self.balancer.update(static_endpoints(service))
         # Retry rules, the process-wide budget, latency, breakers (issue-4).
         self.resilience = ServiceResilience(service, clock)
-        self.resilience.attach_breakers(self.balancer.states())
+        # Static endpoints or discovery (cache + health checks) -> _publish() (issue-5)
+        self.feed = DiscoveryFeed(service, self._publish, clock, rng)
+
+    def _publish(self, endpoints: tuple[Endpoint, ...], unhealthy: frozenset[str]) -> None:
+        """From the discovery feed, under its lock: the endpoints the balancer should hold
+        (one SRV priority group) and those failing active health checks."""
+        balancer = self.balancer
+        balancer.update(endpoints)
+        states = balancer.states()
+        for state in states:
+            state.set_health_check(state.key not in unhealthy)
+        self.resilience.attach_breakers(states)  # new endpoints get their breaker
+
+    @property
+    def discovery(self) -> EndpointWaiter | None:
+        """The endpoint cache a request must first wait on; None once warm (or static)."""
+        return self.feed.waiter
 
     def apply(self, service: Service) -> None:
         """Called under the registry lock when the policy snapshot changed."""
@@ -52,17 +68,21 @@ class ServiceRuntime:
                 service.name, service.balancer, service.outlier, clock=self.clock,
                 rng=self.rng, zone=self.zone, carry=old)
             self.balancer.update(tuple(s.endpoint for s in old))
-        if service.endpoints != self.service.endpoints:
-            self.balancer.update(static_endpoints(service))
+            self.feed.republish()  # a feed update may have gone to the old balancer
+        self.feed.apply(service)  # endpoints, discovery source, health checks (issue-5)
         self.resilience.apply(service, self.balancer.states())
         self.service = service
+
+    def close(self) -> None:
+        self.feed.close()
 
     def snapshot(self) -> dict[str, Any]:
         res = self.resilience
         balance = self.balancer.snapshot()
         extra = {s.key: res.endpoint_snapshot(s) for s in self.balancer.states()}
         endpoints = [{**e, **extra.get(e["endpoint"], {})} for e in balance.pop("endpoints")]
-        return {"service": self.name, **balance, **res.snapshot(), "endpoints": endpoints}
+        return {"service": self.name, **balance, **res.snapshot(), "endpoints": endpoints,
+                "discovery": self.feed.snapshot()}
 
 
 class Registry:
@@ -94,7 +114,11 @@ class Registry:
         return {name: rt.snapshot() for name, rt in sorted(self._services.items())}
 
     def close(self) -> None:
-        """Stop background work owned by the registry (none yet)."""
+        """Stop background work owned by the registry (discovery caches, health checks)."""
+        with self._lock:
+            runtimes = list(self._services.values())
+        for rt in runtimes:
+            rt.close()
 
     def __repr__(self) -> str:
         return f"<Registry services={sorted(self._services)}>"

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 #: Subcommand modules, in the order `--help` lists them.
-COMMANDS = ("check", "status", "demo", "bench")
+COMMANDS = ("check", "resolve", "status", "demo", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

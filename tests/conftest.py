@@ -13,7 +13,8 @@ from meshclient.testing import LoopbackCluster
 from tests.servers.caller import Caller
 
 # Fixtures for real servers the tests start (etcd_server, …); each server module adds itself here.
-pytest_plugins = ["tests.servers.etcd", "tests.servers.nginx", "tests.servers.longpoll"]
+pytest_plugins = ["tests.servers.dns", "tests.servers.etcd", "tests.servers.nginx",
+                  "tests.servers.longpoll"]
 
 
 @pytest.fixture(autouse=True)

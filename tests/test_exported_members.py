@@ -28,13 +28,13 @@ CONTRACT: dict[str, str | None] = {
     "meshclient.default_store": None,
     "meshclient.errors": None,
     "meshclient.errors.MeshError": None,
-    "meshclient.handler": "issue-7",
-    "meshclient.asgi.MeshMiddleware": "issue-7",
-    "meshclient.wsgi.MeshMiddleware": "issue-7",
+    "meshclient.handler": None,
+    "meshclient.asgi.MeshMiddleware": None,
+    "meshclient.wsgi.MeshMiddleware": None,
 }
 #: The CLI subcommands the contract names, and who lands the pending ones.
-COMMANDS: dict[str, str | None] = {"check": None, "bench": None, "resolve": "issue-5",
-                                   "status": "issue-7", "demo": "issue-8"}
+COMMANDS: dict[str, str | None] = {"check": None, "bench": None, "resolve": None,
+                                   "status": None, "demo": None}
 
 
 def _lookup(dotted: str) -> object:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from ..discovery._base import Endpoint
+from ..discovery._base import Endpoint, EndpointWaiter
 
 #: Called once when a returned response's body is closed or fully read (or fails).
 OnClose = Callable[[BaseException | None], None]
@@ -67,6 +67,16 @@ class Done:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitForEndpoints:
+    """Block (sync) or wait without blocking the event loop (async) until `waiter` has its
+    first answer, at most `timeout_s`; then resume the flow with `None`. Only a service's
+    first requests see this: once warm, discovery never waits (issue-5)."""
+
+    waiter: EndpointWaiter
+    timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What one `Send` produced: a response (headers received) or the exception raised."""
 
@@ -97,4 +107,4 @@ class Mirror:
     service: object
 
 
-Action = Send | Hedge | Sleep | Discard | Done | Mirror
+Action = Send | Hedge | Sleep | Discard | Done | Mirror | WaitForEndpoints

@@ -35,7 +35,7 @@ from ..resilience.deadline import Deadline
 from ..resilience.retry_after import http_date_s, parse_retry_after
 from ..routing.fault import injected_outcome, roll
 from ..routing.mirror import mirror_copy
-from .actions import Action, Discard, Done, Hedge, HedgeOutcome, Mirror, OnClose, Outcome, Sleep
+from .actions import Action, Discard, Done, Hedge, HedgeOutcome, Mirror, OnClose, Outcome, Sleep, WaitForEndpoints
 from .attempt import observe, pick_and_guard, prepare, replayable
 from .hedging import good_outcome, hedge_delay_s, plan_hedge, settle_hedge
 
@@ -79,6 +79,15 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
         max_attempts = 1  # a streaming or large body is never sent twice
     retrying_layer = max_attempts > 1  # this layer owns the retry decision
 
+    # 3. discover: a service's first request waits, bounded by the deadline, for the
+    #    endpoint cache's first answer; a warm request never waits (issue-5).
+    waiter = runtime.discovery
+    if waiter is not None:
+        yield WaitForEndpoints(waiter, max(0.0, deadline.remaining_ns(now) / _NS))
+        if not waiter.ready:  # the wait ended empty
+            raise NoEndpointsAvailable(f"service {name!r} has no endpoints{_why(runtime)}",
+                                       request=request, service=name)
+
     tried: set[str] = set()
     attempt = 0
     last: Outcome | None = None
@@ -98,7 +107,7 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
                                     inbound)
                 return
             if chosen is None:
-                raise NoEndpointsAvailable(f"service {name!r} has no endpoints",
+                raise NoEndpointsAvailable(f"service {name!r} has no endpoints{_why(runtime)}",
                                            request=request, service=name)
             _events.emit(_events.BREAKER_FAST_FAIL, name)
             raise CircuitOpen(f"every endpoint of {name!r} has an open circuit breaker",
@@ -259,3 +268,14 @@ def _finisher(state: EndpointState, start: int, ok: bool, runtime: ServiceRuntim
         state.end(start, runtime.clock.now_ns(), ok and error is None)
 
     return on_close
+
+
+def _why(runtime: ServiceRuntime) -> str:
+    """Why a discovered service has no endpoint, for `NoEndpointsAvailable` (issue-5)."""
+    cache = runtime.feed.cache
+    if cache is None:
+        return ""
+    if not cache.ready:
+        return (f" (discovery from {cache.resolver.source} has not answered: "
+                f"{cache.last_error or 'no answer yet'})")
+    return f" (discovery from {cache.resolver.source} found none)"

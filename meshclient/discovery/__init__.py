@@ -1,5 +1,21 @@
-"""Where a service's endpoints come from."""
+"""Where a service's endpoints come from: static lists, DNS (A/AAAA, SRV), files and etcd,
+followed by a background endpoint cache; registration in etcd; active health checks.
+See docs/discovery.md."""
 
-from ._base import Endpoint, split_address
+from ._base import DiscoveryError, Endpoint, Resolution, Resolver, split_address
+from ._schedule import ScheduleConfig
+from .cache import EndpointCache
+from .register import Registration, RegistrationError, register
 
-__all__ = ["Endpoint", "split_address"]
+__all__ = [
+    "DiscoveryError",
+    "Endpoint",
+    "EndpointCache",
+    "Registration",
+    "RegistrationError",
+    "Resolution",
+    "Resolver",
+    "ScheduleConfig",
+    "register",
+    "split_address",
+]

@@ -158,7 +158,7 @@ def policy_from_env(environ: Mapping[str, str] | None = None) -> Policy:
         endpoints = tuple(EndpointSpec(address=f"[{h}]:{p}" if ":" in h else f"{h}:{p}")
                           for h, p in _addresses(name, value))
         spec = services.get(service) or ServicePolicy()
-        services[service] = dataclasses.replace(spec, endpoints=endpoints)
+        services[service] = dataclasses.replace(spec, endpoints=endpoints, discovery=None)
     if services == dict(policy.services):
         return policy
     try:

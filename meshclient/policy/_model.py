@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._discovery import DiscoveryPolicy, HealthPolicy, service_errors
 from ._fields import Model, setting
 from ._routing import FaultPolicy, RouteRule, check_routes  # issue-6: routing sections
 from ._security import AuthorizationPolicy, AuthPolicy, LimitsPolicy, TlsPolicy
@@ -215,6 +216,13 @@ class ServicePolicy(Model):
     auth: AuthPolicy | None = setting(None, doc="Outbound credentials (see docs/credentials.md).")
     limits: LimitsPolicy | None = setting(None, doc="Rate, concurrency and adaptive limits "
                                           "(see docs/limits.md).")
+    discovery: DiscoveryPolicy | None = setting(None, doc="Where endpoints are discovered "
+                                                "(a URL, or a table with `url`); see "
+                                                "docs/discovery.md.")
+    health: HealthPolicy | None = setting(None, doc="Active health checks.")
+
+    def _check(self) -> list[str]:
+        return service_errors(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +246,8 @@ class Service:
     tls: TlsPolicy | None = None
     auth: AuthPolicy | None = None
     limits: LimitsPolicy | None = None
+    discovery: DiscoveryPolicy | None = None
+    health: HealthPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -313,6 +323,8 @@ def _resolve(name: str, spec: ServicePolicy, defaults: Defaults) -> Service:
         tls=spec.tls or defaults.tls,
         auth=spec.auth or defaults.auth,
         limits=spec.limits or defaults.limits,
+        discovery=spec.discovery,
+        health=spec.health,
     )
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PolicyError
+from ._discovery import DiscoveryPolicy
 from ._duration import format_duration, parse_duration
 from ._fields import Model, check_value
 from ._model import EndpointSpec, Policy
@@ -56,6 +57,8 @@ def _hints(cls: type[Any]) -> dict[str, Any]:
 def _build(cls: type[Any], data: object, path: str, errors: list[str]) -> Any:
     if cls is EndpointSpec and isinstance(data, str):
         data = {"address": data}
+    if cls is DiscoveryPolicy and isinstance(data, str):
+        data = {"url": data}
     if not isinstance(data, Mapping):
         errors.append(f"{path or 'policy'} must be a table/object, not {_kind(data)}: {data!r}")
         return _BAD

@@ -72,14 +72,12 @@ def _log_line(kind: str, service: str, a: dict[str, Any]) -> tuple[int, str] | N
     """(level, message) for an event; None for events with no line of their own here.
 
     Ejections, returns and panic are logged by the balancer, policy swaps and rejections by
-    the store and the control refresher, where the detail is: one line per state change."""
+    the store and the control refresher, discovery failure streaks (start and end) by the
+    endpoint cache, where the detail is: one line per state change."""
     ep = a.get("endpoint")
     if kind == ev.BREAKER_STATE:
         level = logging.WARNING if str(a.get("new")) == "open" else logging.INFO
         return level, f"breaker {service}/{ep}: {a.get('old')} -> {a.get('new')}"
-    if kind == ev.DISCOVERY_ERROR:
-        return (logging.WARNING, f"discovery for {service} failed: {a.get('error')} "
-                f"(serving endpoints {a.get('stale_s')}s old)")
     return None
 
 

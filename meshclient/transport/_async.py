@@ -6,14 +6,28 @@ from types import TracebackType
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import httpx
 
-from .._core.actions import Discard, Done, Hedge, HedgeOutcome, Mirror, Outcome, Send, Sleep
+from .._core.actions import Discard, Done, Hedge, HedgeOutcome, Mirror, Outcome, Send, Sleep, WaitForEndpoints
+from ..discovery._base import EndpointWaiter
 from ..policy import Policy, PolicyStore
 from ..security.outbound import ServiceGuard
 from ._base import MeshBase
 from ._mirror import MirrorSender
 from ._streams import TrackedAsyncStream
+
+
+async def _wait_ready(waiter: EndpointWaiter, timeout_s: float) -> None:
+    """A service's first answer (issue-5), awaited without a thread: polled with a short,
+    growing sleep (1 ms to 50 ms), so the deadline bounds it exactly and a burst of cold
+    requests does not fill the worker-thread pool. Only a service's first requests wait."""
+    waiter.wait(0)  # starts the cache if needed; never blocks
+    delay = 0.001
+    with anyio.move_on_after(timeout_s):
+        while not waiter.ready:
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
 
 class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
@@ -75,6 +89,9 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
                     action = flow.send(None)
                 elif isinstance(action, Sleep):
                     await anyio.sleep(action.seconds)
+                    action = flow.send(None)
+                elif isinstance(action, WaitForEndpoints):  # a service's first request
+                    await _wait_ready(action.waiter, action.timeout_s)
                     action = flow.send(None)
                 else:
                     assert isinstance(action, Discard)
@@ -138,6 +155,7 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         return HedgeOutcome(winner, won, other, True)
 
     async def aclose(self) -> None:
+        await anyio.to_thread.run_sync(self._close_owned)  # issue-5; joins threads off the loop
         await self.mirrors.aclose()  # issue-6
         for inner in self._tls_transports():
             await inner.aclose()
@@ -153,4 +171,5 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         await self.mirrors.aclose()  # issue-6
         for inner in self._tls_transports():
             await inner.aclose()
+        await anyio.to_thread.run_sync(self._close_owned)  # issue-5
         await self.inner.__aexit__(exc_type, exc_value, traceback)

@@ -48,6 +48,13 @@ class MeshBase:
         self.security.prepare(self.store.current.resolved)
         self._tls_inners: dict[int, Any] = {}
         self._tls_lock = threading.Lock()
+        # A store built here from a Policy is this transport's alone: close() stops its
+        # background work (discovery, health checks). A shared store's outlives it.
+        self._owns_store = isinstance(policy, Policy)
+
+    def _close_owned(self) -> None:
+        if self._owns_store:
+            self.registry.close()
 
     def _flow(self, request: httpx.Request) -> Flow | None:
         """The flow for a request to a service in the current policy, else None (pass

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from .._core.actions import Discard, Done, Hedge, HedgeOutcome, Mirror, Outcome, Send, Sleep
+from .._core.actions import Discard, Done, Hedge, HedgeOutcome, Mirror, Outcome, Send, Sleep, WaitForEndpoints
 from ..policy import Policy, PolicyStore
 from ..security.outbound import ServiceGuard
 from ._base import MeshBase
@@ -96,6 +96,9 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
                 elif isinstance(action, Sleep):
                     time.sleep(action.seconds)
                     action = flow.send(None)
+                elif isinstance(action, WaitForEndpoints):  # a service's first request
+                    action.waiter.wait(action.timeout_s)
+                    action = flow.send(None)
                 else:
                     assert isinstance(action, Discard)
                     action.response.close()
@@ -158,6 +161,7 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
             self._pool = None
         for inner in self._tls_transports():
             inner.close()
+        self._close_owned()  # issue-5: discovery of a store this transport built
         self.inner.close()
 
     def __enter__(self) -> MeshTransport:
@@ -172,6 +176,7 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
             self._pool = None
         for inner in self._tls_transports():
             inner.close()
+        self._close_owned()  # issue-5
         self.inner.__exit__(exc_type, exc_value, traceback)
 
 

@@ -1,0 +1,128 @@
+"""Feeds one service's balancer: static endpoints or an endpoint cache, narrowed to one SRV
+priority group and marked by active health checks. The runtime's only discovery hook.
+
+The feed decides *what* the balancer should hold; the runtime's `publish(endpoints,
+unhealthy)` puts it there (balancer update, health marks, breakers for new endpoints), so
+the feed never holds a balancer that a policy change may replace."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from .._types import Clock, Rng
+from ..policy import Service
+from ._base import Endpoint, EndpointWaiter
+from ._build import build_cache
+from ._select import select
+from .cache import EndpointCache
+from .health import HealthChecker
+from .static import endpoints_from_specs
+
+#: `publish(endpoints, unhealthy_keys)`: called under the feed's lock, never with I/O.
+Publish = Callable[[tuple[Endpoint, ...], frozenset[str]], None]
+
+
+class DiscoveryFeed:
+    """Owned by a `ServiceRuntime`. `apply(service)` follows a new policy snapshot (a changed
+    discovery URL or health section replaces the cache or checker); `close()` stops both.
+    Thread-safe: updates come from the cache and health threads and the registry, serialised
+    by a lock that no I/O runs under."""
+
+    def __init__(self, service: Service, publish: Publish, clock: Clock, rng: Rng) -> None:
+        self._publish = publish
+        self.clock = clock
+        self.rng = rng
+        self.service = service
+        self.cache: EndpointCache | None = None
+        self.health: HealthChecker | None = None
+        self._endpoints: tuple[Endpoint, ...] = ()
+        self._unhealthy: frozenset[str] = frozenset()
+        self._lock = threading.Lock()
+        self._configure(None, service)
+
+    @property
+    def waiter(self) -> EndpointWaiter | None:
+        """What a request must wait on before picking: the cache, until its first answer,
+        unless endpoints are already known (a discovery URL changed: the old endpoints
+        serve until the new source answers). None once warm, and for static endpoints."""
+        cache = self.cache
+        if cache is None or self._endpoints or cache.ready:
+            return None
+        return cache
+
+    @property
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        """Every known endpoint (all priority groups, healthy or not)."""
+        return self._endpoints
+
+    def apply(self, service: Service) -> None:
+        old, self.service = self.service, service
+        self._configure(old, service)
+
+    def _configure(self, old: Service | None, new: Service) -> None:
+        if old is None or old.discovery != new.discovery:
+            if self.cache is not None:
+                self.cache.close(wait=False)  # its thread exits on its own; no join here
+                self.cache = None
+            if new.discovery is not None:
+                cache = self.cache = build_cache(new.name, new.discovery, self.clock, self.rng)
+                cache.subscribe(lambda resolution: self._set(resolution.endpoints, cache))
+                cache.start()
+        if new.discovery is None and (old is None or old.endpoints != new.endpoints
+                                      or old.discovery is not None):
+            self._set(endpoints_from_specs(new.endpoints))
+        if old is None or old.health != new.health or old.scheme != new.scheme:
+            if self.health is not None:
+                self.health.close(wait=False)
+                self.health = None
+                self._mark(frozenset())
+            if new.health is not None:
+                self.health = HealthChecker(new.name, new.health, new.scheme,
+                                            lambda: self._endpoints, self._mark)
+                checker = self.health
+                checker.on_change = lambda unhealthy: self._mark(unhealthy, checker)
+
+    def _set(self, endpoints: tuple[Endpoint, ...], cache: EndpointCache | None = None) -> None:
+        with self._lock:
+            if cache is not None and cache is not self.cache:
+                return  # a replaced cache's last answer: stale by definition
+            self._endpoints = endpoints
+            self._push()
+
+    def _mark(self, unhealthy: frozenset[str], checker: HealthChecker | None = None) -> None:
+        with self._lock:
+            if checker is not None and checker is not self.health:
+                return  # a replaced checker's last round
+            self._unhealthy = unhealthy
+            self._push()
+
+    def _push(self) -> None:
+        """Called under `_lock`."""
+        self._publish(select(self._endpoints, self._unhealthy), self._unhealthy)
+
+    def republish(self) -> None:
+        """Push the current choice again (the runtime replaced its balancer)."""
+        with self._lock:
+            self._push()
+
+    def snapshot(self) -> dict[str, Any]:
+        """For status pages: where endpoints come from and how discovery is doing."""
+        cache = self.cache
+        if cache is None:
+            return {"source": "static"}
+        resolution = cache.resolution
+        return {"source": cache.resolver.source, "ready": cache.ready,
+                "failures": cache.failures, "last_error": cache.last_error,
+                "ttl_s": None if resolution is None else resolution.ttl_s,
+                "known": len(self._endpoints), "unhealthy": sorted(self._unhealthy)}
+
+    def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
+        if self.health is not None:
+            self.health.close()
+
+    def __repr__(self) -> str:
+        return f"<DiscoveryFeed {self.service.name} cache={self.cache!r} health={self.health!r}>"

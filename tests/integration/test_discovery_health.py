@@ -1,0 +1,41 @@
+"""Active health checks on static endpoints, through both shells: a failing endpoint is
+skipped until it passes again."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from meshclient.testing import LoopbackCluster
+
+
+def until(predicate: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def backends_of(caller: Any, n: int) -> set[str]:
+    return {caller.get("http://users/").json()["backend"] for _ in range(n)}
+
+
+def test_failing_endpoint_is_skipped_until_it_passes(mesh, cluster: LoopbackCluster) -> None:
+    caller = mesh(cluster.policy("users", health={"path": "/healthz", "interval": "100ms",
+                                                  "timeout": "100ms", "unhealthy_after": 2,
+                                                  "healthy_after": 2},
+                                   balancer={"kind": "round-robin"},
+                                   # health checks alone decide (no passive ejection)
+                                   outlier={"consecutive_failures": 0},
+                                   breaker={"failures": 10000}))
+    assert backends_of(caller, 6) == {"backend-0", "backend-1", "backend-2"}
+    cluster.set(1, status=503)
+    time.sleep(0.6)  # >= 2 check rounds (100 ms apart), with no request to it meanwhile
+    for _ in range(10):  # skipped every time, not just sometimes
+        r = caller.get("http://users/")
+        assert r.status_code == 200 and r.json()["backend"] != "backend-1"
+    cluster.heal()
+    assert until(lambda: "backend-1" in backends_of(caller, 6), 3)
