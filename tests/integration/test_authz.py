@@ -19,8 +19,8 @@ from meshclient.policy import Policy, PolicyStore
 from meshclient.security import asgi as mesh_asgi
 from meshclient.security import wsgi as mesh_wsgi
 from meshclient.security.authz import Authorizer
-from tests.servers.apps import serve_asgi, serve_wsgi
 from tests.servers.certs import CA
+from tests.servers.threaded import serve_asgi, serve_wsgi
 
 RULES = {
     "default": "deny",

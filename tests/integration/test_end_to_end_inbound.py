@@ -27,8 +27,8 @@ import meshclient
 import meshclient.asgi
 import meshclient.wsgi
 from meshclient.context import inbound
-from tests.servers.inbound_servers import serve_asgi, serve_wsgi
 from tests.servers.otel import Otel, otel_fixture  # noqa: F401 (the `otel` fixture)
+from tests.servers.threaded import serve_asgi, serve_wsgi
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 TRACEPARENT = f"00-{TRACE_ID}-b7ad6b7169203331-01"

@@ -34,8 +34,8 @@ from meshclient.server import (
 )
 from meshclient.telemetry import semconv
 from meshclient.testing import LoopbackCluster
-from tests.servers.inbound_servers import serve_asgi, serve_wsgi
 from tests.servers.otel import Otel, otel_fixture  # noqa: F401 (the `otel` fixture)
+from tests.servers.threaded import serve_asgi, serve_wsgi
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -320,7 +320,7 @@ def test_admin_endpoint_and_status_command(cluster: LoopbackCluster,
 
 def test_meshclient_admin_env_starts_the_endpoint(monkeypatch: pytest.MonkeyPatch,
                                                   cluster: LoopbackCluster) -> None:
-    from tests.servers.inbound_servers import free_port
+    from tests.servers.ports import free_port
 
     port = free_port("127.0.0.1")
     monkeypatch.setenv("MESHCLIENT_ADMIN", f"127.0.0.1:{port}")

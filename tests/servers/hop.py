@@ -10,8 +10,6 @@ from `Inbound.retries_spent` so the caller above does not retry it (one-layer re
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import httpx
 
@@ -19,24 +17,17 @@ import meshclient
 from meshclient._clock import CLOCK
 from meshclient.context import RETRIES_SPENT_HEADER, inbound_context, parse_inbound
 from meshclient.policy import Policy
+from tests.servers.threaded import OwnedHTTPServer, QuietHandler, ThreadedHTTPServer
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(OwnedHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256
-    hop: Hop
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
+class _Handler(QuietHandler):
     def do_GET(self) -> None:
-        hop = self.server.hop
+        hop: Hop = self.server.owner
         with hop.lock:
             hop.hits += 1
         value = parse_inbound(dict(self.headers.items()), CLOCK.now_ns())
@@ -56,7 +47,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class Hop:
+class Hop(ThreadedHTTPServer):
     """Serves on `host` (ephemeral port); calls `next_service` under `policy`."""
 
     def __init__(self, host: str, next_service: str, policy: Policy) -> None:
@@ -64,18 +55,8 @@ class Hop:
         self.client = httpx.Client(transport=meshclient.MeshTransport(policy))
         self.hits = 0
         self.lock = threading.Lock()
-        self._server = _Server((host, 0), _Handler)
-        self._server.hop = self
-        self.address = f"{host}:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        super().__init__(_Handler, host, _Server)
 
-    def __enter__(self) -> Hop:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+    def stop(self) -> None:
+        super().stop()
         self.client.close()

@@ -10,22 +10,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from meshclient.policy import parse_duration
+from tests.servers.threaded import OwnedHTTPServer, QuietHandler, ThreadedHTTPServer
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(QuietHandler):
     disable_nagle_algorithm = True
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         owner = self.server.owner
@@ -41,27 +36,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(OwnedHTTPServer):
     owner: LongPollServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:  # quiet resets
         pass
 
 
-class LongPollServer:
+class LongPollServer(ThreadedHTTPServer):
     def __init__(self, text: str = "{}", host: str = "127.0.0.1") -> None:
         self._cond = threading.Condition()
         self.index = 1
         self.text = text
         self.requests = 0
         self._closed = False
-        self._server = _Server((host, 0), _Handler)
-        self._server.owner = self
-        self.url = f"http://{host}:{self._server.server_address[1]}/policy"
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
+        super().__init__(_Handler, host, _Server)
+        self.url = f"http://{self.address}/policy"
+        self.start()
 
     def set(self, text: str) -> None:
         with self._cond:
@@ -81,8 +72,7 @@ class LongPollServer:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._server.shutdown()
-        self._server.server_close()
+        self.stop()
 
 
 @pytest.fixture

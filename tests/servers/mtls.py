@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import ssl
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.servers.threaded import OwnedHTTPServer, QuietHandler, ThreadedHTTPServer
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+
+class _Server(OwnedHTTPServer):
     owner: TlsServer
 
     def get_request(self) -> tuple[Any, Any]:
@@ -24,13 +24,7 @@ class _Server(ThreadingHTTPServer):
         self.owner.handshake_failures += 1
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
+class _Handler(QuietHandler):
     def setup(self) -> None:
         self.request.do_handshake()
         super().setup()
@@ -56,7 +50,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class TlsServer:
+class TlsServer(ThreadedHTTPServer):
     def __init__(self, ca_pem_file: str, cert_file: str, key_file: str, *,
                  require_client: bool = True, close_each: bool = False) -> None:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -68,17 +62,4 @@ class TlsServer:
         self.lock = threading.Lock()
         self.seen: list[str | None] = []
         self.handshake_failures = 0
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.owner = self
-        self.address = f"127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self) -> TlsServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        super().__init__(_Handler, server_class=_Server)

@@ -8,17 +8,11 @@ import json
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+
+from tests.servers.threaded import QuietHandler, ThreadedHTTPServer
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: Any
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
+class _Handler(QuietHandler):
     def do_POST(self) -> None:
         owner: TokenEndpoint = self.server.owner
         length = int(self.headers.get("Content-Length") or 0)
@@ -45,7 +39,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class TokenEndpoint:
+class TokenEndpoint(ThreadedHTTPServer):
     def __init__(self, client_id: str = "app", secret: str = "s3cret-value",
                  expires_in: float = 60, delay_s: float = 0.0) -> None:
         self.client_id = client_id
@@ -56,18 +50,5 @@ class TokenEndpoint:
         self.requests = 0
         self.forms: list[dict[str, str]] = []
         self.lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        self._server.owner = self  # type: ignore[attr-defined]
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/oauth/token"
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self) -> TokenEndpoint:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        super().__init__(_Handler)
+        self.url = f"http://{self.address}/oauth/token"
