@@ -120,7 +120,7 @@ def test_breaker_state_shared_through_redis(shell: str) -> None:
 
 
 def test_unreachable_redis_falls_back_to_memory(mesh) -> None:
-    from tests.servers.helpers import free_port
+    from tests.servers.ports import free_port
 
     with LoopbackCluster(1) as cluster:
         url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there

@@ -9,11 +9,7 @@ the configuration and restarts dnsmasq on the same port (a restart takes millise
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -22,6 +18,7 @@ import dns.resolver
 import pytest
 
 from tests.servers.ports import free_port
+from tests.servers.process import ServerProcess, require, workdir
 
 DOMAIN = "mesh.test"
 
@@ -40,15 +37,21 @@ def _free_udp_port(host: str) -> int:
     raise RuntimeError("no free port for dnsmasq")
 
 
-class DnsServer:
+class DnsServer(ServerProcess):
+    name = "dnsmasq"
+    dir: Path
+
     def __init__(self, host: str = "127.0.0.1", ttl: int = 1) -> None:
         self.host = host
         self.port = _free_udp_port(host)
         self.ttl = ttl
-        self.dir = Path(tempfile.mkdtemp(prefix="meshclient-dnsmasq-"))
+        self.dir = workdir("dnsmasq")
         self.a: dict[str, list[str]] = {}
         self.srv: dict[str, list[tuple[str, int, int, int]]] = {}
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._probe = dns.resolver.Resolver(configure=False)
+        self._probe.nameservers = [host]
+        self._probe.port = self.port
+        self._probe.lifetime = 0.05
 
     @property
     def address(self) -> str:
@@ -78,29 +81,20 @@ class DnsServer:
             self.stop()
             self.start()
 
-    def start(self) -> DnsServer:
-        if self._proc is not None:
-            return self
-        conf = self.dir / "dnsmasq.conf"
-        conf.write_text(self._config())
-        self._proc = subprocess.Popen(
-            ["dnsmasq", "--keep-in-foreground", f"--conf-file={conf}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        probe = dns.resolver.Resolver(configure=False)
-        probe.nameservers = [self.host]
-        probe.port = self.port
-        probe.lifetime = 0.05
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and self._proc.poll() is None:
-            try:
-                probe.resolve(f"probe.{DOMAIN}", "A")
-                return self
-            except dns.resolver.NXDOMAIN:
-                return self  # it answers
-            except dns.exception.DNSException:
-                time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"dnsmasq did not start on {self.address}")
+    def prepare(self) -> None:
+        (self.dir / "dnsmasq.conf").write_text(self._config())
+
+    def argv(self) -> list[str]:
+        return ["dnsmasq", "--keep-in-foreground", f"--conf-file={self.dir / 'dnsmasq.conf'}"]
+
+    def answers(self) -> bool:
+        try:
+            self._probe.resolve(f"probe.{DOMAIN}", "A")
+        except dns.resolver.NXDOMAIN:
+            pass  # it answers
+        except dns.exception.DNSException:
+            return False
+        return True
 
     def pause(self) -> None:
         """SIGSTOP: the port stays bound but nothing answers (lookups time out)."""
@@ -112,30 +106,13 @@ class DnsServer:
         self._proc.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            proc.send_signal(signal.SIGCONT)
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __repr__(self) -> str:
-        return f"<DnsServer {self.address} {'running' if self._proc else 'stopped'}>"
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)  # a paused dnsmasq cannot take SIGTERM
+        super().stop()
 
 
 @pytest.fixture
 def dns_server() -> Iterator[DnsServer]:
-    if shutil.which("dnsmasq") is None:
-        pytest.fail("dnsmasq is not installed (.ci/run installs dnsmasq-base)")
-    server = DnsServer().start()
-    try:
+    require("dnsmasq", ".ci/run installs dnsmasq-base")
+    with DnsServer() as server:
         yield server
-    finally:
-        server.close()

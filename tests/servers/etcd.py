@@ -6,11 +6,6 @@ directory, so tests can take the registry away and give it back.
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -18,15 +13,20 @@ import pytest
 
 from meshclient._etcd import EtcdClient
 from tests.servers.ports import free_port
+from tests.servers.process import ServerProcess, require, workdir
 
 
-class EtcdServer:
+class EtcdServer(ServerProcess):
+    name = "etcd"
+    start_timeout_s = 15.0
+    probe_interval_s = 0.05
+    graceful_stop = False  # stop() kills it at once
+
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
         self.client_port = free_port(host)
         self.peer_port = free_port(host)
-        self.data_dir = tempfile.mkdtemp(prefix="meshclient-etcd-")
-        self._proc: subprocess.Popen[bytes] | None = None
+        self.dir = workdir("etcd")
 
     @property
     def base_url(self) -> str:
@@ -40,50 +40,28 @@ class EtcdServer:
         """`etcd://host:port/path` for policies and resolvers."""
         return f"etcd://{self.address}{path}"
 
-    def start(self) -> EtcdServer:
-        if self._proc is not None:
-            return self
+    def argv(self) -> list[str]:
         peer = f"http://{self.host}:{self.peer_port}"
-        self._proc = subprocess.Popen(
-            ["etcd", "--name", "test", "--data-dir", self.data_dir,
-             "--listen-client-urls", self.base_url, "--advertise-client-urls", self.base_url,
-             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-             "--initial-cluster", f"test={peer}", "--log-level", "error"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base_url}/health", timeout=0.5).status_code == 200:
-                    return self
-            if self._proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"etcd did not start on {self.base_url}")
+        return ["etcd", "--name", "test", "--data-dir", str(self.dir),
+                "--listen-client-urls", self.base_url, "--advertise-client-urls", self.base_url,
+                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                "--initial-cluster", f"test={peer}", "--log-level", "error"]
 
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            proc.kill()
-            proc.wait(5)
+    def answers(self) -> bool:
+        try:
+            return httpx.get(f"{self.base_url}/health", timeout=0.5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def failure(self) -> str:
+        return f"etcd did not start on {self.base_url}"
 
     def client(self) -> EtcdClient:
         return EtcdClient(self.base_url)
 
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.data_dir, ignore_errors=True)
-
-    def __repr__(self) -> str:
-        return f"<EtcdServer {self.base_url} {'running' if self._proc else 'stopped'}>"
-
 
 @pytest.fixture
 def etcd_server() -> Iterator[EtcdServer]:
-    if shutil.which("etcd") is None:
-        pytest.fail("etcd is not installed (.ci/run installs etcd-server)")
-    server = EtcdServer().start()
-    try:
+    require("etcd", ".ci/run installs etcd-server")
+    with EtcdServer() as server:
         yield server
-    finally:
-        server.close()

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.servers.ports import free_port
+from tests.servers.process import ServerProcess, require, workdir
 
 TOKEN = "s3cret"
 
@@ -55,14 +53,18 @@ http {{
 """
 
 
-class NginxServer:
+class NginxServer(ServerProcess):
     """`tls=(certificate_chain_path, key_path)` serves HTTPS instead of HTTP."""
+
+    name = "nginx"
+    dir: Path
 
     def __init__(self, host: str = "127.0.0.1", tls: tuple[str, str] | None = None) -> None:
         self.host = host
         self.scheme = "https" if tls else "http"
         self.port = free_port(host)
-        self.dir = Path(tempfile.mkdtemp(prefix="meshclient-nginx-"))
+        self.address = f"{host}:{self.port}"
+        self.dir = workdir("nginx")
         self.dir.chmod(0o755)  # nginx started as root serves as "nobody"
         (self.dir / "www" / "secure").mkdir(parents=True)
         (self.dir / "tmp").mkdir()
@@ -70,7 +72,6 @@ class NginxServer:
             dir=self.dir, host=host, port=self.port, token=TOKEN, tls=" ssl" if tls else "",
             tls_files=(f"ssl_certificate {tls[0]}; ssl_certificate_key {tls[1]};"
                        if tls else "")))
-        self._proc: subprocess.Popen[bytes] | None = None
         self._mtime = time.time()
 
     def url(self, name: str) -> str:
@@ -90,51 +91,25 @@ class NginxServer:
             return (self.dir / "access.log").read_text().splitlines()
         return []
 
-    def start(self) -> NginxServer:
-        if self._proc is not None:
-            return self
-        self._proc = subprocess.Popen(
-            ["nginx", "-p", str(self.dir), "-c", str(self.dir / "nginx.conf"),
-             "-e", str(self.dir / "error.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(
-                    (self.host, self.port), timeout=0.2):
-                return self
-            if self._proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"nginx did not start: {(self.dir / 'error.log').read_text()}")
+    def argv(self) -> list[str]:
+        return ["nginx", "-p", str(self.dir), "-c", str(self.dir / "nginx.conf"),
+                "-e", str(self.dir / "error.log")]
 
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            proc.terminate()  # SIGTERM: fast shutdown
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+    def answers(self) -> bool:
+        with contextlib.suppress(OSError), socket.create_connection((self.host, self.port),
+                                                                   timeout=0.2):
+            return True
+        return False
 
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __repr__(self) -> str:
-        return f"<NginxServer {self.host}:{self.port} {'running' if self._proc else 'stopped'}>"
+    def failure(self) -> str:
+        return f"nginx did not start: {(self.dir / 'error.log').read_text()}"
 
 
 @pytest.fixture
 def nginx_server() -> Iterator[NginxServer]:
-    if shutil.which("nginx") is None:
-        pytest.fail("nginx is not installed (.ci/run installs it)")
-    server = NginxServer().start()
-    try:
+    require("nginx", ".ci/run installs it")
+    with NginxServer() as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture
@@ -143,8 +118,7 @@ def nginx_tls_server(tmp_path: Path) -> Iterator[tuple[NginxServer, str]]:
     yields the server and the CA bundle path."""
     import trustme
 
-    if shutil.which("nginx") is None:
-        pytest.fail("nginx is not installed (.ci/run installs it)")
+    require("nginx", ".ci/run installs it")
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1")
     chain, key, ca_path = tmp_path / "chain.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
@@ -153,8 +127,5 @@ def nginx_tls_server(tmp_path: Path) -> Iterator[tuple[NginxServer, str]]:
     ca.cert_pem.write_to_path(str(ca_path))
     tmp_path.chmod(0o755)
     key.chmod(0o644)  # the nginx master (root) reads it; workers never do
-    server = NginxServer(tls=(str(chain), str(key))).start()
-    try:
+    with NginxServer(tls=(str(chain), str(key))) as server:
         yield server, str(ca_path)
-    finally:
-        server.close()
