@@ -5,7 +5,7 @@ and back (updates resume), and a warm request that never waits on a slow lookup.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from meshclient.discovery._build import build_resolver
 from meshclient.discovery.dns import DnsResolver, SrvResolver
 from meshclient.testing import Backend
 from tests.servers.dns import DnsServer
+from tests.servers.helpers import until
 from tests.servers.ports import free_port
 
 
@@ -54,15 +55,6 @@ def policy(dns: DnsServer, url: str, lookup_timeout: str = "250ms", **extra: Any
 
 def hits(caller: Any, n: int) -> list[str]:
     return [caller.get("http://users/").json()["backend"] for _ in range(n)]
-
-
-def until(predicate: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def test_a_records_feed_the_balancer(mesh, dns_server: DnsServer, backends) -> None:
@@ -141,10 +133,11 @@ def test_srv_priority_group_falls_over_on_failed_health_checks(mesh, dns_server:
     assert set(hits(caller, 3)) == {"backend-0"}  # priority 1 only
     backends[0].set(status=503)
     assert until(lambda: caller.transport.registry.snapshot()["users"]["endpoints"][0]
-                 ["endpoint"].startswith("127.0.0.3"), 3)
+                 ["endpoint"].startswith("127.0.0.3"), 3, every_s=0.05)
     backends[0].heal()
     assert set(hits(caller, 3)) == {"backend-1"}  # priority 2 while 1 is unhealthy
-    assert until(lambda: set(hits(caller, 2)) == {"backend-0"}, 3)  # back once it passes
+    # back once it passes
+    assert until(lambda: set(hits(caller, 2)) == {"backend-0"}, 3, every_s=0.05)
 
 
 def test_record_change_is_picked_up_within_the_ttl(mesh, dns_server: DnsServer,
@@ -154,7 +147,7 @@ def test_record_change_is_picked_up_within_the_ttl(mesh, dns_server: DnsServer,
     assert set(hits(caller, 2)) == {"backend-0"}
     dns_server.set(a={"users.mesh.test": ["127.0.0.4"]})
     changed = time.monotonic()
-    assert until(lambda: set(hits(caller, 2)) == {"backend-2"}, 3)
+    assert until(lambda: set(hits(caller, 2)) == {"backend-2"}, 3, every_s=0.05)
     # TTL 1 s (max_ttl 1 s): refreshed at 80% of it, plus one lookup and a restart of dnsmasq
     assert time.monotonic() - changed < 1.5
     assert backends[0].hits >= 2
@@ -175,7 +168,7 @@ def test_dns_down_keeps_serving_last_endpoints_then_updates_resume(
     assert failed >= 2 and cache.last_error is not None
     dns_server.a = {"users.mesh.test": ["127.0.0.4"]}
     dns_server.start()
-    assert until(lambda: set(hits(caller, 2)) == {"backend-2"}, 5)
+    assert until(lambda: set(hits(caller, 2)) == {"backend-2"}, 5, every_s=0.05)
     assert cache.last_error is None
 
 

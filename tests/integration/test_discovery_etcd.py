@@ -8,7 +8,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +19,10 @@ from meshclient.discovery import EndpointCache, RegistrationError, ScheduleConfi
 from meshclient.discovery.etcd import EtcdResolver
 from meshclient.testing import LoopbackCluster
 from tests.servers.etcd import EtcdServer
+from tests.servers.helpers import backends_of, until
 
 FAST = ScheduleConfig(min_ttl_s=0.1, max_ttl_s=1, grace_s=0.5, backoff_base_s=0.05,
                       backoff_max_s=0.2)
-
-
-def until(predicate: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def put(etcd: EtcdServer, key: str, address: str, lease: int = 0, **extra: Any) -> None:
@@ -47,10 +38,6 @@ def policy(etcd: EtcdServer) -> Policy:
         "discovery": {"url": etcd.url("/mesh/users"), "grace": "500ms", "timeout": "500ms",
                       "min_ttl": "100ms", "max_ttl": "1s"},
         "timeout": {"total": "3s"}, "balancer": {"kind": "round-robin"}}}})
-
-
-def backends_of(caller: Any, n: int) -> set[str]:
-    return {caller.get("http://users/").json()["backend"] for _ in range(n)}
 
 
 def test_endpoints_follow_puts_and_deletes_within_a_second(

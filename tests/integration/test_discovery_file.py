@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +17,7 @@ from meshclient import Policy
 from meshclient.cli import main
 from meshclient.testing import LoopbackCluster
 from tests.servers.dns import DnsServer
-
-
-def until(predicate: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
+from tests.servers.helpers import backends_of, until
 
 
 def write(path: Path, data: Any) -> None:
@@ -34,10 +25,6 @@ def write(path: Path, data: Any) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(data if isinstance(data, str) else json.dumps(data))
     os.replace(tmp, path)
-
-
-def backends_of(caller: Any, n: int) -> set[str]:
-    return {caller.get("http://users/").json()["backend"] for _ in range(n)}
 
 
 def test_file_is_reread_when_it_changes(mesh, tmp_path: Path, cluster: LoopbackCluster) -> None:

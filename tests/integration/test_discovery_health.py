@@ -4,23 +4,9 @@ skipped until it passes again."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
 
 from meshclient.testing import LoopbackCluster
-
-
-def until(predicate: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
-
-def backends_of(caller: Any, n: int) -> set[str]:
-    return {caller.get("http://users/").json()["backend"] for _ in range(n)}
+from tests.servers.helpers import backends_of, until
 
 
 def test_failing_endpoint_is_skipped_until_it_passes(mesh, cluster: LoopbackCluster) -> None:

@@ -1,11 +1,13 @@
-"""Helpers for resilience behaviour tests: run requests concurrently or under an inbound
-context through either shell, and a redis-server on a free port."""
+"""Helpers for behaviour tests: wait for a condition, see which backends answer, run
+requests concurrently or under an inbound context through either shell, and a redis-server
+on a free port."""
 
 from __future__ import annotations
 
 import contextlib
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
@@ -14,6 +16,21 @@ import httpx
 from meshclient.context import Inbound, inbound_context
 from tests.servers.caller import Caller
 from tests.servers.redis_server import RedisServer
+
+
+def until(predicate: Callable[[], bool], timeout_s: float, *, every_s: float = 0.02) -> bool:
+    """Poll `predicate` every `every_s` until it holds or `timeout_s` passes; its last value."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every_s)
+    return predicate()
+
+
+def backends_of(caller: Any, n: int) -> set[str]:
+    """The backend names that answer `n` GETs of http://users/."""
+    return {caller.get("http://users/").json()["backend"] for _ in range(n)}
 
 
 def concurrent(caller: Caller, n: int, method: str, url: str,

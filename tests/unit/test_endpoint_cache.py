@@ -18,6 +18,7 @@ from meshclient.discovery import (
     Resolution,
     ScheduleConfig,
 )
+from tests.servers.helpers import until
 
 A = Endpoint("10.0.0.1", 80)
 B = Endpoint("10.0.0.2", 80)
@@ -52,15 +53,6 @@ def res(*endpoints: Endpoint) -> Resolution:
     return Resolution(tuple(endpoints), "fake://users", 0.0, exists=bool(endpoints))
 
 
-def until(predicate: Callable[[], bool], timeout_s: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
-
-
 @pytest.fixture
 def events() -> Iterator[list[tuple[str, str, dict[str, object]]]]:
     seen: list[tuple[str, str, dict[str, object]]] = []
@@ -78,7 +70,8 @@ def test_first_wait_then_listeners_get_each_new_set(events: list) -> None:
     try:
         assert not cache.ready
         assert cache.wait(2.0)
-        assert until(lambda: got == [(A,), (A, B)])  # the repeated (A,) is not re-sent
+        # the repeated (A,) is not re-sent
+        assert until(lambda: got == [(A,), (A, B)], 3.0, every_s=0.01)
         late: list[tuple[Endpoint, ...]] = []
         cache.subscribe(lambda r: late.append(r.endpoints))
         assert late == [(A, B)]  # a new listener gets the current set at once
@@ -98,7 +91,7 @@ def test_stale_on_error_with_one_log_line_per_streak(caplog: pytest.LogCaptureFi
     with caplog.at_level(logging.INFO, logger="meshclient.discovery"):
         try:
             cache.wait(2.0)
-            assert until(lambda: cache.resolution == res(B))
+            assert until(lambda: cache.resolution == res(B), 3.0, every_s=0.01)
         finally:
             cache.close()
     warnings = [r for r in caplog.records
@@ -117,9 +110,9 @@ def test_empty_answer_keeps_the_working_set_for_the_grace_period() -> None:
     try:
         cache.wait(2.0)
         start = time.monotonic()
-        assert until(lambda: resolver.calls >= 3)
+        assert until(lambda: resolver.calls >= 3, 3.0, every_s=0.01)
         assert cache.resolution == res(A)  # held
-        assert until(lambda: cache.resolution == res())
+        assert until(lambda: cache.resolution == res(), 3.0, every_s=0.01)
         assert time.monotonic() - start >= FAST.grace_s * 0.8
     finally:
         cache.close()
