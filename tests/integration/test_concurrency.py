@@ -11,6 +11,7 @@ import httpx
 
 import meshclient
 from meshclient.testing import LoopbackCluster
+from tests.servers.helpers import run_threads
 
 WORKERS = 64
 PER_WORKER = 5
@@ -48,11 +49,7 @@ def test_many_threads_one_transport(cluster: LoopbackCluster) -> None:
             except BaseException as exc:  # reported below
                 errors.append(exc)
 
-        threads = [threading.Thread(target=work) for _ in range(WORKERS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        run_threads([work] * WORKERS, 60)
         assert not errors, errors[:3]
         assert sum(backends.values()) == WORKERS * PER_WORKER
         _check_counters(transport, cluster, WORKERS * PER_WORKER)

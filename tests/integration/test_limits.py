@@ -4,11 +4,11 @@ bulkhead, adaptive throttling, and a Redis quota shared by two processes."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from meshclient.policy import Policy
 from meshclient.testing import Backend
 from tests.servers.caller import Caller
 from tests.servers.concurrency import ConcurrencyServer
+from tests.servers.helpers import run_threads
 from tests.servers.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,11 +50,7 @@ def together(caller: Caller, url: str, n: int) -> list[Any]:
             except Exception as exc:
                 out[i] = exc
 
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        run_threads([functools.partial(one, i) for i in range(n)], 30)
         return out
 
     async def run(client: httpx.AsyncClient) -> list[Any]:
@@ -82,11 +79,7 @@ def finish_times(caller: Caller, url: str, workers: int, each: int) -> list[floa
                 caller.client.get(url).raise_for_status()
                 times.append(time.monotonic())
 
-        threads = [threading.Thread(target=loop) for _ in range(workers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        run_threads([loop] * workers, 30)
         return sorted(times)
 
     async def run(client: httpx.AsyncClient) -> None:

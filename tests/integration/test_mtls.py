@@ -20,6 +20,7 @@ from meshclient.policy import Policy
 from meshclient.security.tls import TlsError
 from tests.servers.caller import Caller
 from tests.servers.certs import CA, write_atomic
+from tests.servers.helpers import run_threads
 from tests.servers.mtls import TlsServer
 
 TRUST = "spiffe://example.org"
@@ -117,11 +118,7 @@ def traffic(caller: Caller, url: str, stop: threading.Event, workers: int) -> li
                 except Exception as exc:
                     results.append(exc)
 
-        threads = [threading.Thread(target=loop) for _ in range(workers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        run_threads([loop] * workers, 30)
         return results
 
     async def run(client: httpx.AsyncClient) -> None:

@@ -1,13 +1,14 @@
-"""Helpers for behaviour tests: wait for a condition, see which backends answer, run
-requests concurrently or under an inbound context through either shell, and a redis-server
-on a free port."""
+"""Helpers for behaviour tests: wait for a condition, run work in threads at once, see
+which backends answer, run requests concurrently or under an inbound context through either
+shell, and a redis-server on a free port."""
 
 from __future__ import annotations
 
 import contextlib
 import shutil
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import anyio
@@ -26,6 +27,15 @@ def until(predicate: Callable[[], bool], timeout_s: float, *, every_s: float = 0
             return True
         time.sleep(every_s)
     return predicate()
+
+
+def run_threads(targets: Iterable[Callable[[], object]], join_s: float) -> None:
+    """One thread per target, all started before any is joined; each join waits `join_s`."""
+    threads = [threading.Thread(target=target) for target in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(join_s)
 
 
 def backends_of(caller: Any, n: int) -> set[str]:

@@ -9,6 +9,7 @@ from meshclient.context import inbound
 from meshclient.server import ConcurrencyLimit, ServerScope
 from meshclient.server.decorators import lower_headers
 from meshclient.testing import FakeClock
+from tests.servers.helpers import run_threads
 
 
 def test_scope_sets_and_resets_the_inbound_context() -> None:
@@ -59,11 +60,7 @@ def test_limit_is_exact_under_threads() -> None:
         with lock:
             admitted.append(ok)
 
-    threads = [threading.Thread(target=grab) for _ in range(40)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(5)
+    run_threads([grab] * 40, 5)
     assert admitted.count(True) == 5 and limit.in_flight == 5
 
 

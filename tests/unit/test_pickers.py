@@ -17,6 +17,7 @@ from meshclient.balance._weights import AliasTable, smooth_schedule
 from meshclient.discovery._base import Endpoint
 from meshclient.policy import BalancerPolicy, OutlierPolicy
 from meshclient.testing import FakeClock, SeededRng
+from tests.servers.helpers import run_threads
 
 KINDS = ("p2c-ewma", "p2c-least-request", "round-robin", "random")
 
@@ -236,7 +237,6 @@ def test_empty_balancer_picks_nothing() -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_concurrent_picks_keep_counters_consistent(kind: str) -> None:
     """Many threads picking, beginning and ending at once: nothing is lost or negative."""
-    import threading
 
     clock = FakeClock()
     lb = balancer(kind, 5, clock=clock)
@@ -254,11 +254,7 @@ def test_concurrent_picks_keep_counters_consistent(kind: str) -> None:
         except BaseException as exc:  # reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    run_threads([work] * 8, 30)
     assert not errors
     assert all(s.in_flight == 0 for s in lb.states())
     assert sum(s.requests for s in lb.states()) == 8 * 500

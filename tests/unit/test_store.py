@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import pytest
 
 from meshclient import Policy, PolicyStore
 from meshclient.policy import reset_default_store
+from tests.servers.helpers import run_threads
 
 
 def _policy(version: str) -> Policy:
@@ -55,11 +57,7 @@ def test_attachment_is_created_once() -> None:
         made.append(object())
         return made[-1]
 
-    threads = [threading.Thread(target=store.attachment, args=("k", factory)) for _ in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(5)
+    run_threads([functools.partial(store.attachment, "k", factory)] * 16, 5)
     assert len(made) == 1 and store.attachment("k", factory) is made[0]
 
 
