@@ -7,6 +7,7 @@
 - `QuietHandler`: an HTTP/1.1 request handler that logs nothing.
 - `serve_asgi` / `serve_wsgi`: run an ASGI app under uvicorn or a WSGI app under a threading
   wsgiref server; each yields the base URL and stops the server on exit.
+- `run_uvicorn`: start a configured uvicorn server in a thread and wait until it listens.
 """
 
 from __future__ import annotations
@@ -73,6 +74,22 @@ class ThreadedHTTPServer:
         self.stop()
 
 
+def run_uvicorn(server: uvicorn.Server, name: str, *, daemon: bool = False,
+                **run_kwargs: Any) -> threading.Thread:
+    """Run `server` in a thread called `name` and wait (up to 10 s) until it listens; stop it
+    with `server.should_exit = True` and a join."""
+    thread = threading.Thread(target=server.run, kwargs=run_kwargs, name=name, daemon=daemon)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            server.should_exit = True
+            thread.join(5)
+            raise RuntimeError(f"{name} did not start")
+        time.sleep(0.01)
+    return thread
+
+
 @contextlib.contextmanager
 def serve_asgi(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
     """Run `app` under uvicorn; yields its base URL."""
@@ -80,15 +97,7 @@ def serve_asgi(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
                             access_log=False)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}")
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            server.should_exit = True
-            thread.join(5)
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
+    thread = run_uvicorn(server, f"uvicorn-{port}")
     try:
         yield f"http://{host}:{port}"
     finally:

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import trustme
 import uvicorn
+
+from tests.servers.threaded import run_uvicorn
 
 
 async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -42,16 +42,10 @@ class TLSServer:
         config = uvicorn.Config(_app, log_level="error", lifespan="off", timeout_graceful_shutdown=1,
                                 ssl_certfile=str(self.certfile), ssl_keyfile=str(self.certfile))
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run,
-                                        kwargs={"sockets": [self._socket]}, daemon=True,
-                                        name=f"tls-{host}")
 
     def __enter__(self) -> TLSServer:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert self._server.started, "TLS server did not start"
+        self._thread = run_uvicorn(self._server, f"tls-{self.host}", daemon=True,
+                                   sockets=[self._socket])
         return self
 
     def __exit__(self, *exc: object) -> None:
