@@ -7,9 +7,11 @@ app = meshclient.asgi.MeshMiddleware(app, max_concurrency=256)
 Each HTTP request: trace context, deadline and attempt number are read into context
 variables for the app (so its outbound mesh calls continue the trace and inherit the
 deadline and the one-layer retry rule), a SERVER span wraps it, and
-`http.server.request.duration` is recorded. An expired deadline is answered 504 and a full
-concurrency limit 503 + `Retry-After`, without calling the app. Other scopes (lifespan,
-websocket) pass through.
+`http.server.request.duration` is recorded. An expired deadline is answered 504, a full
+concurrency limit 503 + `Retry-After`, and a caller the policy's `authorization` section
+denies 403 with no body (docs/authorization.md), without calling the app; an admitted
+caller is in `scope["meshclient.caller"]`. Other scopes (lifespan, websocket) pass
+through.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from .security.inbound import InboundGate
 from .server._inbound import ServerScope
 from .server.shedding import limiter
 
@@ -31,12 +34,18 @@ __all__ = ["MeshMiddleware"]
 
 class MeshMiddleware:
     """Wrap an ASGI app. `max_concurrency`: shed beyond this many requests in flight
-    (None: never); `retry_after_s`: the `Retry-After` sent when shedding."""
+    (None: never); `retry_after_s`: the `Retry-After` sent when shedding; `policy`: where
+    the `authorization` rules come from (a `Policy`, `PolicyStore`, `AuthorizationPolicy`,
+    or None for `meshclient.default_store()`); `service`: the name denials are reported
+    under."""
 
     def __init__(self, app: ASGIApp, *, max_concurrency: int | None = None,
-                 retry_after_s: float = 1.0) -> None:
+                 retry_after_s: float = 1.0, policy: Any = None,
+                 service: str = "inbound") -> None:
         self.app = app
         self.limit = limiter(max_concurrency, retry_after_s)
+        self.gate = InboundGate(policy, service)  # bad secrets fail here, at start-up
+        self.denials = self.gate.denials  # 403s counted per caller and rule
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,8 +53,11 @@ class MeshMiddleware:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in scope.get("headers", ())}
+        client = scope.get("client")
         server = ServerScope(headers, scope.get("method", "GET"), scope.get("path"),
-                             scheme=scope.get("scheme", "http"), limit=self.limit)
+                             scheme=scope.get("scheme", "http"), limit=self.limit,
+                             gate=self.gate, address=client[0] if client else None,
+                             tls=(scope.get("extensions") or {}).get("tls"))
         rejection = server.enter()
         if rejection is not None:
             try:
@@ -59,6 +71,7 @@ class MeshMiddleware:
             finally:
                 server.exit(rejection.status)
             return
+        scope["meshclient.caller"] = server.caller
         status: int | None = None
 
         async def send_status(message: Message) -> None:

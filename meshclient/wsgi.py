@@ -5,7 +5,9 @@ app.wsgi_app = meshclient.wsgi.MeshMiddleware(app.wsgi_app)          # Flask
 application = meshclient.wsgi.MeshMiddleware(get_wsgi_application())  # Django
 ```
 
-The same contract as `meshclient.asgi.MeshMiddleware`. The app runs, and its response
+The same contract as `meshclient.asgi.MeshMiddleware` (the caller's TLS identity comes
+from the `SSL_CLIENT_*` variables a TLS-terminating server sets; an admitted caller is in
+`environ["meshclient.caller"]`). The app runs, and its response
 body is iterated, in a copy of the caller's context holding the request's trace
 context, deadline and attempt number; the SERVER span and duration end when the server
 closes the response iterable.
@@ -17,6 +19,8 @@ import contextvars
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from .security.inbound import InboundGate
+from .security.wsgi import client_tls
 from .server._inbound import ServerScope
 from .server.shedding import limiter
 
@@ -25,7 +29,7 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 __all__ = ["MeshMiddleware"]
 
-_REASONS = {503: "503 Service Unavailable", 504: "504 Gateway Timeout"}
+_REASONS = {403: "403 Forbidden", 503: "503 Service Unavailable", 504: "504 Gateway Timeout"}
 
 
 def environ_headers(environ: dict[str, Any]) -> dict[str, str]:
@@ -72,13 +76,15 @@ class _Body:
 
 
 class MeshMiddleware:
-    """Wrap a WSGI app. `max_concurrency`: shed beyond this many requests in flight
-    (None: never); `retry_after_s`: the `Retry-After` sent when shedding."""
+    """Wrap a WSGI app; the parameters are `meshclient.asgi.MeshMiddleware`'s."""
 
     def __init__(self, app: WSGIApp, *, max_concurrency: int | None = None,
-                 retry_after_s: float = 1.0) -> None:
+                 retry_after_s: float = 1.0, policy: Any = None,
+                 service: str = "inbound") -> None:
         self.app = app
         self.limit = limiter(max_concurrency, retry_after_s)
+        self.gate = InboundGate(policy, service)  # bad secrets fail here, at start-up
+        self.denials = self.gate.denials  # 403s counted per caller and rule
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
         ctx = contextvars.copy_context()
@@ -88,7 +94,9 @@ class MeshMiddleware:
               start_response: StartResponse) -> Iterable[bytes]:
         server = ServerScope(environ_headers(environ), environ.get("REQUEST_METHOD", "GET"),
                              environ.get("PATH_INFO"),
-                             scheme=environ.get("wsgi.url_scheme", "http"), limit=self.limit)
+                             scheme=environ.get("wsgi.url_scheme", "http"), limit=self.limit,
+                             gate=self.gate, address=environ.get("REMOTE_ADDR"),
+                             tls=client_tls(environ))
         rejection = server.enter()
         if rejection is not None:
             body = rejection.body
@@ -100,6 +108,7 @@ class MeshMiddleware:
             finally:
                 server.exit(rejection.status)
             return [body]
+        environ["meshclient.caller"] = server.caller
         status: list[int | None] = [None]
 
         def start(status_line: str, headers: list[tuple[str, str]],

@@ -28,7 +28,7 @@ def _headers(environ: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def _tls(environ: dict[str, Any]) -> dict[str, Any] | None:
+def client_tls(environ: dict[str, Any]) -> dict[str, Any] | None:
     pem = environ.get("SSL_CLIENT_CERT")
     name = environ.get("SSL_CLIENT_S_DN")
     if not pem and not name:
@@ -50,7 +50,7 @@ class AuthorizationMiddleware:
     def __call__(self, environ: dict[str, Any],
                  start_response: StartResponse) -> Iterable[bytes]:
         caller = self.gate.check(headers=_headers(environ), address=environ.get("REMOTE_ADDR"),
-                                 tls=_tls(environ), method=environ.get("REQUEST_METHOD", "GET"),
+                                 tls=client_tls(environ), method=environ.get("REQUEST_METHOD", "GET"),
                                  path=environ.get("PATH_INFO", "/"))
         if caller is None:
             start_response("403 Forbidden", [("Content-Length", "0")])

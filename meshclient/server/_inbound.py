@@ -1,7 +1,10 @@
 """What every inbound entry point (decorator, ASGI, WSGI) does around a handler.
 
 The decisions are pure (`admission`): an expired deadline is answered 504 without running
-the handler; a full concurrency limit is answered 503 with `Retry-After`. `ServerScope`
+the handler; a full concurrency limit is answered 503 with `Retry-After`; a caller the
+policy's `authorization` section denies is answered 403 with no body (the shared
+`security.inbound.InboundGate`, so the decorator and both middlewares enforce the same
+rules). `ServerScope`
 does the rest: extracts the trace context with the global propagator, opens a SERVER
 span, sets `meshclient.context.inbound` (deadline, attempt) for the handler's outbound
 calls, and records `http.server.request.duration` when the handler is done.
@@ -30,6 +33,8 @@ from ..telemetry import semconv as sc
 from .shedding import ConcurrencyLimit
 
 if TYPE_CHECKING:
+    from ..security.authz import Caller
+    from ..security.inbound import InboundGate
     from ..telemetry.metrics import Instruments
 
 
@@ -38,11 +43,13 @@ class Rejection:
     """An answer given instead of running the handler."""
 
     status: int
-    reason: str  # "deadline" | "shed"
+    reason: str  # "deadline" | "shed" | "denied"
     headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def body(self) -> bytes:
+        if self.reason == "denied":
+            return b""  # no detail for a denied caller
         return (b"deadline exceeded before the handler ran\n" if self.reason == "deadline"
                 else b"overloaded: concurrency limit reached\n")
 
@@ -74,12 +81,15 @@ def status_of(result: Any, default: int = 200) -> int:
 class ServerScope:
     """One inbound request, from `enter()` to `exit()`. `headers` has lower-case keys."""
 
-    __slots__ = ("_clock", "_headers", "_instruments", "_limit", "_method", "_otel_token", "_path", "_permit",
-                 "_route", "_scheme", "_span", "_start", "_token", "inbound")
+    __slots__ = ("_address", "_clock", "_gate", "_headers", "_instruments", "_limit", "_method",
+                 "_otel_token", "_path", "_permit", "_route", "_scheme", "_span", "_start",
+                 "_tls", "_token", "caller", "inbound")
 
     def __init__(self, headers: Mapping[str, str], method: str, path: str | None = None, *,
                  route: str | None = None, scheme: str = "http",
-                 limit: ConcurrencyLimit | None = None, clock: Clock = CLOCK) -> None:
+                 limit: ConcurrencyLimit | None = None, clock: Clock = CLOCK,
+                 gate: InboundGate | None = None, address: str | None = None,
+                 tls: Mapping[str, Any] | None = None) -> None:
         self._headers = headers
         self._method = method
         self._path = path
@@ -87,6 +97,10 @@ class ServerScope:
         self._scheme = scheme
         self._limit = limit
         self._clock = clock
+        self._gate = gate
+        self._address = address
+        self._tls = tls
+        self.caller: Caller | None = None  # who called, once `enter()` admitted the request
         self._span: trace.Span | None = None
         self._otel_token: object | None = None
         self._token: contextvars.Token[Inbound | None] | None = None
@@ -120,6 +134,12 @@ class ServerScope:
         self._token = inbound.set(self.inbound)
         rejection = admission(self.inbound, self._clock.now_ns(), self._limit)
         self._permit = rejection is None and self._limit is not None
+        if rejection is None and self._gate is not None:
+            self.caller = self._gate.check(headers=self._headers, address=self._address,
+                                           tls=self._tls, method=self._method,
+                                           path=self._path or "/")
+            if self.caller is None:
+                rejection = Rejection(403, "denied")
         if rejection is not None and self._instruments is not None:
             self._instruments.server_rejections.add(1, {"meshclient.reason": rejection.reason})
         return rejection

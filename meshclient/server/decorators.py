@@ -3,8 +3,9 @@
 The request object is found among the handler's arguments (the first with `.headers`,
 or a `request=` keyword) or, for Flask, the active `flask.request`. Adapters cover
 Starlette/FastAPI, Flask and Django requests, and any object with a `.headers` mapping.
-A rejection (504 expired deadline, 503 shed) is returned in the framework's own response
-type; for a generic request object, `HandlerRejected` is raised instead.
+A rejection (504 expired deadline, 503 shed, 403 denied by the policy's `authorization`
+section) is returned in the framework's own response type; for a generic request object,
+`HandlerRejected` is raised instead.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, overload
 
 from ..errors import MeshError
+from ..security.inbound import InboundGate
 from ._inbound import Rejection, ServerScope, status_of
 from .shedding import limiter
 
@@ -24,7 +27,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 class HandlerRejected(MeshError):
     """Raised by a handler on a generic request object when the request is rejected
-    (expired deadline: 504; shed: 503). `status` and `headers` say what to answer."""
+    (expired deadline: 504; shed: 503; denied: 403). `status` and `headers` say what to
+    answer."""
 
     def __init__(self, rejection: Rejection) -> None:
         super().__init__(rejection.body.decode().strip())
@@ -63,16 +67,49 @@ def lower_headers(headers: Any) -> dict[str, str]:
     return {str(k).lower(): str(v) for k, v in items}
 
 
-def scope_for(req: Any, limit: Any, route: str | None) -> ServerScope:
+class LazyGate:
+    """The handler's `InboundGate`, built at its first request rather than at import time
+    (decorators run before the process has configured its policy)."""
+
+    def __init__(self, policy: Any, service: str) -> None:
+        self._args = (policy, service)
+        self._gate: InboundGate | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> InboundGate:
+        gate = self._gate
+        if gate is None:
+            with self._lock:
+                if self._gate is None:
+                    self._gate = InboundGate(*self._args)
+                gate = self._gate
+        return gate
+
+
+def _address(req: Any) -> str | None:
+    client = getattr(req, "client", None)  # Starlette
+    host = getattr(client, "host", None)
+    if isinstance(host, str):
+        return host
+    addr = getattr(req, "remote_addr", None)  # Flask
+    if isinstance(addr, str):
+        return addr
+    meta = getattr(req, "META", None)  # Django
+    return meta.get("REMOTE_ADDR") if isinstance(meta, Mapping) else None
+
+
+def scope_for(req: Any, limit: Any, route: str | None,
+              gate: InboundGate | None = None) -> ServerScope:
     if req is None:
-        return ServerScope({}, "GET", None, route=route, limit=limit)
+        return ServerScope({}, "GET", None, route=route, limit=limit, gate=gate)
     url = getattr(req, "url", None)
     path = getattr(req, "path", None)
     if not isinstance(path, str):
         path = getattr(url, "path", None)
     scheme = getattr(url, "scheme", None) or getattr(req, "scheme", None) or "http"
     return ServerScope(lower_headers(req.headers), str(getattr(req, "method", "GET")), path,
-                       route=route, scheme=str(scheme), limit=limit)
+                       route=route, scheme=str(scheme), limit=limit, gate=gate,
+                       address=_address(req))
 
 
 def reject_response(req: Any, rejection: Rejection) -> Any:
@@ -98,11 +135,13 @@ def reject_response(req: Any, rejection: Rejection) -> Any:
 def handler(fn: F) -> F: ...
 @overload
 def handler(fn: None = None, *, max_concurrency: int | None = None,
-            retry_after_s: float = 1.0, route: str | None = None) -> Callable[[F], F]: ...
+            retry_after_s: float = 1.0, route: str | None = None, policy: Any = None,
+            service: str = "inbound") -> Callable[[F], F]: ...
 
 
 def handler(fn: F | None = None, *, max_concurrency: int | None = None,
-            retry_after_s: float = 1.0, route: str | None = None) -> F | Callable[[F], F]:
+            retry_after_s: float = 1.0, route: str | None = None, policy: Any = None,
+            service: str = "inbound") -> F | Callable[[F], F]:
     """Decorate an inbound handler (sync or async).
 
     **Parameters:**
@@ -110,6 +149,8 @@ def handler(fn: F | None = None, *, max_concurrency: int | None = None,
     * **max_concurrency** - shed (503 + `Retry-After: retry_after_s`) beyond this many
       requests in this handler at once; None (default) never sheds.
     * **route** - the route template for span names and `http.route` (e.g. `/users/{id}`).
+    * **policy**, **service** - where the `authorization` rules come from (default: the
+      process's store, read at the first request) and the name denials are reported under.
 
     Usage:
     ```python
@@ -119,13 +160,14 @@ def handler(fn: F | None = None, *, max_concurrency: int | None = None,
     ```
     """
     limit = limiter(max_concurrency, retry_after_s)
+    gate = LazyGate(policy, service)
 
     def decorate(func: F) -> F:
         if inspect.iscoroutinefunction(func):
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 req = find_request(args, kwargs)
-                scope = scope_for(req, limit, route)
+                scope = scope_for(req, limit, route, gate.get())
                 rejection = scope.enter()
                 if rejection is not None:
                     scope.exit(rejection.status)
@@ -143,7 +185,7 @@ def handler(fn: F | None = None, *, max_concurrency: int | None = None,
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             req = find_request(args, kwargs)
-            scope = scope_for(req, limit, route)
+            scope = scope_for(req, limit, route, gate.get())
             rejection = scope.enter()
             if rejection is not None:
                 scope.exit(rejection.status)

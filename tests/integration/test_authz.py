@@ -14,6 +14,8 @@ import anyio
 import httpx
 import pytest
 
+import meshclient.asgi
+import meshclient.wsgi
 from meshclient import _events
 from meshclient.policy import Policy, PolicyStore
 from meshclient.security import asgi as mesh_asgi
@@ -53,7 +55,7 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 Server = Callable[[Any], AbstractContextManager[str]]
 
 
-@pytest.fixture(params=["asgi", "wsgi"])
+@pytest.fixture(params=["asgi", "wsgi", "mesh-asgi", "mesh-wsgi"])
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -65,6 +67,12 @@ def served(kind: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, st
     if kind == "asgi":
         middleware: Any = mesh_asgi.AuthorizationMiddleware(asgi_app, policy=store)
         server: Server = serve_asgi
+    elif kind == "mesh-asgi":  # the same rules enforced by the mesh's own middleware
+        middleware = meshclient.asgi.MeshMiddleware(asgi_app, policy=store)
+        server = serve_asgi
+    elif kind == "mesh-wsgi":
+        middleware = meshclient.wsgi.MeshMiddleware(wsgi_app, policy=store)
+        server = serve_wsgi
     else:
         middleware = mesh_wsgi.AuthorizationMiddleware(wsgi_app, policy=store)
         server = serve_wsgi
@@ -178,3 +186,28 @@ def test_policy_update_changes_rules(kind: str) -> None:
         assert get(url, "/").status_code == 200
         store.replace(Policy())  # no authorization section: every request allowed
         assert get(url, "/").status_code == 200
+
+
+def test_handler_decorator_enforces_the_same_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`@meshclient.handler` shares the gate: a generic request object gets HandlerRejected
+    (403, no detail) for a denied caller, and the handler never runs."""
+    from meshclient.server.decorators import HandlerRejected
+
+    monkeypatch.setenv("BILLING_TOKEN", "billing-secret-token")
+    store = PolicyStore(Policy.from_dict({"authorization": RULES}))
+    ran: list[str] = []
+
+    class Request:
+        def __init__(self, path: str, headers: dict[str, str]) -> None:
+            self.method, self.path, self.headers = "GET", path, headers
+
+    @meshclient.handler(policy=store)
+    def view(request: Request) -> str:
+        ran.append(request.path)
+        return "ok"
+
+    assert view(Request("/page", {"x-caller": "frontend-web"})) == "ok"
+    with pytest.raises(HandlerRejected) as info:
+        view(Request("/admin/users", {"x-caller": "frontend-web"}))
+    assert info.value.status == 403 and str(info.value) == ""
+    assert ran == ["/page"]
