@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -35,6 +36,11 @@ class OwnedHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     owner: Any
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet for peers that hang up (clients closed at the end of a run); loud otherwise."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class QuietHandler(BaseHTTPRequestHandler):
