@@ -3,9 +3,11 @@
 This runs on every request, so it avoids `URL.copy_with` (which re-parses and re-validates
 the whole URL, the largest single cost of the mesh path): the endpoint's part of the URL
 (scheme, host, port) is normalised by httpx once per endpoint and cached, and each request
-only swaps those three components of its already-parsed URL. If httpx's URL internals ever
-differ from what this expects, a self-check at import turns the shortcut off and
-`copy_with` is used instead.
+only swaps those three components of its already-parsed URL. Likewise the attempt's
+headers are appended to a copy of httpx's item list rather than through `Headers.update`
+(which builds a second `Headers` and re-derives the encoding per key). If httpx's URL or
+header internals ever differ from what this expects, a self-check at import turns that
+shortcut off and `copy_with` / `update` are used instead.
 """
 
 from __future__ import annotations
@@ -57,6 +59,55 @@ def _self_check() -> Any:
 endpoint_url = _self_check()
 
 
+def _fast_headers(headers: httpx.Headers, extra: dict[str, str]) -> httpx.Headers:
+    """`headers.copy()` then `.update(extra)`, on httpx's item list of (raw name, lower-case
+    name, value) byte triples: earlier occurrences of each name are removed, the new ones
+    appended in order (ASCII, as `update` encodes them)."""
+    out = headers.copy()
+    items = out._list
+    added = []
+    for name, value in extra.items():
+        raw = name.encode("ascii")
+        added.append((raw, raw.lower(), value.encode("ascii")))
+    for _, lower, _ in added:
+        for _, present, _ in items:
+            if present == lower:  # rare: the caller set one of these headers itself
+                names = {n for _, n, _ in added}
+                items[:] = [item for item in items if item[1] not in names]
+                break
+    items.extend(added)
+    return out
+
+
+def _slow_headers(headers: httpx.Headers, extra: dict[str, str]) -> httpx.Headers:
+    out = headers.copy()
+    out.update(extra)
+    return out
+
+
+def _headers_self_check() -> Any:
+    samples: list[tuple[Any, dict[str, str]]] = [
+        ({"Host": "users", "Accept": "*/*"}, {"x-mesh-attempt": "2"}),
+        ([("X-Mesh-Attempt", "1"), ("a", "b"), ("x-mesh-attempt", "3")],
+         {"x-mesh-deadline-ms": "900", "x-mesh-attempt": "2"}),
+        ({"caf\u00e9": "cr\u00e8me"}, {"x-a": "1"})]
+    try:
+        for base, extra in samples:
+            original = httpx.Headers(base, encoding="utf-8")
+            fast, slow = _fast_headers(original, extra), _slow_headers(original, extra)
+            if (fast.raw != slow.raw or fast.encoding != slow.encoding
+                    or list(fast.multi_items()) != list(slow.multi_items())
+                    or original.raw != httpx.Headers(base, encoding="utf-8").raw):
+                return _slow_headers
+    except Exception:  # pragma: no cover - only with an httpx whose internals changed
+        return _slow_headers
+    return _fast_headers
+
+
+#: `with_headers(headers, extra)`: a copy of `headers` with `extra` set (as `update` does).
+with_headers = _headers_self_check()
+
+
 def address_request(request: httpx.Request, service: Service, endpoint: Endpoint,
                     headers: dict[str, str] | None = None) -> httpx.Request:
     """A copy of `request` sent to `endpoint`: the URL names the endpoint, the `Host` header
@@ -75,7 +126,5 @@ def address_request(request: httpx.Request, service: Service, endpoint: Endpoint
     out.extensions = dict(request.extensions)
     if scheme == "https" and "sni_hostname" not in out.extensions:
         out.extensions["sni_hostname"] = request.url.host
-    out.headers = request.headers.copy()
-    if headers:
-        out.headers.update(headers)
+    out.headers = with_headers(request.headers, headers) if headers else request.headers.copy()
     return out
