@@ -9,7 +9,7 @@ import anyio
 import httpx
 
 from .._core.actions import Discard, Done, Hedge, HedgeOutcome, Mirror, Outcome, Send, Sleep
-from ..policy import Policy, PolicyStore
+from ..policy import Policy, PolicyStore, Service
 from ..security.outbound import ServiceGuard
 from ._base import MeshBase
 from ._mirror import MirrorSender
@@ -28,12 +28,13 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         self.mirrors = MirrorSender(self.registry)  # issue-6
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        guard = self._guard(request)  # issue-9: limits, credentials, mTLS
+        policy, service = self._lookup(request)  # the request's one policy snapshot
+        guard = self._guard(service)  # issue-9: limits, credentials, mTLS
         if guard is None:
-            return await self._handle(request, None)
+            return await self._handle(request, None, policy, service)
         await guard.admit_async(request)
         try:
-            response = await self._handle(request, guard)
+            response = await self._handle(request, guard, policy, service)
         except BaseException as exc:
             guard.observe(None, exc)
             guard.release()
@@ -47,9 +48,9 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
                 lambda _error: guard.release())
         return response
 
-    async def _handle(self, request: httpx.Request,
-                      guard: ServiceGuard | None) -> httpx.Response:
-        flow = self._flow(request)
+    async def _handle(self, request: httpx.Request, guard: ServiceGuard | None,
+                      policy: Policy, service: Service | None) -> httpx.Response:
+        flow = self._flow(request, policy, service)
         if flow is None:
             return await self.inner.handle_async_request(request)
         held: httpx.Response | None = None  # a response the flow still owns

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from .._core.actions import Discard, Done, Hedge, HedgeOutcome, Mirror, Outcome, Send, Sleep
-from ..policy import Policy, PolicyStore
+from ..policy import Policy, PolicyStore, Service
 from ..security.outbound import ServiceGuard
 from ._base import MeshBase
 from ._mirror import MirrorSender
@@ -49,12 +49,13 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         self.mirrors = MirrorSender(self.registry)  # issue-6
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        guard = self._guard(request)  # issue-9: limits, credentials, mTLS
+        policy, service = self._lookup(request)  # the request's one policy snapshot
+        guard = self._guard(service)  # issue-9: limits, credentials, mTLS
         if guard is None:
-            return self._handle(request, None)
+            return self._handle(request, None, policy, service)
         guard.admit_sync(request)
         try:
-            response = self._handle(request, guard)
+            response = self._handle(request, guard, policy, service)
         except BaseException as exc:
             guard.observe(None, exc)
             guard.release()
@@ -68,8 +69,9 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
                 lambda _error: guard.release())
         return response
 
-    def _handle(self, request: httpx.Request, guard: ServiceGuard | None) -> httpx.Response:
-        flow = self._flow(request)
+    def _handle(self, request: httpx.Request, guard: ServiceGuard | None, policy: Policy,
+                service: Service | None) -> httpx.Response:
+        flow = self._flow(request, policy, service)
         if flow is None:
             return self.inner.handle_request(request)
         held: httpx.Response | None = None  # a response the flow still owns
