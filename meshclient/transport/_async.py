@@ -13,7 +13,7 @@ from ..policy import Policy, PolicyStore, Service
 from ..security.outbound import ServiceGuard
 from ._base import MeshBase
 from ._mirror import MirrorSender
-from ._streams import TrackedAsyncStream
+from ._streams import track_async
 
 
 class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
@@ -40,12 +40,7 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
             guard.release()
             raise
         guard.observe(response.status_code, None)
-        if response.is_closed:  # already read (an in-memory response): nothing to wait for
-            guard.release()
-        else:
-            response.stream = TrackedAsyncStream(
-                response.stream,  # type: ignore[arg-type]
-                lambda _error: guard.release())
+        track_async(response, lambda _error: guard.release())
         return response
 
     async def _handle(self, request: httpx.Request, guard: ServiceGuard | None,
@@ -66,9 +61,7 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
                 elif isinstance(action, Done):
                     response = action.response
                     if action.on_close is not None:
-                        response.stream = TrackedAsyncStream(
-                            response.stream,  # type: ignore[arg-type]
-                            action.on_close)
+                        track_async(response, action.on_close)
                     held = None
                     return response
                 elif isinstance(action, Mirror):  # fire and forget, bounded

@@ -15,7 +15,7 @@ from ..policy import Policy, PolicyStore, Service
 from ..security.outbound import ServiceGuard
 from ._base import MeshBase
 from ._mirror import MirrorSender
-from ._streams import TrackedSyncStream
+from ._streams import track_sync
 
 #: Most threads the sync shell uses for hedged requests (created on first use, on demand).
 HEDGE_THREADS = 32
@@ -61,12 +61,7 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
             guard.release()
             raise
         guard.observe(response.status_code, None)
-        if response.is_closed:  # already read (an in-memory response): nothing to wait for
-            guard.release()
-        else:
-            response.stream = TrackedSyncStream(
-                response.stream,  # type: ignore[arg-type]
-                lambda _error: guard.release())
+        track_sync(response, lambda _error: guard.release())
         return response
 
     def _handle(self, request: httpx.Request, guard: ServiceGuard | None, policy: Policy,
@@ -87,9 +82,7 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
                 elif isinstance(action, Done):
                     response = action.response
                     if action.on_close is not None:
-                        response.stream = TrackedSyncStream(
-                            response.stream,  # type: ignore[arg-type]
-                            action.on_close)
+                        track_sync(response, action.on_close)
                     held = None
                     return response
                 elif isinstance(action, Mirror):  # fire and forget, bounded

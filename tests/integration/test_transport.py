@@ -75,3 +75,15 @@ def test_a_request_reads_the_policy_once(mesh, cluster: LoopbackCluster) -> None
     for _ in range(3):
         assert caller.get("http://users/v1").status_code == 200
     assert store.reads - before == 3  # one snapshot per request, shared by guard and flow
+
+
+def test_an_in_memory_response_ends_its_measurement_at_once(mesh) -> None:
+    """An inner transport may return a response already read (httpx never closes it
+    again): the endpoint's in-flight count must still come back to zero."""
+    inner = httpx.MockTransport(lambda request: httpx.Response(200, content=b"x" * 1024))
+    caller = mesh(Policy.from_dict({"services": {"users": {"endpoints": ["127.0.0.2:9"]}}}),
+                  inner=inner)
+    for _ in range(3):
+        assert caller.get("http://users/").content == b"x" * 1024
+    (endpoint,) = caller.transport.snapshot()["services"]["users"]["endpoints"]
+    assert endpoint["in_flight"] == 0 and endpoint["requests"] == 3
