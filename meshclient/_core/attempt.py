@@ -12,7 +12,7 @@ from ..resilience.breaker import NORMAL, REFUSED
 from ..resilience.classify import OTHER, error_kind, is_failure_status
 from ..resilience.deadline import Deadline, attempt_timeout
 from .actions import Outcome, Send
-from .address import address_request
+from .address import address_request, header
 
 if TYPE_CHECKING:
     from .._runtime import ServiceRuntime
@@ -29,7 +29,7 @@ def replayable(request: httpx.Request) -> bool:
     A generator body is consumed by the first attempt and is never replayed."""
     if not isinstance(request.stream, httpx.ByteStream):
         return False
-    length = request.headers.get("content-length")
+    length = header(request.headers, b"content-length")
     return length is None or (length.isdigit() and int(length) <= MAX_REPLAY_BYTES)
 
 
