@@ -32,8 +32,11 @@ def _origin(scheme: str, host: str, port: int) -> tuple[str, str, int | None]:
 
 def _fast_url(url: httpx.URL, scheme: str, host: str, port: int) -> httpx.URL:
     s, h, p = _origin(scheme, host, port)
+    ref = url._uri_reference
     out = object.__new__(httpx.URL)
-    out._uri_reference = url._uri_reference._replace(scheme=s, host=h, port=p)
+    # (scheme, userinfo, host, port, path, query, fragment), built directly: `_replace` is a
+    # Python-level rebuild of the whole tuple (the self-check compares the result)
+    out._uri_reference = type(ref)(s, ref.userinfo, h, p, ref.path, ref.query, ref.fragment)
     return out
 
 

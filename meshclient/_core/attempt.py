@@ -45,14 +45,13 @@ def pick_and_guard(runtime: ServiceRuntime, tried: set[str],
         state = balancer.pick(exclude=exclude)
         if state is None:
             return None
-        key = state.endpoint.key
-        if key in refused:
+        if refused and state.endpoint.key in refused:
             break
         breaker = state.breaker
         ticket = NORMAL if breaker is None else breaker.admit()
         if ticket != REFUSED:
             return state, ticket
-        refused.add(key)
+        refused.add(state.endpoint.key)
     return ALL_OPEN
 
 
@@ -67,8 +66,11 @@ def prepare(request: httpx.Request, runtime: ServiceRuntime, state: EndpointStat
     caller = request.extensions.get("timeout")
     bound_s = bound_ns / 1e9
     out.extensions["timeout"] = attempt_timeout(caller, bound_s)
-    if capped and caller and any(v is not None and v < bound_s for v in caller.values()):
-        capped = False  # the caller's own, shorter timeout bounds this attempt
+    if capped and caller:
+        for value in caller.values():
+            if value is not None and value < bound_s:
+                capped = False  # the caller's own, shorter timeout bounds this attempt
+                break
     return Send(out, state.endpoint, runtime.service.name, attempt), capped
 
 
