@@ -56,9 +56,11 @@ def _unset_global(module: ModuleType, attr: str, getter: Callable[[], Any]) -> C
     lookup it makes on every call while no global provider is set (two per request, the
     largest part of the no-SDK fast path). While `module.<attr>` (the global OTel returns once
     set, by code or from its OTEL_PYTHON_*_PROVIDER variable) is unset and `os.environ` has
-    not changed size since, the answer is the proxy `getter` returned last time. If OTel's
-    module no longer has that global, `getter` is used as it is."""
-    if getattr(module, attr, _NONE) is not None or getter() is not getter():
+    not changed size since, the answer is the proxy `getter` returned last time (safe: only
+    that global or a new variable changes OTel's answer; the one case missed is a variable
+    added while another is removed between two calls, until the size next changes). If
+    OTel's module no longer has that global, `getter` is used as it is."""
+    if getattr(module, attr, _NONE) is _NONE:
         return getter
     seen: tuple[int, Any] = (-1, None)  # (size of os.environ, the proxy), replaced whole
 
