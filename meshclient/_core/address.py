@@ -3,9 +3,12 @@
 This runs on every request, so it avoids `URL.copy_with` (which re-parses and re-validates
 the whole URL, the largest single cost of the mesh path): the endpoint's part of the URL
 (scheme, host, port) is normalised by httpx once per endpoint and cached, and each request
-only swaps those three components of its already-parsed URL. If httpx's URL internals ever
-differ from what this expects, a self-check at import turns the shortcut off and
-`copy_with` is used instead.
+only swaps those three components of its already-parsed URL. Likewise the attempt's
+headers are appended to a copy of httpx's item list rather than through `Headers.update`
+(which builds a second `Headers` and re-derives the encoding per key), and a header is
+read without deciding the encoding of all of them (`header`). If httpx's URL or
+header internals ever differ from what this expects, a self-check at import turns that
+shortcut off and `copy_with` / `update` are used instead.
 """
 
 from __future__ import annotations
@@ -29,8 +32,11 @@ def _origin(scheme: str, host: str, port: int) -> tuple[str, str, int | None]:
 
 def _fast_url(url: httpx.URL, scheme: str, host: str, port: int) -> httpx.URL:
     s, h, p = _origin(scheme, host, port)
+    ref = url._uri_reference
     out = object.__new__(httpx.URL)
-    out._uri_reference = url._uri_reference._replace(scheme=s, host=h, port=p)
+    # (scheme, userinfo, host, port, path, query, fragment), built directly: `_replace` is a
+    # Python-level rebuild of the whole tuple (the self-check compares the result)
+    out._uri_reference = type(ref)(s, ref.userinfo, h, p, ref.path, ref.query, ref.fragment)
     return out
 
 
@@ -57,6 +63,81 @@ def _self_check() -> Any:
 endpoint_url = _self_check()
 
 
+def _fast_headers(headers: httpx.Headers, extra: dict[str, str]) -> httpx.Headers:
+    """`headers.copy()` then `.update(extra)`, on httpx's item list of (raw name, lower-case
+    name, value) byte triples: earlier occurrences of each name are removed, the new ones
+    appended in order (ASCII, as `update` encodes them). Unlike `copy()`, it leaves the
+    encoding undecided when the original has not decided it yet (deciding scans every
+    header; httpx decides it the same way, from the same bytes, if it is ever asked)."""
+    out = object.__new__(httpx.Headers)
+    out._list = items = list(headers._list)
+    out._encoding = headers._encoding
+    added = []
+    for name, value in extra.items():
+        raw = name.encode("ascii")
+        added.append((raw, raw.lower(), value.encode("ascii")))
+    for _, lower, _ in added:
+        for _, present, _ in items:
+            if present == lower:  # rare: the caller set one of these headers itself
+                names = {n for _, n, _ in added}
+                items[:] = [item for item in items if item[1] not in names]
+                break
+    items.extend(added)
+    return out
+
+
+def _slow_headers(headers: httpx.Headers, extra: dict[str, str]) -> httpx.Headers:
+    out = headers.copy()
+    out.update(extra)
+    return out
+
+
+def _fast_header(headers: httpx.Headers, name: bytes) -> str | None:
+    """`headers.get(name)` (`name` lower-case), without deciding the encoding unless the
+    header is present."""
+    values = [value for _, key, value in headers._list if key == name]
+    if not values:
+        return None
+    encoding = headers.encoding
+    return ", ".join(value.decode(encoding) for value in values)
+
+
+def _slow_header(headers: httpx.Headers, name: bytes) -> str | None:
+    value: str | None = headers.get(name.decode("ascii"))
+    return value
+
+
+_HEADER_SAMPLES: list[tuple[Any, str | None]] = [
+    ({"Host": "users", "Accept": "*/*"}, None),
+    ([("X-Mesh-Attempt", "1"), ("a", "b"), ("x-mesh-attempt", "3")], "ascii"),
+    ({b"caf\xc3\xa9": b"cr\xc3\xa8me", b"Content-Length": b"12"}, None),  # utf-8
+    ([("content-length", "1"), ("Content-Length", "2")], "iso-8859-1")]
+
+
+def _headers_self_check() -> tuple[Any, Any]:
+    extras = [{"x-mesh-attempt": "2"}, {"x-mesh-deadline-ms": "900", "x-mesh-attempt": "2"}]
+    try:
+        for base, encoding in _HEADER_SAMPLES:
+            for extra in extras:
+                fast = _fast_headers(httpx.Headers(base, encoding), extra)
+                slow = _slow_headers(httpx.Headers(base, encoding), extra)
+                if (fast.raw != slow.raw or fast.encoding != slow.encoding
+                        or list(fast.multi_items()) != list(slow.multi_items())):
+                    return _slow_headers, _slow_header
+            for name in (b"content-length", b"x-mesh-attempt", b"host"):
+                original = httpx.Headers(base, encoding)
+                if _fast_header(original, name) != _slow_header(original, name):
+                    return _slow_headers, _slow_header
+    except Exception:  # pragma: no cover - only with an httpx whose internals changed
+        return _slow_headers, _slow_header
+    return _fast_headers, _fast_header
+
+
+#: `with_headers(headers, extra)`: a copy of `headers` with `extra` set (as `update` does);
+#: `header(headers, name)`: `headers.get(name)` for a lower-case byte name.
+with_headers, header = _headers_self_check()
+
+
 def address_request(request: httpx.Request, service: Service, endpoint: Endpoint,
                     headers: dict[str, str] | None = None) -> httpx.Request:
     """A copy of `request` sent to `endpoint`: the URL names the endpoint, the `Host` header
@@ -75,7 +156,5 @@ def address_request(request: httpx.Request, service: Service, endpoint: Endpoint
     out.extensions = dict(request.extensions)
     if scheme == "https" and "sni_hostname" not in out.extensions:
         out.extensions["sni_hostname"] = request.url.host
-    out.headers = request.headers.copy()
-    if headers:
-        out.headers.update(headers)
+    out.headers = with_headers(request.headers, headers or {})
     return out

@@ -12,7 +12,7 @@ from ..resilience.breaker import NORMAL, REFUSED
 from ..resilience.classify import OTHER, error_kind, is_failure_status
 from ..resilience.deadline import Deadline, attempt_timeout
 from .actions import Outcome, Send
-from .address import address_request
+from .address import address_request, header
 
 if TYPE_CHECKING:
     from .._runtime import ServiceRuntime
@@ -29,7 +29,7 @@ def replayable(request: httpx.Request) -> bool:
     A generator body is consumed by the first attempt and is never replayed."""
     if not isinstance(request.stream, httpx.ByteStream):
         return False
-    length = request.headers.get("content-length")
+    length = header(request.headers, b"content-length")
     return length is None or (length.isdigit() and int(length) <= MAX_REPLAY_BYTES)
 
 
@@ -45,14 +45,13 @@ def pick_and_guard(runtime: ServiceRuntime, tried: set[str],
         state = balancer.pick(exclude=exclude)
         if state is None:
             return None
-        key = state.endpoint.key
-        if key in refused:
+        if refused and state.endpoint.key in refused:
             break
         breaker = state.breaker
         ticket = NORMAL if breaker is None else breaker.admit()
         if ticket != REFUSED:
             return state, ticket
-        refused.add(key)
+        refused.add(state.endpoint.key)
     return ALL_OPEN
 
 
@@ -67,8 +66,11 @@ def prepare(request: httpx.Request, runtime: ServiceRuntime, state: EndpointStat
     caller = request.extensions.get("timeout")
     bound_s = bound_ns / 1e9
     out.extensions["timeout"] = attempt_timeout(caller, bound_s)
-    if capped and caller and any(v is not None and v < bound_s for v in caller.values()):
-        capped = False  # the caller's own, shorter timeout bounds this attempt
+    if capped and caller:
+        for value in caller.values():
+            if value is not None and value < bound_s:
+                capped = False  # the caller's own, shorter timeout bounds this attempt
+                break
     return Send(out, state.endpoint, runtime.service.name, attempt), capped
 
 

@@ -18,6 +18,8 @@ Differences from calling pybreaker directly, each on purpose:
   process (Redis) is dated by converting its `opened_at` age once, on first sight.
 - A result reported after the state moved on (an attempt admitted while closed finishing
   after the breaker opened) is ignored, except the probe's.
+- A success while closed with no failures counted is not replayed: for pybreaker it would
+  only reset a counter that is already 0 (one storage read instead of a call per request).
 
 `status()` is "closed", "half-open" or "open"; an open breaker whose reset time has passed
 reports "half-open" (it will admit a probe), so balancers can rank it as degraded.
@@ -169,15 +171,23 @@ class Breaker:
         """Report the result of an admitted attempt."""
         if ticket == REFUSED:
             return
-        now = self._clock.now_ns()
+        cb = self._cb
         with self._lock:
-            state = self._cb.current_state
+            state = cb.current_state
+            if (ok and ticket == NORMAL and state == CLOSED and cb._state.name == CLOSED
+                    and cb._state_storage.counter == 0):
+                # Fast path, safe because pybreaker's closed-state success only resets the
+                # fail counter (already 0 in storage), and our listener ignores successes;
+                # its cached state agrees with storage, so there is no change to announce.
+                self._opened_ns = None
+                return
             if ticket == PROBE:
                 self._probing = False
                 if state != HALF_OPEN:
                     return
             elif state != CLOSED:
                 return
+            now = self._clock.now_ns()
             with contextlib.suppress(_Failure, pybreaker.CircuitBreakerError):
                 self._cb.call(_ok if ok else _fail)
             if self._cb.current_state == OPEN:

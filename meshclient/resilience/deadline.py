@@ -93,8 +93,14 @@ class Deadline:
 def attempt_timeout(caller: Mapping[str, Any] | None, bound_s: float) -> dict[str, float | None]:
     """httpx's timeout extension for one attempt: each of connect/read/write/pool is the
     caller's value (None = unbounded) capped at `bound_s`."""
+    if caller is None:
+        return dict.fromkeys(_HTTPX_KEYS, bound_s)
     out: dict[str, float | None] = {}
     for key in _HTTPX_KEYS:
-        value = caller.get(key) if caller is not None else None
-        out[key] = bound_s if value is None else min(float(value), bound_s)
+        value = caller.get(key)
+        if value is None:
+            out[key] = bound_s
+        else:
+            value = float(value)
+            out[key] = bound_s if value >= bound_s else value  # min(), NaN included
     return out

@@ -9,9 +9,13 @@ call: each call reads the global provider and compares identity with the last on
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
+from opentelemetry.metrics import _internal as _metrics_internal
 
 if TYPE_CHECKING:
     from .metrics import Instruments
@@ -47,10 +51,44 @@ def _is_noop_meter_provider(provider: object) -> bool:
         type(provider).__name__ == "_ProxyMeterProvider"
 
 
+def _unset_global(module: ModuleType, attr: str, getter: Callable[[], Any]) -> Callable[[], Any]:
+    """`getter` (OTel's `get_tracer_provider` / `get_meter_provider`) without the environment
+    lookup it makes on every call while no global provider is set (two per request, the
+    largest part of the no-SDK fast path). While `module.<attr>` (the global OTel returns once
+    set, by code or from its OTEL_PYTHON_*_PROVIDER variable) is unset and `os.environ` has
+    not changed size since, the answer is the proxy `getter` returned last time (safe: only
+    that global or a new variable changes OTel's answer; the one case missed is a variable
+    added while another is removed between two calls, until the size next changes). If
+    OTel's module no longer has that global, `getter` is used as it is."""
+    if getattr(module, attr, _NONE) is _NONE:
+        return getter
+    seen: tuple[int, Any] = (-1, None)  # (size of os.environ, the proxy), replaced whole
+
+    def get() -> Any:
+        nonlocal seen
+        if getattr(module, attr) is not None:
+            return getter()  # set: OTel returns it without looking at the environment
+        size = len(os.environ)
+        cached = seen
+        if cached[0] == size:
+            return cached[1]
+        provider = getter()
+        if getattr(module, attr) is None:  # still unset: the proxy, for this environment
+            seen = (size, provider)
+        return provider
+
+    return get
+
+
+_global_tracer_provider = _unset_global(trace, "_TRACER_PROVIDER", trace.get_tracer_provider)
+_global_meter_provider = _unset_global(_metrics_internal, "_METER_PROVIDER",
+                                       metrics.get_meter_provider)
+
+
 def tracer() -> trace.Tracer | None:
     """The meshclient tracer, or None when no real tracer provider is configured."""
     global _tracing
-    provider = _tracer_override or trace.get_tracer_provider()
+    provider = _tracer_override or _global_tracer_provider()
     seen = _tracing
     if seen[0] is not provider:
         real = None if _is_noop_tracer_provider(provider) else provider.get_tracer(
@@ -62,7 +100,7 @@ def tracer() -> trace.Tracer | None:
 def instruments() -> Instruments | None:
     """meshclient's instruments, or None when no real meter provider is configured."""
     global _metering
-    provider = _meter_override or metrics.get_meter_provider()
+    provider = _meter_override or _global_meter_provider()
     seen = _metering
     if seen[0] is not provider:
         from .metrics import Instruments

@@ -11,11 +11,11 @@ import httpx
 
 from .._core.actions import Discard, Done, Hedge, HedgeOutcome, Mirror, Outcome, Send, Sleep, WaitForEndpoints
 from ..discovery._base import EndpointWaiter
-from ..policy import Policy, PolicyStore
+from ..policy import Policy, PolicyStore, Service
 from ..security.outbound import ServiceGuard
 from ._base import MeshBase
 from ._mirror import MirrorSender
-from ._streams import TrackedAsyncStream
+from ._streams import track_async
 
 
 async def _wait_ready(waiter: EndpointWaiter, timeout_s: float) -> None:
@@ -42,28 +42,24 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         self.mirrors = MirrorSender(self.registry)  # issue-6
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        guard = self._guard(request)  # issue-9: limits, credentials, mTLS
+        policy, service = self._lookup(request)  # the request's one policy snapshot
+        guard = self._guard(service)  # issue-9: limits, credentials, mTLS
         if guard is None:
-            return await self._handle(request, None)
+            return await self._handle(request, None, policy, service)
         await guard.admit_async(request)
         try:
-            response = await self._handle(request, guard)
+            response = await self._handle(request, guard, policy, service)
         except BaseException as exc:
             guard.observe(None, exc)
             guard.release()
             raise
         guard.observe(response.status_code, None)
-        if response.is_closed:  # already read (an in-memory response): nothing to wait for
-            guard.release()
-        else:
-            response.stream = TrackedAsyncStream(
-                response.stream,  # type: ignore[arg-type]
-                lambda _error: guard.release())
+        track_async(response, lambda _error: guard.release())
         return response
 
-    async def _handle(self, request: httpx.Request,
-                      guard: ServiceGuard | None) -> httpx.Response:
-        flow = self._flow(request)
+    async def _handle(self, request: httpx.Request, guard: ServiceGuard | None,
+                      policy: Policy, service: Service | None) -> httpx.Response:
+        flow = self._flow(request, policy, service)
         if flow is None:
             return await self.inner.handle_async_request(request)
         held: httpx.Response | None = None  # a response the flow still owns
@@ -79,9 +75,7 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
                 elif isinstance(action, Done):
                     response = action.response
                     if action.on_close is not None:
-                        response.stream = TrackedAsyncStream(
-                            response.stream,  # type: ignore[arg-type]
-                            action.on_close)
+                        track_async(response, action.on_close)
                     held = None
                     return response
                 elif isinstance(action, Mirror):  # fire and forget, bounded

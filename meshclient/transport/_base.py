@@ -11,7 +11,7 @@ import httpx
 from .._core.flow import Flow, request_flow
 from .._runtime import Registry, registry_for
 from ..context import inbound
-from ..policy import Policy, PolicyStore, default_store
+from ..policy import Policy, PolicyStore, Service, default_store
 from ..routing import route
 from ..security.outbound import ServiceGuard
 from ..security.registry import SecurityRegistry, security_for
@@ -56,12 +56,16 @@ class MeshBase:
         if self._owns_store:
             self.registry.close()
 
-    def _flow(self, request: httpx.Request) -> Flow | None:
-        """The flow for a request to a service in the current policy, else None (pass
-        through untraced: telemetry is off). The policy is read once here: the request sees
-        one version throughout. With telemetry on, the flow is wrapped to trace it."""
+    def _lookup(self, request: httpx.Request) -> tuple[Policy, Service | None]:
+        """The current policy, read once per request (the request sees one version from
+        start to end: pass it on), and the service the request's host names in it."""
         policy = self.store.current
-        service = policy.resolved.get(request.url.host)
+        return policy, policy.resolved.get(request.url.host)
+
+    def _flow(self, request: httpx.Request, policy: Policy,
+              service: Service | None) -> Flow | None:
+        """The flow for a request to `service` (from `_lookup`), else None (pass through
+        untraced: telemetry is off). With telemetry on, the flow is wrapped to trace it."""
         if service is None:
             call = start_call(request, None)
             return None if call is None else instrument(passthrough_flow(request), call)
@@ -72,10 +76,9 @@ class MeshBase:
         call = start_call(request, service.name)
         return flow if call is None else instrument(flow, call)
 
-    def _guard(self, request: httpx.Request) -> ServiceGuard | None:
+    def _guard(self, service: Service | None) -> ServiceGuard | None:
         """The security guard of the request's service (None: no tls/auth/limits, or not a
         service)."""
-        service = self.store.current.resolved.get(request.url.host)
         return None if service is None else self.security.guard(service)
 
     def _inner_for(self, guard: ServiceGuard | None, default: T,

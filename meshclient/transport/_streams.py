@@ -70,3 +70,21 @@ class TrackedAsyncStream(httpx.AsyncByteStream):
             await self._stream.aclose()
         finally:
             self._finish(None)
+
+
+def track_sync(response: httpx.Response, on_close: OnClose) -> None:
+    """Have `on_close` called when `response`'s body is closed or fully read: at once for a
+    response already read (an in-memory one: httpx never closes it again), else by its
+    stream."""
+    if response.is_closed:
+        on_close(None)
+    else:
+        response.stream = TrackedSyncStream(response.stream, on_close)  # type: ignore[arg-type]
+
+
+def track_async(response: httpx.Response, on_close: OnClose) -> None:
+    """`track_sync` for an async response."""
+    if response.is_closed:
+        on_close(None)
+    else:
+        response.stream = TrackedAsyncStream(response.stream, on_close)  # type: ignore[arg-type]

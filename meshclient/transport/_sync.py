@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 
 from .._core.actions import Discard, Done, Hedge, HedgeOutcome, Mirror, Outcome, Send, Sleep, WaitForEndpoints
-from ..policy import Policy, PolicyStore
+from ..policy import Policy, PolicyStore, Service
 from ..security.outbound import ServiceGuard
 from ._base import MeshBase
 from ._mirror import MirrorSender
-from ._streams import TrackedSyncStream
+from ._streams import track_sync
 
 #: Most threads the sync shell uses for hedged requests (created on first use, on demand).
 HEDGE_THREADS = 32
@@ -49,27 +49,24 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         self.mirrors = MirrorSender(self.registry)  # issue-6
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        guard = self._guard(request)  # issue-9: limits, credentials, mTLS
+        policy, service = self._lookup(request)  # the request's one policy snapshot
+        guard = self._guard(service)  # issue-9: limits, credentials, mTLS
         if guard is None:
-            return self._handle(request, None)
+            return self._handle(request, None, policy, service)
         guard.admit_sync(request)
         try:
-            response = self._handle(request, guard)
+            response = self._handle(request, guard, policy, service)
         except BaseException as exc:
             guard.observe(None, exc)
             guard.release()
             raise
         guard.observe(response.status_code, None)
-        if response.is_closed:  # already read (an in-memory response): nothing to wait for
-            guard.release()
-        else:
-            response.stream = TrackedSyncStream(
-                response.stream,  # type: ignore[arg-type]
-                lambda _error: guard.release())
+        track_sync(response, lambda _error: guard.release())
         return response
 
-    def _handle(self, request: httpx.Request, guard: ServiceGuard | None) -> httpx.Response:
-        flow = self._flow(request)
+    def _handle(self, request: httpx.Request, guard: ServiceGuard | None, policy: Policy,
+                service: Service | None) -> httpx.Response:
+        flow = self._flow(request, policy, service)
         if flow is None:
             return self.inner.handle_request(request)
         held: httpx.Response | None = None  # a response the flow still owns
@@ -85,9 +82,7 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
                 elif isinstance(action, Done):
                     response = action.response
                     if action.on_close is not None:
-                        response.stream = TrackedSyncStream(
-                            response.stream,  # type: ignore[arg-type]
-                            action.on_close)
+                        track_sync(response, action.on_close)
                     held = None
                     return response
                 elif isinstance(action, Mirror):  # fire and forget, bounded

@@ -18,6 +18,7 @@ from meshclient._core.actions import Discard, Done, Send, Sleep
 from meshclient._core.address import address_request
 from meshclient._core.flow import Flow
 from meshclient.discovery._base import Endpoint, split_address
+from meshclient.policy import Policy, Service
 from meshclient.telemetry import semconv
 from meshclient.telemetry._flow import instrument
 from meshclient.testing import LoopbackCluster
@@ -153,8 +154,9 @@ def _retry_once(request: httpx.Request, service: Any, eps: list[Endpoint]) -> Fl
 class _Scripted:
     eps: list[Endpoint]
 
-    def _flow(self, request: httpx.Request) -> Flow | None:
-        service = self.store.current.resolved["users"]  # type: ignore[attr-defined]
+    def _flow(self, request: httpx.Request, policy: Policy, service: Service | None,
+              ) -> Flow | None:
+        service = policy.resolved["users"]
         call = telemetry.start_call(request, "users")
         assert call is not None
         return instrument(_retry_once(request, service, self.eps), call)
@@ -281,9 +283,10 @@ def test_no_sdk_fast_path(cluster: LoopbackCluster) -> None:
     request = httpx.Request("GET", "http://users/")
     assert telemetry.start_call(request, "users") is None
     transport = meshclient.MeshTransport(cluster.policy("users"))
-    flow = transport._flow(request)
+    flow = transport._flow(request, *transport._lookup(request))
     assert flow is not None and flow.gi_code.co_name == "request_flow"  # not wrapped
-    assert transport._flow(httpx.Request("GET", cluster[0].url)) is None
+    outside = httpx.Request("GET", cluster[0].url)
+    assert transport._flow(outside, *transport._lookup(outside)) is None
 
 
 def test_no_sdk_still_forwards_an_inbound_trace_context(mesh, cluster: LoopbackCluster) -> None:

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 import meshclient
-from meshclient.policy import Policy
+from meshclient.policy import Policy, PolicyStore
 from meshclient.testing import LoopbackCluster
 
 
@@ -54,3 +54,36 @@ def test_streaming_both_directions(mesh, cluster: LoopbackCluster) -> None:
     else:
         r = caller.request("POST", "http://users/upload", content=chunks())
     assert r.json()["body_bytes"] == 1024
+
+
+class _CountingStore(PolicyStore):
+    """A store that counts reads of the current snapshot."""
+
+    reads = 0
+
+    @property
+    def current(self) -> Policy:
+        self.reads += 1
+        return super().current
+
+
+def test_a_request_reads_the_policy_once(mesh, cluster: LoopbackCluster) -> None:
+    store = _CountingStore(cluster.policy("users"))
+    caller = mesh(store)
+    caller.get("http://users/")  # warm-up: the first request builds the service's state
+    before = store.reads
+    for _ in range(3):
+        assert caller.get("http://users/v1").status_code == 200
+    assert store.reads - before == 3  # one snapshot per request, shared by guard and flow
+
+
+def test_an_in_memory_response_ends_its_measurement_at_once(mesh) -> None:
+    """An inner transport may return a response already read (httpx never closes it
+    again): the endpoint's in-flight count must still come back to zero."""
+    inner = httpx.MockTransport(lambda request: httpx.Response(200, content=b"x" * 1024))
+    caller = mesh(Policy.from_dict({"services": {"users": {"endpoints": ["127.0.0.2:9"]}}}),
+                  inner=inner)
+    for _ in range(3):
+        assert caller.get("http://users/").content == b"x" * 1024
+    (endpoint,) = caller.transport.snapshot()["services"]["users"]["endpoints"]
+    assert endpoint["in_flight"] == 0 and endpoint["requests"] == 3

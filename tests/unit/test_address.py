@@ -5,7 +5,18 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from meshclient._core.address import _fast_url, _slow_url, address_request, endpoint_url
+from meshclient._core.address import (
+    _fast_header,
+    _fast_headers,
+    _fast_url,
+    _slow_header,
+    _slow_headers,
+    _slow_url,
+    address_request,
+    endpoint_url,
+    header,
+    with_headers,
+)
 from meshclient.discovery._base import Endpoint
 from meshclient.policy import Policy
 
@@ -17,6 +28,30 @@ TARGETS = [("http", "127.0.0.2", 8001), ("https", "127.0.0.3", 443), ("http", ":
 
 def test_the_shortcut_is_active() -> None:
     assert endpoint_url is _fast_url
+    assert with_headers is _fast_headers and header is _fast_header
+
+
+@pytest.mark.parametrize("base", [
+    [("Host", "users")],
+    [("Host", "users"), ("X-Mesh-Attempt", "1"), ("x-other", "1"), ("x-mesh-attempt", "7")],
+    [("Host", "users"), ("x-mesh-deadline-ms", "5")],
+])
+def test_fast_headers_match_update(base: list[tuple[str, str]]) -> None:
+    extra = {"x-mesh-deadline-ms": "900", "x-mesh-attempt": "2"}
+    headers = httpx.Headers(base)
+    fast, slow = _fast_headers(headers, extra), _slow_headers(headers, extra)
+    assert fast.raw == slow.raw and fast.encoding == slow.encoding
+    assert headers.raw == httpx.Headers(base).raw  # the original is untouched
+
+
+@pytest.mark.parametrize("base", [
+    [], [("Host", "users")], [("Content-Length", "12")],
+    [("content-length", "1"), ("X", "y"), ("Content-Length", "2")],
+    [(b"caf\xc3\xa9", b"cr\xc3\xa8me"), (b"content-length", b"\xc3\xa9")],
+])
+def test_fast_header_matches_get(base: list[tuple[str, str]]) -> None:
+    for name in (b"content-length", b"host", b"x"):
+        assert _fast_header(httpx.Headers(base), name) == _slow_header(httpx.Headers(base), name)
 
 
 @pytest.mark.parametrize("text", URLS)

@@ -142,3 +142,16 @@ def test_url_without_credentials_and_methods() -> None:
 
 def test_fast_path_without_providers() -> None:
     assert start_call(httpx.Request("GET", "http://users/"), "users") is None
+
+
+def test_global_providers_are_otels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shortcut around OTel's per-call environment lookup answers what OTel answers,
+    also after the environment changed."""
+    from opentelemetry import metrics, trace
+
+    from meshclient.telemetry import _providers
+
+    for _ in range(2):
+        assert _providers._global_tracer_provider() is trace.get_tracer_provider()
+        assert _providers._global_meter_provider() is metrics.get_meter_provider()
+        monkeypatch.setenv("MESHCLIENT_TEST_UNRELATED", "1")
