@@ -1,4 +1,8 @@
-"""What the core asks a shell to do next, and what the shell reports back."""
+"""What the core asks a shell to do next, and what the shell reports back.
+
+Plain slotted dataclasses, not frozen ones: a frozen dataclass sets each field through
+`object.__setattr__`, and several of these are made on every request. Treat them as
+immutable all the same (`dataclasses.replace` for a changed copy)."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from ..discovery._base import Endpoint, EndpointWaiter
 OnClose = Callable[[BaseException | None], None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Send:
     """Send `request` (already addressed to `endpoint`) through the inner transport.
 
@@ -26,7 +30,7 @@ class Send:
     attempt: int = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Hedge:
     """Send `primary`; if it has not answered after `delay_s`, send `secondary` too (to
     another endpoint). The first outcome for which `good(outcome)` holds wins and the other
@@ -40,21 +44,21 @@ class Hedge:
     good: Callable[[Outcome], bool]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Sleep:
     """Wait `seconds`, then resume the flow with `None`."""
 
     seconds: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Discard:
     """Close `response` (its body will not be used), then resume the flow with `None`."""
 
     response: httpx.Response
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Done:
     """Return `response`; call `on_close` when its body is closed or fully read.
 
@@ -66,7 +70,7 @@ class Done:
     attempts: int = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WaitForEndpoints:
     """Block (sync) or wait without blocking the event loop (async) until `waiter` has its
     first answer, at most `timeout_s`; then resume the flow with `None`. Only a service's
@@ -76,7 +80,7 @@ class WaitForEndpoints:
     timeout_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
     """What one `Send` produced: a response (headers received) or the exception raised."""
 
@@ -84,7 +88,7 @@ class Outcome:
     error: Exception | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HedgeOutcome:
     """What a `Hedge` produced. `winner` is 0 (primary) or 1 (secondary); `other` is the
     losing attempt's outcome when it finished (its response already closed by the shell),
@@ -97,7 +101,7 @@ class HedgeOutcome:
     hedged: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Mirror:
     """issue-6: send `request` (a copy, already marked) to `service` in the background,
     once, never waiting for it: drop it when the shell's mirror gate is full. Then resume

@@ -138,13 +138,70 @@ def _headers_self_check() -> tuple[Any, Any]:
 with_headers, header = _headers_self_check()
 
 
+_DEADLINE = b"x-mesh-deadline-ms"  # context.DEADLINE_HEADER / ATTEMPT_HEADER (context
+_ATTEMPT = b"x-mesh-attempt"       # imports httpx-free modules only; kept in step by a test)
+_MESH_NAMES = (_DEADLINE, _ATTEMPT)
+
+
+def _fast_attempt_headers(headers: httpx.Headers, deadline_ms: str,
+                          attempt: int) -> httpx.Headers:
+    """A copy of `headers` for one attempt: the deadline header set and, from the second
+    attempt on, the attempt header (absent means the first, as gRPC sends
+    `grpc-previous-rpc-attempts` only on retries); any the caller's headers already carry
+    are dropped. Built on httpx's item list, like `_fast_headers`."""
+    out = object.__new__(httpx.Headers)
+    items = headers._list
+    for item in items:
+        if item[1] in _MESH_NAMES:  # rare: a forwarded request's headers
+            items = [i for i in items if i[1] not in _MESH_NAMES]
+            break
+    else:
+        items = list(items)
+    items.append((_DEADLINE, _DEADLINE, deadline_ms.encode("ascii")))
+    if attempt > 1:
+        items.append((_ATTEMPT, _ATTEMPT, str(attempt).encode("ascii")))
+    out._list = items
+    out._encoding = headers._encoding
+    return out
+
+
+def _slow_attempt_headers(headers: httpx.Headers, deadline_ms: str,
+                          attempt: int) -> httpx.Headers:
+    out = headers.copy()
+    out.pop("x-mesh-deadline-ms", None)
+    out.pop("x-mesh-attempt", None)
+    out["x-mesh-deadline-ms"] = deadline_ms
+    if attempt > 1:
+        out["x-mesh-attempt"] = str(attempt)
+    return out
+
+
+def _attempt_headers_self_check() -> Any:
+    try:
+        for base, encoding in _HEADER_SAMPLES:
+            for attempt in (1, 2):
+                fast = _fast_attempt_headers(httpx.Headers(base, encoding), "900", attempt)
+                slow = _slow_attempt_headers(httpx.Headers(base, encoding), "900", attempt)
+                if (fast.raw != slow.raw or fast.encoding != slow.encoding
+                        or list(fast.multi_items()) != list(slow.multi_items())):
+                    return _slow_attempt_headers
+    except Exception:  # pragma: no cover - only with an httpx whose internals changed
+        return _slow_attempt_headers
+    return _fast_attempt_headers
+
+
+#: `attempt_headers(headers, deadline_ms, attempt)`: the headers of one attempt.
+attempt_headers = _attempt_headers_self_check()
+
+
 def address_request(request: httpx.Request, service: Service, endpoint: Endpoint,
-                    headers: dict[str, str] | None = None) -> httpx.Request:
+                    headers: httpx.Headers | None = None) -> httpx.Request:
     """A copy of `request` sent to `endpoint`: the URL names the endpoint, the `Host` header
     keeps the logical name, and for https the TLS name (`sni_hostname`) is the logical one,
     so the certificate is verified against the service name, not the IP.
 
-    The body stream is shared, not copied; extra `headers` are set on the copy only.
+    The body stream is shared, not copied; `headers` (a new `Headers`, e.g. from
+    `attempt_headers`) replace the copy's, else the copy gets a copy of the request's.
     """
     scheme = service.scheme
     # A shallow copy: the parsed URL and the body stream are shared (never mutated); the
@@ -156,5 +213,5 @@ def address_request(request: httpx.Request, service: Service, endpoint: Endpoint
     out.extensions = dict(request.extensions)
     if scheme == "https" and "sni_hostname" not in out.extensions:
         out.extensions["sni_hostname"] = request.url.host
-    out.headers = with_headers(request.headers, headers or {})
+    out.headers = with_headers(request.headers, {}) if headers is None else headers
     return out

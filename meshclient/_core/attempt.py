@@ -7,12 +7,11 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from ..context import ATTEMPT_HEADER, DEADLINE_HEADER
 from ..resilience.breaker import NORMAL, REFUSED
 from ..resilience.classify import OTHER, error_kind, is_failure_status
-from ..resilience.deadline import Deadline, attempt_timeout
+from ..resilience.deadline import Deadline, attempt_timeout, within
 from .actions import Outcome, Send
-from .address import address_request, header
+from .address import address_request, attempt_headers, header
 
 if TYPE_CHECKING:
     from .._runtime import ServiceRuntime
@@ -29,8 +28,11 @@ def replayable(request: httpx.Request) -> bool:
     A generator body is consumed by the first attempt and is never replayed."""
     if not isinstance(request.stream, httpx.ByteStream):
         return False
-    length = header(request.headers, b"content-length")
-    return length is None or (length.isdigit() and int(length) <= MAX_REPLAY_BYTES)
+    try:
+        return len(request.content) <= MAX_REPLAY_BYTES
+    except httpx.RequestNotRead:  # a ByteStream passed as `stream=`: trust Content-Length
+        length = header(request.headers, b"content-length")
+        return length is None or (length.isdigit() and int(length) <= MAX_REPLAY_BYTES)
 
 
 def pick_and_guard(runtime: ServiceRuntime, tried: set[str],
@@ -40,6 +42,15 @@ def pick_and_guard(runtime: ServiceRuntime, tried: set[str],
     breaker refused, or None when the service has no endpoints."""
     balancer = runtime.balancer
     refused: set[str] = set()
+    if not tried:  # a first attempt: the usual case, one pick, one admission
+        state = balancer.pick()
+        if state is None:
+            return None
+        breaker = state.breaker
+        ticket = NORMAL if breaker is None else breaker.admit()
+        if ticket != REFUSED:
+            return state, ticket
+        refused.add(state.endpoint.key)
     for _ in range(len(balancer.states()) + 1):
         exclude = frozenset(tried | refused) if (tried or refused) else _NO_KEYS
         state = balancer.pick(exclude=exclude)
@@ -58,19 +69,30 @@ def pick_and_guard(runtime: ServiceRuntime, tried: set[str],
 def prepare(request: httpx.Request, runtime: ServiceRuntime, state: EndpointState,
             attempt: int, deadline: Deadline, now_ns: int) -> tuple[Send, bool]:
     """The `Send` for one attempt, and whether its timeout is the call's deadline (so a
-    timeout means the deadline passed). The attempt carries the remaining deadline and its
-    number; its httpx timeout is per_try, capped by what remains and by the caller's."""
-    bound_ns, capped = deadline.attempt_ns(now_ns)
-    headers = {DEADLINE_HEADER: deadline.header_ms(now_ns), ATTEMPT_HEADER: str(attempt)}
-    out = address_request(request, runtime.service, state.endpoint, headers)
+    timeout means the deadline passed). The attempt carries the remaining deadline and,
+    from the second on, its number; its httpx timeout is per_try, capped by what remains
+    and by the caller's."""
+    remaining = deadline.at_ns - now_ns
+    per_try = deadline.per_try_ns
+    if per_try is None or remaining <= per_try:
+        bound_ns, capped = remaining, True
+    else:
+        bound_ns, capped = per_try, False
+    left_ms = remaining // 1_000_000
+    out = address_request(request, runtime.service, state.endpoint,
+                          attempt_headers(request.headers, str(left_ms if left_ms > 0 else 0),
+                                          attempt))
     caller = request.extensions.get("timeout")
     bound_s = bound_ns / 1e9
-    out.extensions["timeout"] = attempt_timeout(caller, bound_s)
-    if capped and caller:
-        for value in caller.values():
-            if value is not None and value < bound_s:
-                capped = False  # the caller's own, shorter timeout bounds this attempt
-                break
+    if within(caller, bound_s):
+        capped = False  # the caller's own, shorter timeouts bound this attempt (kept as is)
+    else:
+        out.extensions["timeout"] = attempt_timeout(caller, bound_s)
+        if capped and caller:
+            for value in caller.values():
+                if value is not None and value < bound_s:
+                    capped = False  # the caller's own, shorter timeout bounds this attempt
+                    break
     return Send(out, state.endpoint, runtime.service.name, attempt), capped
 
 

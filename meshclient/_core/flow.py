@@ -54,29 +54,30 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
     request being handled when this call is made (`context.inbound`), if any; `decision`
     is the routing step's result (`runtime` is already its destination's)."""
     service = runtime.service
-    res = runtime.resilience
     clock = runtime.clock
     name = service.name
     now = clock.now_ns()
     # 1. route: the mirror copy leaves first (the shell never waits for it).
-    if decision is not None and decision.mirror is not None:
-        copy = mirror_copy(request, decision.mirror)
-        if copy is not None:
-            yield Mirror(copy, decision.mirror)
-    fault_policy = decision.fault if decision is not None else None
+    if decision is not None:
+        if decision.mirror is not None:
+            copy = mirror_copy(request, decision.mirror)
+            if copy is not None:
+                yield Mirror(copy, decision.mirror)
+        fault_policy = decision.fault
+    else:  # not routed: the service's own fault policy
+        fault_policy = service.fault
 
     # 2. deadline, budget, one-layer rule.
     deadline = Deadline.start(service.timeout, request.extensions, now,
                               inbound.deadline_ns if inbound is not None else None)
     retry = service.retry
-    stats = res.budget
+    stats = runtime.resilience.budget
     stats.budget.deposit()
     max_attempts = retry.attempts
-    one_layer = retry.one_layer
-    if one_layer and inbound is not None and inbound.is_retry:
-        max_attempts = 1  # a layer above is already retrying this request
-    if not replayable(request):
-        max_attempts = 1  # a streaming or large body is never sent twice
+    if max_attempts > 1 and (
+            (retry.one_layer and inbound is not None and inbound.is_retry)  # a layer above
+            or not replayable(request)):  # a streaming or large body is never sent twice
+        max_attempts = 1
     retrying_layer = max_attempts > 1  # this layer owns the retry decision
 
     # 3. discover: a service's first request waits, bounded by the deadline, for the
@@ -87,14 +88,16 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
         if not waiter.ready:  # the wait ended empty
             raise NoEndpointsAvailable(f"service {name!r} has no endpoints{_why(runtime)}",
                                        request=request, service=name)
+        now = clock.now_ns()
 
     tried: set[str] = set()
     attempt = 0
     last: Outcome | None = None
     while True:
         attempt += 1
-        now = clock.now_ns()
-        if deadline.remaining_ns(now) <= 0:
+        if attempt > 1:
+            now = clock.now_ns()
+        if deadline.at_ns - now <= 0:
             if last is not None and last.response is not None:
                 yield Discard(last.response)
             raise DeadlineExceeded(f"deadline of the call to {name!r} passed before attempt "

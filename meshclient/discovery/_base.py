@@ -40,10 +40,13 @@ class Endpoint:
     metadata: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
     source: str = "static"
     priority: int = 0  # SRV priority: lower groups are used first (see discovery/_select.py)
+    #: "host:port" ("[v6]:port"): identifies the endpoint across updates (made once: it is
+    #: read on every attempt).
+    key: str = field(init=False, compare=False, hash=False, repr=False)
 
-    @property
-    def key(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"[{self.host}]:{self.port}" if ":" in self.host
+                           else f"{self.host}:{self.port}")
 
     def __str__(self) -> str:
         return self.key

@@ -54,7 +54,7 @@ def read_override(extensions: Mapping[str, Any]) -> tuple[float | None, float | 
     return _seconds("total", raw), None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per request (treat it as immutable)
 class Deadline:
     """When the call must be over (`at_ns`), and the per-attempt bound (`per_try_ns`)."""
 
@@ -65,15 +65,17 @@ class Deadline:
     @classmethod
     def start(cls, policy: TimeoutPolicy, extensions: Mapping[str, Any], now_ns: int,
               inbound_deadline_ns: int | None) -> Deadline:
-        total, per_try = read_override(extensions)
-        total = policy.total if total is None else total
-        per_try = policy.per_try if per_try is None else per_try
+        if EXTENSION in extensions:
+            total, per_try = read_override(extensions)
+            total = policy.total if total is None else total
+            per_try = policy.per_try if per_try is None else per_try
+        else:  # the common case: the policy's own values
+            total, per_try = policy.total, policy.per_try
         at = now_ns + int(total * _NS)
-        inherited = inbound_deadline_ns is not None and inbound_deadline_ns < at
-        if inherited:
-            assert inbound_deadline_ns is not None
-            at = inbound_deadline_ns
-        return cls(at, None if per_try is None else int(per_try * _NS), inherited)
+        if inbound_deadline_ns is not None and inbound_deadline_ns < at:
+            return cls(inbound_deadline_ns, None if per_try is None else int(per_try * _NS),
+                       True)
+        return cls(at, None if per_try is None else int(per_try * _NS), False)
 
     def remaining_ns(self, now_ns: int) -> int:
         return self.at_ns - now_ns
@@ -104,3 +106,19 @@ def attempt_timeout(caller: Mapping[str, Any] | None, bound_s: float) -> dict[st
             value = float(value)
             out[key] = bound_s if value >= bound_s else value  # min(), NaN included
     return out
+
+
+def within(caller: Mapping[str, Any] | None, bound_s: float) -> bool:
+    """Whether every one of the caller's httpx timeouts is set and shorter than `bound_s`:
+    then the attempt keeps the caller's timeout extension as it is (the usual case, httpx's
+    5 s default under a longer deadline: no new mapping per attempt), and a timeout is the
+    caller's, not the deadline's."""
+    if caller is None or len(caller) != len(_HTTPX_KEYS):
+        return False
+    try:
+        for key in _HTTPX_KEYS:
+            if not caller[key] < bound_s:  # None, NaN or missing: no
+                return False
+    except (KeyError, TypeError):
+        return False
+    return True

@@ -21,7 +21,7 @@ from .rules import first_match
 from .split import choose
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made per request (see _core/actions.py)
 class Decision:
     """Where a request goes: `destination` (its endpoints, retry, breakers…), the `fault`
     rolled per attempt, the `mirror` target (or None), and the matched route's name."""

@@ -39,6 +39,7 @@ def configure(tracer_provider: trace.TracerProvider | None = None,
     _meter_override = meter_provider
     _tracing = (_NONE, None)
     _metering = (_NONE, None)
+    _note_quiet(None, _NONE)
 
 
 def _is_noop_tracer_provider(provider: object) -> bool:
@@ -83,6 +84,29 @@ def _unset_global(module: ModuleType, attr: str, getter: Callable[[], Any]) -> C
 _global_tracer_provider = _unset_global(trace, "_TRACER_PROVIDER", trace.get_tracer_provider)
 _global_meter_provider = _unset_global(_metrics_internal, "_METER_PROVIDER",
                                        metrics.get_meter_provider)
+
+
+_HAS_GLOBALS = (getattr(trace, "_TRACER_PROVIDER", _NONE) is not _NONE
+                and getattr(_metrics_internal, "_METER_PROVIDER", _NONE) is not _NONE)
+# len(os.environ) when `tracer()` and `instruments()` last both found no provider (-1: not so)
+_quiet_env_size = -1
+
+
+def quiet() -> bool:
+    """True when neither tracing nor metrics is configured, cheaply (the no-SDK case, on
+    every request): nothing was pinned with `configure()`, neither OTel global is set, and
+    the environment has not changed size since `tracer()` and `instruments()` both said so.
+    False means "ask `tracer()` and `instruments()`", not necessarily that one is set."""
+    return (_quiet_env_size == len(os.environ) and _tracer_override is None
+            and _meter_override is None and trace._TRACER_PROVIDER is None
+            and _metrics_internal._METER_PROVIDER is None)
+
+
+def _note_quiet(tracer: trace.Tracer | None, instruments: Instruments | None) -> None:
+    """After a full look: remember whether both were None (see `quiet`)."""
+    global _quiet_env_size
+    _quiet_env_size = (len(os.environ) if _HAS_GLOBALS and tracer is None
+                       and instruments is None else -1)
 
 
 def tracer() -> trace.Tracer | None:

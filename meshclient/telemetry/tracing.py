@@ -40,6 +40,13 @@ if TYPE_CHECKING:
     from .metrics import Instruments
 
 
+try:  # where the API keeps the current span in the context (read on every request)
+    from opentelemetry.trace.propagation import _SPAN_KEY as _SPAN_KEY_OR_NONE
+except ImportError:  # pragma: no cover - an API that moved it: use get_current_span
+    _SPAN_KEY_OR_NONE = None
+_SPAN_KEY: str | None = _SPAN_KEY_OR_NONE
+
+
 def url_without_credentials(url: httpx.URL) -> str:
     if url.userinfo:
         url = url.copy_with(username=None, password=None)
@@ -65,10 +72,16 @@ def _preset_fields(headers: httpx.Headers) -> frozenset[str]:
 def start_call(request: httpx.Request, service: str | None) -> Call | None:
     """A `Call` for `request` (`service=None`: a passthrough request, traced as one CLIENT
     span), or None when there is nothing to record and no trace context to propagate."""
-    tracer = _providers.tracer()
-    instruments = _providers.instruments()
     # Fast path: no SDK. Still forward a trace context we are inside of (an inbound
     # request's), so a downstream service with an SDK continues the trace.
+    if _providers.quiet():
+        if _SPAN_KEY is not None and otel_context.get_value(_SPAN_KEY) is None:
+            return None  # no span at all: nothing to propagate
+        tracer, instruments = None, None
+    else:
+        tracer = _providers.tracer()
+        instruments = _providers.instruments()
+        _providers._note_quiet(tracer, instruments)
     if tracer is None and instruments is None and \
             not trace.get_current_span().get_span_context().is_valid:
         return None

@@ -69,10 +69,12 @@ class MeshBase:
         if service is None:
             call = start_call(request, None)
             return None if call is None else instrument(passthrough_flow(request), call)
-        # route first (same snapshot), then the destination's runtime
-        decision = route(request, service, policy, self.registry.rng)
-        flow = request_flow(request, self.registry.runtime(decision.destination), inbound.get(),
-                            decision)
+        if service.routes:  # route first (same snapshot), then the destination's runtime
+            decision = route(request, service, policy, self.registry.rng)
+            flow = request_flow(request, self.registry.runtime(decision.destination),
+                                inbound.get(), decision)
+        else:  # nothing to decide: the service itself, its own fault policy
+            flow = request_flow(request, self.registry.runtime(service), inbound.get())
         call = start_call(request, service.name)
         return flow if call is None else instrument(flow, call)
 

@@ -6,13 +6,16 @@ import httpx
 import pytest
 
 from meshclient._core.address import (
+    _fast_attempt_headers,
     _fast_header,
     _fast_headers,
     _fast_url,
+    _slow_attempt_headers,
     _slow_header,
     _slow_headers,
     _slow_url,
     address_request,
+    attempt_headers,
     endpoint_url,
     header,
     with_headers,
@@ -29,6 +32,24 @@ TARGETS = [("http", "127.0.0.2", 8001), ("https", "127.0.0.3", 443), ("http", ":
 def test_the_shortcut_is_active() -> None:
     assert endpoint_url is _fast_url
     assert with_headers is _fast_headers and header is _fast_header
+    assert attempt_headers is _fast_attempt_headers
+
+
+@pytest.mark.parametrize("base", [
+    [("Host", "users")],
+    [("Host", "users"), ("X-Mesh-Attempt", "4"), ("x-other", "1"), ("x-mesh-attempt", "7")],
+    [("Host", "users"), ("X-Mesh-Deadline-Ms", "5"), ("x-other", "1")],
+])
+@pytest.mark.parametrize("attempt", [1, 2, 3])
+def test_attempt_headers(base: list[tuple[str, str]], attempt: int) -> None:
+    fast = _fast_attempt_headers(httpx.Headers(base), "900", attempt)
+    slow = _slow_attempt_headers(httpx.Headers(base), "900", attempt)
+    assert fast.raw == slow.raw and list(fast.multi_items()) == list(slow.multi_items())
+    # the deadline always; the attempt number only from the second attempt (absent: 1), and
+    # a stale one the caller forwarded never survives
+    assert fast.get_list("x-mesh-deadline-ms") == ["900"]
+    assert fast.get_list("x-mesh-attempt") == ([] if attempt == 1 else [str(attempt)])
+    assert fast.get("x-other") == dict(base).get("x-other")
 
 
 @pytest.mark.parametrize("base", [
@@ -75,7 +96,7 @@ def test_address_request_keeps_host_and_sets_sni() -> None:
     request = httpx.Client().build_request("POST", "https://users/v1?a=1", content=b"body",
                                            headers={"X-A": "1"}, extensions={"timeout": {}})
     out = address_request(request, _service("https"), Endpoint("127.0.0.2", 8001),  # type: ignore[arg-type]
-                          headers={"X-Attempt": "2"})
+                          headers=with_headers(request.headers, {"X-Attempt": "2"}))
     assert str(out.url) == "https://127.0.0.2:8001/v1?a=1"
     assert out.headers["Host"] == "users" and out.headers["X-Attempt"] == "2"
     assert out.extensions["sni_hostname"] == "users" and "timeout" in out.extensions
@@ -98,3 +119,11 @@ def test_copy_does_not_share_mutable_parts() -> None:
     out.extensions["meshclient.attempt"] = 2
     assert "traceparent" not in request.headers
     assert "meshclient.attempt" not in request.extensions
+
+
+def test_attempt_header_names_match_the_context_module() -> None:
+    from meshclient._core import address
+    from meshclient.context import ATTEMPT_HEADER, DEADLINE_HEADER
+
+    assert address._DEADLINE.decode() == DEADLINE_HEADER
+    assert address._ATTEMPT.decode() == ATTEMPT_HEADER
