@@ -40,11 +40,17 @@ if TYPE_CHECKING:
     from .metrics import Instruments
 
 
-try:  # where the API keeps the current span in the context (read on every request)
-    from opentelemetry.trace.propagation import _SPAN_KEY as _SPAN_KEY_OR_NONE
-except ImportError:  # pragma: no cover - an API that moved it: use get_current_span
-    _SPAN_KEY_OR_NONE = None
-_SPAN_KEY: str | None = _SPAN_KEY_OR_NONE
+def _span_key() -> str | None:
+    """Where the API keeps the current span in the context (read on every request), or None
+    for an API that moved it (then `trace.get_current_span` is used)."""
+    try:
+        from opentelemetry.trace.propagation import _SPAN_KEY
+    except ImportError:  # pragma: no cover
+        return None
+    return _SPAN_KEY
+
+
+_SPAN_KEY = _span_key()
 
 
 def url_without_credentials(url: httpx.URL) -> str:
