@@ -86,6 +86,8 @@ class MeshBase:
         tls/auth/limits on the destination and none on the route, or not a service."""
         if service is None or decision is None:
             return None
+        if decision.limits is None:  # the common case, inlined: the destination's guard
+            return self.security.guard(decision.destination)
         return self.security.admission(service, decision)
 
     def _inner_for(self, guard: Guard | None, default: T,
