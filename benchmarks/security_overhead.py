@@ -1,7 +1,8 @@
 """What the security guard adds to a request: the mesh transport over an in-memory inner
 transport (no network), with no security sections vs with `limits` (rate, bulkhead,
-adaptive throttling) and a bearer `auth`. Prints per-request times and their ratio, measured
-in one run (interleaved rounds, best of each).
+adaptive throttling) and a bearer `auth`, and with a route's own `limits` in front of
+those. Prints per-request times and their ratio, measured in one run (interleaved rounds,
+best of each).
 
     python -m benchmarks.security_overhead [requests_per_round]
 """
@@ -38,17 +39,26 @@ def main() -> None:
         "endpoints": ["127.0.0.1:9"],
         "limits": {"rate": 1e6, "burst": 1000, "max_concurrent": 1000},
         "auth": {"bearer": {"token_env": "BENCH_TOKEN"}}}}})
-    plain, secured = _client(base), _client(guarded)
-    best_plain = best_secured = float("inf")
+    limits = {"rate": 1e6, "burst": 1000, "max_concurrent": 1000}
+    routed = Policy.from_dict({"services": {"svc": {
+        "endpoints": ["127.0.0.1:9"], "limits": limits,
+        "auth": {"bearer": {"token_env": "BENCH_TOKEN"}},
+        "routes": [{"name": "r", "match": {"path": {"prefix": "/x"}}, "limits": limits}]}}})
+    plain, secured, route = _client(base), _client(guarded), _client(routed)
+    best_plain = best_secured = best_route = float("inf")
     for _ in range(5):
         best_plain = min(best_plain, _round(plain, n))
         best_secured = min(best_secured, _round(secured, n))
+        best_route = min(best_route, _round(route, n))
     plain.close()
     secured.close()
+    route.close()
     print(f"mesh, no security sections : {best_plain * 1e6:8.1f} us/request")
     print(f"mesh, limits + bearer auth : {best_secured * 1e6:8.1f} us/request")
     print(f"ratio                      : {best_secured / best_plain:8.2f}x "
           f"(+{(best_secured - best_plain) * 1e6:.1f} us)")
+    print(f"+ route limits in front    : {best_route * 1e6:8.1f} us/request "
+          f"({best_route / best_plain:.2f}x)")
     print(f"the guard alone            : {_guard_cost(guarded, n) * 1e6:8.2f} us/request "
           f"(admit, attach credential, observe, release)")
 

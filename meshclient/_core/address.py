@@ -197,8 +197,9 @@ attempt_headers = _attempt_headers_self_check()
 def address_request(request: httpx.Request, service: Service, endpoint: Endpoint,
                     headers: httpx.Headers | None = None) -> httpx.Request:
     """A copy of `request` sent to `endpoint`: the URL names the endpoint, the `Host` header
-    keeps the logical name, and for https the TLS name (`sni_hostname`) is the logical one,
-    so the certificate is verified against the service name, not the IP.
+    keeps the logical name, and for https the TLS name (`sni_hostname`) is the name of the
+    service sent to (after a split, the destination's), so the certificate is verified
+    against the service name, not the IP.
 
     The body stream is shared, not copied; `headers` (a new `Headers`, e.g. from
     `attempt_headers`) replace the copy's, else the copy gets a copy of the request's.
@@ -212,6 +213,6 @@ def address_request(request: httpx.Request, service: Service, endpoint: Endpoint
     out.url = endpoint_url(request.url, scheme, endpoint.host, endpoint.port)
     out.extensions = dict(request.extensions)
     if scheme == "https" and "sni_hostname" not in out.extensions:
-        out.extensions["sni_hostname"] = request.url.host
+        out.extensions["sni_hostname"] = service.name  # issue-9: the destination's name
     out.headers = with_headers(request.headers, {}) if headers is None else headers
     return out

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._fields import Model, setting
+from ._security import LimitsPolicy  # issue-9: per-route limits
 
 ABORT_ERRORS = ("connect", "reset")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
@@ -192,6 +193,9 @@ class RouteRule(Model):
     fault: FaultPolicy | None = setting(None, doc="Fault injection for this route (replaces "
                                         "the service's `fault`).")
     mirror: MirrorPolicy | None = setting(None, doc="Dark traffic for this route.")
+    limits: LimitsPolicy | None = setting(None, doc="Limits of this route, applied before "
+                                          "the destination service's own (see "
+                                          "docs/limits.md).")
     total_weight: int = field(init=False, repr=False, compare=False, default=0)
 
     def _check(self) -> list[str]:

@@ -129,7 +129,8 @@ class LimitsPolicy(Model):
     redis: str | None = setting(None, doc="redis:// URL of a quota shared by every process "
                                 "naming it (needs the `redis` package).")
     redis_key: str | None = setting(None, doc="Key of the shared quota (default "
-                                    "`meshclient:quota:<service>`).")
+                                    "`meshclient:quota:<service>`, for a route's limits "
+                                    "`meshclient:quota:<service>:<route name or routes[i]>`).")
 
     def _check(self) -> list[str]:
         errors = []

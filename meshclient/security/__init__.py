@@ -4,7 +4,9 @@
 - `credentials`: bearer tokens and OAuth2 client credentials for outbound requests;
 - `authz`, `inbound`, `asgi`, `wsgi`: inbound caller identity and authorization;
 - `limits`, `throttle`, `quota`: token bucket, bulkhead, adaptive throttling, Redis quotas;
-- `outbound`, `registry`: the per-service guard the transports call.
+- `admission`: the `Limiter` (throttle, rate, bulkhead) of one service or route;
+- `outbound`, `routes`, `registry`: the per-service guard, a route's limiter in front of
+  it, and the registry the transports ask for both (`admission()`).
 """
 
 from .authz import Authorizer, Caller, Decision

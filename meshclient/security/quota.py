@@ -87,8 +87,12 @@ class RedisQuota:
         self.burst = burst
         self._clock = clock
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
-        self._client: Any = redis.Redis.from_url(
-            url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S)
+        try:
+            self._client: Any = redis.Redis.from_url(
+                url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S)
+        except ValueError as exc:  # a malformed URL (port, query options)
+            raise MeshError(f"limits.redis {_redact(url)!r} is not a valid Redis URL: "
+                            f"{exc}") from None
         self._script: Any = self._client.register_script(_SCRIPT)
         self._down_until_ns = 0
         self._down = False

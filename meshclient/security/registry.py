@@ -1,6 +1,7 @@
-"""`SecurityRegistry`: the `ServiceGuard` of each service, shared by every transport on one
-`PolicyStore` (like the runtime registry), rebuilt only when a service's security sections
-change."""
+"""`SecurityRegistry`: the `ServiceGuard` of each service and the `Limiter` of each route
+with `limits`, shared by every transport on one `PolicyStore` (like the runtime registry),
+rebuilt only when their sections change. `admission()` is what a transport asks for a
+routed request."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from collections.abc import Mapping
 from .._types import Clock, Rng
 from ..errors import MeshError
 from ..policy import PolicyStore, Service
+from ..policy._security import LimitsPolicy
+from ..routing import Decision
+from .admission import Limiter
 from .outbound import ServiceGuard
+from .routes import Guard, RouteEntry
 
 logger = logging.getLogger("meshclient.security")
 
@@ -30,7 +35,54 @@ class SecurityRegistry:
         self.rng = rng or RNG
         self._guards: dict[str, ServiceGuard] = {}
         self._failed: dict[str, tuple[object, ...]] = {}
+        self._routes: dict[tuple[str, str], RouteEntry] = {}
+        self._routes_failed: dict[tuple[str, str], LimitsPolicy] = {}
         self._lock = threading.Lock()
+
+    def admission(self, service: Service, decision: Decision) -> Guard | None:
+        """What a request to `service`, routed by `decision`, must pass: the matched
+        route's limiter (if the route has `limits`) in front of the guard of the
+        destination (`decision.destination`: after a split, the service the request is
+        sent to). None: nothing to apply (the no-guard fast path: no allocation, no lock)."""
+        guard = self.guard(decision.destination)
+        limits = decision.limits
+        if limits is None:
+            return guard
+        label = decision.route if decision.route is not None else f"routes[{decision.index}]"
+        entry = self._routes.get((service.name, label))
+        if entry is None or (entry.limits is not limits and entry.limits != limits):
+            entry = self._route_entry(service, label, limits)
+        return entry.guard_for(decision.destination.name, guard)
+
+    def _route_entry(self, service: Service, label: str, limits: LimitsPolicy) -> RouteEntry:
+        """Build (or rebuild, when its limits changed) the limiter of one route; if the new
+        one cannot be built, the previous one stays, with one warning."""
+        key = (service.name, label)
+        entry = self._routes.get(key)
+        if entry is not None and self._routes_failed.get(key) == limits:
+            return entry  # a newer policy's limits failed to load: the old ones stay
+        with self._lock:
+            entry = self._routes.get(key)
+            if entry is not None and entry.limits == limits:
+                return entry
+            if entry is not None and self._routes_failed.get(key) == limits:
+                return entry
+            try:
+                limiter = Limiter(service.name, limits, service.timeout.total, self.clock,
+                                  self.rng, route=label)
+            except MeshError as exc:
+                if entry is None:
+                    raise
+                if self._routes_failed.get(key) != limits:
+                    logger.warning("service %r route %r: %s; keeping its previous limits",
+                                   service.name, label, exc)
+                self._routes_failed[key] = limits
+                return entry
+            new = self._routes[key] = RouteEntry(limiter)
+            self._routes_failed.pop(key, None)
+        if entry is not None:
+            entry.limiter.close()
+        return new
 
     def guard(self, service: Service) -> ServiceGuard | None:
         if service.tls is None and service.auth is None and service.limits is None:
@@ -65,12 +117,19 @@ class SecurityRegistry:
         """Build every guard now, so bad TLS files or missing secrets fail at start-up."""
         for service in services.values():
             self.guard(service)
+            for index, rule in enumerate(service.routes):
+                if rule.limits is not None:
+                    self._route_entry(service, rule.name if rule.name is not None
+                                      else f"routes[{index}]", rule.limits)
 
     def close(self) -> None:
         with self._lock:
             guards, self._guards = list(self._guards.values()), {}
+            routes, self._routes = list(self._routes.values()), {}
         for guard in guards:
             guard.close()
+        for entry in routes:
+            entry.limiter.close()
 
 
 def security_for(store: PolicyStore) -> SecurityRegistry:

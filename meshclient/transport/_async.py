@@ -12,7 +12,8 @@ import httpx
 from .._core.actions import Discard, Done, Hedge, HedgeOutcome, Mirror, Outcome, Send, Sleep, WaitForEndpoints
 from ..discovery._base import EndpointWaiter
 from ..policy import Policy, PolicyStore, Service
-from ..security.outbound import ServiceGuard
+from ..routing import Decision
+from ..security.routes import Guard
 from ._base import MeshBase
 from ._mirror import MirrorSender
 from ._streams import track_async
@@ -42,13 +43,13 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         self.mirrors = MirrorSender(self.registry)  # issue-6
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        policy, service = self._lookup(request)  # the request's one policy snapshot
-        guard = self._guard(service)  # issue-9: limits, credentials, mTLS
+        service, decision = self._lookup(request)  # one policy snapshot, routed once
+        guard = self._admission(service, decision)  # issue-9: limits, credentials, mTLS
         if guard is None:
-            return await self._handle(request, None, policy, service)
+            return await self._handle(request, None, service, decision)
         await guard.admit_async(request)
         try:
-            response = await self._handle(request, guard, policy, service)
+            response = await self._handle(request, guard, service, decision)
         except BaseException as exc:
             guard.observe(None, exc)
             guard.release()
@@ -57,9 +58,9 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         track_async(response, lambda _error: guard.release())
         return response
 
-    async def _handle(self, request: httpx.Request, guard: ServiceGuard | None,
-                      policy: Policy, service: Service | None) -> httpx.Response:
-        flow = self._flow(request, policy, service)
+    async def _handle(self, request: httpx.Request, guard: Guard | None,
+                      service: Service | None, decision: Decision | None) -> httpx.Response:
+        flow = self._flow(request, service, decision)
         if flow is None:
             return await self.inner.handle_async_request(request)
         held: httpx.Response | None = None  # a response the flow still owns
@@ -97,7 +98,7 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
                     await held.aclose()
             raise
 
-    async def _send(self, send: Send, guard: ServiceGuard | None) -> Outcome:
+    async def _send(self, send: Send, guard: Guard | None) -> Outcome:
         try:
             if guard is None:
                 return Outcome(response=await self.inner.handle_async_request(send.request))
@@ -107,7 +108,7 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         except Exception as exc:  # the core decides what the caller sees
             return Outcome(error=exc)
 
-    async def _hedge(self, hedge: Hedge, guard: ServiceGuard | None) -> HedgeOutcome:
+    async def _hedge(self, hedge: Hedge, guard: Guard | None) -> HedgeOutcome:
         """Race the primary and, after `delay_s`, the secondary; cancel the loser."""
         results: list[Outcome | None] = [None, None]
         order: list[int] = []

@@ -12,9 +12,9 @@ from .._core.flow import Flow, request_flow
 from .._runtime import Registry, registry_for
 from ..context import inbound
 from ..policy import Policy, PolicyStore, Service, default_store
-from ..routing import route
-from ..security.outbound import ServiceGuard
+from ..routing import Decision, route
 from ..security.registry import SecurityRegistry, security_for
+from ..security.routes import Guard
 from ..server import admin
 from ..telemetry import start_call
 from ..telemetry._flow import instrument, passthrough_flow
@@ -56,34 +56,41 @@ class MeshBase:
         if self._owns_store:
             self.registry.close()
 
-    def _lookup(self, request: httpx.Request) -> tuple[Policy, Service | None]:
-        """The current policy, read once per request (the request sees one version from
-        start to end: pass it on), and the service the request's host names in it."""
+    def _lookup(self, request: httpx.Request) -> tuple[Service | None, Decision | None]:
+        """The service the request's host names in the current policy (read once per
+        request: the request sees one version from start to end), and its routing decision
+        (None, None: not a service). Routing happens here, once, before admission: route
+        limits and the destination's guard depend on it (issue-9)."""
         policy = self.store.current
-        return policy, policy.resolved.get(request.url.host)
-
-    def _flow(self, request: httpx.Request, policy: Policy,
-              service: Service | None) -> Flow | None:
-        """The flow for a request to `service` (from `_lookup`), else None (pass through
-        untraced: telemetry is off). With telemetry on, the flow is wrapped to trace it."""
+        service = policy.resolved.get(request.url.host)
         if service is None:
+            return None, None
+        return service, route(request, service, policy, self.registry.rng)
+
+    def _flow(self, request: httpx.Request, service: Service | None,
+              decision: Decision | None) -> Flow | None:
+        """The flow for a request to `service`, routed by `decision` (both from `_lookup`),
+        else None (pass through untraced: telemetry is off). With telemetry on, the flow is
+        wrapped to trace it."""
+        if service is None or decision is None:
             call = start_call(request, None)
             return None if call is None else instrument(passthrough_flow(request), call)
-        if service.routes:  # route first (same snapshot), then the destination's runtime
-            decision = route(request, service, policy, self.registry.rng)
-            flow = request_flow(request, self.registry.runtime(decision.destination),
-                                inbound.get(), decision)
-        else:  # nothing to decide: the service itself, its own fault policy
-            flow = request_flow(request, self.registry.runtime(service), inbound.get())
+        flow = request_flow(request, self.registry.runtime(decision.destination), inbound.get(),
+                            decision)
         call = start_call(request, service.name)
         return flow if call is None else instrument(flow, call)
 
-    def _guard(self, service: Service | None) -> ServiceGuard | None:
-        """The security guard of the request's service (None: no tls/auth/limits, or not a
-        service)."""
-        return None if service is None else self.security.guard(service)
+    def _admission(self, service: Service | None, decision: Decision | None) -> Guard | None:
+        """What the request must pass before its flow (issue-9): the matched route's limits,
+        then the destination's guard, whose credentials and TLS its attempts use. None: no
+        tls/auth/limits on the destination and none on the route, or not a service."""
+        if service is None or decision is None:
+            return None
+        if decision.limits is None:  # the common case, inlined: the destination's guard
+            return self.security.guard(decision.destination)
+        return self.security.admission(service, decision)
 
-    def _inner_for(self, guard: ServiceGuard | None, default: T,
+    def _inner_for(self, guard: Guard | None, default: T,
                    make: Callable[..., T]) -> T:
         """The inner transport for a service: `default`, or one built with the service's
         rotating TLS context (`make(verify=ctx, **kwargs)`), kept per context."""

@@ -12,7 +12,8 @@ import httpx
 
 from .._core.actions import Discard, Done, Hedge, HedgeOutcome, Mirror, Outcome, Send, Sleep, WaitForEndpoints
 from ..policy import Policy, PolicyStore, Service
-from ..security.outbound import ServiceGuard
+from ..routing import Decision
+from ..security.routes import Guard
 from ._base import MeshBase
 from ._mirror import MirrorSender
 from ._streams import track_sync
@@ -49,13 +50,13 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         self.mirrors = MirrorSender(self.registry)  # issue-6
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        policy, service = self._lookup(request)  # the request's one policy snapshot
-        guard = self._guard(service)  # issue-9: limits, credentials, mTLS
+        service, decision = self._lookup(request)  # one policy snapshot, routed once
+        guard = self._admission(service, decision)  # issue-9: limits, credentials, mTLS
         if guard is None:
-            return self._handle(request, None, policy, service)
+            return self._handle(request, None, service, decision)
         guard.admit_sync(request)
         try:
-            response = self._handle(request, guard, policy, service)
+            response = self._handle(request, guard, service, decision)
         except BaseException as exc:
             guard.observe(None, exc)
             guard.release()
@@ -64,9 +65,9 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         track_sync(response, lambda _error: guard.release())
         return response
 
-    def _handle(self, request: httpx.Request, guard: ServiceGuard | None, policy: Policy,
-                service: Service | None) -> httpx.Response:
-        flow = self._flow(request, policy, service)
+    def _handle(self, request: httpx.Request, guard: Guard | None, service: Service | None,
+                decision: Decision | None) -> httpx.Response:
+        flow = self._flow(request, service, decision)
         if flow is None:
             return self.inner.handle_request(request)
         held: httpx.Response | None = None  # a response the flow still owns
@@ -103,7 +104,7 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
                 held.close()
             raise
 
-    def _send(self, send: Send, guard: ServiceGuard | None) -> Outcome:
+    def _send(self, send: Send, guard: Guard | None) -> Outcome:
         try:
             if guard is None:
                 return Outcome(response=self.inner.handle_request(send.request))
@@ -112,7 +113,7 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         except Exception as exc:  # the core decides what the caller sees
             return Outcome(error=exc)
 
-    def _hedge(self, hedge: Hedge, guard: ServiceGuard | None) -> HedgeOutcome:
+    def _hedge(self, hedge: Hedge, guard: Guard | None) -> HedgeOutcome:
         """Race the primary and, after `delay_s`, the secondary on a small thread pool. A
         blocking call cannot be cancelled: the loser is abandoned and its response closed
         when it arrives."""

@@ -18,7 +18,7 @@ from meshclient._core.actions import Discard, Done, Send, Sleep
 from meshclient._core.address import address_request
 from meshclient._core.flow import Flow
 from meshclient.discovery._base import Endpoint, split_address
-from meshclient.policy import Policy, Service
+from meshclient.policy import Service
 from meshclient.telemetry import semconv
 from meshclient.telemetry._flow import instrument
 from meshclient.testing import LoopbackCluster
@@ -154,9 +154,9 @@ def _retry_once(request: httpx.Request, service: Any, eps: list[Endpoint]) -> Fl
 class _Scripted:
     eps: list[Endpoint]
 
-    def _flow(self, request: httpx.Request, policy: Policy, service: Service | None,
-              ) -> Flow | None:
-        service = policy.resolved["users"]
+    def _flow(self, request: httpx.Request, service: Service | None,
+              decision: Any) -> Flow | None:
+        assert service is not None and service.name == "users"
         call = telemetry.start_call(request, "users")
         assert call is not None
         return instrument(_retry_once(request, service, self.eps), call)
