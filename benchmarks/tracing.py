@@ -1,73 +1,52 @@
 """The cost of tracing: requests/s through bare httpx, and through the mesh with no
-OpenTelemetry SDK, with the SDK recording every span (and metrics), and with 1% sampling.
+OpenTelemetry SDK, with the SDK recording every span, and with 1% sampling.
 
-    python -m benchmarks.tracing [--requests 300] [--rounds 10]
+    python -m benchmarks.tracing [--requests 2000] [--rounds 7] [--quick]
 
-One minimal loopback backend (a fixed 64-byte answer written in one send, so the server's
-own cost and TCP delayed-ACK stalls do not hide the client's), sequential requests on one
-keep-alive connection. The
-configurations run interleaved, round after round, so machine load hits all of them alike;
-the best round of each is compared (the median ratio is printed too), and so is the
-process CPU time per request (client and in-process backend together; less sensitive to
-other load on the machine than wall time).
-Targets (issue 7): mesh without SDK >= 0.90x bare httpx; SDK recording every span >= 0.75x.
+Sequential keep-alive 1 KiB GETs (sync, concurrency 1) to the same fast server the
+overhead benchmark uses, in its own process (so neither its CPU nor its share of the GIL
+is counted against the client). Every configuration runs in each round, interleaved in
+chunks of ~100 requests (order flipped chunk by chunk), so load on the machine hits them
+alike; each round compares against bare httpx of the same round, and the median of the
+rounds' ratios is printed, for requests/s and for CPU per request.
+
+The SDK rows measure tracing: a `TracerProvider` with a `BatchSpanProcessor` and an
+exporter that drops what it gets (recording is measured, not shipping). Two more rows, for
+reference, with no target:
+
+* "httpx + 2 SDK spans" - the SDK's own floor: bare httpx with the two spans meshclient
+  records (the call and its attempt, with the same attributes) and the trace context
+  injected, made by hand. No library can record those two spans for less.
+* "mesh, every span + metrics" - the same with a `MeterProvider` too (one histogram
+  measurement per attempt).
+
+Targets (issue 7): no SDK >= 0.90x bare httpx; every span recorded >= 0.75x.
 """
 
 from __future__ import annotations
 
-import argparse
-import socket
-import socketserver
-import threading
-import time
+import functools
+import statistics
+import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import httpx
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 
-import meshclient
-from meshclient import telemetry
+from meshclient import MeshTransport, telemetry
+from meshclient._bench import LIMITS, SERVICE, measure, mesh_policy
+from meshclient._bench_server import FastServer
 
-_ANSWER = (b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-           b"Content-Length: 64\r\n\r\n" + b"x" * 64)
+from ._common import base_parser
 
-
-class _Handler(socketserver.BaseRequestHandler):
-    def handle(self) -> None:
-        conn: socket.socket = self.request
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        buffer = b""
-        while True:
-            chunk = conn.recv(65536)
-            if not chunk:
-                return
-            buffer += chunk
-            while b"\r\n\r\n" in buffer:  # GETs only: no request bodies
-                _, buffer = buffer.split(b"\r\n\r\n", 1)
-                conn.sendall(_ANSWER)
-
-
-class _Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class FastBackend:
-    def __enter__(self) -> FastBackend:
-        self.server = _Server(("127.0.0.1", 0), _Handler)
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        self.url = f"http://{self.address}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+NO_SDK_TARGET = 0.90
+EVERY_SPAN_TARGET = 0.75
 
 
 class _Discard(SpanExporter):
@@ -81,118 +60,149 @@ class _Discard(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-class Config:
-    def __init__(self, name: str, setup: Callable[[], Callable[[], None]] | None,
-                 mesh: bool, floor: bool = False) -> None:
-        self.name = name
-        self.setup = setup
-        self.mesh = mesh
-        self.floor = floor
-        self.rates: list[float] = []  # req/s of each round
-        self.cpu_us: list[float] = []  # process CPU time per request of each round
-
-    @property
-    def best(self) -> float:
-        """The best round (timeit's rule: slower rounds measure other load, not us)."""
-        return max(self.rates)
-
-
-def sdk(sampler: object) -> Callable[[], Callable[[], None]]:
-    def setup() -> Callable[[], None]:
-        provider = TracerProvider(sampler=sampler)  # type: ignore[arg-type]
-        provider.add_span_processor(BatchSpanProcessor(_Discard()))
-        meters = MeterProvider(metric_readers=[InMemoryMetricReader()])
-        telemetry.configure(provider, meters)
-
-        def teardown() -> None:
-            telemetry.configure(None, None)
-            provider.shutdown()
-            meters.shutdown()
-
-        return teardown
-
-    return setup
-
-
-_floor_tracer: list[TracerProvider] = []
-
-
-def floor_setup() -> Callable[[], None]:
-    """The SDK's own cost: two hand-made spans (like the call and attempt spans) around a
-    bare httpx request, with the same processor. No library can trace for less."""
-    provider = TracerProvider()
+def _tracer_provider(sampler: Any) -> TracerProvider:
+    provider = TracerProvider(sampler=sampler)
     provider.add_span_processor(BatchSpanProcessor(_Discard()))
-    _floor_tracer.append(provider)
-
-    def teardown() -> None:
-        _floor_tracer.clear()
-        provider.shutdown()
-
-    return teardown
+    return provider
 
 
-def _floor_get(client: httpx.Client, url: str) -> None:
-    tracer = _floor_tracer[0].get_tracer("floor")
-    attrs = {"http.request.method": "GET", "url.full": url, "server.address": "bench",
-             "server.port": 80}
-    with tracer.start_as_current_span("GET bench", attributes=attrs), \
-            tracer.start_as_current_span("GET", attributes=attrs):
-        client.get(url)
+class Config:
+    """One row: how to make one request, and the providers to use while it runs."""
+
+    def __init__(self, name: str, get: Callable[[], None],
+                 tracer_provider: TracerProvider | None = None,
+                 meter_provider: MeterProvider | None = None, target: float | None = None):
+        self.name = name
+        self.get = get
+        self.tracer_provider = tracer_provider
+        self.meter_provider = meter_provider
+        self.target = target
+        self.cpu: list[float] = []  # CPU seconds of each round
+        self.wall: list[float] = []
+        self.count: list[int] = []
+
+    def batch(self, n: int) -> int:
+        telemetry.configure(self.tracer_provider, self.meter_provider)
+        get = self.get
+        for _ in range(n):
+            get()
+        return n
+
+    def rps(self) -> list[float]:
+        return [n / w for n, w in zip(self.count, self.wall, strict=True)]
+
+    def cpu_us(self) -> list[float]:
+        return [c / n * 1e6 for c, n in zip(self.cpu, self.count, strict=True)]
 
 
-def run(n: int, rounds: int) -> list[Config]:
-    configs = [Config("bare httpx", None, False),
-               Config("mesh, no SDK", None, True),
-               Config("mesh, SDK, every span", sdk(ParentBased(ALWAYS_ON)), True),
-               Config("mesh, SDK, 1% sampled", sdk(ParentBased(TraceIdRatioBased(0.01))), True),
-               Config("httpx + 2 SDK spans", floor_setup, False, floor=True)]
-    with FastBackend() as backend:
-        policy = meshclient.Policy.from_dict({"services": {"bench": {
-            "endpoints": [backend.address]}}})
-        with httpx.Client() as bare, httpx.Client(
-                transport=meshclient.MeshTransport(policy)) as mesh:
+def _floor(client: httpx.Client, url: str, tracer: trace.Tracer) -> Callable[[], None]:
+    """Bare httpx inside two hand-made spans, like meshclient's (see the module doc)."""
+    base = {"http.request.method": "GET", "url.full": f"http://{SERVICE}/",
+            "server.address": SERVICE, "server.port": 80}
+    attempt = dict(base, **{"network.peer.address": "127.0.0.1", "network.peer.port": 80})
+
+    def get() -> None:
+        call = tracer.start_span(f"GET {SERVICE}", attributes=base)
+        ctx = trace.set_span_in_context(call)
+        span = tracer.start_span("GET", ctx, trace.SpanKind.CLIENT, attempt)
+        headers: dict[str, str] = {}
+        propagate.inject(headers, trace.set_span_in_context(span, ctx))
+        response = client.get(url, headers=headers)
+        response.read()
+        span.set_attribute("http.response.status_code", response.status_code)
+        span.end()
+        call.set_attributes({"http.response.status_code": response.status_code,
+                             "meshclient.attempts": 1})
+        call.end()
+
+    return get
+
+
+def run(requests: int, rounds: int, chunk: int = 100) -> list[Config]:
+    every = _tracer_provider(ParentBased(ALWAYS_ON))
+    sampled = _tracer_provider(ParentBased(TraceIdRatioBased(0.01)))
+    floor = _tracer_provider(ParentBased(ALWAYS_ON))
+    meters = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    with FastServer() as server, httpx.Client(limits=LIMITS) as bare, httpx.Client(
+            transport=MeshTransport(mesh_policy(server), limits=LIMITS)) as mesh:
+        bare_url, mesh_url = f"{server.url}/", f"http://{SERVICE}/"
+
+        def plain(client: httpx.Client, url: str) -> None:
+            client.get(url).read()
+
+        configs = [
+            Config("bare httpx", functools.partial(plain, bare, bare_url)),
+            Config("mesh, no SDK", functools.partial(plain, mesh, mesh_url),
+                   target=NO_SDK_TARGET),
+            Config("mesh, every span", functools.partial(plain, mesh, mesh_url), every,
+                   target=EVERY_SPAN_TARGET),
+            Config("mesh, 1% sampled", functools.partial(plain, mesh, mesh_url), sampled),
+            Config("httpx + 2 SDK spans", _floor(bare, bare_url, floor.get_tracer("floor"))),
+            Config("mesh, every span + metrics", functools.partial(plain, mesh, mesh_url),
+                   every, meters),
+        ]
+        try:
+            for config in configs:  # warm connections, caches and providers
+                config.batch(200)
             for _ in range(rounds):
+                totals = {c.name: [0.0, 0.0, 0] for c in configs}
+                for j in range(max(1, requests // chunk)):
+                    for config in configs if j % 2 == 0 else configs[::-1]:
+                        cpu, wall, n = measure(functools.partial(config.batch, chunk))
+                        total = totals[config.name]
+                        total[0] += cpu
+                        total[1] += wall
+                        total[2] += n
                 for config in configs:
-                    teardown = config.setup() if config.setup else None
-                    client, url = (mesh, "http://bench/x") if config.mesh else \
-                        (bare, backend.url + "/x")
-                    get: Callable[[httpx.Client, str], object] = \
-                        _floor_get if config.floor else httpx.Client.get
-                    for _ in range(20):  # warm the connection and caches
-                        get(client, url)
-                    start, cpu = time.perf_counter(), time.process_time()
-                    for _ in range(n):
-                        get(client, url)
-                    config.rates.append(n / (time.perf_counter() - start))
-                    config.cpu_us.append((time.process_time() - cpu) / n * 1e6)
-                    if teardown:
-                        teardown()
+                    cpu, wall, n = totals[config.name]
+                    config.cpu.append(float(cpu))
+                    config.wall.append(float(wall))
+                    config.count.append(int(n))
+        finally:
+            telemetry.configure(None, None)
+            for provider in (every, sampled, floor):
+                provider.shutdown()
+            meters.shutdown()
     return configs
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=300, help="per config per round")
-    parser.add_argument("--rounds", type=int, default=10)
-    args = parser.parse_args(argv)
-    configs = run(args.requests, args.rounds)
-    base = configs[0].best
-    median = sorted(configs[0].rates)[len(configs[0].rates) // 2]
-    base_cpu = min(configs[0].cpu_us)
-    print(f"{'configuration':<24} {'best req/s':>10} {'vs bare':>8} {'median':>8} "
-          f"{'CPU us/req':>11} {'CPU vs bare':>11}")
+def report(configs: list[Config]) -> tuple[str, bool]:
+    """The table, and whether every row with a target meets it."""
+    base = configs[0]
+    lines = [f"{'configuration':<28} {'req/s':>7} {'vs bare':>8} {'CPU µs/req':>11} "
+             f"{'CPU vs bare':>12} {'target':>7}"]
+    met = True
     for c in configs:
-        mid = sorted(c.rates)[len(c.rates) // 2]
-        cpu = min(c.cpu_us)
-        print(f"{c.name:<24} {c.best:>10.0f} {c.best / base:>7.2f}x {mid / median:>7.2f}x "
-              f"{cpu:>11.0f} {base_cpu / cpu:>10.2f}x")
-    by_name = {c.name: c.best for c in configs}
-    print(f"tracing cost inside the mesh (every span / no SDK): "
-          f"{by_name['mesh, SDK, every span'] / by_name['mesh, no SDK']:.2f}x; "
-          f"the SDK's floor (2 spans / bare): {by_name['httpx + 2 SDK spans'] / base:.2f}x")
-    print("targets: no SDK >= 0.90x, every span >= 0.75x "
-          f"({args.rounds} rounds x {args.requests} requests, interleaved; one run)")
+        rps = statistics.median(c.rps())
+        ratio = statistics.median(r / b for r, b in zip(c.rps(), base.rps(), strict=True))
+        cpu = statistics.median(c.cpu_us())
+        cpu_ratio = statistics.median(b / x for x, b in zip(c.cpu_us(), base.cpu_us(),
+                                                              strict=True))
+        verdict = ""
+        if c.target is not None:
+            ok = ratio >= c.target
+            met = met and ok
+            verdict = f">={c.target:.2f} {'ok' if ok else 'MISSED'}"
+        lines.append(f"{c.name:<28} {rps:>7.0f} {ratio:>7.3f}x {cpu:>11.1f} "
+                     f"{cpu_ratio:>11.3f}x {verdict}")
+    return "\n".join(lines), met
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = base_parser(__doc__.splitlines()[0] if __doc__ else "tracing")
+    parser.add_argument("--requests", type=int, default=2000, help="per config per round")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
+    args = parser.parse_args(argv)
+    requests, rounds = (400, 3) if args.quick else (args.requests, args.rounds)
+    print(f"tracing: {requests} requests x {rounds} rounds per configuration, sync, "
+          f"concurrency 1, 1 KiB keep-alive GET; ratios are medians of per-round ratios "
+          f"against bare httpx", flush=True)
+    table, met = report(run(requests, rounds))
+    print(table)
+    print("targets: " + ("met" if met else "MISSED"))
+    return 1 if args.strict and not met else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

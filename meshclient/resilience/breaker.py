@@ -19,7 +19,11 @@ Differences from calling pybreaker directly, each on purpose:
 - A result reported after the state moved on (an attempt admitted while closed finishing
   after the breaker opened) is ignored, except the probe's.
 - A success while closed with no failures counted is not replayed: for pybreaker it would
-  only reset a counter that is already 0 (one storage read instead of a call per request).
+  only reset a counter that is already 0. With its own memory storage the adapter
+  remembers that state itself (`_clean`: closed, no failure counted, set and cleared under
+  its lock and only by it), so the usual admission and success touch nothing of
+  pybreaker's; with a shared storage (Redis: another process may trip the breaker) every
+  call reads the storage.
 
 `status()` is "closed", "half-open" or "open"; an open breaker whose reset time has passed
 reports "half-open" (it will admit a probe), so balancers can rank it as degraded.
@@ -112,6 +116,9 @@ class Breaker:
         self.policy = policy
         self._clock = clock
         self._wall = wall
+        # A storage of its own, in memory, only this adapter changes: then closed with no
+        # failure counted is known here without asking pybreaker (see the module doc).
+        self._memory = storage is None and policy.storage is None
         if storage is None and policy.storage is not None:
             storage = redis_storage(policy.storage, f"meshclient:{service}:{endpoint}")
         self._cb = pybreaker.CircuitBreaker(
@@ -122,6 +129,7 @@ class Breaker:
         self._opened_ns: int | None = None  # when this process saw it open (monotonic)
         self._probing = False
         self.fast_fails = 0
+        self._clean = self._memory
 
     def reconfigure(self, policy: BreakerPolicy) -> None:
         """Apply new thresholds in place (same storage), keeping the state."""
@@ -145,7 +153,9 @@ class Breaker:
 
     def admit(self) -> int:
         """`NORMAL`, `PROBE` (the one half-open attempt) or `REFUSED`."""
-        state = self._cb.current_state  # the hot path (closed) takes no lock
+        if self._clean:  # the hot path: closed, nothing counted (memory storage)
+            return NORMAL
+        state = self._cb.current_state  # closed takes no lock either
         if state == CLOSED:
             if self._opened_ns is not None:
                 self._opened_ns = None
@@ -171,8 +181,11 @@ class Breaker:
         """Report the result of an admitted attempt."""
         if ticket == REFUSED:
             return
+        if ok and ticket == NORMAL and self._clean:
+            return  # closed and nothing counted: a success changes nothing (module doc)
         cb = self._cb
         with self._lock:
+            self._clean = False
             state = cb.current_state
             if (ok and ticket == NORMAL and state == CLOSED and cb._state.name == CLOSED
                     and cb._state_storage.counter == 0):
@@ -180,6 +193,7 @@ class Breaker:
                 # fail counter (already 0 in storage), and our listener ignores successes;
                 # its cached state agrees with storage, so there is no change to announce.
                 self._opened_ns = None
+                self._clean = self._memory
                 return
             if ticket == PROBE:
                 self._probing = False
@@ -190,10 +204,13 @@ class Breaker:
             now = self._clock.now_ns()
             with contextlib.suppress(_Failure, pybreaker.CircuitBreakerError):
                 self._cb.call(_ok if ok else _fail)
-            if self._cb.current_state == OPEN:
+            state = self._cb.current_state
+            if state == OPEN:
                 self._opened_ns = now
             else:
                 self._opened_ns = None
+            self._clean = (self._memory and state == CLOSED
+                           and self._cb._state_storage.counter == 0)
 
     def release(self, ticket: int) -> None:
         """An admitted attempt was abandoned without a result (a cancelled hedge)."""

@@ -115,11 +115,16 @@ class TokenRetryBudget:
         self._counts[i] += amount
 
     def deposit(self) -> None:
-        if not self.deposit_amount:
+        amount = self.deposit_amount
+        if not amount:
             return
         epoch = self._clock.now_ns() // self._slice_ns
-        with self._lock:
-            self._add(epoch, self.deposit_amount)
+        i = epoch % SLICES
+        with self._lock:  # `_add`, inlined: this runs on every request
+            if self._epochs[i] != epoch:
+                self._epochs[i] = epoch
+                self._counts[i] = 0
+            self._counts[i] += amount
 
     def try_withdraw(self) -> bool:
         epoch = self._clock.now_ns() // self._slice_ns

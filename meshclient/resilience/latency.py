@@ -1,6 +1,7 @@
 """Observed latency per service: a per-endpoint EWMA (the "fastest endpoint" estimate that
-decides whether a retry can still finish before the deadline) and a ring of recent samples
-for hedging at a percentile. Times are integer nanoseconds; thread-safe (one small lock).
+decides whether a retry can still finish before the deadline) and, while the service hedges
+at a percentile (`samples = True`), a ring of recent samples. Times are integer
+nanoseconds; thread-safe (one small lock).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ _MIN_SAMPLES = 20
 
 
 class LatencyTracker:
-    __slots__ = ("_ewma", "_filled", "_i", "_lock", "_ring")
+    __slots__ = ("_ewma", "_filled", "_i", "_lock", "_ring", "samples")
 
     def __init__(self) -> None:
         self._ewma: dict[str, float] = {}
@@ -21,15 +22,19 @@ class LatencyTracker:
         self._i = 0
         self._filled = 0
         self._lock = threading.Lock()
+        #: Keep the ring of samples (only hedging at a percentile reads it).
+        self.samples = False
 
     def observe(self, endpoint: str, elapsed_ns: int) -> None:
         with self._lock:
             old = self._ewma.get(endpoint)
             self._ewma[endpoint] = elapsed_ns if old is None else (
                 old + _ALPHA * (elapsed_ns - old))
-            self._ring[self._i] = elapsed_ns
-            self._i = (self._i + 1) % _RING
-            self._filled = min(_RING, self._filled + 1)
+            if self.samples:
+                self._ring[self._i] = elapsed_ns
+                self._i = (self._i + 1) % _RING
+                if self._filled < _RING:
+                    self._filled += 1
 
     def fastest_ns(self) -> int | None:
         """The smallest per-endpoint estimate, or None before any observation."""

@@ -46,6 +46,8 @@ class ServiceResilience:
         self._service = service
         self.attach_breakers(states)
         self.latency.forget({s.endpoint.key for s in states})
+        hedge = service.retry.hedge
+        self.latency.samples = hedge is not None and hedge.percentile is not None
 
     def attach_breakers(self, states: Iterable[EndpointState]) -> None:
         """Give every endpoint a breaker (new endpoints), or apply new thresholds."""

@@ -52,11 +52,15 @@ class Attempt:
         span, self._span = self._span, None
         if span is not None:
             if span.is_recording():
-                if status is not None:
-                    span.set_attribute(sc.HTTP_RESPONSE_STATUS_CODE, status)
                 if err_type is not None:
-                    span.set_attribute(sc.ERROR_TYPE, err_type)
                     span.set_status(Status(StatusCode.ERROR, err_type))
+                    if status is not None:
+                        span.set_attributes({sc.HTTP_RESPONSE_STATUS_CODE: status,
+                                             sc.ERROR_TYPE: err_type})
+                    else:
+                        span.set_attribute(sc.ERROR_TYPE, err_type)
+                elif status is not None:
+                    span.set_attribute(sc.HTTP_RESPONSE_STATUS_CODE, status)
             span.end()
         attrs = self._metric_attrs
         if instruments is not None and attrs is not None:

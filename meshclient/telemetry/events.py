@@ -87,7 +87,7 @@ def on_event(kind: str, service: str, attrs: dict[str, Any]) -> None:
     if m is not None:
         _record(kind, service, attrs, m)
     if kind in SPAN_EVENTS:
-        span = trace.get_current_span()
+        span = _current_span()
         if span.is_recording():
             span.add_event(f"meshclient.{kind}", _attrs(service, attrs, "endpoint", "reason"))
     line = _log_line(kind, service, attrs)
@@ -97,6 +97,16 @@ def on_event(kind: str, service: str, attrs: dict[str, Any]) -> None:
     else:
         logger.log(line[0], line[1], extra={"meshclient_event": kind,
                                             "meshclient_service": service})
+
+
+def _current_span() -> trace.Span:
+    """The span of the mesh call whose flow emitted the event, else OpenTelemetry's current
+    span (an event from outside any call: a handler's, a background thread's)."""
+    from ._flow import CURRENT_CALL  # imported late: _flow imports the core
+
+    call = CURRENT_CALL.get()
+    span = call.span if call is not None else None
+    return span if span is not None else trace.get_current_span()
 
 
 _unsubscribe: Callable[[], None] | None = None

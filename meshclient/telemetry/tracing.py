@@ -121,6 +121,11 @@ class Call:
         #: The context calls made on this request's behalf run in (the logical span's).
         self.context = parent
 
+    @property
+    def span(self) -> trace.Span | None:
+        """The logical call's span while it is open (None: not tracing, or ended)."""
+        return self._span
+
     def _base_attributes(self) -> dict[str, Any]:
         if self._attrs is None:
             url = self._request.url
@@ -217,12 +222,13 @@ class Call:
         if span.is_recording():
             status = self._status
             err_type = sc.error_type(status, error)
-            span.set_attribute(sc.MESH_ATTEMPTS, self.attempts)
+            attrs: dict[str, Any] = {sc.MESH_ATTEMPTS: self.attempts}
             if status is not None:
-                span.set_attribute(sc.HTTP_RESPONSE_STATUS_CODE, status)
+                attrs[sc.HTTP_RESPONSE_STATUS_CODE] = status
             if err_type is not None:
-                span.set_attribute(sc.ERROR_TYPE, err_type)
+                attrs[sc.ERROR_TYPE] = err_type
                 span.set_status(Status(StatusCode.ERROR, err_type))
+            span.set_attributes(attrs)  # one call: the SDK locks once
             if error is not None:
                 span.record_exception(error)
         span.end()

@@ -67,7 +67,14 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         try:
             action = next(flow)
             while True:
-                if isinstance(action, (Send, Hedge)):
+                if type(action) is Send and guard is None:  # the usual step, inlined
+                    try:
+                        sent = Outcome(await self.inner.handle_async_request(action.request))
+                    except Exception as exc:  # the core decides what the caller sees
+                        sent = Outcome(None, exc)
+                    held = sent.response or held
+                    action = flow.send(sent)
+                elif isinstance(action, (Send, Hedge)):
                     reply = await (self._send(action, guard) if isinstance(action, Send)
                                    else self._hedge(action, guard))
                     outcome = reply if isinstance(reply, Outcome) else reply.outcome

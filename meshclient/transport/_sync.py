@@ -74,7 +74,14 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         try:
             action = next(flow)
             while True:
-                if isinstance(action, (Send, Hedge)):
+                if type(action) is Send and guard is None:  # the usual step, inlined
+                    try:
+                        sent = Outcome(self.inner.handle_request(action.request))
+                    except Exception as exc:  # the core decides what the caller sees
+                        sent = Outcome(None, exc)
+                    held = sent.response or held
+                    action = flow.send(sent)
+                elif isinstance(action, (Send, Hedge)):
                     reply = (self._send(action, guard) if isinstance(action, Send)
                              else self._hedge(action, guard))
                     outcome = reply if isinstance(reply, Outcome) else reply.outcome
