@@ -3,7 +3,8 @@ context variables.
 
 Outbound, every attempt carries `DEADLINE_HEADER` (the remaining time, in whole
 milliseconds, relative like gRPC's `grpc-timeout` so clock skew between hosts does not
-matter) and `ATTEMPT_HEADER` (1 for the first attempt, 2 for the first retry, …).
+matter); retries and hedges carry `ATTEMPT_HEADER` (2 for the first retry, 3 for the next,
+…; absent on a first attempt, which reads as 1).
 A response whose retries were already spent below carries `RETRIES_SPENT_HEADER`, so the
 layer above does not retry it again (one-layer retries). Mirror copies carry
 `MIRROR_HEADER`.

@@ -267,8 +267,10 @@ def _give_up(last: Outcome, attempts: int, request: httpx.Request, runtime: Serv
 
 
 def _finisher(state: EndpointState, start: int, ok: bool, runtime: ServiceRuntime) -> OnClose:
+    now_ns = runtime.clock.now_ns
+
     def on_close(error: BaseException | None) -> None:
-        state.end(start, runtime.clock.now_ns(), ok and error is None)
+        state.end(start, now_ns(), ok and error is None)
 
     return on_close
 

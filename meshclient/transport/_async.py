@@ -43,8 +43,8 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         self.mirrors = MirrorSender(self.registry)  # issue-6
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        service, decision = self._lookup(request)  # one policy snapshot, routed once
-        guard = self._admission(service, decision)  # issue-9: limits, credentials, mTLS
+        # one policy snapshot, routed once; issue-9: limits, credentials, mTLS
+        service, decision, guard = self._begin(request)
         if guard is None:
             return await self._handle(request, None, service, decision)
         await guard.admit_async(request)

@@ -33,6 +33,11 @@ def as_store(policy: Policy | PolicyStore | None) -> PolicyStore:
                     f"{type(policy).__name__}")
 
 
+_Begun = tuple[Service | None, Decision | None, Guard | None]
+_OUTSIDE: _Begun = (None, None, None)
+_PLAIN_HOSTS = 256  # most hosts `_begin` remembers
+
+
 class MeshBase:
     """The I/O-free half of a mesh transport."""
 
@@ -46,6 +51,10 @@ class MeshBase:
         # issue-9 (security): guards per service; bad TLS files or missing secrets fail here.
         self.security: SecurityRegistry = security_for(self.store)
         self.security.prepare(self.store.current.resolved)
+        # host -> (policy snapshot, its `_begin` answer), for hosts that need no routing or
+        # admission (passthrough hosts, and services with no routes, tls, auth or limits):
+        # one dict read per request instead of the lookup, routing and guard steps.
+        self._plain: dict[str, tuple[Policy, _Begun]] = {}
         self._tls_inners: dict[int, Any] = {}
         self._tls_lock = threading.Lock()
         # A store built here from a Policy is this transport's alone: close() stops its
@@ -55,6 +64,28 @@ class MeshBase:
     def _close_owned(self) -> None:
         if self._owns_store:
             self.registry.close()
+
+    def _begin(self, request: httpx.Request) -> _Begun:
+        """`_lookup` then `_admission`: (service, decision, guard), or (None, None, None)
+        for a host outside the policy. Answers that depend on nothing but the policy
+        snapshot and the host are remembered for that snapshot (see `_plain`)."""
+        policy = self.store.current
+        host = request.url.host
+        plain = self._plain.get(host)
+        if plain is not None and plain[0] is policy:
+            return plain[1]
+        service = policy.resolved.get(host)
+        if service is None:
+            begun: _Begun = _OUTSIDE
+        else:
+            decision = route(request, service, policy, self.registry.rng)
+            begun = (service, decision, self._admission(service, decision))
+            if service.routes or begun[2] is not None:
+                return begun  # decided per request
+        if len(self._plain) >= _PLAIN_HOSTS:
+            self._plain.clear()  # many hosts passing through: start again
+        self._plain[host] = (policy, begun)
+        return begun
 
     def _lookup(self, request: httpx.Request) -> tuple[Service | None, Decision | None]:
         """The service the request's host names in the current policy (read once per

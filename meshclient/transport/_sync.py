@@ -50,8 +50,8 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         self.mirrors = MirrorSender(self.registry)  # issue-6
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        service, decision = self._lookup(request)  # one policy snapshot, routed once
-        guard = self._admission(service, decision)  # issue-9: limits, credentials, mTLS
+        # one policy snapshot, routed once; issue-9: limits, credentials, mTLS
+        service, decision, guard = self._begin(request)
         if guard is None:
             return self._handle(request, None, service, decision)
         guard.admit_sync(request)

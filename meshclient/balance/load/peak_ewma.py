@@ -96,11 +96,13 @@ class PeakEwma:
         if not ok:
             current = max(self.estimate(now_ns), self.default_rtt_s)
             rtt_s = max(rtt_s, min(current * self.failure_penalty, self._tau_ns / 1e9))
-        if self.samples == 0 or rtt_s > self._estimate:
+        estimate = self._estimate
+        if self.samples == 0 or rtt_s > estimate:
             self._estimate = rtt_s
-        else:
-            w = self._weight(now_ns)
-            self._estimate = self._estimate * w + rtt_s * (1.0 - w)
+        else:  # `_weight`, inlined: this runs once per request
+            elapsed = now_ns - self._stamp
+            w = 1.0 if elapsed <= 0 else math.exp(-elapsed / self._tau_ns)
+            self._estimate = estimate * w + rtt_s * (1.0 - w)
         if now_ns > self._stamp:
             self._stamp = now_ns
         self.samples += 1
