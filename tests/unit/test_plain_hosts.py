@@ -1,0 +1,47 @@
+"""The transport remembers per host and policy snapshot what needs no routing or admission;
+a new snapshot is seen by the next request (routes, limits or a new endpoint apply at once)."""
+
+from __future__ import annotations
+
+import httpx
+
+from meshclient import MeshTransport, Policy, PolicyStore
+
+
+def _policy(users: dict[str, object], **more: object) -> Policy:
+    return Policy.from_dict({"services": {"users": users, **more}})
+
+
+def test_a_new_snapshot_applies_to_the_next_request() -> None:
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.url.host}:{request.url.port}")
+        return httpx.Response(200)
+
+    store = PolicyStore(_policy({"endpoints": ["127.0.0.2:8001"]}))
+    with httpx.Client(transport=MeshTransport(store, inner=httpx.MockTransport(answer))) as c:
+        c.get("http://users/").read()
+        c.get("http://users/").read()  # remembered: same snapshot
+        c.get("http://elsewhere:9/").read()  # passthrough, remembered too
+        store.replace(_policy({"endpoints": ["127.0.0.3:8001"]}))
+        c.get("http://users/").read()
+        store.replace(_policy({"endpoints": ["127.0.0.3:8001"],
+                               "routes": [{"to": [{"service": "v2"}]}]},
+                              v2={"endpoints": ["127.0.0.4:8001"]}))
+        c.get("http://users/").read()
+        c.get("http://elsewhere:9/").read()
+    assert seen == ["127.0.0.2:8001", "127.0.0.2:8001", "elsewhere:9", "127.0.0.3:8001",
+                    "127.0.0.4:8001", "elsewhere:9"]
+
+
+def test_guarded_and_routed_services_are_decided_per_request() -> None:
+    transport = MeshTransport(_policy({"endpoints": ["127.0.0.2:8001"], "limits": {"rate": 1000}},
+                                      v2={"endpoints": ["127.0.0.4:8001"],
+                                          "routes": [{"to": [{"service": "users"}]}]}),
+                              inner=httpx.MockTransport(lambda r: httpx.Response(200)))
+    for host in ("users", "v2"):
+        service, decision, _ = transport._begin(httpx.Request("GET", f"http://{host}/"))
+        assert service is not None and decision is not None
+    assert "users" not in transport._plain and "v2" not in transport._plain
+    transport.close()
