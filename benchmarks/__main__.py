@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 #: Benchmark modules, in the order they run by default.
-KNOWN = ("overhead", "balance", "retry", "tracing", "control")
+KNOWN = ("overhead", "essential", "balance", "retry", "tracing", "control", "discovery_warm",
+         "security_overhead")
 ROOT = Path(__file__).resolve().parent.parent
 
 
