@@ -71,6 +71,7 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
     deadline = Deadline.start(service.timeout, request.extensions, now,
                               inbound.deadline_ns if inbound is not None else None)
     retry = service.retry
+    rules = runtime.resilience.rules
     stats = runtime.resilience.budget
     stats.budget.deposit()
     max_attempts = retry.attempts
@@ -154,7 +155,13 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
                 attempt += 1
         last = outcome
 
-        # 7-8. classify, then retry or return.
+        # 7-8. classify, then retry or return. The usual answer first: a response whose
+        # status is not in `retry.on` is final and never marked (what `_retry_wait` and
+        # `_finish` would decide, without asking them).
+        response = outcome.response
+        if response is not None and not rules.status_listed(response.status_code):
+            yield Done(response, _finisher(state, start, ok, runtime), attempt)
+            return
         wait_s = _retry_wait(outcome, capped, attempt, request, runtime, now)
         if wait_s is None:
             yield _finish(outcome, state, start, ok, attempt, request, runtime,

@@ -1,7 +1,8 @@
 """Observed latency per service: a per-endpoint EWMA (the "fastest endpoint" estimate that
 decides whether a retry can still finish before the deadline) and, while the service hedges
 at a percentile (`samples = True`), a ring of recent samples. Times are integer
-nanoseconds; thread-safe (one small lock).
+nanoseconds; thread-safe (the estimates are single atomic dict stores, the ring is under
+a small lock).
 """
 
 from __future__ import annotations
@@ -26,11 +27,14 @@ class LatencyTracker:
         self.samples = False
 
     def observe(self, endpoint: str, elapsed_ns: int) -> None:
-        with self._lock:
-            old = self._ewma.get(endpoint)
-            self._ewma[endpoint] = elapsed_ns if old is None else (
-                old + _ALPHA * (elapsed_ns - old))
-            if self.samples:
+        # The estimate is one dict store, atomic on its own: no lock on this per-request
+        # path. Two threads updating one endpoint at once may lose one of the two samples,
+        # which only thins an average; the dict itself is never corrupted.
+        ewma = self._ewma
+        old = ewma.get(endpoint)
+        ewma[endpoint] = elapsed_ns if old is None else old + _ALPHA * (elapsed_ns - old)
+        if self.samples:  # hedging at a percentile: the ring, under the lock
+            with self._lock:
                 self._ring[self._i] = elapsed_ns
                 self._i = (self._i + 1) % _RING
                 if self._filled < _RING:
@@ -38,8 +42,8 @@ class LatencyTracker:
 
     def fastest_ns(self) -> int | None:
         """The smallest per-endpoint estimate, or None before any observation."""
-        with self._lock:
-            return int(min(self._ewma.values())) if self._ewma else None
+        values = list(self._ewma.values())  # a copy made at once (the dict may grow)
+        return int(min(values)) if values else None
 
     def percentile_ns(self, p: float) -> int | None:
         """The p-th percentile (0 < p ≤ 100) of recent samples; None until enough exist."""
@@ -51,7 +55,6 @@ class LatencyTracker:
         return samples[index]
 
     def forget(self, keep: set[str]) -> None:
-        """Drop estimates of endpoints no longer in the set."""
+        """Drop estimates of endpoints no longer in the set (a new dict, swapped in)."""
         with self._lock:
-            for key in [k for k in self._ewma if k not in keep]:
-                del self._ewma[key]
+            self._ewma = {k: v for k, v in list(self._ewma.items()) if k in keep}

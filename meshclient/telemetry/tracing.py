@@ -24,6 +24,7 @@ A `Call` belongs to one request and is driven from one task or thread at a time.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -51,6 +52,20 @@ def _span_key() -> str | None:
 
 
 _SPAN_KEY = _span_key()
+
+
+def _context_var() -> ContextVar[Any] | None:
+    """The context variable the API's default runtime context keeps the current context
+    in, when it is one (checked against `get_current()`), else None (`get_value` is used):
+    reading it directly is the no-SDK fast path's one look at the current span."""
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    var = getattr(runtime, "_current_context", None)
+    if isinstance(var, ContextVar) and var.get() is otel_context.get_current():
+        return var
+    return None  # pragma: no cover - another runtime context
+
+
+_CONTEXT = _context_var()
 
 
 def url_without_credentials(url: httpx.URL) -> str:
@@ -81,7 +96,9 @@ def start_call(request: httpx.Request, service: str | None) -> Call | None:
     # Fast path: no SDK. Still forward a trace context we are inside of (an inbound
     # request's), so a downstream service with an SDK continues the trace.
     if _providers.quiet():
-        if _SPAN_KEY is not None and otel_context.get_value(_SPAN_KEY) is None:
+        if _SPAN_KEY is not None and (
+                _CONTEXT.get() if _CONTEXT is not None else otel_context.get_current()
+        ).get(_SPAN_KEY) is None:
             return None  # no span at all: nothing to propagate
         tracer, instruments = None, None
     else:
