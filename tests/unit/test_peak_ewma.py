@@ -116,3 +116,21 @@ def test_stall_bound_raises_the_estimate_of_a_silent_busy_endpoint() -> None:
     assert ewma.cost(50_000_000, pending=1, quiet_since_ns=0) == pytest.approx(0.1)  # 50 ms x 2
     assert ewma.cost(5_000_000, pending=1, quiet_since_ns=0) == pytest.approx(0.02, rel=0.01)
     assert ewma.cost(50_000_000, pending=0, quiet_since_ns=0) == pytest.approx(0.01, rel=0.01)
+
+
+def test_latency_tracker_estimates_and_forgets() -> None:
+    from meshclient.resilience.latency import LatencyTracker
+
+    tracker = LatencyTracker()
+    assert tracker.fastest_ns() is None and tracker.percentile_ns(50) is None
+    for _ in range(30):
+        tracker.observe("a", 10_000_000)
+        tracker.observe("b", 2_000_000)
+    assert tracker.fastest_ns() == 2_000_000
+    assert tracker.percentile_ns(50) is None  # the ring is kept only while hedging
+    tracker.samples = True
+    for _ in range(30):
+        tracker.observe("a", 10_000_000)
+    assert tracker.percentile_ns(50) == 10_000_000
+    tracker.forget({"a"})
+    assert tracker.fastest_ns() == 10_000_000
