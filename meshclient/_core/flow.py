@@ -11,7 +11,8 @@ One call, in order (the numbers are DESIGN.md's):
   2. deadline, budget deposit, one-layer rule (rate-limit admission happens in the shell,
      once per call, before the flow starts: waiting is I/O)
   3-5. pick an endpoint not yet tried whose breaker admits the attempt
-  6. send (or hedge) with the deadline and attempt headers and the per-try timeout
+  6. send (or hedge) with the deadline header (and the attempt header on retries and
+     hedges) and the per-try timeout
   7. observe: breaker, latency, endpoint load
   8. classify; retry (different endpoint, backoff or Retry-After, budget, deadline) or
      return the last real response / raise the last real error
