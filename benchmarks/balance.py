@@ -239,11 +239,20 @@ def main(argv: list[str] | None = None) -> None:
                         help="offered requests per second (default 100)")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"comma-separated subset of {', '.join(VARIANTS)}")
-    parser.add_argument("--table", type=Path, default=Path("docs/img/balance.md"),
-                        help="write the Markdown table here")
-    parser.add_argument("--plot", type=Path, default=Path("docs/img/balance.png"),
-                        help="write the latency-over-time PNG here (needs matplotlib)")
+    parser.add_argument("--table", type=Path, default=None,
+                        help="write the Markdown table here (default docs/img/balance.md; "
+                             "none with --quick)")
+    parser.add_argument("--plot", type=Path, default=None,
+                        help="write the latency-over-time PNG here, needs matplotlib "
+                             "(default docs/img/balance.png; none with --quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a short smoke run (3 s per client), writing no files")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.duration = min(args.duration, 3.0)
+    else:
+        args.table = args.table or Path("docs/img/balance.md")
+        args.plot = args.plot or Path("docs/img/balance.png")
     variants = [v for v in args.variants.split(",") if v]
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
@@ -270,10 +279,12 @@ def main(argv: list[str] | None = None) -> None:
     header = (f"{args.rate:g} requests/s for {args.duration:g}s per client, {BACKENDS} "
               f"backends at {FAST_MS:g} ms, backend {SLOW} at {SLOW_MS:g} ms in the middle "
               f"third, {TIMEOUT_S:g}s timeout.\n\n")
-    args.table.parent.mkdir(parents=True, exist_ok=True)
-    args.table.write_text(header + text + "\n\n" + "\n".join(f"- {x}" for x in lines) + "\n")
-    print(f"\ntable: {args.table}")
-    if plot(results, args.plot):
+    if args.table is not None:
+        args.table.parent.mkdir(parents=True, exist_ok=True)
+        args.table.write_text(header + text + "\n\n" + "\n".join(f"- {x}" for x in lines)
+                              + "\n")
+        print(f"\ntable: {args.table}")
+    if args.plot is not None and plot(results, args.plot):
         print(f"plot: {args.plot}")
 
 

@@ -102,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=12, help="changes per source")
     parser.add_argument("--interval", type=float, default=0.5, help="poll interval, seconds")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (3 rounds)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds = min(args.rounds, 3)
     sources = [("poll (nginx, ETag)", _poll, shutil.which("nginx")),
                ("long-poll (X-Consul-Index)", _long_poll, True),
                ("watch (etcd)", _etcd, shutil.which("etcd"))]

@@ -42,10 +42,13 @@ def summary(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), ordered[int(len(ordered) * 0.99) - 1]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=5000)
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (500 requests)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.requests = min(args.requests, 500)
     address = "127.0.0.2:8080"
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "users.json"

@@ -167,7 +167,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=100.0, help="offered requests/s")
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of (a) and (c)")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (1 s)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds = min(args.seconds, 1.0)
 
     a = scenario_a(args.rate, args.seconds)
     print(f"(a) full outage, {a['requests']:.0f} requests at {a['rate']:.0f}/s: backend hits "

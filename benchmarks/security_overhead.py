@@ -9,8 +9,8 @@ best of each).
 
 from __future__ import annotations
 
+import argparse
 import os
-import sys
 import time
 
 import httpx
@@ -31,8 +31,13 @@ def _round(client: httpx.Client, n: int) -> float:
     return (time.perf_counter() - start) / n
 
 
-def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("requests", type=int, nargs="?", default=2000,
+                        help="requests per client per round")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (300 requests)")
+    args = parser.parse_args(argv)
+    n = min(args.requests, 300) if args.quick else args.requests
     os.environ.setdefault("BENCH_TOKEN", "bench-token")
     base = Policy.from_dict({"services": {"svc": {"endpoints": ["127.0.0.1:9"]}}})
     guarded = Policy.from_dict({"services": {"svc": {

@@ -99,9 +99,11 @@ class Config:
 
 def _floor(client: httpx.Client, url: str, tracer: trace.Tracer) -> Callable[[], None]:
     """Bare httpx inside two hand-made spans, like meshclient's (see the module doc)."""
-    base = {"http.request.method": "GET", "url.full": f"http://{SERVICE}/",
-            "server.address": SERVICE, "server.port": 80}
-    attempt = dict(base, **{"network.peer.address": "127.0.0.1", "network.peer.port": 80})
+    base: dict[str, str | int] = {"http.request.method": "GET",
+                                  "url.full": f"http://{SERVICE}/",
+                                  "server.address": SERVICE, "server.port": 80}
+    attempt: dict[str, str | int] = dict(base)
+    attempt.update({"network.peer.address": "127.0.0.1", "network.peer.port": 80})
 
     def get() -> None:
         call = tracer.start_span(f"GET {SERVICE}", attributes=base)
@@ -124,7 +126,7 @@ def _interleave(configs: list[Config], requests: int, rounds: int, chunk: int) -
     for config in configs:  # warm connections, caches and providers
         config.batch(200)
     for _ in range(rounds):
-        totals = {c.name: [0.0, 0.0, 0] for c in configs}
+        totals: dict[str, list[float]] = {c.name: [0.0, 0.0, 0.0] for c in configs}
         for j in range(max(1, requests // chunk)):
             for config in configs if j % 2 == 0 else configs[::-1]:
                 cpu, wall, n = measure(functools.partial(config.batch, chunk))
@@ -133,10 +135,10 @@ def _interleave(configs: list[Config], requests: int, rounds: int, chunk: int) -
                 total[1] += wall
                 total[2] += n
         for config in configs:
-            cpu, wall, n = totals[config.name]
-            config.cpu.append(float(cpu))
-            config.wall.append(float(wall))
-            config.count.append(int(n))
+            cpu_s, wall_s, count = totals[config.name]
+            config.cpu.append(cpu_s)
+            config.wall.append(wall_s)
+            config.count.append(int(count))
 
 
 def run(requests: int, rounds: int, chunk: int = 100) -> tuple[list[Config], list[Config]]:
