@@ -59,3 +59,21 @@ def test_added_cpu_in_memory() -> None:
     bare, mesh = added_cpu_us(requests=50, rounds=2)
     assert bare > 0 and mesh > 0
     assert "the mesh itself adds" in format_added(bare, mesh)
+
+
+def test_every_known_benchmark_takes_quick() -> None:
+    """`python -m benchmarks --quick` passes the flag to each module: each must accept it
+    (parsing only; the runs themselves are the benchmarks' business)."""
+    import importlib
+    import inspect
+
+    for name in runner.KNOWN:
+        module = importlib.import_module(f"benchmarks.{name}")
+        source = inspect.getsource(module)
+        assert "--quick" in source or "base_parser" in source, name
+
+
+def test_runner_runs_quick_benchmarks(capsys: pytest.CaptureFixture[str]) -> None:
+    assert runner.main(["discovery_warm", "security_overhead", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "discovery_warm: exit 0" in out and "security_overhead: exit 0" in out
