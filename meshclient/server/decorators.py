@@ -6,6 +6,15 @@ Starlette/FastAPI, Flask and Django requests, and any object with a `.headers` m
 A rejection (504 expired deadline, 503 shed, 403 denied by the policy's `authorization`
 section) is returned in the framework's own response type; for a generic request object,
 `HandlerRejected` is raised instead.
+
+FastAPI calls an endpoint with the parameters its signature declares, by keyword, so an
+endpoint without a `request` parameter would never show the decorator its request. Where
+Starlette is loaded, the wrapper therefore declares one more keyword-only parameter,
+`meshclient_request: starlette.requests.HTTPConnection`, which FastAPI fills with the
+request and the wrapper removes before calling the function; the rest of the signature is
+the function's own (FastAPI resolves its annotations in the function's module through
+`__wrapped__`). `HTTPConnection`, not `Request`: FastAPI fills one parameter of each of
+those types, and the endpoint's own `req: Request` must keep its slot.
 """
 
 from __future__ import annotations
@@ -43,8 +52,16 @@ def _flask_request() -> Any:
     return None
 
 
-def find_request(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
-    """The request among a handler's arguments, or Flask's current request, or None."""
+#: The keyword-only parameter through which FastAPI hands the wrapper its request.
+REQUEST_PARAM = "meshclient_request"
+
+
+def find_request(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The request among a handler's arguments, or Flask's current request, or None.
+    Removes `REQUEST_PARAM` from `kwargs` (the function does not declare it)."""
+    req = kwargs.pop(REQUEST_PARAM, None)
+    if req is not None:
+        return req
     req = kwargs.get("request")
     if req is not None and hasattr(req, "headers"):
         return req
@@ -52,6 +69,57 @@ def find_request(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
         if hasattr(arg, "headers") and not isinstance(arg, (str, bytes, dict)):
             return arg
     return _flask_request()
+
+
+def declare_request_param(func: Callable[..., Any], wrapper: Callable[..., Any]) -> None:
+    """Give `wrapper` a signature with `REQUEST_PARAM` (see the module docstring) when
+    Starlette is loaded and `func` has no `request` parameter of its own."""
+    if "starlette" not in sys.modules:
+        return
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError):  # pragma: no cover - builtins, C callables
+        return
+    if "request" in sig.parameters or REQUEST_PARAM in sig.parameters:
+        return
+    from starlette.requests import HTTPConnection
+
+    params = list(sig.parameters.values())
+    at = len(params) - (1 if params and params[-1].kind is inspect.Parameter.VAR_KEYWORD else 0)
+    params.insert(at, inspect.Parameter(REQUEST_PARAM, inspect.Parameter.KEYWORD_ONLY,
+                                        annotation=HTTPConnection))
+    wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+
+
+def matched_route(req: Any) -> str | None:
+    """The route template the framework matched: Starlette's `scope["route"]`, Django's
+    `resolver_match.route`, Flask's `url_rule`."""
+    scope = getattr(req, "scope", None)
+    if isinstance(scope, Mapping):
+        path = getattr(scope.get("route"), "path", None)
+        return path if isinstance(path, str) else None
+    route = getattr(getattr(req, "resolver_match", None), "route", None)
+    if isinstance(route, str):
+        return "/" + route.lstrip("/")
+    rule = getattr(getattr(req, "url_rule", None), "rule", None)
+    return rule if isinstance(rule, str) else None
+
+
+#: Exceptions Django turns into a response of its own (not a 500).
+_DJANGO_STATUS = {"Http404": 404, "PermissionDenied": 403, "BadRequest": 400,
+                  "SuspiciousOperation": 400}
+
+
+def error_status(exc: BaseException) -> int:
+    """The status the framework answers for an exception raised by a handler: Starlette/
+    FastAPI `HTTPException.status_code`, werkzeug's `.code`, Django's 404/403/400; else 500."""
+    code = getattr(exc, "status_code", None)
+    module = type(exc).__module__
+    if not isinstance(code, int) and module.startswith("werkzeug"):
+        code = getattr(exc, "code", None)
+    if not isinstance(code, int) and module.startswith("django"):
+        code = _DJANGO_STATUS.get(type(exc).__name__)
+    return code if isinstance(code, int) and 100 <= code <= 599 else 500
 
 
 def _family(req: Any) -> str:
@@ -102,6 +170,7 @@ def scope_for(req: Any, limit: Any, route: str | None,
               gate: InboundGate | None = None) -> ServerScope:
     if req is None:
         return ServerScope({}, "GET", None, route=route, limit=limit, gate=gate)
+    route = route or matched_route(req)
     url = getattr(req, "url", None)
     path = getattr(req, "path", None)
     if not isinstance(path, str):
@@ -119,15 +188,17 @@ def reject_response(req: Any, rejection: Rejection) -> Any:
     if family == "starlette":
         from starlette.responses import Response
 
-        return Response(rejection.body, rejection.status, headers)
+        return Response(rejection.body, rejection.status, headers, media_type="text/plain")
     if family == "flask":
         import flask
 
-        return flask.Response(rejection.body, rejection.status, headers)
+        return flask.Response(rejection.body, rejection.status, headers,
+                              content_type="text/plain")
     if family == "django":
-        from django.http import HttpResponse  # type: ignore[import-not-found]
+        from django.http import HttpResponse
 
-        return HttpResponse(rejection.body, status=rejection.status, headers=headers)
+        return HttpResponse(rejection.body, status=rejection.status, headers=headers,
+                            content_type="text/plain")
     raise HandlerRejected(rejection)
 
 
@@ -162,42 +233,52 @@ def handler(fn: F | None = None, *, max_concurrency: int | None = None,
     limit = limiter(max_concurrency, retry_after_s)
     gate = LazyGate(policy, service)
 
+    def enter(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[ServerScope, Any]:
+        """The request's scope, entered; and the rejection response to return, or None."""
+        req = find_request(args, kwargs)
+        scope = scope_for(req, limit, route, gate.get())
+        rejection = scope.enter()
+        if rejection is None:
+            return scope, None
+        scope.exit(rejection.status)
+        return scope, reject_response(req, rejection)
+
+    def failed(scope: ServerScope, exc: BaseException) -> None:
+        status = error_status(exc)  # an HTTPException(404) is an answer, not a failure
+        scope.exit(status, exc if status >= 500 else None)
+
     def decorate(func: F) -> F:
         if inspect.iscoroutinefunction(func):
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                req = find_request(args, kwargs)
-                scope = scope_for(req, limit, route, gate.get())
-                rejection = scope.enter()
-                if rejection is not None:
-                    scope.exit(rejection.status)
-                    return reject_response(req, rejection)
+                scope, rejected = enter(args, kwargs)
+                if rejected is not None:
+                    return rejected
                 try:
                     result = await func(*args, **kwargs)
                 except BaseException as exc:
-                    scope.exit(500, exc)
+                    failed(scope, exc)
                     raise
                 scope.exit(status_of(result))
                 return result
 
+            declare_request_param(func, async_wrapper)
             return async_wrapper  # type: ignore[return-value]
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            req = find_request(args, kwargs)
-            scope = scope_for(req, limit, route, gate.get())
-            rejection = scope.enter()
-            if rejection is not None:
-                scope.exit(rejection.status)
-                return reject_response(req, rejection)
+            scope, rejected = enter(args, kwargs)
+            if rejected is not None:
+                return rejected
             try:
                 result = func(*args, **kwargs)
             except BaseException as exc:
-                scope.exit(500, exc)
+                failed(scope, exc)
                 raise
             scope.exit(status_of(result))
             return result
 
+        declare_request_param(func, wrapper)
         return wrapper  # type: ignore[return-value]
 
     return decorate if fn is None else decorate(fn)
