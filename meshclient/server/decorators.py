@@ -94,10 +94,10 @@ def declare_request_param(func: Callable[..., Any], wrapper: Callable[..., Any])
 def matched_route(req: Any) -> str | None:
     """The route template the framework matched: Starlette's `scope["route"]`, Django's
     `resolver_match.route`, Flask's `url_rule`."""
-    scope = getattr(req, "scope", None)
-    if isinstance(scope, Mapping):
-        path = getattr(scope.get("route"), "path", None)
-        return path if isinstance(path, str) else None
+    scope = getattr(req, "scope", None)  # Django's ASGIRequest has one too, without "route"
+    path = getattr(scope.get("route"), "path", None) if isinstance(scope, Mapping) else None
+    if isinstance(path, str):
+        return path
     route = getattr(getattr(req, "resolver_match", None), "route", None)
     if isinstance(route, str):
         return "/" + route.lstrip("/")

@@ -3,7 +3,8 @@ WSGI application, through real HTTP on a threading wsgiref server (no database: 
 project configured here, its URLconf a module built by the test).
 
 Django runs an `async def` view under its WSGI handler too (`async_to_sync`, an event loop
-per request), so every decorator behaviour is checked on a sync and an async view."""
+per request), so every decorator behaviour is checked on a sync and an async view. The
+same views also run under Django's ASGI handler on uvicorn."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from meshclient.policy import Policy, PolicyStore
 from meshclient.telemetry import semconv
 from tests.integration.test_server_middleware import TRACEPARENT, Gate, context_now, hold
 from tests.servers.otel import Otel, otel_fixture  # noqa: F401 (the `otel` fixture)
-from tests.servers.threaded import serve_wsgi
+from tests.servers.threaded import serve_asgi, serve_wsgi
 
 django = pytest.importorskip("django")
 
@@ -120,6 +121,14 @@ def application(gate: Gate) -> Iterator[Callable[..., Any]]:
     clear_url_caches()
     yield get_wsgi_application()
     clear_url_caches()
+
+
+@pytest.fixture
+def asgi_application(application: Callable[..., Any]) -> Any:
+    """Django's ASGI application over the same views."""
+    from django.core.asgi import get_asgi_application
+
+    return get_asgi_application()
 
 
 @pytest.fixture
@@ -231,3 +240,21 @@ def test_wsgi_middleware_around_the_django_application(application: Callable[...
         200, 200, 403, 403, 503, 504]
     (first,) = [s for s in spans if s.parent is not None]
     assert first.parent.span_id == PARENT_SPAN_ID  # type: ignore[union-attr]
+
+
+def test_views_under_django_asgi_on_uvicorn(asgi_application: Any, gate: Gate,
+                                            otel: Otel) -> None:
+    headers = {"x-mesh-deadline-ms": "5000", "x-mesh-attempt": "3", "traceparent": TRACEPARENT}
+    with serve_asgi(asgi_application) as url:
+        for kind in ("sync", "async"):
+            body = httpx.get(f"{url}/{kind}/ctx/5", headers=headers).json()
+            assert body["attempt"] == 3 and 4000 < body["remaining_ms"] <= 5000
+            assert body["trace_id"] == TRACE_ID
+            r = httpx.get(f"{url}/{kind}/ctx/5", headers={"x-mesh-deadline-ms": "0"})
+            assert r.status_code == 504
+            r = httpx.get(f"{url}/{kind}/guarded", headers={"x-caller": "batch-job"})
+            assert r.status_code == 403
+    assert gate.ran == 2
+    spans = otel.wait_spans(6, SpanKind.SERVER)
+    assert sorted(s.name for s in spans if s.parent is not None) == [
+        "GET /async/ctx/<int:id>", "GET /sync/ctx/<int:id>"]
