@@ -114,11 +114,13 @@ def error_status(exc: BaseException) -> int:
     """The status the framework answers for an exception raised by a handler: Starlette/
     FastAPI `HTTPException.status_code`, werkzeug's `.code`, Django's 404/403/400; else 500."""
     code = getattr(exc, "status_code", None)
-    module = type(exc).__module__
-    if not isinstance(code, int) and module.startswith("werkzeug"):
-        code = getattr(exc, "code", None)
-    if not isinstance(code, int) and module.startswith("django"):
-        code = _DJANGO_STATUS.get(type(exc).__name__)
+    for cls in type(exc).__mro__:  # the framework's own class, or an app's subclass of it
+        if isinstance(code, int):
+            break
+        if cls.__module__.startswith("werkzeug"):
+            code = getattr(exc, "code", None)
+        elif cls.__module__.startswith("django"):
+            code = _DJANGO_STATUS.get(cls.__name__)
     return code if isinstance(code, int) and 100 <= code <= 599 else 500
 
 
