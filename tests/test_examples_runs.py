@@ -19,6 +19,12 @@ CASES = {
     "starlette_service.py": (("starlette", "uvicorn", "opentelemetry.sdk"),
                              ["GET /profile/1 -> 200", "span 'GET /profile", "done:"]),
     "flask_wsgi.py": (("flask",), ["GET /orders/10 -> 200", "done:"]),
+    "fastapi_service.py": (("fastapi", "uvicorn"),
+                           ["GET /orders/10 -> 200", "users saw the caller's trace id: True",
+                            "spent deadline -> 504", "-> 503, Retry-After: 2", "done:"]),
+    "django_service.py": (("django",),
+                          ["GET /orders/10 -> 200", "users saw the caller's trace id: True",
+                           "spent deadline -> 504", "(async view) -> 200: attempt 2", "done:"]),
     "canary_policy.py": ((), ["step   0%: policy 'canary-0'"]),
     "dns_srv.py": (("dns",), []),
 }
