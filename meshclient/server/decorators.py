@@ -225,11 +225,11 @@ def handler(fn: F | None = None, *, max_concurrency: int | None = None,
     * **policy**, **service** - where the `authorization` rules come from (default: the
       process's store, read at the first request) and the name denials are reported under.
 
-    Usage:
+    Usage (FastAPI; a `request: Request` parameter is optional, see the module docstring):
     ```python
     @app.get("/users/{id}")
     @meshclient.handler(max_concurrency=64)
-    async def get_user(request: Request, id: str): ...
+    async def get_user(id: str): ...
     ```
     """
     limit = limiter(max_concurrency, retry_after_s)
