@@ -83,7 +83,7 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
 
     # 3. discover: a service's first request waits, bounded by the deadline, for the
     #    endpoint cache's first answer; a warm request never waits (issue-5).
-    waiter = runtime.discovery
+    waiter = runtime.discovery if runtime.feed.cache is not None else None  # static: none
     if waiter is not None:
         yield WaitForEndpoints(waiter, max(0.0, deadline.remaining_ns(now) / _NS))
         if not waiter.ready:  # the wait ended empty
