@@ -30,13 +30,18 @@ def _origin(scheme: str, host: str, port: int) -> tuple[str, str, int | None]:
     return ref.scheme, ref.host, ref.port
 
 
+_new_tuple = tuple.__new__
+
+
 def _fast_url(url: httpx.URL, scheme: str, host: str, port: int) -> httpx.URL:
     s, h, p = _origin(scheme, host, port)
     ref = url._uri_reference
     out = object.__new__(httpx.URL)
     # (scheme, userinfo, host, port, path, query, fragment), built directly: `_replace` is a
-    # Python-level rebuild of the whole tuple (the self-check compares the result)
-    out._uri_reference = type(ref)(s, ref.userinfo, h, p, ref.path, ref.query, ref.fragment)
+    # Python-level rebuild of the whole tuple, and so is the NamedTuple's own `__new__`;
+    # `tuple.__new__` makes the same tuple in C (the self-check compares the result)
+    out._uri_reference = _new_tuple(type(ref), (s, ref.userinfo, h, p, ref.path, ref.query,
+                                                ref.fragment))
     return out
 
 

@@ -41,7 +41,6 @@ def pick_and_guard(runtime: ServiceRuntime, tried: set[str],
     admits the attempt. Returns (state, breaker ticket), `ALL_OPEN` when every candidate's
     breaker refused, or None when the service has no endpoints."""
     balancer = runtime.balancer
-    refused: set[str] = set()
     if not tried:  # a first attempt: the usual case, one pick, one admission
         state = balancer.pick()
         if state is None:
@@ -50,7 +49,9 @@ def pick_and_guard(runtime: ServiceRuntime, tried: set[str],
         ticket = NORMAL if breaker is None else breaker.admit()
         if ticket != REFUSED:
             return state, ticket
-        refused.add(state.endpoint.key)
+        refused = {state.endpoint.key}
+    else:
+        refused = set()
     for _ in range(len(balancer.states()) + 1):
         exclude = frozenset(tried | refused) if (tried or refused) else _NO_KEYS
         state = balancer.pick(exclude=exclude)

@@ -23,7 +23,8 @@ this package's imports to keep it so).
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from functools import partial
 from typing import TYPE_CHECKING
 
 import httpx
@@ -36,7 +37,7 @@ from ..resilience.deadline import Deadline
 from ..resilience.retry_after import http_date_s, parse_retry_after
 from ..routing.fault import injected_outcome, roll
 from ..routing.mirror import mirror_copy
-from .actions import Action, Discard, Done, Hedge, HedgeOutcome, Mirror, OnClose, Outcome, Sleep, WaitForEndpoints
+from .actions import Action, Discard, Done, Hedge, HedgeOutcome, Mirror, Outcome, Sleep, WaitForEndpoints
 from .attempt import observe, pick_and_guard, prepare, replayable
 from .hedging import good_outcome, hedge_delay_s, plan_hedge, settle_hedge
 
@@ -84,7 +85,7 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
 
     # 3. discover: a service's first request waits, bounded by the deadline, for the
     #    endpoint cache's first answer; a warm request never waits (issue-5).
-    waiter = runtime.discovery
+    waiter = runtime.discovery if runtime.feed.cache is not None else None  # static: none
     if waiter is not None:
         yield WaitForEndpoints(waiter, max(0.0, deadline.remaining_ns(now) / _NS))
         if not waiter.ready:  # the wait ended empty
@@ -161,7 +162,7 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
         # `_finish` would decide, without asking them).
         response = outcome.response
         if response is not None and not rules.status_listed(response.status_code):
-            yield Done(response, _finisher(state, start, ok, runtime), attempt)
+            yield Done(response, partial(_end, state, start, ok, clock.now_ns), attempt)
             return
         wait_s = _retry_wait(outcome, capped, attempt, request, runtime, now)
         if wait_s is None:
@@ -263,7 +264,8 @@ def _finish(outcome: Outcome, state: EndpointState | None, start: int, ok: bool,
         response.headers[RETRIES_SPENT_HEADER] = str(attempts)
         if inbound is not None:
             inbound.spent.append(attempts)
-    on_close = _finisher(state, start, ok, runtime) if state is not None else None
+    on_close = (None if state is None
+                else partial(_end, state, start, ok, runtime.clock.now_ns))
     return Done(response, on_close, attempts)
 
 
@@ -274,13 +276,11 @@ def _give_up(last: Outcome, attempts: int, request: httpx.Request, runtime: Serv
     yield _finish(last, None, 0, True, attempts, request, runtime, retrying_layer, inbound)
 
 
-def _finisher(state: EndpointState, start: int, ok: bool, runtime: ServiceRuntime) -> OnClose:
-    now_ns = runtime.clock.now_ns
-
-    def on_close(error: BaseException | None) -> None:
-        state.end(start, now_ns(), ok and error is None)
-
-    return on_close
+def _end(state: EndpointState, start: int, ok: bool, now_ns: Callable[[], int],
+         error: BaseException | None) -> None:
+    """A returned response's `on_close` (bound with `partial`, cheaper than a closure):
+    its body is closed or read, the endpoint's load measurement ends."""
+    state.end(start, now_ns(), ok and error is None)
 
 
 def _why(runtime: ServiceRuntime) -> str:

@@ -106,7 +106,8 @@ class EndpointState:
         with self._lock:
             self.in_flight -= 1
             self.quiet_since_ns = now_ns
-            self.ewma.observe(max(now_ns - start_ns, 0) / 1e9, now_ns, ok)
+            elapsed = now_ns - start_ns
+            self.ewma.observe((elapsed if elapsed > 0 else 0) / 1e9, now_ns, ok)
             if not ok:
                 self.failures += 1
             probe = self.phase == PROBING and start_ns == self.probe_start_ns

@@ -42,6 +42,7 @@ logger = logging.getLogger("meshclient")
 
 #: Longest time between recounts of available endpoints (seconds).
 RECOUNT_S = 0.1
+_RECOUNT_NS = RECOUNT_S * 1e9
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +140,7 @@ class LoadBalancer:
 
     def _recount(self, now_ns: int) -> None:
         """Refresh panic and zone decisions (at most every RECOUNT_S unless dirty)."""
-        if not self._dirty and now_ns - self._counted_ns < RECOUNT_S * 1e9:
+        if not self._dirty and now_ns - self._counted_ns < _RECOUNT_NS:
             return
         if not self._lock.acquire(blocking=False):
             return  # another thread is counting or updating; use the last decision
@@ -178,7 +179,8 @@ class LoadBalancer:
         probe = self.detector.claim_probe(now, exclude)
         if probe is not None:
             return probe
-        self._recount(now)
+        if self._dirty or now - self._counted_ns >= _RECOUNT_NS:  # `_recount`'s own test
+            self._recount(now)
         panic = self._panic
         if self._use_local and gen.local_picker is not None:
             state = gen.local_picker.pick(now, exclude, False)

@@ -90,6 +90,8 @@ _HAS_GLOBALS = (getattr(trace, "_TRACER_PROVIDER", _NONE) is not _NONE
                 and getattr(_metrics_internal, "_METER_PROVIDER", _NONE) is not _NONE)
 # len(os.environ) when `tracer()` and `instruments()` last both found no provider (-1: not so)
 _quiet_env_size = -1
+# os.environ's own dict (its size is os.environ's; `len(os.environ)` is a Python-level call)
+_ENV: Any = getattr(os.environ, "_data", os.environ)
 
 
 def quiet() -> bool:
@@ -97,7 +99,7 @@ def quiet() -> bool:
     every request): nothing was pinned with `configure()`, neither OTel global is set, and
     the environment has not changed size since `tracer()` and `instruments()` both said so.
     False means "ask `tracer()` and `instruments()`", not necessarily that one is set."""
-    return (_quiet_env_size == len(os.environ) and _tracer_override is None
+    return (_quiet_env_size == len(_ENV) and _tracer_override is None
             and _meter_override is None and trace._TRACER_PROVIDER is None
             and _metrics_internal._METER_PROVIDER is None)
 
@@ -105,7 +107,7 @@ def quiet() -> bool:
 def _note_quiet(tracer: trace.Tracer | None, instruments: Instruments | None) -> None:
     """After a full look: remember whether both were None (see `quiet`)."""
     global _quiet_env_size
-    _quiet_env_size = (len(os.environ) if _HAS_GLOBALS and tracer is None
+    _quiet_env_size = (len(_ENV) if _HAS_GLOBALS and tracer is None
                        and instruments is None else -1)
 
 

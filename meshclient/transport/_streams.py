@@ -39,7 +39,8 @@ class TrackedSyncStream(httpx.SyncByteStream):
         try:
             self._stream.close()
         finally:
-            self._finish(None)
+            if self._on_close is not None:  # usually already called: the body was read
+                self._finish(None)
 
 
 class TrackedAsyncStream(httpx.AsyncByteStream):
@@ -69,7 +70,8 @@ class TrackedAsyncStream(httpx.AsyncByteStream):
         try:
             await self._stream.aclose()
         finally:
-            self._finish(None)
+            if self._on_close is not None:  # usually already called: the body was read
+                self._finish(None)
 
 
 def track_sync(response: httpx.Response, on_close: OnClose) -> None:

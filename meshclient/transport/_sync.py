@@ -81,18 +81,18 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
                         sent = Outcome(None, exc)
                     held = sent.response or held
                     action = flow.send(sent)
+                elif type(action) is Done:  # the usual last step
+                    response = action.response
+                    if action.on_close is not None:
+                        track_sync(response, action.on_close)
+                    held = None
+                    return response
                 elif isinstance(action, (Send, Hedge)):
                     reply = (self._send(action, guard) if isinstance(action, Send)
                              else self._hedge(action, guard))
                     outcome = reply if isinstance(reply, Outcome) else reply.outcome
                     held = outcome.response or held
                     action = flow.send(reply)
-                elif isinstance(action, Done):
-                    response = action.response
-                    if action.on_close is not None:
-                        track_sync(response, action.on_close)
-                    held = None
-                    return response
                 elif isinstance(action, Mirror):  # fire and forget, bounded
                     self.mirrors.send_sync(self.inner, action)
                     action = flow.send(None)
