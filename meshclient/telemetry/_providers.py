@@ -94,18 +94,11 @@ _quiet_env_size = -1
 _ENV: Any = getattr(os.environ, "_data", os.environ)
 
 
-def quiet() -> bool:
-    """True when neither tracing nor metrics is configured, cheaply (the no-SDK case, on
-    every request): nothing was pinned with `configure()`, neither OTel global is set, and
-    the environment has not changed size since `tracer()` and `instruments()` both said so.
-    False means "ask `tracer()` and `instruments()`", not necessarily that one is set."""
-    return (_quiet_env_size == len(_ENV) and _tracer_override is None
-            and _meter_override is None and trace._TRACER_PROVIDER is None
-            and _metrics_internal._METER_PROVIDER is None)
-
-
 def _note_quiet(tracer: trace.Tracer | None, instruments: Instruments | None) -> None:
-    """After a full look: remember whether both were None (see `quiet`)."""
+    """After a full look: remember whether both were None. `tracing.start_call` then
+    takes the no-SDK path while nothing was pinned with `configure()`, neither OTel global
+    is set, and the environment has not changed size since (the check runs on every
+    request, inlined there)."""
     global _quiet_env_size
     _quiet_env_size = (len(_ENV) if _HAS_GLOBALS and tracer is None
                        and instruments is None else -1)

@@ -96,7 +96,7 @@ def start_call(request: httpx.Request, service: str | None) -> Call | None:
     span), or None when there is nothing to record and no trace context to propagate."""
     # Fast path: no SDK. Still forward a trace context we are inside of (an inbound
     # request's), so a downstream service with an SDK continues the trace.
-    p = _providers  # `quiet()`, inlined: this runs on every request
+    p = _providers  # the no-SDK test (see `_providers._note_quiet`), on every request
     if (p._quiet_env_size == len(p._ENV) and p._tracer_override is None
             and p._meter_override is None and trace._TRACER_PROVIDER is None
             and _metrics_internal._METER_PROVIDER is None):
