@@ -174,6 +174,32 @@ def hold(url: str, gate: Gate, n: int = 1) -> list[threading.Thread]:
     return threads
 
 
+def check_limited_handler_sheds(url: str, gate: Gate) -> None:
+    """A handler with `max_concurrent=1` at `url` (blocking on `gate`): a second request
+    while one runs is 503 with `Retry-After: 2`, and the permit comes back after."""
+    threads = hold(url, gate)
+    try:
+        gate.wait_entered()
+        r = httpx.get(url)
+        assert r.status_code == 503 and r.headers["retry-after"] == "2"
+    finally:
+        gate.release.set()
+        threads[0].join(10)
+    assert httpx.get(url).status_code == 200  # the permit came back
+
+
+def check_guarded_handler(url: str, gate: Gate) -> None:
+    """A handler at `url` guarded by the policy's authorization (caller header trusted,
+    only `frontend-web` allowed): allowed runs it, denied or anonymous get an empty 403
+    without running it."""
+    r = httpx.get(url, headers={"x-caller": "frontend-web"})
+    assert r.status_code == 200 and gate.ran == 1
+    for headers in ({"x-caller": "batch-job"}, {}):
+        r = httpx.get(url, headers=headers)
+        assert r.status_code == 403 and r.content == b""
+    assert gate.ran == 1  # the handler never ran for a denied caller
+
+
 def test_asgi_sheds_beyond_the_limit_with_retry_after(asgi_url: str, gate: Gate,
                                                       otel: Otel) -> None:
     threads = hold(asgi_url + "/block", gate, 2)
