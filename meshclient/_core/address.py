@@ -14,6 +14,7 @@ shortcut off and `copy_with` / `update` are used instead.
 from __future__ import annotations
 
 from functools import lru_cache
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -31,6 +32,7 @@ def _origin(scheme: str, host: str, port: int) -> tuple[str, str, int | None]:
 
 
 _new_tuple = tuple.__new__
+_new_object = object.__new__
 
 
 def _fast_url(url: httpx.URL, scheme: str, host: str, port: int) -> httpx.URL:
@@ -145,7 +147,8 @@ with_headers, header = _headers_self_check()
 
 _DEADLINE = b"x-mesh-deadline-ms"  # context.DEADLINE_HEADER / ATTEMPT_HEADER (context
 _ATTEMPT = b"x-mesh-attempt"       # imports httpx-free modules only; kept in step by a test)
-_MESH_NAMES = (_DEADLINE, _ATTEMPT)
+_MESH_NAMES = frozenset((_DEADLINE, _ATTEMPT))
+_lower_name = itemgetter(1)  # of httpx's (raw name, lower-case name, value) items
 
 
 def _fast_attempt_headers(headers: httpx.Headers, deadline_ms: str,
@@ -156,12 +159,10 @@ def _fast_attempt_headers(headers: httpx.Headers, deadline_ms: str,
     are dropped. Built on httpx's item list, like `_fast_headers`."""
     out = object.__new__(httpx.Headers)
     items = headers._list
-    for item in items:
-        if item[1] in _MESH_NAMES:  # rare: a forwarded request's headers
-            items = [i for i in items if i[1] not in _MESH_NAMES]
-            break
-    else:
-        items = list(items)
+    if _MESH_NAMES.isdisjoint(map(_lower_name, items)):  # the usual case, tested in C
+        items = items.copy()
+    else:  # a forwarded request's headers
+        items = [i for i in items if i[1] not in _MESH_NAMES]
     items.append((_DEADLINE, _DEADLINE, deadline_ms.encode("ascii")))
     if attempt > 1:
         items.append((_ATTEMPT, _ATTEMPT, str(attempt).encode("ascii")))
@@ -199,25 +200,74 @@ def _attempt_headers_self_check() -> Any:
 attempt_headers = _attempt_headers_self_check()
 
 
-def address_request(request: httpx.Request, service: Service, endpoint: Endpoint,
-                    headers: httpx.Headers | None = None) -> httpx.Request:
-    """A copy of `request` sent to `endpoint`: the URL names the endpoint, the `Host` header
-    keeps the logical name, and for https the TLS name (`sni_hostname`) is the name of the
-    service sent to (after a split, the destination's), so the certificate is verified
-    against the service name, not the IP.
-
-    The body stream is shared, not copied; `headers` (a new `Headers`, e.g. from
-    `attempt_headers`) replace the copy's, else the copy gets a copy of the request's.
-    """
+def _fast_address(request: httpx.Request, service: Service, endpoint: Endpoint,
+                  headers: httpx.Headers | None = None) -> httpx.Request:
+    # A shallow copy made from a copy of the instance dict (one C-level copy; setting the
+    # attributes one by one on an empty instance costs more): the parsed URL and the body
+    # stream are shared (never mutated); the headers and extensions are the copy's own, since
+    # an inner transport (say, a tracing wrapper) may add to them. This skips
+    # `Request.__init__`, whose re-validation is most of a request copy's cost.
     scheme = service.scheme
-    # A shallow copy: the parsed URL and the body stream are shared (never mutated); the
-    # headers are copied, since an inner transport (say, a tracing wrapper) may add to them.
-    # This skips `Request.__init__`, whose re-validation is most of a request copy's cost.
-    out = object.__new__(httpx.Request)
-    out.__dict__.update(request.__dict__)
-    out.url = endpoint_url(request.url, scheme, endpoint.host, endpoint.port)
-    out.extensions = dict(request.extensions)
-    if scheme == "https" and "sni_hostname" not in out.extensions:
-        out.extensions["sni_hostname"] = service.name  # issue-9: the destination's name
-    out.headers = with_headers(request.headers, {}) if headers is None else headers
+    attrs = request.__dict__.copy()
+    ref = attrs["url"]._uri_reference
+    s, h, p = _origin(scheme, endpoint.host, endpoint.port)
+    url = _new_object(httpx.URL)
+    url._uri_reference = _new_tuple(type(ref), (s, ref.userinfo, h, p, ref.path, ref.query,
+                                                ref.fragment))  # as in `_fast_url`
+    attrs["url"] = url
+    attrs["headers"] = with_headers(request.headers, {}) if headers is None else headers
+    extensions = attrs["extensions"] = attrs["extensions"].copy()
+    if scheme == "https" and "sni_hostname" not in extensions:
+        extensions["sni_hostname"] = service.name  # issue-9: the destination's name
+    out = _new_object(httpx.Request)
+    out.__dict__ = attrs
     return out
+
+
+def _slow_address(request: httpx.Request, service: Service, endpoint: Endpoint,
+                  headers: httpx.Headers | None = None) -> httpx.Request:
+    extensions = dict(request.extensions)
+    if service.scheme == "https" and "sni_hostname" not in extensions:
+        extensions["sni_hostname"] = service.name
+    out = httpx.Request(request.method,
+                        _slow_url(request.url, service.scheme, endpoint.host, endpoint.port),
+                        headers=request.headers.copy() if headers is None else headers,
+                        stream=request.stream, extensions=extensions)
+    if hasattr(request, "_content"):
+        out._content = request._content
+    return out
+
+
+def _address_self_check() -> Any:
+    from ..discovery._base import Endpoint  # (imports nothing with I/O)
+
+    class _Named:  # the two fields of `Service` used here
+        def __init__(self, scheme: str) -> None:
+            self.scheme, self.name = scheme, "users"
+
+    try:
+        for text, scheme, host, port in [("http://users/v1/x?a=1#f", "http", "127.0.0.2", 8001),
+                                         ("https://users/", "https", "::1", 443)]:
+            request = httpx.Request("POST", text, content=b"abc", headers={"X-A": "1"},
+                                    extensions={"timeout": {"read": 1.0}})
+            service, endpoint = _Named(scheme), Endpoint(host, port)
+            fast = _fast_address(request, service, endpoint)  # type: ignore[arg-type]
+            slow = _slow_address(request, service, endpoint)  # type: ignore[arg-type]
+            if (fast.url != slow.url or str(fast.url) != str(slow.url)
+                    or fast.headers.raw != slow.headers.raw or fast.method != slow.method
+                    or fast.extensions != slow.extensions or fast.stream is not request.stream
+                    or fast.content != slow.content or vars(fast).keys() != vars(request).keys()
+                    or fast.headers is request.headers or fast.extensions is request.extensions):
+                return _slow_address
+    except Exception:  # pragma: no cover - only with an httpx whose internals changed
+        return _slow_address
+    return _fast_address
+
+
+#: `address_request(request, service, endpoint, headers=None)`: a copy of `request` sent to
+#: `endpoint`: the URL names the endpoint, the `Host` header keeps the logical name, and for
+#: https the TLS name (`sni_hostname`) is the name of the service sent to (after a split, the
+#: destination's), so the certificate is verified against the service name, not the IP.
+#: The body stream is shared, not copied; `headers` (a new `Headers`, e.g. from
+#: `attempt_headers`) replace the copy's, else the copy gets a copy of the request's.
+address_request = _address_self_check()

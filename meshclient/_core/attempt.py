@@ -3,10 +3,13 @@ attempt with its headers and timeout, and observe what came back."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import httpx
 
+from .. import _events
+from ..errors import CircuitOpen, NoEndpointsAvailable
 from ..resilience.breaker import NORMAL, REFUSED
 from ..resilience.classify import OTHER, error_kind, is_failure_status
 from ..resilience.deadline import Deadline, attempt_timeout, within
@@ -16,6 +19,7 @@ from .address import address_request, attempt_headers, header
 if TYPE_CHECKING:
     from .._runtime import ServiceRuntime
     from ..balance import EndpointState
+    from ..context import Inbound
 
 #: Largest body buffered for replay (a bigger or streaming body is never sent twice).
 MAX_REPLAY_BYTES = 64 * 1024
@@ -33,6 +37,16 @@ def replayable(request: httpx.Request) -> bool:
     except httpx.RequestNotRead:  # a ByteStream passed as `stream=`: trust Content-Length
         length = header(request.headers, b"content-length")
         return length is None or (length.isdigit() and int(length) <= MAX_REPLAY_BYTES)
+
+
+def attempts_allowed(request: httpx.Request, attempts: int, one_layer: bool,
+                     inbound: Inbound | None) -> int:
+    """How many attempts this layer may make: `retry.attempts`, or 1 when a layer above
+    retries (the one-layer rule) or the body cannot be replayed (streaming or large)."""
+    if attempts > 1 and ((one_layer and inbound is not None and inbound.is_retry)
+                         or not replayable(request)):
+        return 1
+    return attempts
 
 
 def pick_and_guard(runtime: ServiceRuntime, tried: set[str],
@@ -121,3 +135,34 @@ def abandon(state: EndpointState, ticket: int, start_ns: int, now_ns: int) -> No
     state.end(start_ns, now_ns, True)
     if state.breaker is not None:
         state.breaker.release(ticket)
+
+
+def no_pick(chosen: str | None, request: httpx.Request,
+            runtime: ServiceRuntime) -> NoEndpointsAvailable | CircuitOpen:
+    """The error for a first attempt that found nowhere to go (`pick_and_guard` gave None
+    or `ALL_OPEN`)."""
+    name = runtime.service.name
+    if chosen is None:
+        return NoEndpointsAvailable(f"service {name!r} has no endpoints{why_none(runtime)}",
+                                    request=request, service=name)
+    _events.emit(_events.BREAKER_FAST_FAIL, name)
+    return CircuitOpen(f"every endpoint of {name!r} has an open circuit breaker",
+                       request=request, service=name)
+
+
+def why_none(runtime: ServiceRuntime) -> str:
+    """Why a discovered service has no endpoint, for `NoEndpointsAvailable` (issue-5)."""
+    cache = runtime.feed.cache
+    if cache is None:
+        return ""
+    if not cache.ready:
+        return (f" (discovery from {cache.resolver.source} has not answered: "
+                f"{cache.last_error or 'no answer yet'})")
+    return f" (discovery from {cache.resolver.source} found none)"
+
+
+def end_load(state: EndpointState, start: int, ok: bool, now_ns: Callable[[], int],
+             error: BaseException | None) -> None:
+    """A returned response's `on_close` (bound with `partial`, cheaper than a closure):
+    its body is closed or read, the endpoint's load measurement ends."""
+    state.end(start, now_ns(), ok and error is None)

@@ -23,7 +23,7 @@ this package's imports to keep it so).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -31,130 +31,140 @@ import httpx
 
 from .. import _events
 from ..context import RETRIES_SPENT_HEADER, Inbound
-from ..errors import CircuitOpen, DeadlineExceeded, NoEndpointsAvailable
+from ..errors import DeadlineExceeded, NoEndpointsAvailable
 from ..resilience.classify import RETRY_AFTER_STATUSES, TIMEOUT, error_kind
 from ..resilience.deadline import Deadline
 from ..resilience.retry_after import http_date_s, parse_retry_after
 from ..routing.fault import injected_outcome, roll
 from ..routing.mirror import mirror_copy
 from .actions import Action, Discard, Done, Hedge, HedgeOutcome, Mirror, Outcome, Sleep, WaitForEndpoints
-from .attempt import observe, pick_and_guard, prepare, replayable
+from .attempt import (
+    attempts_allowed,
+    end_load,
+    no_pick,
+    observe,
+    pick_and_guard,
+    prepare,
+    why_none,
+)
 from .hedging import good_outcome, hedge_delay_s, plan_hedge, settle_hedge
 
 if TYPE_CHECKING:  # types only: the runtime holds locks, the core must not import it
     from .._runtime import ServiceRuntime
     from ..balance import EndpointState
     from ..routing import Decision
+    from .first import First
 
 Flow = Generator[Action, "Outcome | HedgeOutcome | None", None]
 _NS = 1_000_000_000
 
 
 def request_flow(request: httpx.Request, runtime: ServiceRuntime,
-                 inbound: Inbound | None = None, decision: Decision | None = None) -> Flow:
+                 inbound: Inbound | None = None, decision: Decision | None = None,
+                 after: First | None = None) -> Flow:
     """Route one logical request of `runtime.service` through the mesh. `inbound` is the
     request being handled when this call is made (`context.inbound`), if any; `decision`
-    is the routing step's result (`runtime` is already its destination's)."""
+    is the routing step's result (`runtime` is already its destination's). `after`: the
+    call's first attempt was made by `first.start_first` and its outcome is not final; the
+    flow takes over from that outcome."""
     service = runtime.service
     clock = runtime.clock
     name = service.name
-    now = clock.now_ns()
-    # 1. route: the mirror copy leaves first (the shell never waits for it).
-    if decision is not None:
-        if decision.mirror is not None:
-            copy = mirror_copy(request, decision.mirror)
-            if copy is not None:
-                yield Mirror(copy, decision.mirror)
-        fault_policy = decision.fault
-    else:  # not routed: the service's own fault policy
-        fault_policy = service.fault
-
-    # 2. deadline, budget, one-layer rule.
-    deadline = Deadline.start(service.timeout, request.extensions, now,
-                              inbound.deadline_ns if inbound is not None else None)
     retry = service.retry
     rules = runtime.resilience.rules
     stats = runtime.resilience.budget
-    stats.budget.deposit()
-    max_attempts = retry.attempts
-    if max_attempts > 1 and (
-            (retry.one_layer and inbound is not None and inbound.is_retry)  # a layer above
-            or not replayable(request)):  # a streaming or large body is never sent twice
-        max_attempts = 1
-    retrying_layer = max_attempts > 1  # this layer owns the retry decision
-
-    # 3. discover: a service's first request waits, bounded by the deadline, for the
-    #    endpoint cache's first answer; a warm request never waits (issue-5).
-    waiter = runtime.discovery if runtime.feed.cache is not None else None  # static: none
-    if waiter is not None:
-        yield WaitForEndpoints(waiter, max(0.0, deadline.remaining_ns(now) / _NS))
-        if not waiter.ready:  # the wait ended empty
-            raise NoEndpointsAvailable(f"service {name!r} has no endpoints{_why(runtime)}",
-                                       request=request, service=name)
-        now = clock.now_ns()
-
+    # 1. route: the mirror copy and the fault are the routing decision's.
+    fault_policy = decision.fault if decision is not None else service.fault
     tried: set[str] = set()
     attempt = 0
     last: Outcome | None = None
-    while True:
-        attempt += 1
-        if attempt > 1:
-            now = clock.now_ns()
-        if deadline.at_ns - now <= 0:
-            if last is not None and last.response is not None:
-                yield Discard(last.response)
-            raise DeadlineExceeded(f"deadline of the call to {name!r} passed before attempt "
-                                   f"{attempt}", request=request, service=name)
-        # 3-5. pick and guard.
-        chosen = pick_and_guard(runtime, tried)
-        if not isinstance(chosen, tuple):
-            if last is not None:  # a retry found nowhere to go: the last real outcome
-                yield from _give_up(last, attempt - 1, request, runtime, retrying_layer,
-                                    inbound)
-                return
-            if chosen is None:
-                raise NoEndpointsAvailable(f"service {name!r} has no endpoints{_why(runtime)}",
+    if after is None:
+        now = clock.now_ns()
+        if decision is not None and decision.mirror is not None:  # leaves first
+            copy = mirror_copy(request, decision.mirror)
+            if copy is not None:
+                yield Mirror(copy, decision.mirror)
+        # 2. deadline, budget, one-layer rule.
+        deadline = Deadline.start(service.timeout, request.extensions, now,
+                                  inbound.deadline_ns if inbound is not None else None)
+        stats.budget.deposit()
+        max_attempts = attempts_allowed(request, retry.attempts, retry.one_layer, inbound)
+        # 3. discover: a service's first request waits, bounded by the deadline, for the
+        #    endpoint cache's first answer; a warm request never waits (issue-5).
+        waiter = runtime.discovery if runtime.feed.cache is not None else None  # static: none
+        if waiter is not None:
+            yield WaitForEndpoints(waiter, max(0.0, deadline.remaining_ns(now) / _NS))
+            if not waiter.ready:  # the wait ended empty
+                raise NoEndpointsAvailable(f"service {name!r} has no endpoints{why_none(runtime)}",
                                            request=request, service=name)
-            _events.emit(_events.BREAKER_FAST_FAIL, name)
-            raise CircuitOpen(f"every endpoint of {name!r} has an open circuit breaker",
-                              request=request, service=name)
-        state, ticket = chosen
-        if last is not None and last.response is not None:
-            yield Discard(last.response)  # kept open until the retry had somewhere to go
-        tried.add(state.endpoint.key)
-        # fault injection, rolled per attempt: a delay is a Sleep before the send (so the
-        # deadline header reflects it), an abort replaces the send's outcome below.
-        fault = roll(fault_policy, request, runtime.rng) if fault_policy else None
-        if fault is not None and fault.delay_s:
-            yield Sleep(fault.delay_s)
             now = clock.now_ns()
-        send, capped = prepare(request, runtime, state, attempt, deadline, now)
+    else:
+        deadline, max_attempts = after.deadline, after.max_attempts
+    retrying_layer = max_attempts > 1  # this layer owns the retry decision
 
-        # 6. send, or hedge when the service hedges and a second endpoint is available.
-        hedge = None
-        if attempt == 1 and retry.hedge is not None and max_attempts > 1 and fault is None:
-            hedge = plan_hedge(request, runtime, tried, deadline, now)
-        start = state.begin(now)
-        if fault is not None and fault.abort is not None:
-            # an injected abort is classified like a real failure (retries, breakers)
-            outcome = injected_outcome(fault.abort, send.request)
-            now = clock.now_ns()
-            ok = observe(runtime, state, ticket, start, outcome, now)
-        elif hedge is None:
-            reply = yield send
-            assert isinstance(reply, Outcome)
-            outcome = reply
-            now = clock.now_ns()
-            ok = observe(runtime, state, ticket, start, outcome, now)
+    while True:
+        if after is not None:  # attempt 1, made outside the generator: its outcome
+            state, ticket, start, capped = after.state, after.ticket, after.start, after.capped
+            outcome, ok, now = after.outcome, after.ok, after.now
+            attempt = 1
+            tried.add(state.endpoint.key)
+            after = None
         else:
-            h_state, h_ticket, h_send = hedge
-            reply = yield Hedge(send, h_send, hedge_delay_s(runtime), good_outcome(runtime))
-            assert isinstance(reply, HedgeOutcome)
-            now = clock.now_ns()
-            outcome, state, ok, start = settle_hedge(runtime, reply, (state, ticket, start),
-                                                      (h_state, h_ticket))
-            if reply.hedged:
-                attempt += 1
+            attempt += 1
+            if attempt > 1:
+                now = clock.now_ns()
+            if deadline.at_ns - now <= 0:
+                if last is not None and last.response is not None:
+                    yield Discard(last.response)
+                raise DeadlineExceeded(f"deadline of the call to {name!r} passed before "
+                                       f"attempt {attempt}", request=request, service=name)
+            # 3-5. pick and guard.
+            chosen = pick_and_guard(runtime, tried)
+            if not isinstance(chosen, tuple):
+                if last is not None:  # a retry found nowhere to go: the last real outcome
+                    yield from _give_up(last, attempt - 1, request, runtime, retrying_layer,
+                                        inbound)
+                    return
+                raise no_pick(chosen, request, runtime)
+            state, ticket = chosen
+            if last is not None and last.response is not None:
+                yield Discard(last.response)  # kept open until the retry had somewhere to go
+            tried.add(state.endpoint.key)
+            # fault injection, rolled per attempt: a delay is a Sleep before the send (so the
+            # deadline header reflects it), an abort replaces the send's outcome below.
+            fault = roll(fault_policy, request, runtime.rng) if fault_policy else None
+            if fault is not None and fault.delay_s:
+                yield Sleep(fault.delay_s)
+                now = clock.now_ns()
+            send, capped = prepare(request, runtime, state, attempt, deadline, now)
+
+            # 6. send, or hedge when the service hedges and a second endpoint is available.
+            hedge = None
+            if (attempt == 1 and retry.hedge is not None and max_attempts > 1
+                    and fault is None):
+                hedge = plan_hedge(request, runtime, tried, deadline, now)
+            start = state.begin(now)
+            if fault is not None and fault.abort is not None:
+                # an injected abort is classified like a real failure (retries, breakers)
+                outcome = injected_outcome(fault.abort, send.request)
+                now = clock.now_ns()
+                ok = observe(runtime, state, ticket, start, outcome, now)
+            elif hedge is None:
+                reply = yield send
+                assert isinstance(reply, Outcome)
+                outcome = reply
+                now = clock.now_ns()
+                ok = observe(runtime, state, ticket, start, outcome, now)
+            else:
+                h_state, h_ticket, h_send = hedge
+                reply = yield Hedge(send, h_send, hedge_delay_s(runtime), good_outcome(runtime))
+                assert isinstance(reply, HedgeOutcome)
+                now = clock.now_ns()
+                outcome, state, ok, start = settle_hedge(runtime, reply,
+                                                          (state, ticket, start),
+                                                          (h_state, h_ticket))
+                if reply.hedged:
+                    attempt += 1
         last = outcome
 
         # 7-8. classify, then retry or return. The usual answer first: a response whose
@@ -162,7 +172,7 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
         # `_finish` would decide, without asking them).
         response = outcome.response
         if response is not None and not rules.status_listed(response.status_code):
-            yield Done(response, partial(_end, state, start, ok, clock.now_ns), attempt)
+            yield Done(response, partial(end_load, state, start, ok, clock.now_ns), attempt)
             return
         wait_s = _retry_wait(outcome, capped, attempt, request, runtime, now)
         if wait_s is None:
@@ -265,7 +275,7 @@ def _finish(outcome: Outcome, state: EndpointState | None, start: int, ok: bool,
         if inbound is not None:
             inbound.spent.append(attempts)
     on_close = (None if state is None
-                else partial(_end, state, start, ok, runtime.clock.now_ns))
+                else partial(end_load, state, start, ok, runtime.clock.now_ns))
     return Done(response, on_close, attempts)
 
 
@@ -274,21 +284,3 @@ def _give_up(last: Outcome, attempts: int, request: httpx.Request, runtime: Serv
     """A retry had nowhere to go (every other breaker open): the previous outcome, whose
     endpoint accounting is already closed."""
     yield _finish(last, None, 0, True, attempts, request, runtime, retrying_layer, inbound)
-
-
-def _end(state: EndpointState, start: int, ok: bool, now_ns: Callable[[], int],
-         error: BaseException | None) -> None:
-    """A returned response's `on_close` (bound with `partial`, cheaper than a closure):
-    its body is closed or read, the endpoint's load measurement ends."""
-    state.end(start, now_ns(), ok and error is None)
-
-
-def _why(runtime: ServiceRuntime) -> str:
-    """Why a discovered service has no endpoint, for `NoEndpointsAvailable` (issue-5)."""
-    cache = runtime.feed.cache
-    if cache is None:
-        return ""
-    if not cache.ready:
-        return (f" (discovery from {cache.resolver.source} has not answered: "
-                f"{cache.last_error or 'no answer yet'})")
-    return f" (discovery from {cache.resolver.source} found none)"

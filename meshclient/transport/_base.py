@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from .._core.first import First, start_first
 from .._core.flow import Flow, request_flow
 from .._runtime import Registry, registry_for
 from ..context import inbound
@@ -99,17 +100,21 @@ class MeshBase:
         return service, route(request, service, policy, self.registry.rng)
 
     def _flow(self, request: httpx.Request, service: Service | None,
-              decision: Decision | None) -> Flow | None:
-        """The flow for a request to `service`, routed by `decision` (both from `_lookup`),
-        else None (pass through untraced: telemetry is off). With telemetry on, the flow is
-        wrapped to trace it."""
+              decision: Decision | None) -> First | Flow | None:
+        """How the call to `service`, routed by `decision` (both from `_begin`), starts:
+        its first attempt made without the generator (`First`, when telemetry is off and
+        nothing else comes first: see `_core/first.py`), else its flow (wrapped to trace
+        it when telemetry is on). None: not a service, pass through untraced."""
         if service is None or decision is None:
             call = start_call(request, None)
             return None if call is None else instrument(passthrough_flow(request), call)
-        flow = request_flow(request, self.registry.runtime(decision.destination), inbound.get(),
-                            decision)
+        runtime = self.registry.runtime(decision.destination)
         call = start_call(request, service.name)
-        return flow if call is None else instrument(flow, call)
+        if call is not None:
+            return instrument(request_flow(request, runtime, inbound.get(), decision), call)
+        caller = inbound.get()
+        return (start_first(request, runtime, caller, decision)
+                or request_flow(request, runtime, caller, decision))
 
     def _admission(self, service: Service | None, decision: Decision | None) -> Guard | None:
         """What the request must pass before its flow (issue-9): the matched route's limits,

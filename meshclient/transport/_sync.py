@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from .._core.actions import Discard, Done, Hedge, HedgeOutcome, Mirror, Outcome, Send, Sleep, WaitForEndpoints
+from .._core.first import First
 from ..policy import Policy, PolicyStore, Service
 from ..routing import Decision
 from ..security.routes import Guard
@@ -67,10 +68,26 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
 
     def _handle(self, request: httpx.Request, guard: Guard | None, service: Service | None,
                 decision: Decision | None) -> httpx.Response:
-        flow = self._flow(request, service, decision)
-        if flow is None:
+        start = self._flow(request, service, decision)
+        if start is None:
             return self.inner.handle_request(request)
         held: httpx.Response | None = None  # a response the flow still owns
+        if isinstance(start, First):  # the usual call: attempt 1 without the generator
+            if guard is None:
+                try:
+                    sent = Outcome(self.inner.handle_request(start.send.request))
+                except Exception as exc:  # the core decides what the caller sees
+                    sent = Outcome(None, exc)
+            else:
+                sent = self._send(start.send, guard)
+            step = start.finish(sent)
+            if isinstance(step, Done):
+                if step.on_close is not None:
+                    track_sync(step.response, step.on_close)
+                return step.response
+            flow, held = step, sent.response  # not final: the flow takes over
+        else:
+            flow = start
         try:
             action = next(flow)
             while True:

@@ -6,10 +6,12 @@ import httpx
 import pytest
 
 from meshclient._core.address import (
+    _fast_address,
     _fast_attempt_headers,
     _fast_header,
     _fast_headers,
     _fast_url,
+    _slow_address,
     _slow_attempt_headers,
     _slow_header,
     _slow_headers,
@@ -33,6 +35,20 @@ def test_the_shortcut_is_active() -> None:
     assert endpoint_url is _fast_url
     assert with_headers is _fast_headers and header is _fast_header
     assert attempt_headers is _fast_attempt_headers
+    assert address_request is _fast_address
+
+
+@pytest.mark.parametrize("url", URLS)
+@pytest.mark.parametrize("target", TARGETS)
+def test_fast_address_matches_a_rebuilt_request(url: str, target: tuple[str, str, int]) -> None:
+    scheme, host, port = target
+    request = httpx.Client().build_request("PUT", url, content=b"abc", headers={"X-A": "1"})
+    service, endpoint = _service(scheme), Endpoint(host, port)
+    fast = _fast_address(request, service, endpoint)  # type: ignore[arg-type]
+    slow = _slow_address(request, service, endpoint)  # type: ignore[arg-type]
+    assert fast.url == slow.url and str(fast.url) == str(slow.url)
+    assert fast.headers.raw == slow.headers.raw and fast.method == slow.method
+    assert fast.extensions == slow.extensions and fast.content == slow.content == b"abc"
 
 
 @pytest.mark.parametrize("base", [

@@ -1,0 +1,112 @@
+"""The usual first attempt, made without the generator.
+
+Most calls are one attempt whose answer is final. `request_flow` handles every case, but a
+generator driven by a shell, with its setup for retries, hedges, faults and mirrors, costs
+more than the usual call needs. So when nothing has to happen before the first attempt
+(no mirror, no fault, no hedging, no discovery wait, time left), the shells use this
+instead:
+
+    first = start_first(request, runtime, inbound, decision)   # None: use request_flow
+    outcome = <send first.send>
+    next_step = first.finish(outcome)   # Done, or request_flow(..., after=first)
+
+`start_first` does the flow's steps 2-6 for attempt 1 (deadline, budget deposit, the
+one-layer rule, pick and guard, the attempt's request); `finish` observes the outcome
+(step 7) and ends the call with `Done` when the status is not one `retry.on` lists.
+Anything else (an error, a retryable status) is classified by `request_flow`, which takes
+over from that outcome, so retries, budgets and deadlines are decided in one place. Pure,
+like the rest of the core.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING
+
+import httpx
+
+from ..resilience.deadline import Deadline
+from .actions import Done, Outcome, Send
+from .attempt import attempts_allowed, end_load, no_pick, observe, pick_and_guard, prepare
+from .flow import Flow, request_flow
+
+if TYPE_CHECKING:
+    from .._runtime import ServiceRuntime
+    from ..balance import EndpointState
+    from ..context import Inbound
+    from ..routing import Decision
+
+_NOT_TRIED: set[str] = set()  # read only: a first pick excludes nothing
+
+
+class First:
+    """A first attempt in flight: its `send`, and what `finish` (and the flow, if it takes
+    over) needs. One per call; made by `start_first`."""
+
+    __slots__ = ("capped", "deadline", "decision", "inbound", "max_attempts", "now", "ok",
+                 "outcome", "request", "runtime", "send", "start", "state", "ticket")
+
+    send: Send
+    request: httpx.Request
+    runtime: ServiceRuntime
+    inbound: Inbound | None
+    decision: Decision | None
+    deadline: Deadline
+    max_attempts: int
+    state: EndpointState
+    ticket: int
+    start: int
+    capped: bool
+    # set by `finish` when the flow takes over
+    outcome: Outcome
+    ok: bool
+    now: int
+
+    def finish(self, outcome: Outcome) -> Done | Flow:
+        """Observe the attempt; `Done` for a final response, else the flow from here on."""
+        runtime = self.runtime
+        now_ns = runtime.clock.now_ns
+        now = now_ns()
+        state, start = self.state, self.start
+        ok = observe(runtime, state, self.ticket, start, outcome, now)
+        response = outcome.response
+        if response is not None and not runtime.resilience.rules.status_listed(
+                response.status_code):
+            return Done(response, partial(end_load, state, start, ok, now_ns), 1)
+        self.outcome, self.ok, self.now = outcome, ok, now
+        return request_flow(self.request, runtime, self.inbound, self.decision, after=self)
+
+
+def start_first(request: httpx.Request, runtime: ServiceRuntime, inbound: Inbound | None,
+                decision: Decision | None) -> First | None:
+    """The call's first attempt, started, or None when the call needs `request_flow` from
+    the beginning (nothing has been done then). Raises `NoEndpointsAvailable` or
+    `CircuitOpen` as the flow would."""
+    service = runtime.service
+    retry = service.retry
+    if decision is None:
+        if service.fault:
+            return None
+    elif decision.fault or decision.mirror is not None:
+        return None
+    if retry.hedge is not None or (runtime.feed.cache is not None
+                                   and runtime.discovery is not None):
+        return None  # hedging, or the endpoint cache's first answer to wait for
+    now = runtime.clock.now_ns()
+    deadline = Deadline.start(service.timeout, request.extensions, now,
+                              inbound.deadline_ns if inbound is not None else None)
+    if deadline.at_ns - now <= 0:
+        return None  # the flow raises DeadlineExceeded
+    runtime.resilience.budget.budget.deposit()
+    first = First.__new__(First)
+    first.max_attempts = attempts_allowed(request, retry.attempts, retry.one_layer, inbound)
+    chosen = pick_and_guard(runtime, _NOT_TRIED)
+    if not isinstance(chosen, tuple):
+        raise no_pick(chosen, request, runtime)
+    state, first.ticket = chosen
+    first.send, first.capped = prepare(request, runtime, state, 1, deadline, now)
+    first.start = state.begin(now)
+    first.state, first.deadline = state, deadline
+    first.request, first.runtime, first.inbound, first.decision = (request, runtime, inbound,
+                                                                   decision)
+    return first

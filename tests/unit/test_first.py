@@ -1,0 +1,150 @@
+"""The first attempt made without the generator (`_core/first.py`) does what the flow does:
+same request, same accounting, and the flow takes over from any outcome that is not final."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from meshclient._core.actions import Done, Outcome, Send
+from meshclient._core.first import First, start_first
+from meshclient._core.flow import request_flow
+from meshclient._runtime import Registry, ServiceRuntime
+from meshclient.context import Inbound
+from meshclient.errors import CircuitOpen
+from meshclient.policy import Policy
+from meshclient.routing import route
+from meshclient.testing import FakeClock, SeededRng
+
+from .test_flow import ENDPOINTS, drive, get
+
+
+def runtime(clock: FakeClock, **service: Any) -> ServiceRuntime:
+    policy = Policy.from_dict({"services": {"users": {"endpoints": ENDPOINTS, **service}}})
+    return Registry(clock, SeededRng(3)).runtime(policy.resolved["users"])
+
+
+def through_first(request: httpx.Request, rt: ServiceRuntime, replies: list[Any],
+                  clock: FakeClock) -> list[Any]:
+    """What a shell does: the first attempt by hand, then the flow if it takes over."""
+    first = start_first(request, rt, None, None)
+    assert isinstance(first, First)
+    clock.advance(0.01)
+    reply = replies.pop(0)
+    step = first.finish(reply if isinstance(reply, Outcome) else Outcome(response=reply))
+    if isinstance(step, Done):
+        return [first.send, step]
+    return [first.send, *drive(step, replies, clock)]
+
+
+def summary(actions: list[Any]) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for action in actions:
+        if isinstance(action, Send):
+            out.append(("send", (action.attempt, action.endpoint.key, str(action.request.url),
+                                 action.request.headers.get("x-mesh-deadline-ms"),
+                                 action.request.headers.get("x-mesh-attempt"),
+                                 action.request.extensions.get("timeout"))))
+        elif isinstance(action, Done):
+            out.append(("done", (action.attempts, action.response.status_code)))
+        else:
+            out.append((type(action).__name__, None))
+    return out
+
+
+@pytest.mark.parametrize("replies", [
+    [200],
+    [404],  # final: not in retry.on
+    [503, 200],
+    [503, 503, 503],  # attempts exhausted: the last real response
+    [httpx.ConnectError("refused"), 200],
+])
+def test_same_actions_as_the_flow(replies: list[Any]) -> None:
+    def answers() -> list[Any]:
+        return [Outcome(error=r) if isinstance(r, Exception) else httpx.Response(r)
+                for r in replies]
+
+    clock_a, clock_b = FakeClock(), FakeClock()
+    by_flow = drive(request_flow(get(), runtime(clock_a)), answers(), clock_a)
+    by_first = through_first(get(), runtime(clock_b), answers(), clock_b)
+    assert summary(by_first) == summary(by_flow)
+
+
+def test_the_usual_call_ends_its_accounting_when_the_body_closes() -> None:
+    clock = FakeClock()
+    rt = runtime(clock)
+    first = start_first(get(), rt, None, None)
+    assert first is not None
+    state = first.state
+    assert state.in_flight == 1 and first.send.attempt == 1
+    assert first.send.request.headers["host"] == "users"
+    done = first.finish(Outcome(response=httpx.Response(200)))
+    assert isinstance(done, Done) and done.attempts == 1 and done.on_close is not None
+    assert state.in_flight == 1  # until the body is closed
+    done.on_close(None)
+    assert state.in_flight == 0 and state.failures == 0
+
+
+def test_an_error_is_classified_by_the_flow() -> None:
+    clock = FakeClock()
+    rt = runtime(clock, retry={"attempts": 1})
+    first = start_first(get(), rt, None, None)
+    assert first is not None
+    step = first.finish(Outcome(error=httpx.ConnectError("refused")))
+    assert not isinstance(step, Done)
+    with pytest.raises(httpx.ConnectError):
+        next(step)
+    assert first.state.in_flight == 0 and first.state.failures == 1
+
+
+@pytest.mark.parametrize("service", [
+    {"retry": {"hedge": {"delay": "10ms"}}},
+    {"fault": {"abort": {"status": 503, "percent": 50}}},
+])
+def test_calls_that_need_the_flow_first_are_left_untouched(service: dict[str, Any]) -> None:
+    clock = FakeClock()
+    rt = runtime(clock, **service)
+    balance = rt.resilience.budget.budget.balance
+    assert start_first(get(), rt, None, None) is None
+    assert rt.resilience.budget.budget.balance == balance  # nothing deposited
+    assert all(s.in_flight == 0 and s.requests == 0 for s in rt.balancer.states())
+
+
+def test_a_mirrored_or_faulted_route_uses_the_flow() -> None:
+    clock = FakeClock()
+    policy = Policy.from_dict({"services": {
+        "users": {"endpoints": ENDPOINTS, "routes": [
+            {"name": "m", "match": {"path": {"prefix": "/m"}}, "mirror": {"to": "shadow"}},
+            {"name": "f", "match": {"path": {"prefix": "/f"}},
+             "fault": {"delay": {"duration": "1ms", "percent": 100}}}]},
+        "shadow": {"endpoints": ["127.0.0.9:80"]}}})
+    registry = Registry(clock, SeededRng(3))
+    service = policy.resolved["users"]
+    rt = registry.runtime(service)
+    for path in ("/m", "/f"):
+        request = httpx.Request("GET", f"http://users{path}")
+        decision = route(request, service, policy, registry.rng)
+        assert start_first(request, rt, None, decision) is None
+    plain = httpx.Request("GET", "http://users/other")
+    assert start_first(plain, rt, None, route(plain, service, policy, registry.rng)) is not None
+
+
+def test_a_passed_inbound_deadline_leaves_it_to_the_flow() -> None:
+    clock = FakeClock()
+    rt = runtime(clock)
+    assert start_first(get(), rt, Inbound(deadline_ns=clock.now_ns() - 1), None) is None
+    assert all(s.requests == 0 for s in rt.balancer.states())
+
+
+def test_every_breaker_open_raises_as_the_flow_does() -> None:
+    clock = FakeClock()
+    rt = runtime(clock, breaker={"failures": 1, "reset": "30s"})
+    for state in rt.balancer.states():
+        assert state.breaker is not None
+        state.breaker.record(state.breaker.admit(), False)
+    with pytest.raises(CircuitOpen):
+        start_first(get(), rt, None, None)
+    with pytest.raises(CircuitOpen):
+        next(request_flow(get(), rt))
