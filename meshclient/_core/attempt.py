@@ -11,7 +11,7 @@ import httpx
 from .. import _events
 from ..errors import CircuitOpen, NoEndpointsAvailable
 from ..resilience.breaker import NORMAL, REFUSED
-from ..resilience.classify import OTHER, error_kind, is_failure_status
+from ..resilience.classify import OTHER, error_kind
 from ..resilience.deadline import Deadline, attempt_timeout, within
 from .actions import Outcome, Send
 from .address import address_request, attempt_headers, header
@@ -32,11 +32,12 @@ def replayable(request: httpx.Request) -> bool:
     A generator body is consumed by the first attempt and is never replayed."""
     if not isinstance(request.stream, httpx.ByteStream):
         return False
-    try:
-        return len(request.content) <= MAX_REPLAY_BYTES
-    except httpx.RequestNotRead:  # a ByteStream passed as `stream=`: trust Content-Length
-        length = header(request.headers, b"content-length")
-        return length is None or (length.isdigit() and int(length) <= MAX_REPLAY_BYTES)
+    content = request.__dict__.get("_content")  # `request.content`, which raises if unread
+    if content is not None:
+        return len(content) <= MAX_REPLAY_BYTES
+    # a ByteStream passed as `stream=`: trust Content-Length
+    length = header(request.headers, b"content-length")
+    return length is None or (length.isdigit() and int(length) <= MAX_REPLAY_BYTES)
 
 
 def attempts_allowed(request: httpx.Request, attempts: int, one_layer: bool,
@@ -87,12 +88,20 @@ def prepare(request: httpx.Request, runtime: ServiceRuntime, state: EndpointStat
     timeout means the deadline passed). The attempt carries the remaining deadline and,
     from the second on, its number; its httpx timeout is per_try, capped by what remains
     and by the caller's."""
-    remaining = deadline.at_ns - now_ns
-    per_try = deadline.per_try_ns
-    if per_try is None or remaining <= per_try:
+    return prepare_at(request, runtime, state, attempt, deadline.at_ns, deadline.per_try_ns,
+                      now_ns)
+
+
+def prepare_at(request: httpx.Request, runtime: ServiceRuntime, state: EndpointState,
+               attempt: int, at_ns: int, per_try_ns: int | None,
+               now_ns: int) -> tuple[Send, bool]:
+    """`prepare` with the deadline's two bounds given apart (a first attempt has no
+    `Deadline` object unless the flow takes over: see `first.py`)."""
+    remaining = at_ns - now_ns
+    if per_try_ns is None or remaining <= per_try_ns:
         bound_ns, capped = remaining, True
     else:
-        bound_ns, capped = per_try, False
+        bound_ns, capped = per_try_ns, False
     left_ms = remaining // 1_000_000
     out = address_request(request, runtime.service, state.endpoint,
                           attempt_headers(request.headers, str(left_ms if left_ms > 0 else 0),
@@ -113,14 +122,15 @@ def prepare(request: httpx.Request, runtime: ServiceRuntime, state: EndpointStat
 
 def observe(runtime: ServiceRuntime, state: EndpointState, ticket: int, start_ns: int,
             outcome: Outcome, now_ns: int) -> bool:
-    """Record an attempt's result in its breaker and the latency tracker; for an error, end
+    """Record an attempt's result in its breaker (and, while hedging at a percentile, its
+    time in the latency ring); for an error, end
     the endpoint's load measurement too (a response's ends when its body closes).
     Returns whether the endpoint did well (no connect error, reset, timeout or 5xx)."""
     response = outcome.response
     if response is not None:
-        ok = not is_failure_status(response.status_code)
-        if ok:
-            runtime.resilience.latency.observe(state.endpoint.key, now_ns - start_ns)
+        ok = response.status_code < 500  # `is_failure_status`, inlined
+        if ok and runtime.resilience.latency.samples:  # hedging at a percentile
+            runtime.resilience.latency.observe(now_ns - start_ns)
     else:
         assert outcome.error is not None
         ok = error_kind(outcome.error) == OTHER  # not the endpoint's fault

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from ..resilience.deadline import Deadline
+from ..resilience.deadline import EXTENSION, Deadline
 from .actions import Done, Outcome, Send
-from .attempt import attempts_allowed, end_load, no_pick, observe, pick_and_guard, prepare
+from .attempt import attempts_allowed, end_load, no_pick, observe, pick_and_guard, prepare_at
 from .flow import Flow, request_flow
 
 if TYPE_CHECKING:
@@ -43,15 +43,18 @@ class First:
     """A first attempt in flight: its `send`, and what `finish` (and the flow, if it takes
     over) needs. One per call; made by `start_first`."""
 
-    __slots__ = ("capped", "deadline", "decision", "inbound", "max_attempts", "now", "ok",
-                 "outcome", "request", "runtime", "send", "start", "state", "ticket")
+    __slots__ = ("at_ns", "capped", "decision", "inbound", "inherited", "max_attempts", "now",
+                 "ok", "outcome", "per_try_ns", "request", "runtime", "send", "start", "state",
+                 "ticket")
 
     send: Send
     request: httpx.Request
     runtime: ServiceRuntime
     inbound: Inbound | None
     decision: Decision | None
-    deadline: Deadline
+    at_ns: int  # the call's deadline: a `Deadline`'s fields, made one if the flow takes over
+    per_try_ns: int | None
+    inherited: bool
     max_attempts: int
     state: EndpointState
     ticket: int
@@ -70,9 +73,12 @@ class First:
         state, start = self.state, self.start
         ok = observe(runtime, state, self.ticket, start, outcome, now)
         response = outcome.response
-        if response is not None and not runtime.resilience.rules.status_listed(
-                response.status_code):
-            return Done(response, partial(end_load, state, start, ok, now_ns), 1)
+        if response is not None:
+            status = response.status_code
+            rules = runtime.resilience.rules
+            if not (status in rules.statuses or (rules.any_5xx and 500 <= status < 600)):
+                # final (`RetryRules.status_listed`, inlined)
+                return Done(response, partial(end_load, state, start, ok, now_ns), 1)
         self.outcome, self.ok, self.now = outcome, ok, now
         return request_flow(self.request, runtime, self.inbound, self.decision, after=self)
 
@@ -93,20 +99,33 @@ def start_first(request: httpx.Request, runtime: ServiceRuntime, inbound: Inboun
                                    and runtime.discovery is not None):
         return None  # hedging, or the endpoint cache's first answer to wait for
     now = runtime.clock.now_ns()
-    deadline = Deadline.start(service.timeout, request.extensions, now,
-                              inbound.deadline_ns if inbound is not None else None)
-    if deadline.at_ns - now <= 0:
+    first = First.__new__(First)
+    extensions = request.extensions
+    if EXTENSION in extensions:  # a per-request override: the full rules
+        deadline = Deadline.start(service.timeout, extensions, now,
+                                  inbound.deadline_ns if inbound is not None else None)
+        at, per_try_ns, inherited = deadline.at_ns, deadline.per_try_ns, deadline.inherited
+    else:  # `Deadline.start` without the object
+        timeout = service.timeout
+        at = now + int(timeout.total * 1_000_000_000)
+        per_try_ns = None if timeout.per_try is None else int(timeout.per_try * 1_000_000_000)
+        inbound_ns = inbound.deadline_ns if inbound is not None else None
+        if inbound_ns is not None and inbound_ns < at:
+            at, inherited = inbound_ns, True
+        else:
+            inherited = False
+    if at - now <= 0:
         return None  # the flow raises DeadlineExceeded
     runtime.resilience.budget.budget.deposit()
-    first = First.__new__(First)
     first.max_attempts = attempts_allowed(request, retry.attempts, retry.one_layer, inbound)
     chosen = pick_and_guard(runtime, _NOT_TRIED)
     if not isinstance(chosen, tuple):
         raise no_pick(chosen, request, runtime)
     state, first.ticket = chosen
-    first.send, first.capped = prepare(request, runtime, state, 1, deadline, now)
+    first.send, first.capped = prepare_at(request, runtime, state, 1, at, per_try_ns, now)
     first.start = state.begin(now)
-    first.state, first.deadline = state, deadline
+    first.state, first.at_ns, first.per_try_ns, first.inherited = (state, at, per_try_ns,
+                                                                   inherited)
     first.request, first.runtime, first.inbound, first.decision = (request, runtime, inbound,
                                                                    decision)
     return first

@@ -99,7 +99,8 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
                                            request=request, service=name)
             now = clock.now_ns()
     else:
-        deadline, max_attempts = after.deadline, after.max_attempts
+        deadline = Deadline(after.at_ns, after.per_try_ns, after.inherited)
+        max_attempts = after.max_attempts
     retrying_layer = max_attempts > 1  # this layer owns the retry decision
 
     while True:
@@ -246,7 +247,7 @@ def _may_retry(attempt: int, max_attempts: int, wait_s: float, deadline: Deadlin
             _events.emit(_events.BUDGET_EXHAUSTED, name, reason="attempts", attempts=attempt)
         return False
     remaining = deadline.remaining_ns(now) - int(wait_s * _NS)
-    fastest = res.latency.fastest_ns()
+    fastest = runtime.balancer.fastest_ns()
     if remaining <= 0 or (fastest is not None and remaining < fastest):
         return False
     if not stats.budget.try_withdraw():

@@ -176,9 +176,11 @@ class LoadBalancer:
         if not gen.states:
             return None
         now = self.clock.now_ns()
-        probe = self.detector.claim_probe(now, exclude)
-        if probe is not None:
-            return probe
+        detector = self.detector
+        if now >= detector.next_due_ns:  # an ejected endpoint may be due for its probe
+            probe = detector.claim_probe(now, exclude)
+            if probe is not None:
+                return probe
         if self._dirty or now - self._counted_ns >= _RECOUNT_NS:  # `_recount`'s own test
             self._recount(now)
         panic = self._panic
@@ -190,6 +192,13 @@ class LoadBalancer:
 
     def states(self) -> tuple[EndpointState, ...]:
         return self._gen.states
+
+    def fastest_ns(self) -> int | None:
+        """The smallest latency estimate among endpoints with at least one sample (their
+        peak-EWMA as of its last sample, not decayed), or None: whether a retry can still
+        finish before the deadline (`request_flow`)."""
+        estimates = [s.ewma.latest_s for s in self._gen.states if s.ewma.samples]
+        return int(min(estimates) * 1e9) if estimates else None
 
     def snapshot(self) -> dict[str, Any]:
         now = self.clock.now_ns()

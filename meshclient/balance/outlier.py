@@ -52,7 +52,9 @@ class OutlierDetector:
         self._lock = threading.Lock()
         self._total = 0
         self._ejected: dict[str, EndpointState] = {}
-        self._next_due_ns = _NEVER
+        #: When the next ejected endpoint may be probed (`claim_probe` is idle before it;
+        #: the balancer reads it to skip that call).
+        self.next_due_ns = _NEVER
 
     @property
     def ejected_count(self) -> int:
@@ -75,7 +77,7 @@ class OutlierDetector:
             at = state.ejected_until_ns if state.phase == EJECTED else (
                 state.probe_claimed_ns + grace)
             due = min(due, at)
-        self._next_due_ns = due
+        self.next_due_ns = due
 
     def health_changed(self) -> None:
         self._on_change()
@@ -107,7 +109,7 @@ class OutlierDetector:
         state.probe_start_ns = None
         state.consecutive_failures = 0
         self._ejected[state.key] = state
-        self._next_due_ns = min(self._next_due_ns, state.ejected_until_ns)
+        self.next_due_ns = min(self.next_due_ns, state.ejected_until_ns)
         return until_s
 
     def _announce_ejection(self, state: EndpointState, until_s: float, why: str) -> None:
@@ -118,7 +120,7 @@ class OutlierDetector:
 
     def claim_probe(self, now_ns: int, exclude: frozenset[str]) -> EndpointState | None:
         """An ejected endpoint whose time is up, claimed for its single probe, or None."""
-        if now_ns < self._next_due_ns:
+        if now_ns < self.next_due_ns:
             return None
         grace = int(self.policy.base_ejection * 1e9)
         with self._lock:

@@ -45,7 +45,6 @@ class ServiceResilience:
         self.budget = budget_for(service.name, service.retry.budget, self.clock)
         self._service = service
         self.attach_breakers(states)
-        self.latency.forget({s.endpoint.key for s in states})
         hedge = service.retry.hedge
         self.latency.samples = hedge is not None and hedge.percentile is not None
 

@@ -27,9 +27,9 @@ def runtime(clock: FakeClock, **service: Any) -> ServiceRuntime:
 
 
 def through_first(request: httpx.Request, rt: ServiceRuntime, replies: list[Any],
-                  clock: FakeClock) -> list[Any]:
+                  clock: FakeClock, inbound: Inbound | None = None) -> list[Any]:
     """What a shell does: the first attempt by hand, then the flow if it takes over."""
-    first = start_first(request, rt, None, None)
+    first = start_first(request, rt, inbound, None)
     assert isinstance(first, First)
     clock.advance(0.01)
     reply = replies.pop(0)
@@ -69,6 +69,28 @@ def test_same_actions_as_the_flow(replies: list[Any]) -> None:
     clock_a, clock_b = FakeClock(), FakeClock()
     by_flow = drive(request_flow(get(), runtime(clock_a)), answers(), clock_a)
     by_first = through_first(get(), runtime(clock_b), answers(), clock_b)
+    assert summary(by_first) == summary(by_flow)
+
+
+@pytest.mark.parametrize("extensions", [
+    {}, {"meshclient.timeout": 2.5}, {"meshclient.timeout": {"total": 4, "per_try": 0.5}},
+    {"timeout": {"connect": 1.0, "read": 30.0, "write": None, "pool": 1.0}}])
+@pytest.mark.parametrize("inbound_s", [None, 0.8, 60.0])
+def test_same_deadline_and_timeouts_as_the_flow(extensions: dict[str, Any],
+                                                inbound_s: float | None) -> None:
+    def request() -> httpx.Request:
+        return httpx.Request("GET", "http://users/a", extensions=dict(extensions))
+
+    def inbound(clock: FakeClock) -> Inbound | None:
+        return None if inbound_s is None else Inbound(
+            deadline_ns=clock.now_ns() + int(inbound_s * 1e9))
+
+    clock_a, clock_b = FakeClock(), FakeClock()
+    replies = [httpx.Response(503), httpx.Response(200)]
+    by_flow = drive(request_flow(request(), runtime(clock_a, timeout={"per_try": "1s"}),
+                                 inbound(clock_a)), list(replies), clock_a)
+    by_first = through_first(request(), runtime(clock_b, timeout={"per_try": "1s"}),
+                             list(replies), clock_b, inbound(clock_b))
     assert summary(by_first) == summary(by_flow)
 
 

@@ -118,19 +118,27 @@ def test_stall_bound_raises_the_estimate_of_a_silent_busy_endpoint() -> None:
     assert ewma.cost(50_000_000, pending=0, quiet_since_ns=0) == pytest.approx(0.01, rel=0.01)
 
 
-def test_latency_tracker_estimates_and_forgets() -> None:
+def test_latency_ring_is_kept_only_while_hedging() -> None:
     from meshclient.resilience.latency import LatencyTracker
 
     tracker = LatencyTracker()
-    assert tracker.fastest_ns() is None and tracker.percentile_ns(50) is None
-    for _ in range(30):
-        tracker.observe("a", 10_000_000)
-        tracker.observe("b", 2_000_000)
-    assert tracker.fastest_ns() == 2_000_000
-    assert tracker.percentile_ns(50) is None  # the ring is kept only while hedging
+    assert tracker.percentile_ns(50) is None
     tracker.samples = True
     for _ in range(30):
-        tracker.observe("a", 10_000_000)
+        tracker.observe(10_000_000)
     assert tracker.percentile_ns(50) == 10_000_000
-    tracker.forget({"a"})
-    assert tracker.fastest_ns() == 10_000_000
+
+
+def test_fastest_estimate_is_the_balancers() -> None:
+    from meshclient._runtime import Registry
+    from meshclient.policy import Policy
+    from meshclient.testing import FakeClock, SeededRng
+
+    policy = Policy.from_dict({"services": {"users": {"endpoints": ["127.0.0.2:80",
+                                                                    "127.0.0.3:80"]}}})
+    balancer = Registry(FakeClock(), SeededRng(1)).runtime(policy.resolved["users"]).balancer
+    assert balancer.fastest_ns() is None  # no sample yet: no estimate
+    a, b = balancer.states()
+    for state, rtt_ns in ((a, 10_000_000), (b, 2_000_000)):
+        state.end(state.begin(0), rtt_ns, True)
+    assert balancer.fastest_ns() == 2_000_000

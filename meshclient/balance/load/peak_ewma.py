@@ -87,6 +87,11 @@ class PeakEwma:
         elapsed = now_ns - self._stamp
         return 1.0 if elapsed <= 0 else math.exp(-elapsed / self._tau_ns)
 
+    @property
+    def latest_s(self) -> float:
+        """The estimate as of the last sample (the prior before any), not decayed."""
+        return self._estimate
+
     def estimate(self, now_ns: int) -> float:
         """The decayed estimate now, in seconds (before any sample: the decaying prior)."""
         return self._estimate * self._weight(now_ns)
