@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import statistics
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,8 +33,9 @@ from .policy import Policy
 from .transport import AsyncMeshTransport, MeshTransport
 
 SERVICE = "bench"
-#: Keep-alive slots for every concurrent caller (see encode/httpcore#1110).
-LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+#: Keep-alive slots for every concurrent caller (see encode/httpcore#1110), kept open for
+#: the whole run (no keep-alive expiry): see `SyncPair.prefill`.
+LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=None)
 
 
 @dataclass
@@ -81,6 +83,26 @@ class SyncPair:
         }
         self.concurrency = concurrency
         self.pool = ThreadPoolExecutor(concurrency) if concurrency > 1 else None
+        for kind in self.clients:
+            self.prefill(kind)
+
+    def prefill(self, kind: str) -> None:
+        """Open one keep-alive connection per concurrent caller before measuring, in both
+        clients alike. Otherwise how many a pool opens varies from run to run (8 to 15 for
+        16 callers, idle ones expiring), and httpcore's per-request pool work grows with
+        the connections it holds (it checks each idle one), which moved the c=16 ratios
+        by ±0.06 between identical runs."""
+        if self.pool is None:
+            return
+        client, url = self.clients[kind]
+        barrier = threading.Barrier(self.concurrency)
+
+        def hold(_: int) -> None:
+            with client.stream("GET", url) as response:
+                barrier.wait(10)  # every connection is open and busy at once
+                response.read()
+
+        list(self.pool.map(hold, range(self.concurrency)))
 
     def batch(self, kind: str, n: int) -> int:
         client, url = self.clients[kind]
@@ -116,6 +138,25 @@ class AsyncPair:
             self.clients["mesh"] = (httpx.AsyncClient(transport=transport), f"http://{SERVICE}/")
 
         self.loop.run_until_complete(make())
+        for kind in self.clients:
+            self.loop.run_until_complete(self.prefill(kind))
+
+    async def prefill(self, kind: str) -> None:
+        """`SyncPair.prefill`: one open connection per concurrent task, in both clients."""
+        client, url = self.clients[kind]
+        opened = 0
+        all_open = asyncio.Event()
+
+        async def hold() -> None:
+            nonlocal opened
+            async with client.stream("GET", url) as response:
+                opened += 1
+                if opened == self.concurrency:
+                    all_open.set()
+                await asyncio.wait_for(all_open.wait(), 10)
+                await response.aread()
+
+        await asyncio.gather(*(hold() for _ in range(self.concurrency)))
 
     def batch(self, kind: str, n: int) -> int:
         client, url = self.clients[kind]
