@@ -13,7 +13,8 @@ import httpx
 
 from ..discovery._base import Endpoint, EndpointWaiter
 
-#: Called once when a returned response's body is closed or fully read (or fails).
+#: Called once when a returned response's body is closed (httpx closes it once fully read,
+#: and when reading it fails: the error is then passed).
 OnClose = Callable[[BaseException | None], None]
 
 
@@ -60,7 +61,8 @@ class Discard:
 
 @dataclass(slots=True)
 class Done:
-    """Return `response`; call `on_close` when its body is closed or fully read.
+    """Return `response`; call `on_close` when its body is closed (httpx closes it once
+    fully read).
 
     `attempts` is how many attempts the call made in all.
     """

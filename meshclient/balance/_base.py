@@ -108,6 +108,9 @@ class EndpointState:
             self.quiet_since_ns = now_ns
             elapsed = now_ns - start_ns
             self.ewma.observe((elapsed if elapsed > 0 else 0) / 1e9, now_ns, ok)
+            if ok and self.phase == IN_SERVICE:  # the usual end: no streak, no probe
+                self.consecutive_failures = 0
+                return
             if not ok:
                 self.failures += 1
             probe = self.phase == PROBING and start_ns == self.probe_start_ns

@@ -27,6 +27,8 @@ def test_sync_read_then_close_calls_once() -> None:
     calls: list[BaseException | None] = []
     stream = TrackedSyncStream(httpx.ByteStream(b"abc"), calls.append)
     assert b"".join(stream) == b"abc"
+    assert calls == []  # finished when httpx closes it (it always does after a read)
+    stream.close()
     stream.close()
     assert calls == [None]
 
@@ -35,9 +37,23 @@ def test_sync_error_is_reported_once() -> None:
     calls: list[BaseException | None] = []
     stream = TrackedSyncStream(_Broken(), calls.append)
     with pytest.raises(httpx.ReadError):
-        list(stream)
+        try:
+            list(stream)
+        except httpx.ReadError:
+            stream.close()  # as httpx's Client.send does while the error propagates
+            raise
     stream.close()
     assert len(calls) == 1 and isinstance(calls[0], httpx.ReadError)
+
+
+def test_the_callers_own_exception_is_not_a_body_error() -> None:
+    calls: list[BaseException | None] = []
+    stream = TrackedSyncStream(httpx.ByteStream(b"abc"), calls.append)
+    try:
+        raise ValueError("the caller's")
+    except ValueError:
+        stream.close()
+    assert calls == [None]
 
 
 def test_async_close_without_reading_calls_once() -> None:
@@ -58,9 +74,30 @@ def test_async_error_is_reported_once() -> None:
     async def main() -> None:
         stream = TrackedAsyncStream(_ABroken(), calls.append)
         with pytest.raises(httpx.ReadError):
-            async for _ in stream:
-                pass
+            try:
+                async for _ in stream:
+                    pass
+            except httpx.ReadError:
+                await stream.aclose()
+                raise
         await stream.aclose()
 
     anyio.run(main)
+    assert len(calls) == 1 and isinstance(calls[0], httpx.ReadError)
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_a_body_cut_by_the_server_is_reported_through_httpx(streaming: bool) -> None:
+    """Through a real httpx.Client: a body whose reading fails reaches the callback."""
+    calls: list[BaseException | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=TrackedSyncStream(_Broken(), calls.append))
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client, pytest.raises(httpx.ReadError):
+        if streaming:
+            with client.stream("GET", "http://users/") as response:
+                response.read()
+        else:
+            client.get("http://users/")
     assert len(calls) == 1 and isinstance(calls[0], httpx.ReadError)
