@@ -201,7 +201,8 @@ attempt_headers = _attempt_headers_self_check()
 
 
 def _fast_address(request: httpx.Request, service: Service, endpoint: Endpoint,
-                  headers: httpx.Headers | None = None) -> httpx.Request:
+                  headers: httpx.Headers | None = None, deadline_ms: str | None = None,
+                  attempt: int = 1) -> httpx.Request:
     # A shallow copy made from a copy of the instance dict (one C-level copy; setting the
     # attributes one by one on an empty instance costs more): the parsed URL and the body
     # stream are shared (never mutated); the headers and extensions are the copy's own, since
@@ -215,7 +216,22 @@ def _fast_address(request: httpx.Request, service: Service, endpoint: Endpoint,
     url._uri_reference = _new_tuple(type(ref), (s, ref.userinfo, h, p, ref.path, ref.query,
                                                 ref.fragment))  # as in `_fast_url`
     attrs["url"] = url
-    attrs["headers"] = with_headers(request.headers, {}) if headers is None else headers
+    if deadline_ms is not None:  # an attempt: `_fast_attempt_headers`, inlined
+        original = request.headers
+        items = original._list
+        if _MESH_NAMES.isdisjoint(map(_lower_name, items)):
+            items = items.copy()
+        else:  # a forwarded request's headers
+            items = [i for i in items if i[1] not in _MESH_NAMES]
+        items.append((_DEADLINE, _DEADLINE, deadline_ms.encode("ascii")))
+        if attempt > 1:
+            items.append((_ATTEMPT, _ATTEMPT, str(attempt).encode("ascii")))
+        headers = _new_object(httpx.Headers)
+        headers._list = items
+        headers._encoding = original._encoding
+        attrs["headers"] = headers
+    else:
+        attrs["headers"] = with_headers(request.headers, {}) if headers is None else headers
     extensions = attrs["extensions"] = attrs["extensions"].copy()
     if scheme == "https" and "sni_hostname" not in extensions:
         extensions["sni_hostname"] = service.name  # issue-9: the destination's name
@@ -225,7 +241,10 @@ def _fast_address(request: httpx.Request, service: Service, endpoint: Endpoint,
 
 
 def _slow_address(request: httpx.Request, service: Service, endpoint: Endpoint,
-                  headers: httpx.Headers | None = None) -> httpx.Request:
+                  headers: httpx.Headers | None = None, deadline_ms: str | None = None,
+                  attempt: int = 1) -> httpx.Request:
+    if deadline_ms is not None:
+        headers = attempt_headers(request.headers, deadline_ms, attempt)
     extensions = dict(request.extensions)
     if service.scheme == "https" and "sni_hostname" not in extensions:
         extensions["sni_hostname"] = service.name
@@ -251,14 +270,17 @@ def _address_self_check() -> Any:
             request = httpx.Request("POST", text, content=b"abc", headers={"X-A": "1"},
                                     extensions={"timeout": {"read": 1.0}})
             service, endpoint = _Named(scheme), Endpoint(host, port)
-            fast = _fast_address(request, service, endpoint)  # type: ignore[arg-type]
-            slow = _slow_address(request, service, endpoint)  # type: ignore[arg-type]
-            if (fast.url != slow.url or str(fast.url) != str(slow.url)
-                    or fast.headers.raw != slow.headers.raw or fast.method != slow.method
-                    or fast.extensions != slow.extensions or fast.stream is not request.stream
-                    or fast.content != slow.content or vars(fast).keys() != vars(request).keys()
-                    or fast.headers is request.headers or fast.extensions is request.extensions):
-                return _slow_address
+            for args in ((), (None, "900", 1), (None, "900", 3)):
+                fast = _fast_address(request, service, endpoint, *args)  # type: ignore[arg-type]
+                slow = _slow_address(request, service, endpoint, *args)  # type: ignore[arg-type]
+                if (fast.url != slow.url or str(fast.url) != str(slow.url)
+                        or fast.headers.raw != slow.headers.raw or fast.method != slow.method
+                        or fast.extensions != slow.extensions
+                        or fast.stream is not request.stream or fast.content != slow.content
+                        or vars(fast).keys() != vars(request).keys()
+                        or fast.headers is request.headers
+                        or fast.extensions is request.extensions):
+                    return _slow_address
     except Exception:  # pragma: no cover - only with an httpx whose internals changed
         return _slow_address
     return _fast_address
@@ -268,6 +290,7 @@ def _address_self_check() -> Any:
 #: `endpoint`: the URL names the endpoint, the `Host` header keeps the logical name, and for
 #: https the TLS name (`sni_hostname`) is the name of the service sent to (after a split, the
 #: destination's), so the certificate is verified against the service name, not the IP.
-#: The body stream is shared, not copied; `headers` (a new `Headers`, e.g. from
-#: `attempt_headers`) replace the copy's, else the copy gets a copy of the request's.
+#: The body stream is shared, not copied; `headers` (a new `Headers`) replace the copy's,
+#: else with `deadline_ms` the copy gets `attempt_headers(request.headers, deadline_ms,
+#: attempt)` (built in the same step), else a copy of the request's.
 address_request = _address_self_check()

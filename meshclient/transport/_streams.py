@@ -18,6 +18,8 @@ import httpx
 
 from .._core.actions import OnClose
 
+_new_object = object.__new__
+
 
 def _body_error() -> BaseException | None:
     """The transport error (reset, timeout, protocol error) propagating while the body is
@@ -44,7 +46,8 @@ class TrackedSyncStream(httpx.SyncByteStream):
         finally:
             callback, self._on_close = self._on_close, None
             if callback is not None:
-                callback(_body_error())
+                error = sys.exc_info()[1]  # `_body_error`, inlined (every response)
+                callback(error if isinstance(error, httpx.TransportError) else None)
 
 
 class TrackedAsyncStream(httpx.AsyncByteStream):
@@ -65,7 +68,8 @@ class TrackedAsyncStream(httpx.AsyncByteStream):
         finally:
             callback, self._on_close = self._on_close, None
             if callback is not None:
-                callback(_body_error())
+                error = sys.exc_info()[1]  # `_body_error`, inlined (every response)
+                callback(error if isinstance(error, httpx.TransportError) else None)
 
 
 def track_sync(response: httpx.Response, on_close: OnClose) -> None:
@@ -73,13 +77,17 @@ def track_sync(response: httpx.Response, on_close: OnClose) -> None:
     already read (an in-memory one: httpx never closes it again), else by its stream."""
     if response.is_closed:
         on_close(None)
-    else:
-        response.stream = TrackedSyncStream(response.stream, on_close)  # type: ignore[arg-type]
+    else:  # `TrackedSyncStream(response.stream, on_close)`, without the `__init__` frame
+        stream = _new_object(TrackedSyncStream)
+        stream._stream, stream._on_close = response.stream, on_close  # type: ignore[assignment]
+        response.stream = stream
 
 
 def track_async(response: httpx.Response, on_close: OnClose) -> None:
     """`track_sync` for an async response."""
     if response.is_closed:
         on_close(None)
-    else:
-        response.stream = TrackedAsyncStream(response.stream, on_close)  # type: ignore[arg-type]
+    else:  # `TrackedAsyncStream(response.stream, on_close)`, without the `__init__` frame
+        stream = _new_object(TrackedAsyncStream)
+        stream._stream, stream._on_close = response.stream, on_close  # type: ignore[assignment]
+        response.stream = stream

@@ -170,3 +170,23 @@ def test_every_breaker_open_raises_as_the_flow_does() -> None:
         start_first(get(), rt, None, None)
     with pytest.raises(CircuitOpen):
         next(request_flow(get(), rt))
+
+
+@pytest.mark.parametrize("caller", [
+    dict.fromkeys(("connect", "read", "write", "pool"), 5.0),
+    dict.fromkeys(("connect", "read", "write", "pool"), 20.0),  # longer than the bound
+    {"connect": 5.0, "read": None, "write": 5.0, "pool": 5.0},
+    {"connect": 1.0},
+    {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": float("nan")},
+    None])
+def test_the_attempt_keeps_the_callers_timeouts_exactly_when_within_says_so(
+        caller: dict[str, Any] | None) -> None:
+    from meshclient.resilience.deadline import within
+
+    clock = FakeClock()
+    extensions = {} if caller is None else {"timeout": caller}
+    first = start_first(httpx.Request("GET", "http://users/a", extensions=extensions),
+                        runtime(clock), None, None)
+    assert first is not None
+    kept = first.send.request.extensions.get("timeout") is caller
+    assert kept == (caller is not None and within(caller, 15.0))
