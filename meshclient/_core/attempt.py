@@ -95,8 +95,16 @@ def prepare(request: httpx.Request, runtime: ServiceRuntime, state: EndpointStat
 def prepare_at(request: httpx.Request, runtime: ServiceRuntime, state: EndpointState,
                attempt: int, at_ns: int, per_try_ns: int | None,
                now_ns: int) -> tuple[Send, bool]:
-    """`prepare` with the deadline's two bounds given apart (a first attempt has no
-    `Deadline` object unless the flow takes over: see `first.py`)."""
+    """`prepare` with the deadline's two bounds given apart."""
+    out, capped = attempt_request(request, runtime, state, attempt, at_ns, per_try_ns, now_ns)
+    return Send(out, state.endpoint, runtime.service.name, attempt), capped
+
+
+def attempt_request(request: httpx.Request, runtime: ServiceRuntime, state: EndpointState,
+                    attempt: int, at_ns: int, per_try_ns: int | None,
+                    now_ns: int) -> tuple[httpx.Request, bool]:
+    """The attempt's request and whether its timeout is the call's deadline (`prepare`
+    without the `Send`; a first attempt made without the generator needs none)."""
     remaining = at_ns - now_ns
     if per_try_ns is None or remaining <= per_try_ns:
         bound_ns, capped = remaining, True
@@ -123,15 +131,15 @@ def prepare_at(request: httpx.Request, runtime: ServiceRuntime, state: EndpointS
                 if value is not None and value < bound_s:
                     capped = False  # the caller's own, shorter timeout bounds this attempt
                     break
-    return Send(out, state.endpoint, runtime.service.name, attempt), capped
+    return out, capped
 
 
 def observe(runtime: ServiceRuntime, state: EndpointState, ticket: int, start_ns: int,
             outcome: Outcome, now_ns: int) -> bool:
     """Record an attempt's result in its breaker (and, while hedging at a percentile, its
-    time in the latency ring); for an error, end
-    the endpoint's load measurement too (a response's ends when its body closes).
-    Returns whether the endpoint did well (no connect error, reset, timeout or 5xx)."""
+    time in the latency ring); for an error, end the endpoint's load measurement too (a
+    response's ends when its body closes). Returns whether the endpoint did well (no
+    connect error, reset, timeout or 5xx). (`First.finish` inlines the response case.)"""
     response = outcome.response
     if response is not None:
         ok = response.status_code < 500  # `is_failure_status`, inlined

@@ -7,8 +7,9 @@ more than the usual call needs. So when nothing has to happen before the first a
 instead:
 
     first = start_first(request, runtime, inbound, decision)   # None: use request_flow
-    outcome = <send first.send>
-    next_step = first.finish(outcome)   # Done, or request_flow(..., after=first)
+    response = <send first.sent>        # or the exception sending it raised
+    next_step = first.finish(response)  # (or first.finish(None, error)):
+                                        # Done, or request_flow(..., after=first)
 
 `start_first` does the flow's steps 2-6 for attempt 1 (deadline, budget deposit, the
 one-layer rule, pick and guard, the attempt's request); `finish` observes the outcome
@@ -27,7 +28,14 @@ import httpx
 
 from ..resilience.deadline import EXTENSION, Deadline
 from .actions import Done, Outcome, Send
-from .attempt import attempts_allowed, end_load, no_pick, observe, pick_and_guard, prepare_at
+from .attempt import (
+    attempt_request,
+    attempts_allowed,
+    end_load,
+    no_pick,
+    observe,
+    pick_and_guard,
+)
 from .flow import Flow, request_flow
 
 if TYPE_CHECKING:
@@ -44,10 +52,10 @@ class First:
     over) needs. One per call; made by `start_first`."""
 
     __slots__ = ("at_ns", "capped", "decision", "inbound", "inherited", "max_attempts", "now",
-                 "ok", "outcome", "per_try_ns", "request", "runtime", "send", "start", "state",
+                 "ok", "outcome", "per_try_ns", "request", "runtime", "sent", "start", "state",
                  "ticket")
 
-    send: Send
+    sent: httpx.Request  # the attempt's request, addressed to the endpoint: send this
     request: httpx.Request
     runtime: ServiceRuntime
     inbound: Inbound | None
@@ -65,20 +73,34 @@ class First:
     ok: bool
     now: int
 
-    def finish(self, outcome: Outcome) -> Done | Flow:
-        """Observe the attempt; `Done` for a final response, else the flow from here on."""
+    def as_send(self) -> Send:
+        """The attempt as a `Send` (for a shell whose security guard attaches credentials)."""
+        return Send(self.sent, self.state.endpoint, self.runtime.service.name, 1)
+
+    def finish(self, response: httpx.Response | None,
+               error: Exception | None = None) -> Done | Flow:
+        """Observe the attempt (its response, or the error sending it raised); `Done` for
+        a final response, else the flow from here on."""
         runtime = self.runtime
         now_ns = runtime.clock.now_ns
         now = now_ns()
         state, start = self.state, self.start
-        ok = observe(runtime, state, self.ticket, start, outcome, now)
-        response = outcome.response
-        if response is not None:
+        if response is not None:  # `observe`, inlined for a response
             status = response.status_code
+            ok = status < 500
+            if ok and runtime.resilience.latency.samples:  # hedging at a percentile
+                runtime.resilience.latency.observe(now - start)
+            breaker = state.breaker
+            if breaker is not None:
+                breaker.record(self.ticket, ok)
             rules = runtime.resilience.rules
             if not (status in rules.statuses or (rules.any_5xx and 500 <= status < 600)):
                 # final (`RetryRules.status_listed`, inlined)
                 return Done(response, partial(end_load, state, start, ok, now_ns), 1)
+            outcome = Outcome(response)
+        else:
+            outcome = Outcome(None, error)
+            ok = observe(runtime, state, self.ticket, start, outcome, now)
         self.outcome, self.ok, self.now = outcome, ok, now
         return request_flow(self.request, runtime, self.inbound, self.decision, after=self)
 
@@ -122,7 +144,7 @@ def start_first(request: httpx.Request, runtime: ServiceRuntime, inbound: Inboun
     if not isinstance(chosen, tuple):
         raise no_pick(chosen, request, runtime)
     state, first.ticket = chosen
-    first.send, first.capped = prepare_at(request, runtime, state, 1, at, per_try_ns, now)
+    first.sent, first.capped = attempt_request(request, runtime, state, 1, at, per_try_ns, now)
     first.start = state.begin(now)
     first.state, first.at_ns, first.per_try_ns, first.inherited = (state, at, per_try_ns,
                                                                    inherited)

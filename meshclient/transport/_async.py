@@ -68,17 +68,20 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         if isinstance(start, First):  # the usual call: attempt 1 without the generator
             if guard is None:
                 try:
-                    sent = Outcome(await self.inner.handle_async_request(start.send.request))
+                    held = await self.inner.handle_async_request(start.sent)
                 except Exception as exc:  # the core decides what the caller sees
-                    sent = Outcome(None, exc)
+                    step = start.finish(None, exc)
+                else:
+                    step = start.finish(held)
             else:
-                sent = await self._send(start.send, guard)
-            step = start.finish(sent)
+                sent = await self._send(start.as_send(), guard)
+                held = sent.response
+                step = start.finish(held, sent.error)
             if isinstance(step, Done):
                 if step.on_close is not None:
                     track_async(step.response, step.on_close)
                 return step.response
-            flow, held = step, sent.response  # not final: the flow takes over
+            flow = step  # not final: the flow takes over
         else:
             flow = start
         try:

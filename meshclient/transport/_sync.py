@@ -75,17 +75,20 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         if isinstance(start, First):  # the usual call: attempt 1 without the generator
             if guard is None:
                 try:
-                    sent = Outcome(self.inner.handle_request(start.send.request))
+                    held = self.inner.handle_request(start.sent)
                 except Exception as exc:  # the core decides what the caller sees
-                    sent = Outcome(None, exc)
+                    step = start.finish(None, exc)
+                else:
+                    step = start.finish(held)
             else:
-                sent = self._send(start.send, guard)
-            step = start.finish(sent)
+                sent = self._send(start.as_send(), guard)
+                held = sent.response
+                step = start.finish(held, sent.error)
             if isinstance(step, Done):
                 if step.on_close is not None:
                     track_sync(step.response, step.on_close)
                 return step.response
-            flow, held = step, sent.response  # not final: the flow takes over
+            flow = step  # not final: the flow takes over
         else:
             flow = start
         try:

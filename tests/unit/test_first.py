@@ -33,10 +33,11 @@ def through_first(request: httpx.Request, rt: ServiceRuntime, replies: list[Any]
     assert isinstance(first, First)
     clock.advance(0.01)
     reply = replies.pop(0)
-    step = first.finish(reply if isinstance(reply, Outcome) else Outcome(response=reply))
+    outcome = reply if isinstance(reply, Outcome) else Outcome(response=reply)
+    step = first.finish(outcome.response, outcome.error)  # type: ignore[arg-type]
     if isinstance(step, Done):
-        return [first.send, step]
-    return [first.send, *drive(step, replies, clock)]
+        return [first.as_send(), step]
+    return [first.as_send(), *drive(step, replies, clock)]
 
 
 def summary(actions: list[Any]) -> list[tuple[str, Any]]:
@@ -100,9 +101,9 @@ def test_the_usual_call_ends_its_accounting_when_the_body_closes() -> None:
     first = start_first(get(), rt, None, None)
     assert first is not None
     state = first.state
-    assert state.in_flight == 1 and first.send.attempt == 1
-    assert first.send.request.headers["host"] == "users"
-    done = first.finish(Outcome(response=httpx.Response(200)))
+    assert state.in_flight == 1 and first.as_send().attempt == 1
+    assert first.sent.headers["host"] == "users"
+    done = first.finish(httpx.Response(200))
     assert isinstance(done, Done) and done.attempts == 1 and done.on_close is not None
     assert state.in_flight == 1  # until the body is closed
     done.on_close(None)
@@ -114,7 +115,7 @@ def test_an_error_is_classified_by_the_flow() -> None:
     rt = runtime(clock, retry={"attempts": 1})
     first = start_first(get(), rt, None, None)
     assert first is not None
-    step = first.finish(Outcome(error=httpx.ConnectError("refused")))
+    step = first.finish(None, httpx.ConnectError("refused"))
     assert not isinstance(step, Done)
     with pytest.raises(httpx.ConnectError):
         next(step)
@@ -188,5 +189,5 @@ def test_the_attempt_keeps_the_callers_timeouts_exactly_when_within_says_so(
     first = start_first(httpx.Request("GET", "http://users/a", extensions=extensions),
                         runtime(clock), None, None)
     assert first is not None
-    kept = first.send.request.extensions.get("timeout") is caller
+    kept = first.sent.extensions.get("timeout") is caller
     assert kept == (caller is not None and within(caller, 15.0))
