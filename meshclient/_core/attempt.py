@@ -44,10 +44,15 @@ def attempts_allowed(request: httpx.Request, attempts: int, one_layer: bool,
                      inbound: Inbound | None) -> int:
     """How many attempts this layer may make: `retry.attempts`, or 1 when a layer above
     retries (the one-layer rule) or the body cannot be replayed (streaming or large)."""
-    if attempts > 1 and ((one_layer and inbound is not None and inbound.is_retry)
-                         or not replayable(request)):
+    if attempts < 2:
+        return attempts
+    if one_layer and inbound is not None and inbound.is_retry:
         return 1
-    return attempts
+    content = request.__dict__.get("_content")
+    if (content is not None and len(content) <= MAX_REPLAY_BYTES
+            and isinstance(request.stream, httpx.ByteStream)):
+        return attempts  # read into memory and small: `replayable`'s usual answer, inline
+    return attempts if replayable(request) else 1
 
 
 def pick_and_guard(runtime: ServiceRuntime, tried: set[str],
@@ -64,9 +69,15 @@ def pick_and_guard(runtime: ServiceRuntime, tried: set[str],
         ticket = NORMAL if breaker is None else breaker.admit()
         if ticket != REFUSED:
             return state, ticket
-        refused = {state.endpoint.key}
-    else:
-        refused = set()
+        return pick_again(runtime, tried, {state.endpoint.key})
+    return pick_again(runtime, tried, set())
+
+
+def pick_again(runtime: ServiceRuntime, tried: set[str],
+               refused: set[str]) -> tuple[EndpointState, int] | str | None:
+    """`pick_and_guard` after the usual first pick: excluding endpoints tried or whose
+    breaker refused (`refused`, updated)."""
+    balancer = runtime.balancer
     for _ in range(len(balancer.states()) + 1):
         exclude = frozenset(tried | refused) if (tried or refused) else _NO_KEYS
         state = balancer.pick(exclude=exclude)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from ..resilience.breaker import NORMAL, REFUSED
 from ..resilience.deadline import EXTENSION, Deadline
 from .actions import Done, Outcome, Send
 from .attempt import (
@@ -34,7 +35,7 @@ from .attempt import (
     end_load,
     no_pick,
     observe,
-    pick_and_guard,
+    pick_again,
 )
 from .flow import Flow, request_flow
 
@@ -140,10 +141,16 @@ def start_first(request: httpx.Request, runtime: ServiceRuntime, inbound: Inboun
         return None  # the flow raises DeadlineExceeded
     runtime.resilience.budget.budget.deposit()
     first.max_attempts = attempts_allowed(request, retry.attempts, retry.one_layer, inbound)
-    chosen = pick_and_guard(runtime, _NOT_TRIED)
-    if not isinstance(chosen, tuple):
-        raise no_pick(chosen, request, runtime)
-    state, first.ticket = chosen
+    # `pick_and_guard`'s usual first pick, inlined
+    state = runtime.balancer.pick()
+    breaker = state.breaker if state is not None else None
+    ticket = NORMAL if breaker is None else breaker.admit()
+    if state is None or ticket == REFUSED:
+        chosen = None if state is None else pick_again(runtime, _NOT_TRIED, {state.endpoint.key})
+        if not isinstance(chosen, tuple):
+            raise no_pick(chosen, request, runtime)
+        state, ticket = chosen
+    first.ticket = ticket
     first.sent, first.capped = attempt_request(request, runtime, state, 1, at, per_try_ns, now)
     first.start = state.begin(now)
     first.state, first.at_ns, first.per_try_ns, first.inherited = (state, at, per_try_ns,

@@ -191,3 +191,18 @@ def test_the_attempt_keeps_the_callers_timeouts_exactly_when_within_says_so(
     assert first is not None
     kept = first.sent.extensions.get("timeout") is caller
     assert kept == (caller is not None and within(caller, 15.0))
+
+
+def test_an_open_breaker_sends_the_first_attempt_elsewhere() -> None:
+    clock = FakeClock()
+    rt = runtime(clock, breaker={"failures": 1, "reset": "30s"})
+    states = rt.balancer.states()
+    for state in states[:2]:  # two of the three endpoints' breakers open
+        assert state.breaker is not None
+        state.breaker.record(state.breaker.admit(), False)
+    for _ in range(5):
+        first = start_first(get(), rt, None, None)
+        assert first is not None and first.state is states[2]
+        done = first.finish(httpx.Response(200))
+        assert isinstance(done, Done) and done.on_close is not None
+        done.on_close(None)
