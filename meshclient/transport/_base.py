@@ -71,11 +71,13 @@ class MeshBase:
         for a host outside the policy. Answers that depend on nothing but the policy
         snapshot and the host are remembered for that snapshot (see `_plain`)."""
         policy = self.store.current
-        host = request.url.host
-        plain = self._plain.get(host)
+        # keyed by the URL's host as parsed (for an IDNA name, its encoded form), which is
+        # `url.host` without the property's decoding step
+        raw_host = request.url._uri_reference.host
+        plain = self._plain.get(raw_host)
         if plain is not None and plain[0] is policy:
             return plain[1]
-        service = policy.resolved.get(host)
+        service = policy.resolved.get(request.url.host)
         if service is None:
             begun: _Begun = _OUTSIDE
         else:
@@ -85,7 +87,7 @@ class MeshBase:
                 return begun  # decided per request
         if len(self._plain) >= _PLAIN_HOSTS:
             self._plain.clear()  # many hosts passing through: start again
-        self._plain[host] = (policy, begun)
+        self._plain[raw_host] = (policy, begun)
         return begun
 
     def _lookup(self, request: httpx.Request) -> tuple[Service | None, Decision | None]:
