@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from ..context import Inbound
     from ..routing import Decision
 
+_new_object = object.__new__
 _NOT_TRIED: set[str] = set()  # read only: a first pick excludes nothing
 
 
@@ -92,12 +93,16 @@ class First:
             if ok and runtime.resilience.latency.samples:  # hedging at a percentile
                 runtime.resilience.latency.observe(now - start)
             breaker = state.breaker
-            if breaker is not None:
-                breaker.record(self.ticket, ok)
+            if breaker is not None and not (ok and breaker.clean and self.ticket == NORMAL):
+                breaker.record(self.ticket, ok)  # (a success on a clean breaker: no change)
             rules = runtime.resilience.rules
             if not (status in rules.statuses or (rules.any_5xx and 500 <= status < 600)):
-                # final (`RetryRules.status_listed`, inlined)
-                return Done(response, partial(end_load, state, start, ok, now_ns), 1)
+                # final (`RetryRules.status_listed`, inlined): `Done(response, on_close, 1)`,
+                # made without the generated `__init__` (a Python frame, on every call)
+                done = _new_object(Done)
+                done.response, done.on_close, done.attempts = (
+                    response, partial(end_load, state, start, ok, now_ns), 1)
+                return done
             outcome = Outcome(response)
         else:
             outcome = Outcome(None, error)
@@ -144,7 +149,7 @@ def start_first(request: httpx.Request, runtime: ServiceRuntime, inbound: Inboun
     # `pick_and_guard`'s usual first pick, inlined
     state = runtime.balancer.pick()
     breaker = state.breaker if state is not None else None
-    ticket = NORMAL if breaker is None else breaker.admit()
+    ticket = NORMAL if breaker is None or breaker.clean else breaker.admit()
     if state is None or ticket == REFUSED:
         chosen = None if state is None else pick_again(runtime, _NOT_TRIED, {state.endpoint.key})
         if not isinstance(chosen, tuple):

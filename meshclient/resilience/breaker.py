@@ -20,8 +20,9 @@ Differences from calling pybreaker directly, each on purpose:
   after the breaker opened) is ignored, except the probe's.
 - A success while closed with no failures counted is not replayed: for pybreaker it would
   only reset a counter that is already 0. With its own memory storage the adapter
-  remembers that state itself (`_clean`: closed, no failure counted, set and cleared under
-  its lock and only by it), so the usual admission and success touch nothing of
+  remembers that state itself (`clean`: closed, no failure counted, set and cleared under
+  its lock and only by it; callers on the hot path read it to skip `admit()` and a
+  success's `record()`, which would change nothing), so the usual admission and success touch nothing of
   pybreaker's; with a shared storage (Redis: another process may trip the breaker) every
   call reads the storage.
 
@@ -129,7 +130,10 @@ class Breaker:
         self._opened_ns: int | None = None  # when this process saw it open (monotonic)
         self._probing = False
         self.fast_fails = 0
-        self._clean = self._memory
+        #: Closed with no failure counted (own memory storage only): `admit()` would give
+        #: NORMAL and a success's `record()` would change nothing. Set only under the lock
+        #: and only here; read without it (one attribute) on the hot path.
+        self.clean = self._memory
 
     def reconfigure(self, policy: BreakerPolicy) -> None:
         """Apply new thresholds in place (same storage), keeping the state."""
@@ -153,7 +157,7 @@ class Breaker:
 
     def admit(self) -> int:
         """`NORMAL`, `PROBE` (the one half-open attempt) or `REFUSED`."""
-        if self._clean:  # the hot path: closed, nothing counted (memory storage)
+        if self.clean:  # the hot path: closed, nothing counted (memory storage)
             return NORMAL
         state = self._cb.current_state  # closed takes no lock either
         if state == CLOSED:
@@ -181,11 +185,11 @@ class Breaker:
         """Report the result of an admitted attempt."""
         if ticket == REFUSED:
             return
-        if ok and ticket == NORMAL and self._clean:
+        if ok and ticket == NORMAL and self.clean:
             return  # closed and nothing counted: a success changes nothing (module doc)
         cb = self._cb
         with self._lock:
-            self._clean = False
+            self.clean = False
             state = cb.current_state
             if (ok and ticket == NORMAL and state == CLOSED and cb._state.name == CLOSED
                     and cb._state_storage.counter == 0):
@@ -193,7 +197,7 @@ class Breaker:
                 # fail counter (already 0 in storage), and our listener ignores successes;
                 # its cached state agrees with storage, so there is no change to announce.
                 self._opened_ns = None
-                self._clean = self._memory
+                self.clean = self._memory
                 return
             if ticket == PROBE:
                 self._probing = False
@@ -209,7 +213,7 @@ class Breaker:
                 self._opened_ns = now
             else:
                 self._opened_ns = None
-            self._clean = (self._memory and state == CLOSED
+            self.clean = (self._memory and state == CLOSED
                            and self._cb._state_storage.counter == 0)
 
     def release(self, ticket: int) -> None:

@@ -104,23 +104,23 @@ def test_clean_fast_path_keeps_consecutive_failure_counting() -> None:
     """Own memory storage: the adapter skips pybreaker while closed with nothing counted,
     and a success after failures still resets the count (failures must be consecutive)."""
     b = make(FakeClock())
-    assert b._clean
+    assert b.clean
     b.record(b.admit(), False)
     b.record(b.admit(), False)
-    assert not b._clean and b._cb._state_storage.counter == 2
+    assert not b.clean and b._cb._state_storage.counter == 2
     b.record(b.admit(), True)  # resets the count: clean again
-    assert b._clean and b._cb._state_storage.counter == 0
+    assert b.clean and b._cb._state_storage.counter == 0
     for _ in range(2):
         b.record(b.admit(), False)
     assert b.status() == "closed"  # 2 consecutive, not 4 in all
     b.record(b.admit(), False)
-    assert b.status() == "open" and not b._clean and b.admit() == REFUSED
+    assert b.status() == "open" and not b.clean and b.admit() == REFUSED
 
 
 def test_shared_storage_is_always_read() -> None:
     storage = pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)  # stands in for Redis
     a, b = make(FakeClock(), storage=storage), make(FakeClock(), storage=storage)
-    assert not a._clean and not b._clean
+    assert not a.clean and not b.clean
     for _ in range(3):
         a.record(a.admit(), False)
     assert b.admit() == REFUSED  # b sees a's trip at once
