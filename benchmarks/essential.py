@@ -30,7 +30,7 @@ import httpx
 from meshclient import MeshTransport, Policy
 from meshclient._bench import LIMITS, SERVICE, measure, mesh_policy
 from meshclient._bench_server import FastServer
-from meshclient._core.address import address_request, attempt_headers
+from meshclient._core.address import address_request
 from meshclient.resilience.breaker import NORMAL
 from meshclient.transport._streams import track_sync
 
@@ -60,9 +60,8 @@ class Essential(httpx.BaseTransport):
         breaker = state.breaker
         ticket = NORMAL if breaker is None else breaker.admit()
         start = state.begin(now)
-        headers = attempt_headers(request.headers, str((deadline_ns - now) // 1_000_000), 1)
-        response = self.inner.handle_request(
-            address_request(request, service, state.endpoint, headers))
+        response = self.inner.handle_request(address_request(
+            request, service, state.endpoint, None, str((deadline_ns - now) // 1_000_000), 1))
         ok = response.status_code < 500
         if breaker is not None:
             breaker.record(ticket, ok)
