@@ -46,13 +46,9 @@ def attempts_allowed(request: httpx.Request, attempts: int, one_layer: bool,
     retries (the one-layer rule) or the body cannot be replayed (streaming or large)."""
     if attempts < 2:
         return attempts
-    if one_layer and inbound is not None and inbound.is_retry:
+    if (one_layer and inbound is not None and inbound.is_retry) or not replayable(request):
         return 1
-    content = request.__dict__.get("_content")
-    if (content is not None and len(content) <= MAX_REPLAY_BYTES
-            and isinstance(request.stream, httpx.ByteStream)):
-        return attempts  # read into memory and small: `replayable`'s usual answer, inline
-    return attempts if replayable(request) else 1
+    return attempts
 
 
 def pick_and_guard(runtime: ServiceRuntime, tried: set[str],
@@ -66,18 +62,13 @@ def pick_and_guard(runtime: ServiceRuntime, tried: set[str],
         if state is None:
             return None
         breaker = state.breaker
-        ticket = NORMAL if breaker is None else breaker.admit()
+        # a clean breaker (closed, nothing counted) would admit: not asked
+        ticket = NORMAL if breaker is None or breaker.clean else breaker.admit()
         if ticket != REFUSED:
             return state, ticket
-        return pick_again(runtime, tried, {state.endpoint.key})
-    return pick_again(runtime, tried, set())
-
-
-def pick_again(runtime: ServiceRuntime, tried: set[str],
-               refused: set[str]) -> tuple[EndpointState, int] | str | None:
-    """`pick_and_guard` after the usual first pick: excluding endpoints tried or whose
-    breaker refused (`refused`, updated)."""
-    balancer = runtime.balancer
+        refused = {state.endpoint.key}
+    else:
+        refused = set()
     for _ in range(len(balancer.states()) + 1):
         exclude = frozenset(tried | refused) if (tried or refused) else _NO_KEYS
         state = balancer.pick(exclude=exclude)
@@ -96,26 +87,19 @@ def pick_again(runtime: ServiceRuntime, tried: set[str],
 def prepare(request: httpx.Request, runtime: ServiceRuntime, state: EndpointState,
             attempt: int, deadline: Deadline, now_ns: int) -> tuple[Send, bool]:
     """The `Send` for one attempt, and whether its timeout is the call's deadline (so a
-    timeout means the deadline passed). The attempt carries the remaining deadline and,
-    from the second on, its number; its httpx timeout is per_try, capped by what remains
-    and by the caller's."""
-    return prepare_at(request, runtime, state, attempt, deadline.at_ns, deadline.per_try_ns,
-                      now_ns)
-
-
-def prepare_at(request: httpx.Request, runtime: ServiceRuntime, state: EndpointState,
-               attempt: int, at_ns: int, per_try_ns: int | None,
-               now_ns: int) -> tuple[Send, bool]:
-    """`prepare` with the deadline's two bounds given apart."""
-    out, capped = attempt_request(request, runtime, state, attempt, at_ns, per_try_ns, now_ns)
+    timeout means the deadline passed): `attempt_request`, wrapped."""
+    out, capped = attempt_request(request, runtime, state, attempt, deadline.at_ns,
+                                  deadline.per_try_ns, now_ns)
     return Send(out, state.endpoint, runtime.service.name, attempt), capped
 
 
 def attempt_request(request: httpx.Request, runtime: ServiceRuntime, state: EndpointState,
                     attempt: int, at_ns: int, per_try_ns: int | None,
                     now_ns: int) -> tuple[httpx.Request, bool]:
-    """The attempt's request and whether its timeout is the call's deadline (`prepare`
-    without the `Send`; a first attempt made without the generator needs none)."""
+    """The attempt's request and whether its timeout is the call's deadline. The attempt
+    carries the remaining deadline and, from the second on, its number; its httpx timeout
+    is per_try, capped by what remains and by the caller's. (`prepare` wraps it in a
+    `Send`; a first attempt made without the generator needs none.)"""
     remaining = at_ns - now_ns
     if per_try_ns is None or remaining <= per_try_ns:
         bound_ns, capped = remaining, True
@@ -150,7 +134,7 @@ def observe(runtime: ServiceRuntime, state: EndpointState, ticket: int, start_ns
     """Record an attempt's result in its breaker (and, while hedging at a percentile, its
     time in the latency ring); for an error, end the endpoint's load measurement too (a
     response's ends when its body closes). Returns whether the endpoint did well (no
-    connect error, reset, timeout or 5xx). (`First.finish` inlines the response case.)"""
+    connect error, reset, timeout or 5xx)."""
     response = outcome.response
     if response is not None:
         ok = response.status_code < 500  # `is_failure_status`, inlined
@@ -160,8 +144,9 @@ def observe(runtime: ServiceRuntime, state: EndpointState, ticket: int, start_ns
         assert outcome.error is not None
         ok = error_kind(outcome.error) == OTHER  # not the endpoint's fault
         state.end(start_ns, now_ns, ok)
-    if state.breaker is not None:
-        state.breaker.record(ticket, ok)
+    breaker = state.breaker
+    if breaker is not None and not (ok and ticket == NORMAL and breaker.clean):
+        breaker.record(ticket, ok)  # (a success on a clean breaker changes nothing)
     return ok
 
 

@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from ..resilience.breaker import NORMAL, REFUSED
-from ..resilience.deadline import EXTENSION, Deadline
+from ..resilience.deadline import bounds
 from .actions import Done, Outcome, Send
 from .attempt import (
     attempt_request,
@@ -35,7 +34,7 @@ from .attempt import (
     end_load,
     no_pick,
     observe,
-    pick_again,
+    pick_and_guard,
 )
 from .flow import Flow, request_flow
 
@@ -45,7 +44,6 @@ if TYPE_CHECKING:
     from ..context import Inbound
     from ..routing import Decision
 
-_new_object = object.__new__
 _NOT_TRIED: set[str] = set()  # read only: a first pick excludes nothing
 
 
@@ -87,26 +85,11 @@ class First:
         now_ns = runtime.clock.now_ns
         now = now_ns()
         state, start = self.state, self.start
-        if response is not None:  # `observe`, inlined for a response
-            status = response.status_code
-            ok = status < 500
-            if ok and runtime.resilience.latency.samples:  # hedging at a percentile
-                runtime.resilience.latency.observe(now - start)
-            breaker = state.breaker
-            if breaker is not None and not (ok and breaker.clean and self.ticket == NORMAL):
-                breaker.record(self.ticket, ok)  # (a success on a clean breaker: no change)
-            rules = runtime.resilience.rules
-            if not (status in rules.statuses or (rules.any_5xx and 500 <= status < 600)):
-                # final (`RetryRules.status_listed`, inlined): `Done(response, on_close, 1)`,
-                # made without the generated `__init__` (a Python frame, on every call)
-                done = _new_object(Done)
-                done.response, done.on_close, done.attempts = (
-                    response, partial(end_load, state, start, ok, now_ns), 1)
-                return done
-            outcome = Outcome(response)
-        else:
-            outcome = Outcome(None, error)
-            ok = observe(runtime, state, self.ticket, start, outcome, now)
+        outcome = Outcome(response, error)
+        ok = observe(runtime, state, self.ticket, start, outcome, now)
+        if response is not None and not runtime.resilience.rules.status_listed(
+                response.status_code):
+            return Done(response, partial(end_load, state, start, ok, now_ns), 1)
         self.outcome, self.ok, self.now = outcome, ok, now
         return request_flow(self.request, runtime, self.inbound, self.decision, after=self)
 
@@ -127,35 +110,17 @@ def start_first(request: httpx.Request, runtime: ServiceRuntime, inbound: Inboun
                                    and runtime.discovery is not None):
         return None  # hedging, or the endpoint cache's first answer to wait for
     now = runtime.clock.now_ns()
-    first = First.__new__(First)
-    extensions = request.extensions
-    if EXTENSION in extensions:  # a per-request override: the full rules
-        deadline = Deadline.start(service.timeout, extensions, now,
-                                  inbound.deadline_ns if inbound is not None else None)
-        at, per_try_ns, inherited = deadline.at_ns, deadline.per_try_ns, deadline.inherited
-    else:  # `Deadline.start` without the object
-        timeout = service.timeout
-        at = now + int(timeout.total * 1_000_000_000)
-        per_try_ns = None if timeout.per_try is None else int(timeout.per_try * 1_000_000_000)
-        inbound_ns = inbound.deadline_ns if inbound is not None else None
-        if inbound_ns is not None and inbound_ns < at:
-            at, inherited = inbound_ns, True
-        else:
-            inherited = False
+    at, per_try_ns, inherited = bounds(service.timeout, request.extensions, now,
+                                       inbound.deadline_ns if inbound is not None else None)
     if at - now <= 0:
         return None  # the flow raises DeadlineExceeded
     runtime.resilience.budget.budget.deposit()
+    first = First.__new__(First)
     first.max_attempts = attempts_allowed(request, retry.attempts, retry.one_layer, inbound)
-    # `pick_and_guard`'s usual first pick, inlined
-    state = runtime.balancer.pick()
-    breaker = state.breaker if state is not None else None
-    ticket = NORMAL if breaker is None or breaker.clean else breaker.admit()
-    if state is None or ticket == REFUSED:
-        chosen = None if state is None else pick_again(runtime, _NOT_TRIED, {state.endpoint.key})
-        if not isinstance(chosen, tuple):
-            raise no_pick(chosen, request, runtime)
-        state, ticket = chosen
-    first.ticket = ticket
+    chosen = pick_and_guard(runtime, _NOT_TRIED)
+    if not isinstance(chosen, tuple):
+        raise no_pick(chosen, request, runtime)
+    state, first.ticket = chosen
     first.sent, first.capped = attempt_request(request, runtime, state, 1, at, per_try_ns, now)
     first.start = state.begin(now)
     first.state, first.at_ns, first.per_try_ns, first.inherited = (state, at, per_try_ns,

@@ -65,17 +65,7 @@ class Deadline:
     @classmethod
     def start(cls, policy: TimeoutPolicy, extensions: Mapping[str, Any], now_ns: int,
               inbound_deadline_ns: int | None) -> Deadline:
-        if EXTENSION in extensions:
-            total, per_try = read_override(extensions)
-            total = policy.total if total is None else total
-            per_try = policy.per_try if per_try is None else per_try
-        else:  # the common case: the policy's own values
-            total, per_try = policy.total, policy.per_try
-        at = now_ns + int(total * _NS)
-        if inbound_deadline_ns is not None and inbound_deadline_ns < at:
-            return cls(inbound_deadline_ns, None if per_try is None else int(per_try * _NS),
-                       True)
-        return cls(at, None if per_try is None else int(per_try * _NS), False)
+        return cls(*bounds(policy, extensions, now_ns, inbound_deadline_ns))
 
     def remaining_ns(self, now_ns: int) -> int:
         return self.at_ns - now_ns
@@ -90,6 +80,23 @@ class Deadline:
         if self.per_try_ns is None or remaining <= self.per_try_ns:
             return remaining, True
         return self.per_try_ns, False
+
+
+def bounds(policy: TimeoutPolicy, extensions: Mapping[str, Any], now_ns: int,
+           inbound_deadline_ns: int | None) -> tuple[int, int | None, bool]:
+    """A call's deadline as `Deadline`'s three fields (at_ns, per_try_ns, inherited),
+    without the object (a first attempt made outside the flow needs none)."""
+    if EXTENSION in extensions:
+        total, per_try = read_override(extensions)
+        total = policy.total if total is None else total
+        per_try = policy.per_try if per_try is None else per_try
+    else:  # the common case: the policy's own values
+        total, per_try = policy.total, policy.per_try
+    at = now_ns + int(total * _NS)
+    per_try_ns = None if per_try is None else int(per_try * _NS)
+    if inbound_deadline_ns is not None and inbound_deadline_ns < at:
+        return inbound_deadline_ns, per_try_ns, True
+    return at, per_try_ns, False
 
 
 def attempt_timeout(caller: Mapping[str, Any] | None, bound_s: float) -> dict[str, float | None]:

@@ -46,8 +46,7 @@ class TrackedSyncStream(httpx.SyncByteStream):
         finally:
             callback, self._on_close = self._on_close, None
             if callback is not None:
-                error = sys.exc_info()[1]  # `_body_error`, inlined (every response)
-                callback(error if isinstance(error, httpx.TransportError) else None)
+                callback(_body_error())
 
 
 class TrackedAsyncStream(httpx.AsyncByteStream):
@@ -68,8 +67,7 @@ class TrackedAsyncStream(httpx.AsyncByteStream):
         finally:
             callback, self._on_close = self._on_close, None
             if callback is not None:
-                error = sys.exc_info()[1]  # `_body_error`, inlined (every response)
-                callback(error if isinstance(error, httpx.TransportError) else None)
+                callback(_body_error())
 
 
 def track_sync(response: httpx.Response, on_close: OnClose) -> None:
