@@ -27,28 +27,25 @@ _NO_KEYS: frozenset[str] = frozenset()
 ALL_OPEN = "all-open"
 
 
-def replayable(request: httpx.Request) -> bool:
-    """In memory (httpx `ByteStream`, which `request.read()` also produces) and ≤ 64 KiB.
-    A generator body is consumed by the first attempt and is never replayed."""
-    if not isinstance(request.stream, httpx.ByteStream):
-        return False
-    content = request.__dict__.get("_content")  # `request.content`, which raises if unread
-    if content is not None:
-        return len(content) <= MAX_REPLAY_BYTES
-    # a ByteStream passed as `stream=`: trust Content-Length
-    length = header(request.headers, b"content-length")
-    return length is None or (length.isdigit() and int(length) <= MAX_REPLAY_BYTES)
-
-
 def attempts_allowed(request: httpx.Request, attempts: int, one_layer: bool,
                      inbound: Inbound | None) -> int:
     """How many attempts this layer may make: `retry.attempts`, or 1 when a layer above
-    retries (the one-layer rule) or the body cannot be replayed (streaming or large)."""
+    retries (the one-layer rule) or the body cannot be replayed. A replayable body is in
+    memory (httpx `ByteStream`, which `request.read()` also produces) and ≤ 64 KiB; a
+    generator body is consumed by the first attempt and is never sent twice."""
     if attempts < 2:
         return attempts
-    if (one_layer and inbound is not None and inbound.is_retry) or not replayable(request):
+    if one_layer and inbound is not None and inbound.is_retry:
         return 1
-    return attempts
+    if not isinstance(request.stream, httpx.ByteStream):
+        return 1
+    content = request.__dict__.get("_content")  # `request.content`, which raises if unread
+    if content is not None:
+        return attempts if len(content) <= MAX_REPLAY_BYTES else 1
+    # a ByteStream passed as `stream=`: trust Content-Length
+    length = header(request.headers, b"content-length")
+    return attempts if length is None or (length.isdigit()
+                                          and int(length) <= MAX_REPLAY_BYTES) else 1
 
 
 def pick_and_guard(runtime: ServiceRuntime, tried: set[str],
