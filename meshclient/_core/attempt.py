@@ -12,7 +12,7 @@ from .. import _events
 from ..errors import CircuitOpen, NoEndpointsAvailable
 from ..resilience.breaker import NORMAL, REFUSED
 from ..resilience.classify import OTHER, error_kind
-from ..resilience.deadline import Deadline, attempt_timeout
+from ..resilience.deadline import Deadline, attempt_timeout, within
 from .actions import Outcome, Send
 from .address import address_request, header
 
@@ -107,14 +107,7 @@ def attempt_request(request: httpx.Request, runtime: ServiceRuntime, state: Endp
                           str(left_ms if left_ms > 0 else 0), attempt)
     caller = request.extensions.get("timeout")
     bound_s = bound_ns / 1e9
-    kept = False  # `deadline.within`, inlined (every attempt; the tests compare the two)
-    if caller is not None and len(caller) == 4:
-        try:
-            kept = bool(caller["connect"] < bound_s and caller["read"] < bound_s
-                        and caller["write"] < bound_s and caller["pool"] < bound_s)
-        except (KeyError, TypeError):  # an unbounded (None) or missing one
-            kept = False
-    if kept:
+    if within(caller, bound_s):
         capped = False  # the caller's own, shorter timeouts bound this attempt (kept as is)
     else:
         out.extensions["timeout"] = attempt_timeout(caller, bound_s)
