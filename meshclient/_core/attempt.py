@@ -13,7 +13,7 @@ from ..errors import CircuitOpen, NoEndpointsAvailable
 from ..resilience.breaker import NORMAL, REFUSED
 from ..resilience.classify import OTHER, error_kind
 from ..resilience.deadline import Deadline, attempt_timeout, within
-from .actions import Outcome, Send
+from .actions import Send
 from .address import address_request, header
 
 if TYPE_CHECKING:
@@ -120,19 +120,19 @@ def attempt_request(request: httpx.Request, runtime: ServiceRuntime, state: Endp
 
 
 def observe(runtime: ServiceRuntime, state: EndpointState, ticket: int, start_ns: int,
-            outcome: Outcome, now_ns: int) -> bool:
-    """Record an attempt's result in its breaker (and, while hedging at a percentile, its
-    time in the latency ring); for an error, end the endpoint's load measurement too (a
-    response's ends when its body closes). Returns whether the endpoint did well (no
-    connect error, reset, timeout or 5xx)."""
-    response = outcome.response
+            response: httpx.Response | None, error: Exception | None, now_ns: int) -> bool:
+    """Record an attempt's result (its response, or the error sending it raised) in its
+    breaker (and, while hedging at a percentile, its time in the latency ring); for an
+    error, end the endpoint's load measurement too (a response's ends when its body
+    closes). Returns whether the endpoint did well (no connect error, reset, timeout or
+    5xx)."""
     if response is not None:
         ok = response.status_code < 500  # `is_failure_status`, inlined
         if ok and runtime.resilience.latency.samples:  # hedging at a percentile
             runtime.resilience.latency.observe(now_ns - start_ns)
     else:
-        assert outcome.error is not None
-        ok = error_kind(outcome.error) == OTHER  # not the endpoint's fault
+        assert error is not None
+        ok = error_kind(error) == OTHER  # not the endpoint's fault
         state.end(start_ns, now_ns, ok)
     breaker = state.breaker
     if breaker is not None and not (ok and ticket == NORMAL and breaker.clean):

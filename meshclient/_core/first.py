@@ -8,12 +8,13 @@ instead:
 
     first = start_first(request, runtime, inbound, decision)   # None: use request_flow
     response = <send first.sent>        # or the exception sending it raised
-    next_step = first.finish(response)  # (or first.finish(None, error)):
-                                        # Done, or request_flow(..., after=first)
+    flow = first.finish(response)       # (or first.finish(None, error)): None, the
+                                        # response is final (close it with first.on_close),
+                                        # or request_flow(..., after=first)
 
 `start_first` does the flow's steps 2-6 for attempt 1 (deadline, budget deposit, the
 one-layer rule, pick and guard, the attempt's request); `finish` observes the outcome
-(step 7) and ends the call with `Done` when the status is not one `retry.on` lists.
+(step 7) and ends the call when the status is not one `retry.on` lists.
 Anything else (an error, a retryable status) is classified by `request_flow`, which takes
 over from that outcome, so retries, budgets and deadlines are decided in one place. Pure,
 like the rest of the core.
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from ..resilience.deadline import bounds
-from .actions import Done, Outcome, Send
+from .actions import OnClose, Outcome, Send
 from .attempt import (
     attempt_request,
     attempts_allowed,
@@ -52,8 +53,8 @@ class First:
     over) needs. One per call; made by `start_first`."""
 
     __slots__ = ("at_ns", "capped", "decision", "inbound", "inherited", "max_attempts", "now",
-                 "ok", "outcome", "per_try_ns", "request", "runtime", "sent", "start", "state",
-                 "ticket")
+                 "ok", "on_close", "outcome", "per_try_ns", "request", "runtime", "sent", "start",
+                 "state", "ticket")
 
     sent: httpx.Request  # the attempt's request, addressed to the endpoint: send this
     request: httpx.Request
@@ -68,6 +69,7 @@ class First:
     ticket: int
     start: int
     capped: bool
+    on_close: OnClose  # set by `finish` for a final response: call when its body closes
     # set by `finish` when the flow takes over
     outcome: Outcome
     ok: bool
@@ -78,19 +80,20 @@ class First:
         return Send(self.sent, self.state.endpoint, self.runtime.service.name, 1)
 
     def finish(self, response: httpx.Response | None,
-               error: Exception | None = None) -> Done | Flow:
-        """Observe the attempt (its response, or the error sending it raised); `Done` for
-        a final response, else the flow from here on."""
+               error: Exception | None = None) -> Flow | None:
+        """Observe the attempt (its response, or the error sending it raised). None: the
+        response is final, and the shell returns it with `on_close` called when its body
+        closes; else the flow from here on."""
         runtime = self.runtime
         now_ns = runtime.clock.now_ns
         now = now_ns()
         state, start = self.state, self.start
-        outcome = Outcome(response, error)
-        ok = observe(runtime, state, self.ticket, start, outcome, now)
+        ok = observe(runtime, state, self.ticket, start, response, error, now)
         if response is not None and not runtime.resilience.rules.status_listed(
                 response.status_code):
-            return Done(response, partial(end_load, state, start, ok, now_ns), 1)
-        self.outcome, self.ok, self.now = outcome, ok, now
+            self.on_close = partial(end_load, state, start, ok, now_ns)
+            return None
+        self.outcome, self.ok, self.now = Outcome(response, error), ok, now
         return request_flow(self.request, runtime, self.inbound, self.decision, after=self)
 
 

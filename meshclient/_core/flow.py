@@ -149,13 +149,15 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
                 # an injected abort is classified like a real failure (retries, breakers)
                 outcome = injected_outcome(fault.abort, send.request)
                 now = clock.now_ns()
-                ok = observe(runtime, state, ticket, start, outcome, now)
+                ok = observe(runtime, state, ticket, start, outcome.response, outcome.error,
+                             now)
             elif hedge is None:
                 reply = yield send
                 assert isinstance(reply, Outcome)
                 outcome = reply
                 now = clock.now_ns()
-                ok = observe(runtime, state, ticket, start, outcome, now)
+                ok = observe(runtime, state, ticket, start, outcome.response, outcome.error,
+                             now)
             else:
                 h_state, h_ticket, h_send = hedge
                 reply = yield Hedge(send, h_send, hedge_delay_s(runtime), good_outcome(runtime))

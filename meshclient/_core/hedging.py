@@ -67,7 +67,8 @@ def settle_hedge(runtime: ServiceRuntime, reply: HedgeOutcome,
     if not reply.hedged:
         if state2.breaker is not None:
             state2.breaker.release(ticket2)
-        ok = observe(runtime, state1, ticket1, start1, reply.outcome, now)
+        ok = observe(runtime, state1, ticket1, start1, reply.outcome.response,
+                     reply.outcome.error, now)
         return reply.outcome, state1, ok, start1
     stats = runtime.resilience.budget
     stats.hedges += 1
@@ -82,7 +83,8 @@ def settle_hedge(runtime: ServiceRuntime, reply: HedgeOutcome,
             abandon(state, ticket, start, now)
             oks.append(True)
         else:
-            oks.append(observe(runtime, state, ticket, start, outcome, now))
+            oks.append(observe(runtime, state, ticket, start, outcome.response, outcome.error,
+                               now))
             if outcome is not reply.outcome and outcome.response is not None:
                 state.end(start, now, oks[-1])  # the loser's response is already closed
     if reply.winner == 0:

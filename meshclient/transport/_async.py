@@ -11,6 +11,8 @@ import httpx
 
 from .._core.actions import Discard, Done, Hedge, HedgeOutcome, Mirror, Outcome, Send, Sleep, WaitForEndpoints
 from .._core.first import First
+from .._core.flow import Flow
+from .._runtime import ServiceRuntime
 from ..discovery._base import EndpointWaiter
 from ..policy import Policy, PolicyStore, Service
 from ..routing import Decision
@@ -45,12 +47,50 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         # one policy snapshot, routed once; issue-9: limits, credentials, mTLS
-        service, decision, guard = self._begin(request)
-        if guard is None:
-            return await self._handle(request, None, service, decision)
+        service, decision, guard, runtime = self._begin(request)
+        if guard is not None:
+            return await self._guarded(request, guard, service, decision, runtime)
+        start = self._flow(request, service, decision, runtime)
+        if start is None:
+            return await self.inner.handle_async_request(request)
+        if not isinstance(start, First):
+            return await self._drive(start, None, None)
+        # the usual call: attempt 1 without the generator
+        held: httpx.Response | None = None
+        try:
+            held = await self.inner.handle_async_request(start.sent)
+        except Exception as exc:  # the core decides what the caller sees
+            flow = start.finish(None, exc)
+        else:
+            flow = start.finish(held)
+            if flow is None:  # final
+                track_async(held, start.on_close)
+                return held
+        assert flow is not None
+        return await self._drive(flow, None, held)  # not final: the flow takes over
+
+    async def _guarded(self, request: httpx.Request, guard: Guard, service: Service | None,
+                       decision: Decision | None,
+                       runtime: ServiceRuntime | None) -> httpx.Response:
+        """`handle_async_request` for a destination with a guard (issue-9): admitted
+        first, its attempts sent with the guard's credentials and TLS, and the guard told
+        the result."""
         await guard.admit_async(request)
         try:
-            response = await self._handle(request, guard, service, decision)
+            start = self._flow(request, service, decision, runtime)
+            if start is None:  # pragma: no cover - a guard is only made for a service
+                response = await self.inner.handle_async_request(request)
+            elif isinstance(start, First):
+                sent = await self._send(start.as_send(), guard)
+                flow = start.finish(sent.response, sent.error)
+                if flow is None:  # final
+                    assert sent.response is not None
+                    response = sent.response
+                    track_async(response, start.on_close)
+                else:
+                    response = await self._drive(flow, guard, sent.response)
+            else:
+                response = await self._drive(start, guard, None)
         except BaseException as exc:
             guard.observe(None, exc)
             guard.release()
@@ -59,31 +99,10 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         track_async(response, lambda _error: guard.release())
         return response
 
-    async def _handle(self, request: httpx.Request, guard: Guard | None,
-                      service: Service | None, decision: Decision | None) -> httpx.Response:
-        start = self._flow(request, service, decision)
-        if start is None:
-            return await self.inner.handle_async_request(request)
-        held: httpx.Response | None = None  # a response the flow still owns
-        if isinstance(start, First):  # the usual call: attempt 1 without the generator
-            if guard is None:
-                try:
-                    held = await self.inner.handle_async_request(start.sent)
-                except Exception as exc:  # the core decides what the caller sees
-                    step = start.finish(None, exc)
-                else:
-                    step = start.finish(held)
-            else:
-                sent = await self._send(start.as_send(), guard)
-                held = sent.response
-                step = start.finish(held, sent.error)
-            if isinstance(step, Done):
-                if step.on_close is not None:
-                    track_async(step.response, step.on_close)
-                return step.response
-            flow = step  # not final: the flow takes over
-        else:
-            flow = start
+    async def _drive(self, flow: Flow, guard: Guard | None,
+                     held: httpx.Response | None) -> httpx.Response:
+        """Run `flow` to its end, carrying out each action it yields. `held`: a response
+        the flow already owns (a first attempt's, which it will discard or return)."""
         try:
             action = next(flow)
             while True:

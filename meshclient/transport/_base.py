@@ -10,7 +10,7 @@ import httpx
 
 from .._core.first import First, start_first
 from .._core.flow import Flow, request_flow
-from .._runtime import Registry, registry_for
+from .._runtime import Registry, ServiceRuntime, registry_for
 from ..context import inbound
 from ..policy import Policy, PolicyStore, Service, default_store
 from ..routing import Decision, route
@@ -34,8 +34,9 @@ def as_store(policy: Policy | PolicyStore | None) -> PolicyStore:
                     f"{type(policy).__name__}")
 
 
-_Begun = tuple[Service | None, Decision | None, Guard | None]
-_OUTSIDE: _Begun = (None, None, None)
+#: (service, decision, guard, runtime of the decision's destination): see `MeshBase._begin`
+_Begun = tuple[Service | None, Decision | None, Guard | None, ServiceRuntime | None]
+_OUTSIDE: _Begun = (None, None, None, None)
 _PLAIN_HOSTS = 256  # most hosts `_begin` remembers
 
 
@@ -67,9 +68,13 @@ class MeshBase:
             self.registry.close()
 
     def _begin(self, request: httpx.Request) -> _Begun:
-        """`_lookup` then `_admission`: (service, decision, guard), or (None, None, None)
-        for a host outside the policy. Answers that depend on nothing but the policy
-        snapshot and the host are remembered for that snapshot (see `_plain`)."""
+        """The service the request's host names in the current policy (read once per
+        request: the request sees one version from start to end), its routing decision,
+        what it must pass before its flow (`_admission`) and the destination's runtime; or
+        (None, None, None, None) for a host outside the policy. Routing happens here, once,
+        before admission: route limits and the destination's guard depend on it (issue-9).
+        Answers that depend on nothing but the policy snapshot and the host are remembered
+        for that snapshot (see `_plain`)."""
         policy = self.store.current
         # keyed by the URL's host as parsed (for an IDNA name, its encoded form), which is
         # `url.host` without the property's decoding step
@@ -82,7 +87,10 @@ class MeshBase:
             begun: _Begun = _OUTSIDE
         else:
             decision = route(request, service, policy, self.registry.rng)
-            begun = (service, decision, self._admission(service, decision))
+            # a runtime is built or moved to a new snapshot once, then kept: remembering it
+            # with the snapshot is the registry's own answer
+            begun = (service, decision, self._admission(service, decision),
+                     self.registry.runtime(decision.destination))
             if service.routes or begun[2] is not None:
                 return begun  # decided per request
         if len(self._plain) >= _PLAIN_HOSTS:
@@ -90,27 +98,16 @@ class MeshBase:
         self._plain[raw_host] = (policy, begun)
         return begun
 
-    def _lookup(self, request: httpx.Request) -> tuple[Service | None, Decision | None]:
-        """The service the request's host names in the current policy (read once per
-        request: the request sees one version from start to end), and its routing decision
-        (None, None: not a service). Routing happens here, once, before admission: route
-        limits and the destination's guard depend on it (issue-9)."""
-        policy = self.store.current
-        service = policy.resolved.get(request.url.host)
-        if service is None:
-            return None, None
-        return service, route(request, service, policy, self.registry.rng)
-
     def _flow(self, request: httpx.Request, service: Service | None,
-              decision: Decision | None) -> First | Flow | None:
-        """How the call to `service`, routed by `decision` (both from `_begin`), starts:
-        its first attempt made without the generator (`First`, when telemetry is off and
-        nothing else comes first: see `_core/first.py`), else its flow (wrapped to trace
-        it when telemetry is on). None: not a service, pass through untraced."""
-        if service is None or decision is None:
+              decision: Decision | None, runtime: ServiceRuntime | None,
+              ) -> First | Flow | None:
+        """How the call to `service`, routed by `decision` (all three from `_begin`),
+        starts: its first attempt made without the generator (`First`, when telemetry is
+        off and nothing else comes first: see `_core/first.py`), else its flow (wrapped to
+        trace it when telemetry is on). None: not a service, pass through untraced."""
+        if runtime is None or service is None or decision is None:
             call = start_call(request, None)
             return None if call is None else instrument(passthrough_flow(request), call)
-        runtime = self.registry.runtime(decision.destination)
         call = start_call(request, service.name)
         if call is not None:
             return instrument(request_flow(request, runtime, inbound.get(), decision), call)

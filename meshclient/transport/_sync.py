@@ -12,6 +12,8 @@ import httpx
 
 from .._core.actions import Discard, Done, Hedge, HedgeOutcome, Mirror, Outcome, Send, Sleep, WaitForEndpoints
 from .._core.first import First
+from .._core.flow import Flow
+from .._runtime import ServiceRuntime
 from ..policy import Policy, PolicyStore, Service
 from ..routing import Decision
 from ..security.routes import Guard
@@ -52,12 +54,48 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         # one policy snapshot, routed once; issue-9: limits, credentials, mTLS
-        service, decision, guard = self._begin(request)
-        if guard is None:
-            return self._handle(request, None, service, decision)
+        service, decision, guard, runtime = self._begin(request)
+        if guard is not None:
+            return self._guarded(request, guard, service, decision, runtime)
+        start = self._flow(request, service, decision, runtime)
+        if start is None:
+            return self.inner.handle_request(request)
+        if not isinstance(start, First):
+            return self._drive(start, None, None)
+        # the usual call: attempt 1 without the generator
+        held: httpx.Response | None = None
+        try:
+            held = self.inner.handle_request(start.sent)
+        except Exception as exc:  # the core decides what the caller sees
+            flow = start.finish(None, exc)
+        else:
+            flow = start.finish(held)
+            if flow is None:  # final
+                track_sync(held, start.on_close)
+                return held
+        assert flow is not None
+        return self._drive(flow, None, held)  # not final: the flow takes over
+
+    def _guarded(self, request: httpx.Request, guard: Guard, service: Service | None,
+                 decision: Decision | None, runtime: ServiceRuntime | None) -> httpx.Response:
+        """`handle_request` for a destination with a guard (issue-9): admitted first, its
+        attempts sent with the guard's credentials and TLS, and the guard told the result."""
         guard.admit_sync(request)
         try:
-            response = self._handle(request, guard, service, decision)
+            start = self._flow(request, service, decision, runtime)
+            if start is None:  # pragma: no cover - a guard is only made for a service
+                response = self.inner.handle_request(request)
+            elif isinstance(start, First):
+                sent = self._send(start.as_send(), guard)
+                flow = start.finish(sent.response, sent.error)
+                if flow is None:  # final
+                    assert sent.response is not None
+                    response = sent.response
+                    track_sync(response, start.on_close)
+                else:
+                    response = self._drive(flow, guard, sent.response)
+            else:
+                response = self._drive(start, guard, None)
         except BaseException as exc:
             guard.observe(None, exc)
             guard.release()
@@ -66,31 +104,10 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         track_sync(response, lambda _error: guard.release())
         return response
 
-    def _handle(self, request: httpx.Request, guard: Guard | None, service: Service | None,
-                decision: Decision | None) -> httpx.Response:
-        start = self._flow(request, service, decision)
-        if start is None:
-            return self.inner.handle_request(request)
-        held: httpx.Response | None = None  # a response the flow still owns
-        if isinstance(start, First):  # the usual call: attempt 1 without the generator
-            if guard is None:
-                try:
-                    held = self.inner.handle_request(start.sent)
-                except Exception as exc:  # the core decides what the caller sees
-                    step = start.finish(None, exc)
-                else:
-                    step = start.finish(held)
-            else:
-                sent = self._send(start.as_send(), guard)
-                held = sent.response
-                step = start.finish(held, sent.error)
-            if isinstance(step, Done):
-                if step.on_close is not None:
-                    track_sync(step.response, step.on_close)
-                return step.response
-            flow = step  # not final: the flow takes over
-        else:
-            flow = start
+    def _drive(self, flow: Flow, guard: Guard | None,
+               held: httpx.Response | None) -> httpx.Response:
+        """Run `flow` to its end, carrying out each action it yields. `held`: a response
+        the flow already owns (a first attempt's, which it will discard or return)."""
         try:
             action = next(flow)
             while True:

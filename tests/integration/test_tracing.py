@@ -156,7 +156,7 @@ class _Scripted:
     eps: list[Endpoint]
 
     def _flow(self, request: httpx.Request, service: Service | None,
-              decision: Any) -> Flow | None:
+              decision: Any, runtime: Any) -> Flow | None:
         assert service is not None and service.name == "users"
         call = telemetry.start_call(request, "users")
         assert call is not None
@@ -284,10 +284,12 @@ def test_no_sdk_fast_path(cluster: LoopbackCluster) -> None:
     request = httpx.Request("GET", "http://users/")
     assert telemetry.start_call(request, "users") is None
     transport = meshclient.MeshTransport(cluster.policy("users"))
-    flow = transport._flow(request, *transport._lookup(request))
+    service, decision, _guard, rt = transport._begin(request)
+    flow = transport._flow(request, service, decision, rt)
     assert isinstance(flow, First)  # not wrapped: the first attempt without the generator
     outside = httpx.Request("GET", cluster[0].url)
-    assert transport._flow(outside, *transport._lookup(outside)) is None
+    assert transport._flow(outside, None, None, None) is None
+    assert transport._begin(outside) == (None, None, None, None)
 
 
 def test_no_sdk_still_forwards_an_inbound_trace_context(mesh, cluster: LoopbackCluster) -> None:
