@@ -4,7 +4,7 @@ attempt with its headers and timeout, and observe what came back."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -12,7 +12,7 @@ from .. import _events
 from ..errors import CircuitOpen, NoEndpointsAvailable
 from ..resilience.breaker import NORMAL, REFUSED
 from ..resilience.classify import OTHER, error_kind
-from ..resilience.deadline import Deadline, attempt_timeout, within
+from ..resilience.deadline import Deadline, attempt_timeout
 from .actions import Send
 from .address import address_request, header
 
@@ -48,14 +48,14 @@ def attempts_allowed(request: httpx.Request, attempts: int, one_layer: bool,
                                           and int(length) <= MAX_REPLAY_BYTES) else 1
 
 
-def pick_and_guard(runtime: ServiceRuntime, tried: set[str],
+def pick_and_guard(runtime: ServiceRuntime, tried: set[str], now_ns: int,
                    ) -> tuple[EndpointState, int] | str | None:
     """Pick an endpoint not yet tried (the balancer reuses one when all were) whose breaker
-    admits the attempt. Returns (state, breaker ticket), `ALL_OPEN` when every candidate's
+    admits the attempt, at `now_ns`. Returns (state, breaker ticket), `ALL_OPEN` when every candidate's
     breaker refused, or None when the service has no endpoints."""
     balancer = runtime.balancer
     if not tried:  # a first attempt: the usual case, one pick, one admission
-        state = balancer.pick()
+        state = balancer.pick(_NO_KEYS, now_ns)
         if state is None:
             return None
         breaker = state.breaker
@@ -68,7 +68,7 @@ def pick_and_guard(runtime: ServiceRuntime, tried: set[str],
         refused = set()
     for _ in range(len(balancer.states()) + 1):
         exclude = frozenset(tried | refused) if (tried or refused) else _NO_KEYS
-        state = balancer.pick(exclude=exclude)
+        state = balancer.pick(exclude, now_ns)
         if state is None:
             return None
         if refused and state.endpoint.key in refused:
@@ -105,9 +105,20 @@ def attempt_request(request: httpx.Request, runtime: ServiceRuntime, state: Endp
     left_ms = remaining // 1_000_000
     out = address_request(request, runtime.service, state.endpoint, None,
                           str(left_ms if left_ms > 0 else 0), attempt)
-    caller = request.extensions.get("timeout")
+    caller: Any = request.extensions.get("timeout")  # a mapping, or None
     bound_s = bound_ns / 1e9
-    if within(caller, bound_s):
+    # Every one of the caller's httpx timeouts set and shorter than the bound: the attempt
+    # keeps the caller's timeout extension as it is (the usual case, httpx's 5 s default
+    # under a longer deadline: no new mapping per attempt), and a timeout is the caller's,
+    # not the deadline's. (None, NaN or a missing key: no; capping would give back the
+    # caller's own values wherever this holds.)
+    try:  # the four httpx keys, unrolled (every request)
+        kept = bool(len(caller) == 4 and caller["connect"] < bound_s
+                    and caller["read"] < bound_s and caller["write"] < bound_s
+                    and caller["pool"] < bound_s)
+    except (KeyError, TypeError):
+        kept = False
+    if kept:
         capped = False  # the caller's own, shorter timeouts bound this attempt (kept as is)
     else:
         out.extensions["timeout"] = attempt_timeout(caller, bound_s)

@@ -117,10 +117,10 @@ def start_first(request: httpx.Request, runtime: ServiceRuntime, inbound: Inboun
                                        inbound.deadline_ns if inbound is not None else None)
     if at - now <= 0:
         return None  # the flow raises DeadlineExceeded
-    runtime.resilience.budget.budget.deposit()
+    runtime.resilience.budget.budget.deposit(now)
     first = First.__new__(First)
     first.max_attempts = attempts_allowed(request, retry.attempts, retry.one_layer, inbound)
-    chosen = pick_and_guard(runtime, _NOT_TRIED)
+    chosen = pick_and_guard(runtime, _NOT_TRIED, now)
     if not isinstance(chosen, tuple):
         raise no_pick(chosen, request, runtime)
     state, first.ticket = chosen

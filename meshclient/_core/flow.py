@@ -87,7 +87,7 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
         # 2. deadline, budget, one-layer rule.
         deadline = Deadline.start(service.timeout, request.extensions, now,
                                   inbound.deadline_ns if inbound is not None else None)
-        stats.budget.deposit()
+        stats.budget.deposit(now)
         max_attempts = attempts_allowed(request, retry.attempts, retry.one_layer, inbound)
         # 3. discover: a service's first request waits, bounded by the deadline, for the
         #    endpoint cache's first answer; a warm request never waits (issue-5).
@@ -120,7 +120,7 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
                 raise DeadlineExceeded(f"deadline of the call to {name!r} passed before "
                                        f"attempt {attempt}", request=request, service=name)
             # 3-5. pick and guard.
-            chosen = pick_and_guard(runtime, tried)
+            chosen = pick_and_guard(runtime, tried, now)
             if not isinstance(chosen, tuple):
                 if last is not None:  # a retry found nowhere to go: the last real outcome
                     yield from _give_up(last, attempt - 1, request, runtime, retrying_layer,

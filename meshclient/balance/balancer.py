@@ -170,12 +170,15 @@ class LoadBalancer:
             _events.emit(_events.PANIC, self.service, active=panic, healthy=available,
                          total=total)
 
-    def pick(self, exclude: frozenset[str] = frozenset()) -> EndpointState | None:
-        """An endpoint for the next attempt, or None when there are none. Never blocks."""
+    def pick(self, exclude: frozenset[str] = frozenset(),
+             now_ns: int | None = None) -> EndpointState | None:
+        """An endpoint for the next attempt (not one in `exclude` while another will do),
+        or None when there are none; `now_ns`: the caller's clock reading, if it has one.
+        Never blocks."""
         gen = self._gen
         if not gen.states:
             return None
-        now = self.clock.now_ns()
+        now = self.clock.now_ns() if now_ns is None else now_ns
         detector = self.detector
         if now >= detector.next_due_ns:  # an ejected endpoint may be due for its probe
             probe = detector.claim_probe(now, exclude)

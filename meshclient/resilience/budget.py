@@ -40,7 +40,9 @@ class BudgetError(PolicyError):
 class RetryBudget(Protocol):
     """Finagle's three methods."""
 
-    def deposit(self) -> None: ...
+    def deposit(self, now_ns: int | None = None) -> None:
+        """One request: its share of the retry allowance (`now_ns`: the caller's clock
+        reading, if it has one)."""
 
     def try_withdraw(self) -> bool: ...
 
@@ -49,7 +51,7 @@ class RetryBudget(Protocol):
 
 
 class _Empty:
-    def deposit(self) -> None:
+    def deposit(self, now_ns: int | None = None) -> None:
         pass
 
     def try_withdraw(self) -> bool:
@@ -64,7 +66,7 @@ class _Empty:
 
 
 class _Infinite:
-    def deposit(self) -> None:
+    def deposit(self, now_ns: int | None = None) -> None:
         pass
 
     def try_withdraw(self) -> bool:
@@ -114,11 +116,11 @@ class TokenRetryBudget:
             self._counts[i] = 0
         self._counts[i] += amount
 
-    def deposit(self) -> None:
+    def deposit(self, now_ns: int | None = None) -> None:
         amount = self.deposit_amount
         if not amount:
             return
-        epoch = self._clock.now_ns() // self._slice_ns
+        epoch = (self._clock.now_ns() if now_ns is None else now_ns) // self._slice_ns
         i = epoch % SLICES
         with self._lock:  # `_add`, inlined: this runs on every request
             if self._epochs[i] != epoch:

@@ -113,15 +113,6 @@ def attempt_timeout(caller: Mapping[str, Any] | None, bound_s: float) -> dict[st
             value = float(value)
             out[key] = bound_s if value >= bound_s else value  # min(), NaN included
     return out
-
-
-def within(caller: Mapping[str, Any] | None, bound_s: float) -> bool:
-    """Whether every one of the caller's httpx timeouts is set and shorter than `bound_s`:
-    then the attempt keeps the caller's timeout extension as it is (the usual case, httpx's
-    5 s default under a longer deadline: no new mapping per attempt), and a timeout is the
-    caller's, not the deadline's."""
-    if caller is None or len(caller) != len(_HTTPX_KEYS):
-        return False
     try:  # _HTTPX_KEYS, unrolled (every request); None, NaN or missing: no
         return bool(caller["connect"] < bound_s and caller["read"] < bound_s
                     and caller["write"] < bound_s and caller["pool"] < bound_s)

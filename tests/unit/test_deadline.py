@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from meshclient.policy._model import TimeoutPolicy
-from meshclient.resilience.deadline import Deadline, TimeoutOverrideError, attempt_timeout, within
+from meshclient.resilience.deadline import Deadline, TimeoutOverrideError, attempt_timeout
 
 
 def test_deadline_sources_and_attempt_bounds() -> None:
@@ -31,15 +31,3 @@ def test_attempt_timeout_never_exceeds_the_callers() -> None:
     assert attempt_timeout(caller, 1.0) == {"connect": 1.0, "read": 0.1, "write": 1.0,
                                             "pool": 1.0}
     assert attempt_timeout(None, 2.0) == dict.fromkeys(("connect", "read", "write", "pool"), 2.0)
-
-
-def test_callers_timeouts_within_the_bound_are_kept_as_they_are() -> None:
-    five = dict.fromkeys(("connect", "read", "write", "pool"), 5.0)
-    assert within(five, 9.5)
-    assert not within(five, 5.0)  # not shorter: the attempt's own bound applies
-    assert not within(dict(five, read=None), 9.5)  # unbounded read: capped by the attempt
-    assert not within({"connect": 1.0}, 9.5)  # missing keys
-    assert not within(dict(five, pool=float("nan")), 9.5)
-    assert not within(None, 9.5)
-    # wherever `within` holds, capping would have given back the caller's own values
-    assert attempt_timeout(five, 9.5) == five

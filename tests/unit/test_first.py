@@ -173,16 +173,18 @@ def test_every_breaker_open_raises_as_the_flow_does() -> None:
         next(request_flow(get(), rt))
 
 
-@pytest.mark.parametrize("caller", [
-    dict.fromkeys(("connect", "read", "write", "pool"), 5.0),
-    dict.fromkeys(("connect", "read", "write", "pool"), 20.0),  # longer than the bound
-    {"connect": 5.0, "read": None, "write": 5.0, "pool": 5.0},
-    {"connect": 1.0},
-    {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": float("nan")},
-    None])
-def test_the_attempt_keeps_the_callers_timeouts_exactly_when_within_says_so(
-        caller: dict[str, Any] | None) -> None:
-    from meshclient.resilience.deadline import within
+@pytest.mark.parametrize(("caller", "kept_as_is"), [
+    (dict.fromkeys(("connect", "read", "write", "pool"), 5.0), True),
+    (dict.fromkeys(("connect", "read", "write", "pool"), 20.0), False),  # longer than the bound
+    (dict.fromkeys(("connect", "read", "write", "pool"), 15.0), False),  # not shorter
+    ({"connect": 5.0, "read": None, "write": 5.0, "pool": 5.0}, False),  # unbounded read
+    ({"connect": 1.0}, False),  # missing keys
+    (dict.fromkeys(("connect", "read", "write", "pool", "extra"), 5.0), False),
+    ({"connect": 5.0, "read": 5.0, "write": 5.0, "pool": float("nan")}, False),
+    (None, False)])
+def test_the_attempt_keeps_the_callers_timeouts_exactly_when_all_are_shorter(
+        caller: dict[str, Any] | None, kept_as_is: bool) -> None:
+    from meshclient.resilience.deadline import attempt_timeout
 
     clock = FakeClock()
     extensions = {} if caller is None else {"timeout": caller}
@@ -190,7 +192,9 @@ def test_the_attempt_keeps_the_callers_timeouts_exactly_when_within_says_so(
                         runtime(clock), None, None)
     assert first is not None
     kept = first.sent.extensions.get("timeout") is caller
-    assert kept == (caller is not None and within(caller, 15.0))
+    assert kept == kept_as_is
+    if kept:  # capping would have given back the caller's own values
+        assert attempt_timeout(caller, 15.0) == caller
 
 
 def test_an_open_breaker_sends_the_first_attempt_elsewhere() -> None:
