@@ -89,8 +89,8 @@ class First:
         now = now_ns()
         state, start = self.state, self.start
         ok = observe(runtime, state, self.ticket, start, response, error, now)
-        if response is not None and not runtime.resilience.rules.status_listed(
-                response.status_code):
+        # `rules.status_listed`, as the set lookup it is
+        if response is not None and response.status_code not in runtime.resilience.rules.statuses:
             self.on_close = partial(end_load, state, start, ok, now_ns)
             return None
         self.outcome, self.ok, self.now = Outcome(response, error), ok, now

@@ -32,16 +32,23 @@ class PolicyStore:
     Thread- and task-safe; `current` never blocks.
     """
 
+    #: The policy in force: read it once per request. Read-only (`replace()` sets it); an
+    #: attribute, not a property, since every request reads it. `snapshot` gives it with
+    #: its generation, as one pair.
+    current: Policy
+
     def __init__(self, policy: Policy | None = None) -> None:
         self._snapshot: tuple[int, Policy] = (1, policy if policy is not None else Policy())
+        object.__setattr__(self, "current", self._snapshot[1])
         self._lock = threading.Lock()  # serialises writers only; readers never take it
         self._subscribers: list[Subscriber] = []
         self._attachments: dict[str, Any] = {}
         self._refresher: Any = None  # issue-6: the control.RefreshThread, once watched
 
-    @property
-    def current(self) -> Policy:
-        return self._snapshot[1]
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "current":
+            raise AttributeError("PolicyStore.current is read-only: use replace(policy)")
+        object.__setattr__(self, name, value)
 
     @property
     def generation(self) -> int:
@@ -59,6 +66,7 @@ class PolicyStore:
         with self._lock:
             generation, old = self._snapshot
             self._snapshot = (generation + 1, policy)
+            object.__setattr__(self, "current", policy)
             subscribers = list(self._subscribers)
         logger.info("policy %r applied (generation %d, was %r)", policy.version,
                     generation + 1, old.version)

@@ -55,8 +55,9 @@ class RetryRules:
     """`RetryPolicy.on` / `.methods` compiled to sets for O(1) checks."""
 
     kinds: frozenset[str]
+    #: every status `on` lists, with "gateway-error" and "5xx" spelled out (a set lookup is
+    #: the whole test: `status_listed`)
     statuses: frozenset[int]
-    any_5xx: bool
     methods: frozenset[str]
 
     @classmethod
@@ -65,11 +66,13 @@ class RetryRules:
         statuses = {int(x) for x in on if x.isdigit()}
         if "gateway-error" in on:
             statuses |= GATEWAY
-        return cls(kinds=frozenset(on), statuses=frozenset(statuses), any_5xx="5xx" in on,
+        if "5xx" in on:
+            statuses.update(range(500, 600))
+        return cls(kinds=frozenset(on), statuses=frozenset(statuses),
                    methods=frozenset(policy.methods))
 
     def status_listed(self, status: int) -> bool:
-        return status in self.statuses or (self.any_5xx and 500 <= status < 600)
+        return status in self.statuses
 
     def idempotent(self, request: httpx.Request) -> bool:
         return request.method in self.methods or IDEMPOTENCY_KEY in request.headers

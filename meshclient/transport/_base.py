@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import httpx
 
@@ -35,8 +35,9 @@ def as_store(policy: Policy | PolicyStore | None) -> PolicyStore:
 
 
 #: (service, decision, guard, runtime of the decision's destination): see `MeshBase._begin`
-_Begun = tuple[Service | None, Decision | None, Guard | None, ServiceRuntime | None]
-_OUTSIDE: _Begun = (None, None, None, None)
+#: (internal to the transports)
+Begun = tuple[Service | None, Decision | None, Guard | None, ServiceRuntime | None]
+_OUTSIDE: Begun = (None, None, None, None)
 _PLAIN_HOSTS = 256  # most hosts `_begin` remembers
 
 
@@ -56,7 +57,7 @@ class MeshBase:
         # host -> (policy snapshot, its `_begin` answer), for hosts that need no routing or
         # admission (passthrough hosts, and services with no routes, tls, auth or limits):
         # one dict read per request instead of the lookup, routing and guard steps.
-        self._plain: dict[str, tuple[Policy, _Begun]] = {}
+        self._plain: dict[str, tuple[Policy, Begun]] = {}
         self._tls_inners: dict[int, Any] = {}
         self._tls_lock = threading.Lock()
         # A store built here from a Policy is this transport's alone: close() stops its
@@ -67,24 +68,51 @@ class MeshBase:
         if self._owns_store:
             self.registry.close()
 
-    def _begin(self, request: httpx.Request) -> _Begun:
-        """The service the request's host names in the current policy (read once per
-        request: the request sees one version from start to end), its routing decision,
-        what it must pass before its flow (`_admission`) and the destination's runtime; or
-        (None, None, None, None) for a host outside the policy. Routing happens here, once,
-        before admission: route limits and the destination's guard depend on it (issue-9).
+    @overload
+    def _start(self, request: httpx.Request) -> First | Flow | Begun | None: ...
+
+    @overload
+    def _start(self, request: httpx.Request, begun: Begun) -> First | Flow | None: ...
+
+    def _start(self, request: httpx.Request, begun: Begun | None = None,
+               ) -> First | Flow | Begun | None:
+        """How the call starts: its first attempt made without the generator (`First`, when
+        telemetry is off and nothing else comes first: see `_core/first.py`), else its flow
+        (wrapped to trace it when telemetry is on); None: not a service, pass through
+        untraced. For a destination with a guard (issue-9), the `_begin` answer instead:
+        the shell admits the request, then starts it with `_start(request, begun)`."""
+        if begun is None:
+            # the current policy (read once per request: the request sees one version from
+            # start to end), and what `_begin` answered for the host under it, if remembered
+            policy = self.store.current
+            # keyed by the URL's host as parsed (for an IDNA name, its encoded form), which
+            # is `url.host` without the property's decoding step
+            plain = self._plain.get(request.url._uri_reference.host)
+            begun = (plain[1] if plain is not None and plain[0] is policy
+                     else self._begin(request, policy))
+            if begun[2] is not None:
+                return begun  # a guard: admission first
+        service, decision, _guard, runtime = begun
+        if runtime is None or service is None or decision is None:
+            call = start_call(request, None)
+            return None if call is None else instrument(passthrough_flow(request), call)
+        call = start_call(request, service.name)
+        if call is not None:
+            return instrument(request_flow(request, runtime, inbound.get(), decision), call)
+        caller = inbound.get()
+        return (start_first(request, runtime, caller, decision)
+                or request_flow(request, runtime, caller, decision))
+
+    def _begin(self, request: httpx.Request, policy: Policy) -> Begun:
+        """The service the request's host names in `policy`, its routing decision, what it
+        must pass before its flow (`_admission`) and the destination's runtime; or (None,
+        None, None, None) for a host outside the policy. Routing happens here, once, before
+        admission: route limits and the destination's guard depend on it (issue-9).
         Answers that depend on nothing but the policy snapshot and the host are remembered
-        for that snapshot (see `_plain`)."""
-        policy = self.store.current
-        # keyed by the URL's host as parsed (for an IDNA name, its encoded form), which is
-        # `url.host` without the property's decoding step
-        raw_host = request.url._uri_reference.host
-        plain = self._plain.get(raw_host)
-        if plain is not None and plain[0] is policy:
-            return plain[1]
+        for that snapshot (`_plain`, read by `_start`)."""
         service = policy.resolved.get(request.url.host)
         if service is None:
-            begun: _Begun = _OUTSIDE
+            begun: Begun = _OUTSIDE
         else:
             decision = route(request, service, policy, self.registry.rng)
             # a runtime is built or moved to a new snapshot once, then kept: remembering it
@@ -95,25 +123,8 @@ class MeshBase:
                 return begun  # decided per request
         if len(self._plain) >= _PLAIN_HOSTS:
             self._plain.clear()  # many hosts passing through: start again
-        self._plain[raw_host] = (policy, begun)
+        self._plain[request.url._uri_reference.host] = (policy, begun)
         return begun
-
-    def _flow(self, request: httpx.Request, service: Service | None,
-              decision: Decision | None, runtime: ServiceRuntime | None,
-              ) -> First | Flow | None:
-        """How the call to `service`, routed by `decision` (all three from `_begin`),
-        starts: its first attempt made without the generator (`First`, when telemetry is
-        off and nothing else comes first: see `_core/first.py`), else its flow (wrapped to
-        trace it when telemetry is on). None: not a service, pass through untraced."""
-        if runtime is None or service is None or decision is None:
-            call = start_call(request, None)
-            return None if call is None else instrument(passthrough_flow(request), call)
-        call = start_call(request, service.name)
-        if call is not None:
-            return instrument(request_flow(request, runtime, inbound.get(), decision), call)
-        caller = inbound.get()
-        return (start_first(request, runtime, caller, decision)
-                or request_flow(request, runtime, caller, decision))
 
     def _admission(self, service: Service | None, decision: Decision | None) -> Guard | None:
         """What the request must pass before its flow (issue-9): the matched route's limits,

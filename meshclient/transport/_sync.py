@@ -13,11 +13,9 @@ import httpx
 from .._core.actions import Discard, Done, Hedge, HedgeOutcome, Mirror, Outcome, Send, Sleep, WaitForEndpoints
 from .._core.first import First
 from .._core.flow import Flow
-from .._runtime import ServiceRuntime
-from ..policy import Policy, PolicyStore, Service
-from ..routing import Decision
+from ..policy import Policy, PolicyStore
 from ..security.routes import Guard
-from ._base import MeshBase
+from ._base import Begun, MeshBase
 from ._mirror import MirrorSender
 from ._streams import track_sync
 
@@ -54,13 +52,12 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         # one policy snapshot, routed once; issue-9: limits, credentials, mTLS
-        service, decision, guard, runtime = self._begin(request)
-        if guard is not None:
-            return self._guarded(request, guard, service, decision, runtime)
-        start = self._flow(request, service, decision, runtime)
+        start = self._start(request)
         if start is None:
             return self.inner.handle_request(request)
         if not isinstance(start, First):
+            if isinstance(start, tuple):  # a guard: admission first
+                return self._guarded(request, start)
             return self._drive(start, None, None)
         # the usual call: attempt 1 without the generator
         held: httpx.Response | None = None
@@ -76,13 +73,15 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         assert flow is not None
         return self._drive(flow, None, held)  # not final: the flow takes over
 
-    def _guarded(self, request: httpx.Request, guard: Guard, service: Service | None,
-                 decision: Decision | None, runtime: ServiceRuntime | None) -> httpx.Response:
-        """`handle_request` for a destination with a guard (issue-9): admitted first, its
-        attempts sent with the guard's credentials and TLS, and the guard told the result."""
+    def _guarded(self, request: httpx.Request, begun: Begun) -> httpx.Response:
+        """`handle_request` for a destination with a guard (issue-9; `begun`: what
+        `_start` answered): admitted first, its attempts sent with the guard's credentials
+        and TLS, and the guard told the result."""
+        guard = begun[2]
+        assert guard is not None
         guard.admit_sync(request)
         try:
-            start = self._flow(request, service, decision, runtime)
+            start = self._start(request, begun)
             if start is None:  # pragma: no cover - a guard is only made for a service
                 response = self.inner.handle_request(request)
             elif isinstance(start, First):

@@ -19,7 +19,6 @@ from meshclient._core.address import address_request
 from meshclient._core.first import First
 from meshclient._core.flow import Flow
 from meshclient.discovery._base import Endpoint, split_address
-from meshclient.policy import Service
 from meshclient.telemetry import semconv
 from meshclient.telemetry._flow import instrument
 from meshclient.testing import LoopbackCluster
@@ -155,8 +154,10 @@ def _retry_once(request: httpx.Request, service: Any, eps: list[Endpoint]) -> Fl
 class _Scripted:
     eps: list[Endpoint]
 
-    def _flow(self, request: httpx.Request, service: Service | None,
-              decision: Any, runtime: Any) -> Flow | None:
+    store: meshclient.PolicyStore
+
+    def _start(self, request: httpx.Request, begun: Any = None) -> Flow | None:
+        service = self.store.current.resolved.get(request.url.host)
         assert service is not None and service.name == "users"
         call = telemetry.start_call(request, "users")
         assert call is not None
@@ -284,12 +285,10 @@ def test_no_sdk_fast_path(cluster: LoopbackCluster) -> None:
     request = httpx.Request("GET", "http://users/")
     assert telemetry.start_call(request, "users") is None
     transport = meshclient.MeshTransport(cluster.policy("users"))
-    service, decision, _guard, rt = transport._begin(request)
-    flow = transport._flow(request, service, decision, rt)
+    flow = transport._start(request)
     assert isinstance(flow, First)  # not wrapped: the first attempt without the generator
     outside = httpx.Request("GET", cluster[0].url)
-    assert transport._flow(outside, None, None, None) is None
-    assert transport._begin(outside) == (None, None, None, None)
+    assert transport._start(outside) is None
 
 
 def test_no_sdk_still_forwards_an_inbound_trace_context(mesh, cluster: LoopbackCluster) -> None:

@@ -40,5 +40,7 @@ def test_rules_methods_idempotency_key_statuses() -> None:
     assert not rules.status_retryable(503, post) and rules.status_retryable(503, keyed)
     wide = RetryRules.from_policy(RetryPolicy(on=("5xx", "read-error")))
     assert wide.status_retryable(500, get) and wide.error_retryable(RESET, get)
+    assert all(wide.status_listed(s) for s in range(500, 600))
+    assert not wide.status_listed(499) and not wide.status_listed(600)
     gw = RetryRules.from_policy(RetryPolicy(on=("gateway-error",)))
     assert gw.status_listed(504) and not gw.status_listed(500)

@@ -41,7 +41,8 @@ def test_guarded_and_routed_services_are_decided_per_request() -> None:
                                           "routes": [{"to": [{"service": "users"}]}]}),
                               inner=httpx.MockTransport(lambda r: httpx.Response(200)))
     for host in ("users", "v2"):
-        service, decision, _, rt = transport._begin(httpx.Request("GET", f"http://{host}/"))
+        request = httpx.Request("GET", f"http://{host}/")
+        service, decision, _, rt = transport._begin(request, transport.store.current)
         assert service is not None and decision is not None
         assert rt is transport.registry.runtime(decision.destination)
     assert "users" not in transport._plain and "v2" not in transport._plain
@@ -52,13 +53,15 @@ def test_the_remembered_runtime_follows_the_snapshot() -> None:
     store = PolicyStore(_policy({"endpoints": ["127.0.0.2:8001"]}))
     transport = MeshTransport(store, inner=httpx.MockTransport(lambda r: httpx.Response(200)))
     request = httpx.Request("GET", "http://users/")
-    first = transport._begin(request)
-    assert transport._begin(request) is first  # remembered for the snapshot
+    first = transport._begin(request, store.current)
+    assert transport._plain["users"] == (store.current, first)  # remembered for the snapshot
     rt = first[3]
     assert rt is not None and rt.service is store.current.resolved["users"]
     store.replace(_policy({"endpoints": ["127.0.0.3:8001"]}))
-    again = transport._begin(request)
+    again = transport._begin(request, store.current)
     assert again is not first and again[3] is rt  # the same runtime, moved to the new one
     assert rt.service is store.current.resolved["users"]
     assert [s.key for s in rt.balancer.states()] == ["127.0.0.3:8001"]
-    transport.close()
+    with httpx.Client(transport=transport) as client:  # the remembered answer is used
+        assert client.get("http://users/").status_code == 200
+    assert transport._plain["users"] == (store.current, again)

@@ -26,6 +26,13 @@ def test_replace_swaps_and_counts_generations() -> None:
     assert "generation=2" in repr(store) and "'2'" in repr(store)
 
 
+def test_current_is_read_only() -> None:
+    store = PolicyStore(_policy("1"))
+    with pytest.raises(AttributeError, match="read-only: use replace"):
+        store.current = _policy("2")  # type: ignore[misc]
+    assert store.current.version == "1" and store.generation == 1
+
+
 def test_replace_rejects_non_policies() -> None:
     store = PolicyStore()
     with pytest.raises(TypeError, match="needs a Policy, not dict"):
