@@ -3,7 +3,6 @@ attempt with its headers and timeout, and observe what came back."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -180,10 +179,3 @@ def why_none(runtime: ServiceRuntime) -> str:
         return (f" (discovery from {cache.resolver.source} has not answered: "
                 f"{cache.last_error or 'no answer yet'})")
     return f" (discovery from {cache.resolver.source} found none)"
-
-
-def end_load(state: EndpointState, start: int, ok: bool, now_ns: Callable[[], int],
-             error: BaseException | None) -> None:
-    """A returned response's `on_close` (bound with `partial`, cheaper than a closure):
-    its body is closed or read, the endpoint's load measurement ends."""
-    state.end(start, now_ns(), ok and error is None)

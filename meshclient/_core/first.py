@@ -32,7 +32,6 @@ from .actions import OnClose, Outcome, Send
 from .attempt import (
     attempt_request,
     attempts_allowed,
-    end_load,
     no_pick,
     observe,
     pick_and_guard,
@@ -85,13 +84,12 @@ class First:
         response is final, and the shell returns it with `on_close` called when its body
         closes; else the flow from here on."""
         runtime = self.runtime
-        now_ns = runtime.clock.now_ns
-        now = now_ns()
+        now = runtime.clock.now_ns()
         state, start = self.state, self.start
         ok = observe(runtime, state, self.ticket, start, response, error, now)
         # `rules.status_listed`, as the set lookup it is
         if response is not None and response.status_code not in runtime.resilience.rules.statuses:
-            self.on_close = partial(end_load, state, start, ok, now_ns)
+            self.on_close = partial(state.end, start, None, ok)
             return None
         self.outcome, self.ok, self.now = Outcome(response, error), ok, now
         return request_flow(self.request, runtime, self.inbound, self.decision, after=self)

@@ -40,7 +40,6 @@ from ..routing.mirror import mirror_copy
 from .actions import Action, Discard, Done, Hedge, HedgeOutcome, Mirror, Outcome, Sleep, WaitForEndpoints
 from .attempt import (
     attempts_allowed,
-    end_load,
     no_pick,
     observe,
     pick_and_guard,
@@ -175,7 +174,7 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
         # `_finish` would decide, without asking them).
         response = outcome.response
         if response is not None and not rules.status_listed(response.status_code):
-            yield Done(response, partial(end_load, state, start, ok, clock.now_ns), attempt)
+            yield Done(response, partial(state.end, start, None, ok), attempt)
             return
         wait_s = _retry_wait(outcome, capped, attempt, request, runtime, now)
         if wait_s is None:
@@ -278,7 +277,7 @@ def _finish(outcome: Outcome, state: EndpointState | None, start: int, ok: bool,
         if inbound is not None:
             inbound.spent.append(attempts)
     on_close = (None if state is None
-                else partial(end_load, state, start, ok, runtime.clock.now_ns))
+                else partial(state.end, start, None, ok))
     return Done(response, on_close, attempts)
 
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .._clock import CLOCK
+from .._types import Clock
 from ..discovery._base import Endpoint
 from .load.peak_ewma import PeakEwma
 
@@ -57,13 +59,15 @@ class EndpointState:
     - `set_health_check(ok)`: the active health checker's verdict (None: not checked).
     """
 
-    __slots__ = ("_lock", "_owner", "breaker", "consecutive_failures", "ejected_until_ns",
+    __slots__ = ("_lock", "_now_ns", "_owner", "breaker", "consecutive_failures", "ejected_until_ns",
                  "endpoint", "ewma", "failures", "health_check", "in_flight", "multiplier",
                  "phase", "probe_claimed_ns", "probe_pending", "probe_start_ns",
                  "quiet_since_ns", "requests", "returned_ns", "times_ejected")
 
-    def __init__(self, endpoint: Endpoint, ewma: PeakEwma | None = None) -> None:
+    def __init__(self, endpoint: Endpoint, ewma: PeakEwma | None = None,
+                 clock: Clock = CLOCK) -> None:
         self.endpoint = endpoint
+        self._now_ns = clock.now_ns  # for `end(start, None, ok)`: a body closing now
         self.in_flight = 0
         self.requests = 0
         self.failures = 0
@@ -99,9 +103,17 @@ class EndpointState:
                 self.probe_start_ns = now_ns
         return now_ns
 
-    def end(self, start_ns: int, now_ns: int, ok: bool) -> None:
+    def end(self, start_ns: int, now_ns: int | None, ok: bool,
+            error: BaseException | None = None) -> None:
         """The attempt finished: body closed or read (`ok`: not a 5xx), or it failed
-        (`ok=False`: connect failure, reset, timeout or 5xx)."""
+        (`ok=False`: connect failure, reset, timeout or 5xx). `now_ns` None: now, by the
+        balancer's clock. As a returned response's `on_close` (bound with `partial(state.end,
+        start, None, ok)`), it is called when the body is closed, with the error that
+        failed reading it, if any (then not ok)."""
+        if now_ns is None:
+            now_ns = self._now_ns()
+        if error is not None:
+            ok = False
         streak = 0
         with self._lock:
             self.in_flight -= 1

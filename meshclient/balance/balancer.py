@@ -116,7 +116,8 @@ class LoadBalancer:
                 state = old.get(endpoint.key)
                 if state is None:
                     state = EndpointState(endpoint, PeakEwma(policy.decay, policy.default_rtt,
-                                                              self._failure_penalty(), now))
+                                                              self._failure_penalty(), now),
+                                          self.clock)
                 else:
                     state.endpoint = endpoint  # weight/zone may change; history stays
                     state.ewma.configure(policy.decay, policy.default_rtt,

@@ -7,7 +7,8 @@ and the callback runs once, when httpx closes the body. httpx always closes it: 
 full read (`Response.read`/`iter_*` close at the end), when reading fails (`Client.send`
 and `Client.stream` close it while the error propagates), and at the end of a `with
 client.stream(...)` block. A body whose reading failed is told apart by the transport
-error being handled when it is closed (`_body_error`)."""
+error (reset, timeout, protocol error) propagating while it is closed; other exceptions
+propagating then are the caller's own, not the body's."""
 
 from __future__ import annotations
 
@@ -19,13 +20,6 @@ import httpx
 from .._core.actions import OnClose
 
 _new_object = object.__new__
-
-
-def _body_error() -> BaseException | None:
-    """The transport error (reset, timeout, protocol error) propagating while the body is
-    closed, if any: the body's reading failed. Other exceptions are the caller's own."""
-    error = sys.exc_info()[1]
-    return error if isinstance(error, httpx.TransportError) else None
 
 
 class TrackedSyncStream(httpx.SyncByteStream):
@@ -45,8 +39,9 @@ class TrackedSyncStream(httpx.SyncByteStream):
             self._stream.close()
         finally:
             callback, self._on_close = self._on_close, None
-            if callback is not None:
-                callback(_body_error())
+            if callback is not None:  # with the body's error: see the module's docstring
+                error = sys.exc_info()[1]
+                callback(error if isinstance(error, httpx.TransportError) else None)
 
 
 class TrackedAsyncStream(httpx.AsyncByteStream):
@@ -66,8 +61,9 @@ class TrackedAsyncStream(httpx.AsyncByteStream):
             await self._stream.aclose()
         finally:
             callback, self._on_close = self._on_close, None
-            if callback is not None:
-                callback(_body_error())
+            if callback is not None:  # with the body's error: see the module's docstring
+                error = sys.exc_info()[1]
+                callback(error if isinstance(error, httpx.TransportError) else None)
 
 
 def track_sync(response: httpx.Response, on_close: OnClose) -> None:

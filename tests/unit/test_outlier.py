@@ -10,6 +10,7 @@ import pytest
 
 from meshclient import _events
 from meshclient.balance import EndpointState, LoadBalancer
+from meshclient.balance._base import IN_SERVICE
 from meshclient.policy import BalancerPolicy, OutlierPolicy
 from meshclient.testing import FakeClock, SeededRng
 from tests.unit.test_pickers import endpoints
@@ -209,3 +210,20 @@ def test_runtime_policy_swap_keeps_ejection_and_history() -> None:
     assert rt.balancer.zone == "a"
     snap = registry.snapshot()["users"]
     assert snap["kind"] == "round-robin" and snap["endpoints"][0]["ejected"] is True
+
+
+def test_a_closing_body_ends_the_attempt_by_the_balancers_clock() -> None:
+    """`end(start, None, ok, error)` is a response's `on_close`: now is the balancer's
+    clock, and an error reading the body makes the attempt a failure."""
+    clock = FakeClock()
+    lb = make(2, clock, consecutive_failures=2)
+    good, bad = lb.states()
+    start = good.begin(clock.now_ns())
+    clock.advance(0.25)
+    good.end(start, None, True)  # closed after a full read
+    assert good.in_flight == 0 and good.failures == 0
+    assert good.ewma.latest_s == pytest.approx(0.25)
+    for _ in range(2):
+        start = bad.begin(clock.now_ns())
+        bad.end(start, None, True, ConnectionResetError("body cut off"))
+    assert bad.failures == 2 and bad.phase != IN_SERVICE  # the streak ejected it
