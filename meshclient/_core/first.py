@@ -12,12 +12,13 @@ instead:
                                         # response is final (close it with first.on_close),
                                         # or request_flow(..., after=first)
 
-`start_first` does the flow's steps 2-6 for attempt 1 (deadline, budget deposit, the
-one-layer rule, pick and guard, the attempt's request); `finish` observes the outcome
-(step 7) and ends the call when the status is not one `retry.on` lists.
-Anything else (an error, a retryable status) is classified by `request_flow`, which takes
-over from that outcome, so retries, budgets and deadlines are decided in one place. Pure,
-like the rest of the core.
+`start_first` does the flow's steps 2-6 for attempt 1 (deadline, budget deposit, pick
+and guard, the attempt's request; how many attempts the call may make, the one-layer and
+replay rules, matters only if the flow takes over, which works it out then); `finish`
+observes the outcome (step 7) and ends the call when the status is not one `retry.on`
+lists. Anything else (an error, a retryable status) is classified by `request_flow`, which
+takes over from that outcome, so retries, budgets and deadlines are decided in one place.
+Pure, like the rest of the core.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from ..resilience.deadline import bounds
 from .actions import OnClose, Outcome, Send
 from .attempt import (
     attempt_request,
-    attempts_allowed,
     no_pick,
     observe,
     pick_and_guard,
@@ -51,9 +51,9 @@ class First:
     """A first attempt in flight: its `send`, and what `finish` (and the flow, if it takes
     over) needs. One per call; made by `start_first`."""
 
-    __slots__ = ("at_ns", "capped", "decision", "inbound", "inherited", "max_attempts", "now",
-                 "ok", "on_close", "outcome", "per_try_ns", "request", "runtime", "sent", "start",
-                 "state", "ticket")
+    __slots__ = ("at_ns", "capped", "decision", "inbound", "inherited", "now", "ok", "on_close",
+                 "outcome", "per_try_ns", "request", "runtime", "sent", "start", "state",
+                 "ticket")
 
     sent: httpx.Request  # the attempt's request, addressed to the endpoint: send this
     request: httpx.Request
@@ -63,7 +63,6 @@ class First:
     at_ns: int  # the call's deadline: a `Deadline`'s fields, made one if the flow takes over
     per_try_ns: int | None
     inherited: bool
-    max_attempts: int
     state: EndpointState
     ticket: int
     start: int
@@ -117,7 +116,6 @@ def start_first(request: httpx.Request, runtime: ServiceRuntime, inbound: Inboun
         return None  # the flow raises DeadlineExceeded
     runtime.resilience.budget.budget.deposit(now)
     first = First.__new__(First)
-    first.max_attempts = attempts_allowed(request, retry.attempts, retry.one_layer, inbound)
     chosen = pick_and_guard(runtime, _NOT_TRIED, now)
     if not isinstance(chosen, tuple):
         raise no_pick(chosen, request, runtime)

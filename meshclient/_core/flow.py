@@ -87,7 +87,6 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
         deadline = Deadline.start(service.timeout, request.extensions, now,
                                   inbound.deadline_ns if inbound is not None else None)
         stats.budget.deposit(now)
-        max_attempts = attempts_allowed(request, retry.attempts, retry.one_layer, inbound)
         # 3. discover: a service's first request waits, bounded by the deadline, for the
         #    endpoint cache's first answer; a warm request never waits (issue-5).
         waiter = runtime.discovery if runtime.feed.cache is not None else None  # static: none
@@ -99,7 +98,9 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
             now = clock.now_ns()
     else:
         deadline = Deadline(after.at_ns, after.per_try_ns, after.inherited)
-        max_attempts = after.max_attempts
+    # (the same after attempt 1: whether the body can be replayed, and whether a layer
+    # above retries, do not change by sending it)
+    max_attempts = attempts_allowed(request, retry.attempts, retry.one_layer, inbound)
     retrying_layer = max_attempts > 1  # this layer owns the retry decision
 
     while True:

@@ -74,6 +74,34 @@ def test_same_actions_as_the_flow(replies: list[Any]) -> None:
     assert summary(by_first) == summary(by_flow)
 
 
+def _put_streamed() -> httpx.Request:  # a generator body: sent once, never replayed
+    return httpx.Request("PUT", "http://users/a", content=iter([b"a", b"b"]))
+
+
+def _put_large() -> httpx.Request:  # in memory, but over the replay limit
+    return httpx.Request("PUT", "http://users/a", content=b"x" * (64 * 1024 + 1))
+
+
+@pytest.mark.parametrize(("request_of", "inbound"), [
+    (get, Inbound(attempt=2)),  # a layer above retries: one attempt here (one-layer rule)
+    (get, Inbound(attempt=1)),
+    (_put_streamed, None),
+    (_put_large, None),
+    (lambda: httpx.Request("PUT", "http://users/a", content=b"small"), None),
+])
+def test_same_attempt_allowance_as_the_flow(request_of: Any, inbound: Inbound | None) -> None:
+    """How many attempts a call may make (one-layer and replay rules) is worked out when
+    the flow takes over from the first attempt: the same as the flow's own."""
+    clock_a, clock_b = FakeClock(), FakeClock()
+    replies = [httpx.Response(503), httpx.Response(503), httpx.Response(200)]
+    by_flow = drive(request_flow(request_of(), runtime(clock_a), inbound), list(replies),
+                    clock_a)
+    by_first = through_first(request_of(), runtime(clock_b), list(replies), clock_b, inbound)
+    assert summary(by_first) == summary(by_flow)
+    assert len([a for a in by_first if isinstance(a, Send)]) == (
+        1 if request_of in (_put_streamed, _put_large) or (inbound and inbound.is_retry) else 3)
+
+
 @pytest.mark.parametrize("extensions", [
     {}, {"meshclient.timeout": 2.5}, {"meshclient.timeout": {"total": 4, "per_try": 0.5}},
     {"timeout": {"connect": 1.0, "read": 30.0, "write": None, "pool": 1.0}}])
