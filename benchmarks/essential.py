@@ -54,8 +54,8 @@ class Essential(httpx.BaseTransport):
         clock = runtime.clock
         now = clock.now_ns()
         deadline_ns = now + int(service.timeout.total * 1e9)
-        runtime.resilience.budget.budget.deposit()
-        state = runtime.balancer.pick()
+        runtime.resilience.budget.budget.deposit(now)
+        state = runtime.balancer.pick(now_ns=now)
         assert state is not None
         breaker = state.breaker
         ticket = NORMAL if breaker is None else breaker.admit()
@@ -65,8 +65,7 @@ class Essential(httpx.BaseTransport):
         ok = response.status_code < 500
         if breaker is not None:
             breaker.record(ticket, ok)
-        track_sync(response,
-                   lambda error: state.end(start, clock.now_ns(), ok and error is None))
+        track_sync(response, functools.partial(state.end, start, None, ok))  # at close
         return response
 
     def close(self) -> None:
