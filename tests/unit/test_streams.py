@@ -23,6 +23,22 @@ class _ABroken(httpx.AsyncByteStream):
         raise httpx.ReadError("cut")
 
 
+def test_sync_chunks_pass_through_in_order_through_httpx() -> None:
+    class Chunks(httpx.SyncByteStream):
+        def __iter__(self) -> Iterator[bytes]:
+            yield from (b"a", b"", b"bc", b"d")
+
+    calls: list[BaseException | None] = []
+    stream = TrackedSyncStream(Chunks(), calls.append)
+    assert isinstance(stream, httpx.SyncByteStream)
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, stream=stream))
+    with httpx.Client(transport=transport) as client, \
+            client.stream("GET", "http://users/") as response:
+        assert calls == []
+        assert list(response.iter_raw()) == [b"a", b"bc", b"d"]  # (closes it at the end)
+    assert calls == [None]
+
+
 def test_sync_read_then_close_calls_once() -> None:
     calls: list[BaseException | None] = []
     stream = TrackedSyncStream(httpx.ByteStream(b"abc"), calls.append)
