@@ -35,6 +35,7 @@ def test_cli_bench(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--requests", "32", "--rounds", "1", "--shell", "sync"]) == 0
     out = capsys.readouterr().out
     assert "sync" in out and "worst CPU ratio" in out and "mesh itself adds" in out
+    assert "a short run" in out  # says how far a short run moves
     assert main(["bench", "--requests", "1"]) == 2
 
 

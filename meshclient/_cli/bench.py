@@ -8,6 +8,7 @@ import argparse
 from typing import Any
 
 TARGET = 1.10
+FULL_REQUESTS, FULL_ROUNDS = 2000, 7  # `python -m benchmarks.overhead`'s defaults
 
 
 def add_parser(subparsers: Any) -> None:
@@ -31,5 +32,9 @@ def run(args: argparse.Namespace) -> int:
     rows = run_overhead(requests=args.requests, rounds=args.rounds, shells=shells,
                         progress=lambda line: print(line, flush=True))
     print(report(rows, TARGET).splitlines()[-1])
+    if args.requests < FULL_REQUESTS or args.rounds < FULL_ROUNDS:
+        print(f"(a short run: its ratios move by about ±0.03 from run to run; the full run, "
+              f"--requests {FULL_REQUESTS} --rounds {FULL_ROUNDS} or "
+              f"`python -m benchmarks.overhead`, by about ±0.01)")
     print(format_added(*added_cpu_us(requests=max(args.requests, 500))))
     return 0
