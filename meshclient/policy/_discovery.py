@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ._fields import Model, setting
+from ._fields import Model, host_error, setting
 
 if TYPE_CHECKING:
     from ._model import ServicePolicy
@@ -48,17 +48,24 @@ class DiscoveryPolicy(Model):
 
         errors = []
         try:
-            parse_url(self.url)
+            target = parse_url(self.url)
         except ValueError as exc:
             errors.append(f"url {exc}")
+        else:
+            host = target.name or (target.server or "").rpartition(":")[0]
+            if host and not host.startswith("[") and (message := host_error(host.rstrip("."))):
+                errors.append(f"url {message}")
         if self.min_ttl > self.max_ttl:
             errors.append(f"min_ttl must not exceed max_ttl ({self.max_ttl:g}s): "
                           f"{self.min_ttl:g}")
         for i, server in enumerate(self.nameservers):
             try:
-                split_address(server)
+                host, _ = split_address(server)
             except ValueError as exc:
                 errors.append(f"nameservers[{i}] {exc}")
+                continue
+            if not server.startswith("[") and (message := host_error(host)):
+                errors.append(f"nameservers[{i}] {message}")
         return errors
 
 
@@ -80,6 +87,8 @@ class HealthPolicy(Model):
         errors = []
         if not self.path.startswith("/"):
             errors.append(f"path must start with '/': {self.path!r}")
+        elif any(c.isspace() for c in self.path):
+            errors.append(f"path must not contain spaces: {self.path!r}")
         if self.timeout > self.interval:
             errors.append(f"timeout must not exceed interval ({self.interval:g}s): "
                           f"{self.timeout:g}")

@@ -9,10 +9,67 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ..errors import PolicyError
+
+#: The longest duration any field accepts: 365 days. Far beyond any sensible timeout, TTL
+#: or ejection, and well inside what the timers durations reach can hold (threading's
+#: TIMEOUT_MAX and int64 nanoseconds, about 292 years), so no duration overflows later.
+MAX_DURATION_S = 365 * 86400.0
+
+#: C0 control characters and DEL (TAB allowed): never part of a host, a path, a header name
+#: or value, a URL or a name, and CR/LF/NUL there would split or truncate a header line.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_SHOW_CHARS = 80
+#: An HTTP header name (RFC 9110 token).
+HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]+")  # use fullmatch
+#: A host name or IPv4 address as written in `host:port` (IPv6 goes in brackets).
+_HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.\-]{0,251}[A-Za-z0-9_.])?")
+
+
+def host_error(host: str) -> str | None:
+    """Why `host` cannot be a host name or IPv4 address, or None when it can."""
+    if not _HOST_NAME.fullmatch(host) or ".." in host:
+        return f"has an invalid host name (letters, digits, '-', '_' and '.' only): {show(host)}"
+    return None
+
+
+def show(value: object) -> str:
+    """`repr(value)` for an error message: bounded in length, safe for any value.
+
+    A huge integer is described by its size (its repr alone may raise `ValueError`), and a
+    long or deeply nested value is cut short rather than repeated in full.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"<an integer of about {int(value.bit_length() * 0.30103) + 1} digits>"
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # a huge integer or deep nesting inside
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= _SHOW_CHARS else text[:_SHOW_CHARS - 5] + "…" + text[-4:]
+
+
+def _control_error(name: str, value: Any) -> str | None:
+    if isinstance(value, str):
+        if _CONTROL.search(value):
+            return f"{name} must not contain control characters (CR, LF, NUL …): {show(value)}"
+        return None
+    if isinstance(value, tuple):
+        for item in value:
+            message = _control_error(name, item)
+            if message is not None:
+                return message
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            message = _control_error(name, key) or (
+                _control_error(name, item) if isinstance(item, str) else None)
+            if message is not None:
+                return message
+    return None
 
 
 def setting(
@@ -56,22 +113,32 @@ def _describe_range(meta: dict[str, Any]) -> str:
 
 
 def check_value(name: str, value: Any, meta: dict[str, Any]) -> str | None:
-    """Return an error message for one field value, or None when it is valid."""
+    """Return an error message for one field value, or None when it is valid.
+
+    Every string (alone, in a list, or as a table's key or value) is free of control
+    characters; a duration is at most `MAX_DURATION_S`.
+    """
+    message = _control_error(name, value)
+    if message is not None:
+        return message
     choices = meta.get("choices")
     if choices is not None:
         values = value if isinstance(value, tuple) else (value,)
         for item in values:
             if item not in choices:
-                return f"{name} must be one of {', '.join(choices)}: {item!r}"
+                return f"{name} must be one of {', '.join(choices)}: {show(item)}"
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             return f"{name} must be finite: {value!r}"
         lo, hi, above = meta.get("lo"), meta.get("hi"), meta.get("above")
         if (lo is not None and value < lo) or (hi is not None and value > hi) or (
             above is not None and value <= above
         ):
-            return f"{name} {_describe_range(meta)}: {value!r}"
+            return f"{name} {_describe_range(meta)}: {show(value)}"
+        if meta.get("duration") and value > MAX_DURATION_S:
+            return (f"{name} must be at most {MAX_DURATION_S:.0f}s (365 days): "
+                    f"{show(value)}")
     return None
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._discovery import DiscoveryPolicy, HealthPolicy, service_errors
-from ._fields import Model, setting
+from ._fields import Model, host_error, setting
 from ._routing import FaultPolicy, RouteRule, check_routes  # issue-6: routing sections
 from ._security import AuthorizationPolicy, AuthPolicy, LimitsPolicy, TlsPolicy
 
@@ -172,9 +172,11 @@ class EndpointSpec(Model):
         from ..discovery._base import split_address  # local: discovery imports policy
 
         try:
-            split_address(self.address)
+            host, _ = split_address(self.address)
         except ValueError as exc:
             return [f"address {exc}"]
+        if not self.address.startswith("[") and (message := host_error(host)):
+            return [f"address {message}"]
         object.__setattr__(self, "metadata", types.MappingProxyType(dict(self.metadata)))
         return []
 

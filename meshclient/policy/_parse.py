@@ -2,13 +2,15 @@
 
 The parser is generic over the model: it walks each dataclass's fields and type hints, so a
 new section added to `_model.py` is parsed, rejected when unknown, and reported by path with
-no change here. Every problem in a document is reported, not just the first.
+no change here. Every problem in a document is reported, not just the first (up to
+`MAX_ERRORS`), and whatever the input, the only exception is `PolicyError`: the document's
+shape is checked first (`_document.check_shape`), a missing required field is reported by
+path, and each object is built only from values that converted.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import types
 import typing
@@ -18,16 +20,14 @@ from typing import Any
 
 from ..errors import PolicyError
 from ._discovery import DiscoveryPolicy
+from ._document import MAX_DOCUMENT_BYTES, MAX_ERRORS, check_shape, decode, read_document
 from ._duration import format_duration, parse_duration
-from ._fields import Model, check_value
+from ._fields import Model, check_value, show
 from ._model import EndpointSpec, Policy
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+__all__ = ["MAX_DOCUMENT_BYTES", "load_policy_file", "policy_from_dict", "policy_from_text",
+           "policy_to_dict"]
 
-MAX_DOCUMENT_BYTES = 1 << 20
 _INHERITED = ("timeout", "retry", "balancer", "breaker", "outlier", "tls", "auth", "limits")
 _BAD: Any = object()
 
@@ -60,16 +60,21 @@ def _build(cls: type[Any], data: object, path: str, errors: list[str]) -> Any:
     if cls is DiscoveryPolicy and isinstance(data, str):
         data = {"url": data}
     if not isinstance(data, Mapping):
-        errors.append(f"{path or 'policy'} must be a table/object, not {_kind(data)}: {data!r}")
+        errors.append(f"{path or 'policy'} must be a table/object, not {_kind(data)}: "
+                      f"{show(data)}")
         return _BAD
     hints = _hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     before = len(errors)
+    errors.extend(f"{_join(path, name)} is required" for name, f in fields.items()
+                  if name not in data and f.default is dataclasses.MISSING
+                  and f.default_factory is dataclasses.MISSING)
     kwargs: dict[str, Any] = {}
     for key, raw in data.items():
         here = _join(path, key)
         if key not in fields:
-            errors.append(f"{here} is not a known field (expected one of: {', '.join(fields)})")
+            errors.append(f"{_join(path, show(key)) if not isinstance(key, str) else here} "
+                          f"is not a known field (expected one of: {', '.join(fields)})")
             continue
         value = _convert(hints[key], raw, here, dict(fields[key].metadata), errors)
         if value is not _BAD:
@@ -99,13 +104,13 @@ def _convert(tp: Any, raw: object, path: str, meta: dict[str, Any], errors: list
         return _convert(inner, raw, path, meta, errors)
     if origin is tuple:
         if not isinstance(raw, (list, tuple)):
-            errors.append(f"{path} must be a list, not {_kind(raw)}: {raw!r}")
+            errors.append(f"{path} must be a list, not {_kind(raw)}: {show(raw)}")
             return _BAD
         items = [_convert(args[0], item, _join(path, i), meta, errors) for i, item in enumerate(raw)]
         return _BAD if _BAD in items else tuple(items)
     if origin in (Mapping, dict, typing.Mapping) or tp in (Mapping, dict):
         if not isinstance(raw, Mapping):
-            errors.append(f"{path} must be a table/object, not {_kind(raw)}: {raw!r}")
+            errors.append(f"{path} must be a table/object, not {_kind(raw)}: {show(raw)}")
             return _BAD
         value_type = args[1] if args else Any
         out = {str(k): _convert(value_type, v, _join(path, k), meta, errors) for k, v in raw.items()}
@@ -136,7 +141,8 @@ def _scalar(tp: Any, raw: object, path: str, meta: dict[str, Any], errors: list[
     else:
         ok = True
     if not ok:
-        errors.append(f"{path} must be {getattr(tp, '__name__', tp)}, not {_kind(raw)}: {raw!r}")
+        errors.append(f"{path} must be {getattr(tp, '__name__', tp)}, not {_kind(raw)}: "
+                      f"{show(raw)}")
         return _BAD
     return raw
 
@@ -155,6 +161,9 @@ def policy_from_dict(data: Mapping[str, Any]) -> Policy:
     """Build a `Policy`; a service's sections are merged over `defaults` key by key."""
     if not isinstance(data, Mapping):
         raise PolicyError(f"policy must be a table/object, not {_kind(data)}")
+    shape = check_shape(data)
+    if shape:
+        raise PolicyError(_bounded(shape))
     defaults = data.get("defaults")
     services = data.get("services")
     if isinstance(defaults, Mapping) and isinstance(services, Mapping):
@@ -171,39 +180,30 @@ def policy_from_dict(data: Mapping[str, Any]) -> Policy:
     errors: list[str] = []
     policy = _build(Policy, data, "", errors)
     if errors:
-        raise PolicyError(errors)
+        raise PolicyError(_bounded(errors))
     return typing.cast(Policy, policy)
 
 
+def _bounded(errors: list[str]) -> list[str]:
+    if len(errors) <= MAX_ERRORS:
+        return errors
+    return [*errors[:MAX_ERRORS], f"… and {len(errors) - MAX_ERRORS} more problems"]
+
+
 def policy_from_text(text: str | bytes, *, fmt: str = "auto", origin: str = "policy") -> Policy:
-    """Parse a JSON or TOML document (`fmt` "json", "toml" or "auto")."""
-    if len(text) > MAX_DOCUMENT_BYTES:
-        raise PolicyError(f"{origin}: document is larger than {MAX_DOCUMENT_BYTES} bytes")
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise PolicyError(f"{origin}: not UTF-8: {exc}") from None
-    if fmt == "auto":
-        fmt = "json" if text.lstrip().startswith(("{", "[")) else "toml"
-    try:
-        data = json.loads(text) if fmt == "json" else tomllib.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PolicyError(f"{origin}: invalid JSON at line {exc.lineno} column {exc.colno}: "
-                          f"{exc.msg}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(f"{origin}: invalid TOML: {exc}") from None
+    """Parse a JSON or TOML document (`fmt` "json", "toml" or "auto": JSON when it starts
+    with `{`). Raises `PolicyError`, and only `PolicyError`, for any bad input."""
+    data = decode(text, fmt=fmt, origin=origin)
+    if not isinstance(data, Mapping):
+        raise PolicyError(f"{origin}: policy must be a table/object, not {_kind(data)}")
     return policy_from_dict(data)
 
 
 def load_policy_file(path: str | Path) -> Policy:
-    """Load a JSON or TOML policy file (format by suffix, else by content)."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise PolicyError(f"{path}: cannot read policy file: {exc.strerror or exc}") from None
-    fmt = {".json": "json", ".toml": "toml"}.get(path.suffix.lower(), "auto")
+    """Load a JSON or TOML policy file (format by suffix, else by content), reading at most
+    `MAX_DOCUMENT_BYTES` + 1 bytes of it."""
+    raw = read_document(path)
+    fmt = {".json": "json", ".toml": "toml"}.get(Path(path).suffix.lower(), "auto")
     return policy_from_text(raw, fmt=fmt, origin=str(path))
 
 

@@ -17,11 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._fields import Model, setting
+from ._fields import HEADER_NAME, Model, setting
 from ._security import LimitsPolicy  # issue-9: per-route limits
 
 ABORT_ERRORS = ("connect", "reset")
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
 
 
 def _compile(name: str, pattern: str | None) -> tuple[re.Pattern[str] | None, list[str]]:
@@ -108,7 +107,7 @@ class RouteMatch(Model):
         errors = [f"method must be upper-case HTTP methods: {m!r}"
                   for m in self.method if not m.isalpha() or not m.isupper()]
         errors += [f"headers name is not a valid header name: {n!r}"
-                   for n in self.headers if not _HEADER_NAME.match(n)]
+                   for n in self.headers if not HEADER_NAME.fullmatch(n)]
         object.__setattr__(self, "method", tuple(self.method))
         object.__setattr__(self, "headers", {k.lower(): v for k, v in self.headers.items()})
         object.__setattr__(self, "query", dict(self.query))
@@ -166,7 +165,7 @@ class FaultPolicy(Model):
         errors = []
         if self.delay is None and self.abort is None:
             errors.append("delay or abort must be set")
-        if self.header is not None and not _HEADER_NAME.match(self.header):
+        if self.header is not None and not HEADER_NAME.fullmatch(self.header):
             errors.append(f"header is not a valid header name: {self.header!r}")
         return errors
 
@@ -205,7 +204,7 @@ class RouteRule(Model):
         errors = []
         if self.to and total == 0:
             errors.append("to weights must not all be 0")
-        if self.hash_on is not None and not _HEADER_NAME.match(self.hash_on):
+        if self.hash_on is not None and not HEADER_NAME.fullmatch(self.hash_on):
             errors.append(f"hash_on is not a valid header name: {self.hash_on!r}")
         return errors
 

@@ -11,12 +11,26 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-from ._fields import Model, setting
+from ._fields import HEADER_NAME, Model, host_error, setting
 
 AUTHZ_ACTIONS = ("allow", "deny")
 _SPIFFE = re.compile(r"^spiffe://[a-z0-9.\-_]+(/[A-Za-z0-9.\-_/*]*)?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _url_host_errors(url: str) -> list[str]:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        _ = parts.port  # raises ValueError on a bad port
+    except ValueError as exc:
+        return [f"is not a valid URL ({exc}): {url!r}"]
+    if host.count(":") >= 2:  # an IPv6 literal, validated by urlsplit
+        return []
+    message = host_error(host)
+    return [message] if message else []
 
 
 def _secret_source(name: str, env: str | None, file: str | None) -> list[str]:
@@ -57,6 +71,8 @@ class TlsPolicy(Model):
                           f"{self.spiffe_id!r}")
         if self.spiffe_id is not None and self.server_name is not None:
             errors.append("spiffe_id and server_name must not both be set")
+        if self.server_name is not None and (message := host_error(self.server_name)):
+            errors.append(f"server_name {message}")
         return errors
 
 
@@ -91,6 +107,8 @@ class OAuth2Policy(Model):
                                 self.client_secret_file)
         if not self.token_url.startswith(("http://", "https://")):
             errors.append(f"token_url must be an http:// or https:// URL: {self.token_url!r}")
+        else:
+            errors += [f"token_url {m}" for m in _url_host_errors(self.token_url)]
         return errors
 
 
@@ -104,9 +122,12 @@ class AuthPolicy(Model):
     header: str = setting("authorization", doc="Header carrying the credential.")
 
     def _check(self) -> list[str]:
+        errors = []
         if (self.bearer is None) == (self.oauth2 is None):
-            return ["bearer or oauth2 must be set, not both"]
-        return []
+            errors.append("bearer or oauth2 must be set, not both")
+        if not HEADER_NAME.fullmatch(self.header):
+            errors.append(f"header is not a valid header name: {self.header!r}")
+        return errors
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -187,4 +208,8 @@ class AuthorizationPolicy(Model):
             if not name or not source.startswith(("env:", "file:")):
                 errors.append(f"tokens[{i}] must be name=env:VAR or name=file:/path: "
                               f"{item.split('=')[0] + '=…'!r}")
+        if self.trust_caller_header is not None and not HEADER_NAME.fullmatch(
+                self.trust_caller_header):
+            errors.append("trust_caller_header is not a valid header name: "
+                          f"{self.trust_caller_header!r}")
         return errors
