@@ -4,7 +4,9 @@ The shapes follow Istio's VirtualService (`match`, weighted `route`, `fault.dela
 `fault.abort` with a percentage, `mirror` with `mirrorPercentage`) and Envoy's route match
 (path exact / prefix / regex, where a regex must match the whole path without the query
 string; header matchers with exact, regex or present). Regular expressions are compiled
-once, at construction, and kept on the frozen object.
+once, at construction, and kept on the frozen object: with RE2 when it is installed, as
+Envoy does, else with `re` after refusing the shapes that backtrack catastrophically
+(`_regex.py`).
 
 Cross-service rules (a destination or mirror target names a service of the policy) are
 checked by `check_routes()`, which `Policy` calls: a route alone cannot see the others.
@@ -12,24 +14,21 @@ checked by `check_routes()`, which `Policy` calls: a route alone cannot see the 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._fields import HEADER_NAME, Model, setting
+from ._regex import Matcher, compile_regex
 from ._security import LimitsPolicy  # issue-9: per-route limits
 
 ABORT_ERRORS = ("connect", "reset")
 
 
-def _compile(name: str, pattern: str | None) -> tuple[re.Pattern[str] | None, list[str]]:
+def _compile(name: str, pattern: str | None) -> tuple[Matcher | None, list[str]]:
     if pattern is None:
         return None, []
-    try:
-        return re.compile(pattern), []
-    except re.error as exc:
-        return None, [f"{name} is not a valid regular expression ({exc}): {pattern!r}"]
+    return compile_regex(name, pattern)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,8 +39,7 @@ class PathMatch(Model):
     exact: str | None = setting(None, doc="The path equals this.")
     prefix: str | None = setting(None, doc="The path starts with this.")
     regex: str | None = setting(None, doc="The whole path matches this regular expression.")
-    compiled: re.Pattern[str] | None = field(init=False, repr=False, compare=False,
-                                             default=None)
+    compiled: Matcher | None = field(init=False, repr=False, compare=False, default=None)
 
     def _check(self) -> list[str]:
         given = [k for k in ("exact", "prefix", "regex") if getattr(self, k) is not None]
@@ -69,8 +67,7 @@ class ValueMatch(Model):
     regex: str | None = setting(None, doc="The whole value matches this regular expression.")
     present: bool | None = setting(None, doc="true: the name is present (any value); "
                                    "false: it is absent.")
-    compiled: re.Pattern[str] | None = field(init=False, repr=False, compare=False,
-                                             default=None)
+    compiled: Matcher | None = field(init=False, repr=False, compare=False, default=None)
 
     def _check(self) -> list[str]:
         given = [k for k in ("exact", "regex", "present") if getattr(self, k) is not None]
