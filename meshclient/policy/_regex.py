@@ -201,7 +201,7 @@ def compile_re2(name: str, pattern: str, re2: Any) -> tuple[Matcher | None, list
         reason = exc.args[0] if exc.args else exc
         if isinstance(reason, bytes):
             reason = reason.decode("utf-8", "replace")
-        return None, [f"{name} is not a valid RE2 regular expression ({reason}): "
+        return None, [f"{name} is not a valid regular expression (RE2: {reason}): "
                       f"{show(pattern)}"]
 
 

@@ -99,7 +99,7 @@ def test_re2_compiles_nested_quantifiers_and_matches_in_linear_time() -> None:
 def test_re2_refuses_backreferences_and_lookarounds(pattern: str) -> None:
     matcher, errors = compile_re2("regex", pattern, RE2)
     assert matcher is None
-    assert errors[0].startswith("regex is not a valid RE2 regular expression (")
+    assert errors[0].startswith("regex is not a valid regular expression (RE2: ")
     assert errors[0].endswith(repr(pattern))
 
 
@@ -137,7 +137,7 @@ def _oracle_dangerous(tree: Any, inside_repeat: bool = False) -> bool:
         if name in _REFS:
             return True
         if name in _REPEATS:
-            lo, hi, sub = arg
+            _lo, hi, sub = arg
             if inside_repeat:
                 return True
             if _oracle_dangerous(sub, inside_repeat or hi > 1):
