@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PolicyError
 from ._duration import parse_duration
+from ._envnames import service_from_variable, unreachable, warn_at_caller
 from ._model import EndpointSpec, Policy, ServicePolicy
 
 PREFIX = "MESHCLIENT_"
@@ -35,8 +35,11 @@ VARIABLES: tuple[EnvVar, ...] = (
     EnvVar("MESHCLIENT_POLICY", "(unset)", "Path to a JSON or TOML policy file, or inline JSON "
            "(a value starting with `{`)."),
     EnvVar("MESHCLIENT_ENDPOINTS_<SERVICE>", "(unset)", "Comma-separated `host:port` endpoints "
-           "of a service; `<SERVICE>` is the name upper-cased with `-` written as `_`. "
-           "Replaces the endpoints the policy gives that service, or adds the service."),
+           "of a service; `<SERVICE>` is the name upper-cased with `.` written as `__` and "
+           "`-` as `_` (`MESHCLIENT_ENDPOINTS_API__EXAMPLE__COM` is `api.example.com`, "
+           "`MESHCLIENT_ENDPOINTS_USERS_V2` is `users-v2`). Replaces the endpoints the policy "
+           "gives that service, or adds the service; adding one no request would reach (not "
+           "a host name, or a dotted name spelled with single `_`) is warned about."),
     EnvVar("MESHCLIENT_SERVICE", "(unset)", "This process's own service name."),
     EnvVar("MESHCLIENT_ZONE", "(unset)", "This process's zone, for zone-aware balancing."),
     EnvVar("MESHCLIENT_CONTROL_URL", "(unset)", "Control endpoint the policy refreshes from: "
@@ -77,9 +80,8 @@ def _warn_unknown(environ: Mapping[str, str]) -> None:
     for name in environ:
         if name.startswith(PREFIX) and name not in _KNOWN and not name.startswith(
                 ENDPOINTS_PREFIX):
-            warnings.warn(f"unknown environment variable {name} (known: "
-                          f"{', '.join(sorted(_KNOWN))}, MESHCLIENT_ENDPOINTS_<SERVICE>)",
-                          stacklevel=3)
+            warn_at_caller(f"unknown environment variable {name} (known: "
+                           f"{', '.join(sorted(_KNOWN))}, MESHCLIENT_ENDPOINTS_<SERVICE>)")
 
 
 def _addresses(name: str, value: str) -> tuple[tuple[str, int], ...]:
@@ -149,19 +151,30 @@ def policy_from_env(environ: Mapping[str, str] | None = None) -> Policy:
     except PolicyError as exc:
         raise PolicyError([f"MESHCLIENT_POLICY: {e}" for e in exc.errors]) from None
     services = dict(policy.services)
+    unreached: list[str] = []
     for name, value in sorted(env.items()):
         if not name.startswith(ENDPOINTS_PREFIX) or not value.strip():
             continue
-        service = name[len(ENDPOINTS_PREFIX):].lower().replace("_", "-")
+        service = service_from_variable(name[len(ENDPOINTS_PREFIX):])
         if not service:
             raise PolicyError(f"{name} must name a service after {ENDPOINTS_PREFIX}")
-        endpoints = tuple(EndpointSpec(address=f"[{h}]:{p}" if ":" in h else f"{h}:{p}")
-                          for h, p in _addresses(name, value))
+        reason = unreachable(service, policy.services)
+        if reason is not None:
+            unreached.append(f"{name} names the service {service!r}, {reason}")
+        try:
+            endpoints = tuple(EndpointSpec(address=f"[{h}]:{p}" if ":" in h else f"{h}:{p}")
+                              for h, p in _addresses(name, value))
+        except PolicyError as exc:
+            raise PolicyError([e if e.startswith(name) else f"{name}: {e}"
+                               for e in exc.errors]) from None
         spec = services.get(service) or ServicePolicy()
         services[service] = dataclasses.replace(spec, endpoints=endpoints, discovery=None)
     if services == dict(policy.services):
         return policy
     try:
-        return dataclasses.replace(policy, services=services)
+        policy = dataclasses.replace(policy, services=services)
     except PolicyError as exc:
         raise PolicyError([f"{ENDPOINTS_PREFIX}*: {e}" for e in exc.errors]) from None
+    for message in unreached:
+        warn_at_caller(message)
+    return policy

@@ -114,3 +114,82 @@ def test_every_variable_is_documented() -> None:
                  "MESHCLIENT_ZONE"):
         assert name in names
     assert all(v.doc and v.default for v in VARIABLES)
+
+
+@pytest.mark.parametrize(("variable", "service"), [
+    ("MESHCLIENT_ENDPOINTS_API__EXAMPLE__COM", "api.example.com"),
+    ("MESHCLIENT_ENDPOINTS_API_V1__EXAMPLE__COM", "api-v1.example.com"),
+    ("MESHCLIENT_ENDPOINTS_USERS_V2", "users-v2"),
+    ("MESHCLIENT_ENDPOINTS_USERS", "users"),
+])
+def test_endpoints_variable_spells_dots_as_double_underscores(variable: str, service: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        policy = policy_from_env({variable: "127.0.0.2:8001"})
+    assert list(policy.services) == [service]
+    assert policy.services[service].endpoints[0].address == "127.0.0.2:8001"
+
+
+def test_endpoints_variable_replaces_a_dotted_service_of_the_policy() -> None:
+    document = '{"services": {"api.example.com": {"endpoints": ["127.0.0.3:1"], "scheme": "https"}}}'
+    policy = policy_from_env({"MESHCLIENT_POLICY": document,
+                              "MESHCLIENT_ENDPOINTS_API__EXAMPLE__COM": "127.0.0.2:8443"})
+    assert list(policy.services) == ["api.example.com"]
+    service = policy.services["api.example.com"]
+    assert service.scheme == "https" and service.endpoints[0].address == "127.0.0.2:8443"
+
+
+@pytest.mark.parametrize(("environ", "expected"), [
+    ({"MESHCLIENT_ENDPOINTS_API_EXAMPLE_COM": "127.0.0.2:80"},
+     "MESHCLIENT_ENDPOINTS_API_EXAMPLE_COM names the service 'api-example-com', which requests "
+     "reach only at the host 'api-example-com'; for 'api.example.com' write "
+     "MESHCLIENT_ENDPOINTS_API__EXAMPLE__COM"),
+    ({"MESHCLIENT_POLICY": '{"services": {"pay.internal": {"endpoints": ["127.0.0.3:1"]}}}',
+      "MESHCLIENT_ENDPOINTS_PAY_INTERNAL": "127.0.0.2:80"},
+     "MESHCLIENT_ENDPOINTS_PAY_INTERNAL names the service 'pay-internal', which the policy "
+     "does not define; the policy's 'pay.internal' is spelled "
+     "MESHCLIENT_ENDPOINTS_PAY__INTERNAL"),
+    ({"MESHCLIENT_ENDPOINTS_USERS___V2": "127.0.0.2:80"},
+     "MESHCLIENT_ENDPOINTS_USERS___V2 names the service 'users.-v2', which is not a valid host "
+     "name, so no request URL can name it"),
+])
+def test_endpoints_variable_naming_an_unreachable_service_warns(environ: dict[str, str],
+                                                                 expected: str) -> None:
+    with pytest.warns(UserWarning) as record:
+        policy_from_env(environ)
+    assert [str(w.message) for w in record] == [expected]
+    assert record[0].filename == __file__
+
+
+@pytest.mark.parametrize("variable", ["MESHCLIENT_ENDPOINTS_USER_SERVICE",
+                                      "MESHCLIENT_ENDPOINTS_API__EXAMPLE__COM",
+                                      "MESHCLIENT_ENDPOINTS_BILLING_V2"])
+def test_endpoints_variable_for_an_ordinary_name_does_not_warn(variable: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        policy_from_env({variable: "127.0.0.2:80"})
+
+
+def test_an_unknown_variable_warning_points_at_the_caller() -> None:
+    for read in (policy_from_env, Policy.from_env):
+        with pytest.warns(UserWarning, match="unknown environment variable MESHCLIENT_POLCY") \
+                as record:
+            read({"MESHCLIENT_POLCY": "x"})
+        assert record[0].filename == __file__, read
+
+
+def test_a_warning_from_a_transport_built_from_the_environment_points_at_the_caller(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import meshclient
+
+    monkeypatch.setenv("MESHCLIENT_POLCY", "x")
+    with pytest.warns(UserWarning, match="unknown environment variable") as record:
+        transport = meshclient.MeshTransport()
+    transport.close()
+    assert record[0].filename == __file__
+
+
+def test_an_endpoints_value_with_a_control_character_names_the_variable() -> None:
+    with pytest.raises(PolicyError, match=r"^MESHCLIENT_ENDPOINTS_USERS: address must not "
+                                          r"contain control characters"):
+        policy_from_env({"MESHCLIENT_ENDPOINTS_USERS": "us\x00ers:80"})
