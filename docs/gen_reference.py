@@ -140,9 +140,10 @@ def policy_reference(root: type[Model] = Policy) -> str:
     lines = [GENERATED, "", "# Policy reference", "",
              "Every section and field of a policy document (JSON or TOML), generated from the "
              "policy dataclasses. Durations are strings such as `\"250ms\"`, `\"10s\"`, "
-             "`\"1.5m\"`, `\"1h\"` or a number of seconds. Unknown keys are errors. A service's "
-             "sections are merged over `defaults` key by key. See [the policy guide](../policy.md) "
-             "for how a policy is loaded and swapped.", ""]
+             "`\"1.5m\"`, `\"1h\"` or a number of seconds, at most 365 days. Unknown keys are "
+             "errors. A service's sections are merged over `defaults` key by key. See [the policy "
+             "guide](../policy.md) for how a policy is loaded and swapped, and for the limits on "
+             "a document (size, nesting, numbers, control characters).", ""]
     for cls, paths in _walk(root):
         lines += [f"## {cls.__name__}", ""]
         lines.append(f"At: {', '.join(f'`{p}`' for p in paths)}" if paths
