@@ -115,7 +115,7 @@ def backtracking_problem(pattern: str) -> str | None:
         inner_quantified = False
         if char == "\\":
             nxt = pattern[i + 1:i + 2]
-            if nxt in "123456789" and nxt:
+            if nxt and nxt in "123456789":
                 return f"uses a backreference (\\{nxt})"
             first = nxt if not nxt.isalnum() else None
             i += 2
@@ -138,10 +138,14 @@ def backtracking_problem(pattern: str) -> str | None:
                 i = flags.end()
                 continue
             stack.append(_Group())
-            i = flags.end() if flags else (pattern.find(">", i) % (len(pattern) + 1) + 1
-                                           if pattern.startswith("(?P<", i) else
-                                           i + 3 if pattern.startswith(("(?:", "(?>"), i)
-                                           else i + 1)
+            if flags:  # (?:  (?i:  (?-i:
+                i = flags.end()
+            elif pattern.startswith("(?P<", i):  # a named group: skip to the '>'
+                i = pattern.find(">", i) % (len(pattern) + 1) + 1
+            elif pattern.startswith("(?>", i):  # an atomic group
+                i += 3
+            else:
+                i += 1
             continue
         elif char == ")":
             if len(stack) == 1:

@@ -20,7 +20,7 @@ from typing import Any
 
 from ._fields import HEADER_NAME, Model, setting
 from ._regex import Matcher, compile_regex
-from ._security import LimitsPolicy  # issue-9: per-route limits
+from ._security import LimitsPolicy  # per-route limits
 
 ABORT_ERRORS = ("connect", "reset")
 
