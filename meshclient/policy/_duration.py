@@ -13,7 +13,8 @@ import re
 from ._fields import MAX_DURATION_S, show
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_PATTERN = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ns|us|µs|ms|s|m|h)\s*$")
+_PATTERN = re.compile(r"\s*((?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)\s*"
+                      r"(ns|us|µs|ms|s|m|h)\s*")
 
 
 def parse_duration(value: object) -> float:
@@ -24,7 +25,7 @@ def parse_duration(value: object) -> float:
         if isinstance(value, (int, float)):
             seconds = float(value)
         elif isinstance(value, str):
-            match = _PATTERN.match(value)
+            match = _PATTERN.fullmatch(value)
             seconds = (float(value) if match is None
                        else float(match.group(1)) * _UNITS[match.group(2)])
         else:
@@ -45,12 +46,13 @@ def parse_duration(value: object) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """The shortest exact spelling of `seconds` ("250ms", "10s", "1.5s")."""
+    """A short spelling of `seconds` ("250ms", "10s", "1.5s") that parses back to exactly
+    `seconds`."""
     if seconds == 0:
         return "0s"
     millis = round(seconds * 1000, 6)
-    if millis < 1000 and millis == int(millis):
+    if millis < 1000 and millis == int(millis) and parse_duration(f"{int(millis)}ms") == seconds:
         return f"{int(millis)}ms"
     if seconds == int(seconds):
         return f"{int(seconds)}s"
-    return f"{seconds:g}s"
+    return f"{seconds!r}s"

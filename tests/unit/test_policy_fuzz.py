@@ -1,16 +1,21 @@
-"""Property: whatever is done to a valid policy document, parsing it gives a `Policy` or a
-`PolicyError`, never any other exception (the control refresher relies on this)."""
+"""Properties of the parsers: whatever is done to a valid policy document, parsing it gives a
+`Policy` or a `PolicyError`, never any other exception (the control refresher relies on
+this); a duration is a bounded number of seconds or a ValueError; every host name without
+a double dash has one `MESHCLIENT_ENDPOINTS_` spelling."""
 
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meshclient import Policy, PolicyError
-from meshclient.policy import policy_from_text
+from meshclient.policy import format_duration, parse_duration, policy_from_env, policy_from_text
+from meshclient.policy._envnames import service_from_variable, variable_for_service
+from meshclient.policy._fields import MAX_DURATION_S
 
 from .policy_documents import RICH_TOML, rich
 
@@ -116,3 +121,32 @@ def test_mangled_text_gives_a_policy_or_a_policy_error(data: st.DataObject) -> N
     fmt = data.draw(st.sampled_from(["auto", "json", "toml"]))
     _only_policy_error(policy_from_text, text, fmt=fmt)
     _only_policy_error(policy_from_text, text.encode("utf-8", "surrogatepass"), fmt=fmt)
+
+
+@settings(max_examples=300, deadline=None)
+@given(SCALARS | st.from_regex(r"\s*[0-9]{0,400}(\.[0-9]*)?(e[0-9]{1,4})?\s*(ns|us|ms|s|m|h)?\s*",
+                               fullmatch=True))
+def test_a_duration_is_a_bounded_number_of_seconds_or_a_value_error(value: object) -> None:
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        assert not isinstance(exc, OverflowError) and str(exc).startswith("must be ")
+    else:
+        assert 0 <= seconds <= MAX_DURATION_S
+        assert parse_duration(format_duration(seconds)) == seconds  # exact round trip
+
+
+LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True).filter(
+    lambda label: "--" not in label)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(LABEL, min_size=1, max_size=4).map(".".join))
+def test_every_host_name_without_a_double_dash_has_one_variable_spelling(name: str) -> None:
+    suffix = variable_for_service(name)
+    assert suffix.replace("_", "").isalnum() and suffix == suffix.upper()
+    assert service_from_variable(suffix) == name
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a dashed name ending in "com" warns, rightly
+        policy = policy_from_env({"MESHCLIENT_ENDPOINTS_" + suffix: "127.0.0.2:80"})
+    assert list(policy.services) == [name]

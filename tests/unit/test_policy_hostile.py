@@ -275,3 +275,9 @@ def test_other_bad_text_is_a_policy_error(text: str | bytes) -> None:
         policy_from_text(text)
     with pytest.raises(PolicyError, match="format must be auto, json or toml: 'yaml'"):
         policy_from_text(text, fmt="yaml")
+
+
+@pytest.mark.parametrize("total", ["1ns", "1000002ns", "0.001000002s", "2.5e-1s", "1e3ms"])
+def test_durations_round_trip_exactly_through_to_dict(total: str) -> None:
+    policy = Policy.from_dict({"defaults": {"timeout": {"total": total}}})
+    assert Policy.from_dict(policy.to_dict()) == policy
