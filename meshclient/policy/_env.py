@@ -137,7 +137,7 @@ def _policy_source(value: str) -> Policy:
     from ._parse import load_policy_file, policy_from_text
 
     if value.lstrip().startswith("{"):
-        return policy_from_text(value, fmt="json", origin="MESHCLIENT_POLICY")
+        return policy_from_text(value, fmt="json", origin="inline JSON")
     return load_policy_file(value)
 
 

@@ -281,3 +281,25 @@ def test_other_bad_text_is_a_policy_error(text: str | bytes) -> None:
 def test_durations_round_trip_exactly_through_to_dict(total: str) -> None:
     policy = Policy.from_dict({"defaults": {"timeout": {"total": total}}})
     assert Policy.from_dict(policy.to_dict()) == policy
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ('{"version": "a", "version": "b"}', "MESHCLIENT_POLICY: version is given more than once"),
+    ('{"a": ' * 100_000, "MESHCLIENT_POLICY: inline JSON: document is nested more than 32"),
+    ('{"defaults": {"timeout": {"total": NaN}}}',
+     "MESHCLIENT_POLICY: defaults.timeout.total must be a finite number within range: NaN"),
+    ('{"authorization": {"rules": [{}]}}',
+     "MESHCLIENT_POLICY: authorization.rules[0].action is required"),
+])
+def test_an_inline_policy_from_the_environment_is_checked_alike(value: str, expected: str) -> None:
+    with pytest.raises(PolicyError) as info:
+        Policy.from_env({"MESHCLIENT_POLICY": value})
+    assert info.value.errors[0].startswith(expected)
+
+
+@pytest.mark.parametrize("value", ["9" * 5000, "1e400", "1e300s", "nan"])
+def test_an_absurd_interval_from_the_environment_names_the_variable(value: str) -> None:
+    from meshclient.policy import settings_from_env
+
+    with pytest.raises(PolicyError, match="^MESHCLIENT_CONTROL_INTERVAL must be"):
+        settings_from_env({"MESHCLIENT_CONTROL_INTERVAL": value})
