@@ -301,5 +301,5 @@ def test_an_inline_policy_from_the_environment_is_checked_alike(value: str, expe
 def test_an_absurd_interval_from_the_environment_names_the_variable(value: str) -> None:
     from meshclient.policy import settings_from_env
 
-    with pytest.raises(PolicyError, match="^MESHCLIENT_CONTROL_INTERVAL must be"):
+    with pytest.raises(PolicyError, match=r"^MESHCLIENT_CONTROL_INTERVAL must be"):
         settings_from_env({"MESHCLIENT_CONTROL_INTERVAL": value})
