@@ -15,6 +15,7 @@ from typing import Any
 from ..errors import PolicyError
 from ._duration import parse_duration
 from ._envnames import service_from_variable, unreachable, warn_at_caller
+from ._fields import control_error
 from ._model import EndpointSpec, Policy, ServicePolicy
 
 PREFIX = "MESHCLIENT_"
@@ -56,6 +57,10 @@ VARIABLES: tuple[EnvVar, ...] = (
            "only unless a non-loopback host is named)."),
 )
 _KNOWN = {v.name for v in VARIABLES if "<" not in v.name}
+#: One-line values (unlike MESHCLIENT_POLICY, whose inline JSON may span lines); the error
+#: does not repeat the value, which may be a secret.
+_PLAIN_SETTINGS = ("MESHCLIENT_SERVICE", "MESHCLIENT_ZONE", "MESHCLIENT_CONTROL_URL",
+                   "MESHCLIENT_CONTROL_TOKEN", "MESHCLIENT_POLICY_CACHE")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,6 +116,9 @@ def _read(environ: Mapping[str, str], name: str, parse: Callable[[str], Any]) ->
 def settings_from_env(environ: Mapping[str, str] | None = None) -> EnvSettings:
     """Read the process settings; raises `PolicyError` naming the variable."""
     env = _environ(environ)
+    for name in _PLAIN_SETTINGS:  # a CR/LF would reach a header (the token) or a URL
+        if control_error(name, env.get(name)) is not None:
+            raise PolicyError(f"{name} must not contain control characters (CR, LF, NUL …)")
     interval = _read(env, "MESHCLIENT_CONTROL_INTERVAL", parse_duration)
     if interval is not None and interval <= 0:
         raise PolicyError(f"MESHCLIENT_CONTROL_INTERVAL must be greater than 0: {interval!r}")

@@ -52,21 +52,22 @@ def show(value: object) -> str:
     return text if len(text) <= _SHOW_CHARS else text[:_SHOW_CHARS - 5] + "…" + text[-4:]
 
 
-def _control_error(name: str, value: Any) -> str | None:
+def control_error(name: str, value: Any) -> str | None:
+    """Why `value` (a string, or strings in a tuple or table) holds a control character."""
     if isinstance(value, str):
         if _CONTROL.search(value):
             return f"{name} must not contain control characters (CR, LF, NUL …): {show(value)}"
         return None
     if isinstance(value, tuple):
         for item in value:
-            message = _control_error(name, item)
+            message = control_error(name, item)
             if message is not None:
                 return message
         return None
     if isinstance(value, Mapping):
         for key, item in value.items():
-            message = _control_error(name, key) or (
-                _control_error(name, item) if isinstance(item, str) else None)
+            message = control_error(name, key) or (
+                control_error(name, item) if isinstance(item, str) else None)
             if message is not None:
                 return message
     return None
@@ -118,7 +119,7 @@ def check_value(name: str, value: Any, meta: dict[str, Any]) -> str | None:
     Every string (alone, in a list, or as a table's key or value) is free of control
     characters; a duration is at most `MAX_DURATION_S`.
     """
-    message = _control_error(name, value)
+    message = control_error(name, value)
     if message is not None:
         return message
     choices = meta.get("choices")

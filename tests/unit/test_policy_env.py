@@ -193,3 +193,18 @@ def test_an_endpoints_value_with_a_control_character_names_the_variable() -> Non
     with pytest.raises(PolicyError, match=r"^MESHCLIENT_ENDPOINTS_USERS: address must not "
                                           r"contain control characters"):
         policy_from_env({"MESHCLIENT_ENDPOINTS_USERS": "us\x00ers:80"})
+
+
+@pytest.mark.parametrize("name", ["MESHCLIENT_CONTROL_TOKEN", "MESHCLIENT_CONTROL_URL",
+                                  "MESHCLIENT_SERVICE", "MESHCLIENT_ZONE",
+                                  "MESHCLIENT_POLICY_CACHE"])
+def test_a_setting_with_a_line_break_is_refused_without_echoing_it(name: str) -> None:
+    value = "http://127.0.0.2/x\r\nX-Evil: 1" if name.endswith("URL") else "s3cret\r\nX-Evil: 1"
+    with pytest.raises(PolicyError) as info:
+        settings_from_env({name: value})
+    assert str(info.value) == f"{name} must not contain control characters (CR, LF, NUL …)"
+
+
+def test_inline_policy_json_may_span_lines() -> None:
+    policy = policy_from_env({"MESHCLIENT_POLICY": '{\n  "version": "v1"\n}\n'})
+    assert policy.version == "v1"
