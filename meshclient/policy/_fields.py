@@ -161,7 +161,13 @@ class Model:
                 message = check_value(f.name, getattr(self, f.name), dict(f.metadata))
                 if message is not None:
                     errors.append(message)
-        errors.extend(self._check())
+        try:
+            errors.extend(self._check())
+        except (ArithmeticError, TypeError, ValueError):
+            # A cross-field rule may not cope with a value its field already refused
+            # (an integer too large for a float); the field's error says what is wrong.
+            if not errors:
+                raise
         if errors:
             raise PolicyError(errors)
 

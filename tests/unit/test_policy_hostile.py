@@ -303,3 +303,10 @@ def test_an_absurd_interval_from_the_environment_names_the_variable(value: str) 
 
     with pytest.raises(PolicyError, match=r"^MESHCLIENT_CONTROL_INTERVAL must be"):
         settings_from_env({"MESHCLIENT_CONTROL_INTERVAL": value})
+
+
+def test_a_cross_field_rule_meeting_a_refused_value_still_gives_a_policy_error() -> None:
+    from meshclient.policy import TimeoutPolicy
+
+    with pytest.raises(PolicyError, match=r"^per_try must be at most 31536000s"):
+        TimeoutPolicy(total=1.0, per_try=10**400)
