@@ -16,8 +16,8 @@ from typing import Any
 from ..errors import PolicyError
 
 #: The longest duration any field accepts: 365 days. Far beyond any sensible timeout, TTL
-#: or ejection, and well inside what the timers durations reach can hold (threading's
-#: TIMEOUT_MAX and int64 nanoseconds, about 292 years), so no duration overflows later.
+#: or ejection, and well inside what the timers that receive durations can hold
+#: (threading's TIMEOUT_MAX and int64 nanoseconds, about 292 years), so none overflows.
 MAX_DURATION_S = 365 * 86400.0
 
 #: C0 control characters and DEL (TAB allowed): never part of a host, a path, a header name
