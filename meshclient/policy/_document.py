@@ -9,8 +9,9 @@ silently kept value:
 - at most `MAX_DOCUMENT_BYTES` (1 MiB): a file is read up to the limit plus one byte, so
   `/dev/zero` or a runaway file fails at once;
 - at most `MAX_DEPTH` (32) levels of tables and lists (a real policy needs about 8);
-- a key given twice in one JSON object is an error (TOML forbids it already), as Go's and
-  Rust's strict decoders treat it, rather than the last one silently winning;
+- a key given twice in one JSON object is an error (TOML forbids it already), as Rust's
+  serde-derived decoders and Go's encoding/json/v2 treat it, rather than the last one
+  silently winning;
 - no NaN or Infinity, and integers within 64 bits (`MAX_INTEGER`).
 """
 
