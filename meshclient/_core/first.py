@@ -106,6 +106,8 @@ def start_first(request: httpx.Request, runtime: ServiceRuntime, inbound: Inboun
             return None
     elif decision.fault or decision.mirror is not None:
         return None
+    if inbound is not None and inbound.is_retry and retry.one_layer:
+        return None  # serving a retry: the flow marks the attempt as part of it
     if retry.hedge is not None or (runtime.feed.cache is not None
                                    and runtime.discovery is not None):
         return None  # hedging, or the endpoint cache's first answer to wait for
