@@ -7,15 +7,25 @@ import math
 import time
 from typing import Any
 
+import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
-from meshclient.context import RETRIES_SPENT_HEADER
+import meshclient
+import meshclient.asgi
+import meshclient.wsgi
+from meshclient.context import RETRIES_SPENT_HEADER, Inbound, inbound_context
 from meshclient.policy import Policy
 from meshclient.policy._model import BudgetPolicy
 from meshclient.testing import LoopbackCluster
 from tests.servers.caller import Caller
 from tests.servers.chain import BUDGET_TTL_S, ChainService
 from tests.servers.hop import Hop
+from tests.servers.ports import free_port
+from tests.servers.threaded import serve_asgi, serve_wsgi
 
 
 def retry(one_layer: bool) -> dict[str, Any]:
@@ -81,3 +91,75 @@ def test_bottom_service_load_bounded_by_budget_across_real_processes(kind: str,
         bound = N_REQUESTS * (1 + budget.ratio) + budget.min_per_second * BUDGET_TTL_S * windows
         leaf_hits = leaf.hits()
         assert N_REQUESTS < leaf_hits <= bound, (leaf_hits, bound, elapsed)
+
+
+def test_a_malformed_retries_spent_mark_reads_as_absent(mesh) -> None:
+    hits: list[int] = []
+
+    async def fail(request: Request) -> Response:
+        hits.append(1)
+        return Response(status_code=503, headers={RETRIES_SPENT_HEADER: "²"})
+
+    with serve_asgi(Starlette(routes=[Route("/x", fail)]), host="127.0.0.44") as url:
+        caller = mesh(Policy.from_dict({"services": {"s": {
+            "endpoints": [url.removeprefix("http://")], "retry": retry(True)}}}))
+        r = caller.get("http://s/x")
+    assert r.status_code == 503 and len(hits) == 3  # retried: the mark is not a count
+    assert r.headers[RETRIES_SPENT_HEADER] == "3"
+
+
+def down_policy() -> Policy:
+    """A service whose only endpoint refuses connections (a port just freed)."""
+    return Policy.from_dict({"services": {"down": {
+        "endpoints": [f"127.0.0.45:{free_port('127.0.0.45')}"], "retry": retry(True)}}})
+
+
+def test_asgi_answer_is_marked_after_an_outbound_call_failed_its_retries() -> None:
+    async def page(request: Request) -> Response:
+        async with meshclient.AsyncClient(policy=down_policy()) as client:
+            try:
+                await client.get("http://down/x")
+            except httpx.ConnectError:
+                return Response(status_code=502)
+        return Response(status_code=200)
+
+    app = meshclient.asgi.MeshMiddleware(Starlette(routes=[Route("/page", page)]))
+    with serve_asgi(app, host="127.0.0.46") as url:
+        r = httpx.get(url + "/page", timeout=10)
+    assert r.status_code == 502 and r.headers[RETRIES_SPENT_HEADER] == "3"
+
+
+def test_wsgi_answer_is_marked_after_an_outbound_call_failed_its_retries() -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with meshclient.Client(policy=down_policy()) as client:
+            try:
+                client.get("http://down/x")
+                status = "200 OK"
+            except httpx.ConnectError:
+                status = "502 Bad Gateway"
+        start_response(status, [("Content-Length", "0")])
+        return [b""]
+
+    with serve_wsgi(meshclient.wsgi.MeshMiddleware(app), host="127.0.0.47") as url:
+        r = httpx.get(url + "/page", timeout=10)
+    assert r.status_code == 502 and r.headers[RETRIES_SPENT_HEADER] == "3"
+
+
+def test_a_call_made_while_serving_a_retry_is_sent_as_part_of_it(mesh, shell: str) -> None:
+    with LoopbackCluster(2, first=48) as below:
+        for b in below.backends:
+            b.set(status=503)
+        caller = mesh(Policy.from_dict({"services": {"s": below.service(retry=retry(True))}}))
+
+        def sync_call(client: httpx.Client) -> httpx.Response:
+            with inbound_context(Inbound(attempt=2)):
+                return client.get("http://s/x")
+
+        async def async_call(client: httpx.AsyncClient) -> httpx.Response:
+            with inbound_context(Inbound(attempt=2)):
+                return await client.get("http://s/x")
+
+        r = caller.call(sync_call if shell == "sync" else async_call)
+        assert r.status_code == 503 and sum(below.hits()) == 1  # no retry below a retry
+        assert r.json()["headers"]["x-mesh-attempt"] == "2"  # nor below the layer below
+        assert RETRIES_SPENT_HEADER not in r.headers  # the retrying layer is above

@@ -243,6 +243,32 @@ def test_decorator_on_starlette(plain_asgi_url: str, gate: Gate, otel: Otel) -> 
         threads[0].join(10)
 
 
+# Raw header bytes a hostile or broken caller may send; each reads as absent.
+MALFORMED = [
+    {"x-mesh-attempt": b"\xb2"},  # "²": str.isdigit() is true, int() raises
+    {"x-mesh-attempt": "\u0663".encode()},  # an Arabic-Indic digit, as UTF-8
+    {"x-mesh-attempt": b"9" * 5000},  # more digits than int() accepts
+    {"x-mesh-deadline-ms": b"\xb3\xb9"},
+    {"x-mesh-deadline-ms": b"1e3", "x-mesh-attempt": b"0x2"},
+    {"traceparent": b"00-\xff\xfe-zz-01", "tracestate": b"=\xb2,,=", "baggage": b"%zz=\xb2;;"},
+]
+
+
+def check_malformed_headers_read_as_absent(url: str) -> None:
+    for headers in MALFORMED:
+        r = httpx.get(url, headers=headers)
+        assert r.status_code == 200, (headers, r.status_code)
+        seen = r.json()
+        assert seen["attempt"] == 1 and seen["remaining_ms"] is None, headers
+
+
+def test_malformed_mesh_headers_on_asgi_middleware_and_decorator(
+        asgi_url: str, plain_asgi_url: str) -> None:
+    check_malformed_headers_read_as_absent(asgi_url + "/ctx")
+    check_malformed_headers_read_as_absent(plain_asgi_url + "/decorated/7")
+    check_malformed_headers_read_as_absent(plain_asgi_url + "/sync")
+
+
 # -- WSGI ----------------------------------------------------------------------------------
 
 def wsgi_app(gate: Gate) -> Callable[..., Any]:
@@ -278,9 +304,10 @@ def test_wsgi_context_rejections_and_shedding(gate: Gate, otel: Otel) -> None:
             gate.release.set()
             threads[0].join(10)
         assert httpx.get(url + "/ctx").status_code == 200
-    servers = otel.wait_spans(5, SpanKind.SERVER)
+        check_malformed_headers_read_as_absent(url + "/ctx")
+    servers = otel.wait_spans(5 + len(MALFORMED), SpanKind.SERVER)
     assert sorted(s.attributes[semconv.HTTP_RESPONSE_STATUS_CODE] for s in servers) == [
-        200, 200, 200, 503, 504]
+        *[200] * (3 + len(MALFORMED)), 503, 504]
     assert inbound.get() is None  # nothing leaked into the test's context
 
 
