@@ -17,13 +17,15 @@ from opentelemetry.trace import SpanKind
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 import meshclient
 import meshclient.asgi
 import meshclient.wsgi
 from meshclient import cli
 from meshclient.context import Inbound, inbound
+from meshclient.security.asgi import AuthorizationMiddleware
 from meshclient.server import (
     ConcurrencyLimit,
     HandlerRejected,
@@ -267,6 +269,45 @@ def test_malformed_mesh_headers_on_asgi_middleware_and_decorator(
     check_malformed_headers_read_as_absent(asgi_url + "/ctx")
     check_malformed_headers_read_as_absent(plain_asgi_url + "/decorated/7")
     check_malformed_headers_read_as_absent(plain_asgi_url + "/sync")
+
+
+# -- WebSockets -----------------------------------------------------------------------------
+
+WS_POLICY = {"authorization": {"default": "deny", "trust_caller_header": "x-caller",
+                               "rules": [{"name": "chat", "action": "allow",
+                                          "callers": ["frontend"]}]}}
+
+
+async def ws_echo_caller(websocket: WebSocket) -> None:
+    await websocket.accept()
+    caller = websocket.scope["meshclient.caller"]
+    await websocket.send_text(f"{caller.identity} {await websocket.receive_text()}")
+    await websocket.close()
+
+
+@pytest.mark.parametrize("wrap", ["mesh", "authorization"])
+def test_websocket_without_a_permitted_caller_is_closed_with_1008(wrap: str) -> None:
+    """A real WebSocket client against uvicorn: a denied caller's handshake is refused (the
+    app closed it with 1008 before accepting; the server answers 403) and counted; a
+    permitted caller reaches the app, which finds it in the scope."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    app = Starlette(routes=[WebSocketRoute("/ws", ws_echo_caller)])
+    policy = meshclient.Policy.from_dict(WS_POLICY)
+    wrapped: Any = (meshclient.asgi.MeshMiddleware(app, policy=policy) if wrap == "mesh"
+                    else AuthorizationMiddleware(app, policy=policy))
+    with serve_asgi(wrapped, host="127.0.0.7") as url:
+        ws_url = url.replace("http://", "ws://") + "/ws"
+        for headers in ({}, {"x-caller": "intruder"}):
+            with pytest.raises(InvalidStatus) as info:
+                connect(ws_url, additional_headers=headers, open_timeout=10).close()
+            assert info.value.response.status_code == 403
+        with connect(ws_url, additional_headers={"x-caller": "frontend"},
+                     open_timeout=10) as ws:
+            ws.send("hello")
+            assert ws.recv(timeout=10) == "frontend hello"
+    assert wrapped.denials.total == 2
 
 
 # -- WSGI ----------------------------------------------------------------------------------
