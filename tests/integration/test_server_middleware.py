@@ -37,6 +37,7 @@ from meshclient.server import (
 from meshclient.telemetry import semconv
 from meshclient.testing import LoopbackCluster
 from tests.servers.otel import Otel, otel_fixture  # noqa: F401 (the `otel` fixture)
+from tests.servers.ports import free_port
 from tests.servers.threaded import serve_asgi, serve_wsgi
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -366,6 +367,30 @@ def test_flask_decorator_and_middleware(gate: Gate) -> None:
         assert httpx.get(url + "/ctx", headers={"x-mesh-attempt": "2"}).json()["attempt"] == 2
         r = httpx.get(url + "/ctx", headers={"x-mesh-deadline-ms": "0"})
         assert r.status_code == 504 and gate.ran == 1
+
+
+def test_flask_decorator_marks_a_tuple_answer_after_spent_retries() -> None:
+    """A handler returning Flask's `(body, status)` after its outbound call gave up on its
+    retries (a refused connection, 3 attempts): the answer carries the count."""
+    flask = pytest.importorskip("flask")
+    app = flask.Flask("t")
+    down = meshclient.Policy.from_dict({"services": {"down": {
+        "endpoints": [f"127.0.0.8:{free_port('127.0.0.8')}"],
+        "retry": {"attempts": 3, "backoff": {"base": "1ms", "max": "2ms"}}}}})
+
+    @app.get("/page")
+    @meshclient.handler
+    def page() -> Any:
+        with meshclient.Client(policy=down) as client:
+            try:
+                client.get("http://down/x")
+            except httpx.ConnectError:
+                return "down", 502
+        return "up", 200
+
+    with serve_wsgi(app) as url:
+        r = httpx.get(url + "/page", timeout=10)
+    assert r.status_code == 502 and r.headers["x-mesh-retries-spent"] == "3"
 
 
 def test_generic_request_object() -> None:
