@@ -10,8 +10,13 @@ deadline and the one-layer retry rule), a SERVER span wraps it, and
 `http.server.request.duration` is recorded. An expired deadline is answered 504, a full
 concurrency limit 503 + `Retry-After`, and a caller the policy's `authorization` section
 denies 403 with no body (docs/authorization.md), without calling the app; an admitted
-caller is in `scope["meshclient.caller"]`. Other scopes (lifespan, websocket) pass
-through.
+caller is in `scope["meshclient.caller"]`. A WebSocket passes the same authorization
+(a denied caller's handshake is closed with 1008 before it is accepted, which the server
+answers 403) and then goes to the app; other scopes (lifespan) pass through.
+
+A failure answer (5xx, 429) is marked with `x-mesh-retries-spent` when an outbound call
+made while handling the request owned its retries and gave up, so the caller above does not
+retry it again (one-layer retries, docs/retries.md).
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from .security.asgi import admit, scope_headers
 from .security.inbound import InboundGate
-from .server._inbound import ServerScope
+from .server._inbound import ServerScope, marked_headers
 from .server.shedding import limiter
 
 Scope = MutableMapping[str, Any]
@@ -48,13 +54,13 @@ class MeshMiddleware:
         self.denials = self.gate.denials  # 403s counted per caller and rule
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+        kind = scope["type"]
+        if kind != "http":
+            if kind != "websocket" or await admit(self.gate, scope, send):
+                await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                   for k, v in scope.get("headers", ())}
         client = scope.get("client")
-        server = ServerScope(headers, scope.get("method", "GET"), scope.get("path"),
+        server = ServerScope(scope_headers(scope), scope.get("method", "GET"), scope.get("path"),
                              scheme=scope.get("scheme", "http"), limit=self.limit,
                              gate=self.gate, address=client[0] if client else None,
                              tls=(scope.get("extensions") or {}).get("tls"))
@@ -78,6 +84,8 @@ class MeshMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                if server.inbound.spent:  # an outbound call gave up after its retries
+                    message = _marked(message, server, status)
             await send(message)
 
         try:
@@ -86,6 +94,17 @@ class MeshMiddleware:
             server.exit(status, exc, route=_route(scope))
             raise
         server.exit(status, route=_route(scope))
+
+
+def _marked(message: Message, server: ServerScope, status: int) -> Message:
+    """The response start with `x-mesh-retries-spent` set (`marked_headers`)."""
+    headers = marked_headers(server.inbound, status,
+                             ((k.decode("latin-1"), v.decode("latin-1"))
+                              for k, v in message.get("headers", ())))
+    if headers is None:
+        return message
+    return {**message, "headers": [(k.encode("latin-1"), v.encode("latin-1"))
+                                   for k, v in headers]}
 
 
 def _route(scope: Scope) -> str | None:

@@ -55,22 +55,63 @@ inbound: contextvars.ContextVar[Inbound | None] = contextvars.ContextVar(
     "meshclient_inbound", default=None)
 
 
+#: Longest digit string read from a mesh header (a count or milliseconds); longer is
+#: malformed (and `int()` is never asked to parse an attacker's megabyte of digits).
+_MAX_DIGITS = 12
+
+
+def parse_count(raw: object) -> int | None:
+    """A mesh header's non-negative integer (`str` or `bytes`), or None when it is absent
+    or malformed: only ASCII digits (surrounding whitespace allowed), at most 12 of them.
+    Never raises: `"²".isdigit()` is true, but `"²"` is not a count."""
+    if isinstance(raw, bytes):
+        raw = raw.decode("latin-1")
+    if not isinstance(raw, str):
+        return None
+    text = raw.strip(" \t")
+    if not 0 < len(text) <= _MAX_DIGITS or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
+
+
+def parse_attempt(raw: object) -> int | None:
+    """`ATTEMPT_HEADER`: 1, 2, …; None when absent or malformed (0 is malformed)."""
+    value = parse_count(raw)
+    return value if value is not None and value >= 1 else None
+
+
+def parse_deadline_ms(raw: object) -> int | None:
+    """`DEADLINE_HEADER`: whole milliseconds left (0 or more), or None."""
+    return parse_count(raw)
+
+
+def parse_retries_spent(raw: object) -> int | None:
+    """`RETRIES_SPENT_HEADER`: the attempts spent below (1 or more), or None."""
+    value = parse_count(raw)
+    return value if value is not None and value >= 1 else None
+
+
 def parse_inbound(headers: Mapping[str, str], now_ns: int) -> Inbound:
-    """Read the deadline and attempt headers (malformed values are ignored, not fatal)."""
-    deadline_ns = None
-    raw = headers.get(DEADLINE_HEADER)
-    if raw is not None:
-        try:
-            millis = int(raw)
-        except ValueError:
-            millis = -1
-        if millis >= 0:
-            deadline_ns = now_ns + millis * 1_000_000
-    attempt = 1
-    raw = headers.get(ATTEMPT_HEADER)
-    if raw is not None and raw.isdigit():
-        attempt = max(1, int(raw))
-    return Inbound(deadline_ns=deadline_ns, attempt=attempt)
+    """Read the deadline and attempt headers; a malformed value reads as absent."""
+    millis = parse_deadline_ms(headers.get(DEADLINE_HEADER))
+    deadline_ns = None if millis is None else now_ns + millis * 1_000_000
+    return Inbound(deadline_ns=deadline_ns,
+                   attempt=parse_attempt(headers.get(ATTEMPT_HEADER)) or 1)
+
+
+def spent_mark(value: Inbound, status: int, forwarded: object = None) -> str | None:
+    """The `RETRIES_SPENT_HEADER` value an inbound entry point puts on its answer, or None
+    to leave the answer as it is. A failure answer (5xx or 429) is marked when an outbound
+    call made while handling the request owned its retries and gave up; `forwarded` is the
+    value the answer already carries (a handler that passed on the response from below):
+    the larger count wins, so a layer never lowers the attempts spent below it."""
+    if status < 500 and status != 429:
+        return None
+    own = value.retries_spent
+    below = parse_retries_spent(forwarded)
+    if own is None:
+        return None  # nothing spent here: the answer (and any forwarded mark) stays as is
+    return str(own if below is None else max(own, below))
 
 
 @contextlib.contextmanager

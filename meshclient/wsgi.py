@@ -7,7 +7,8 @@ application = meshclient.wsgi.MeshMiddleware(get_wsgi_application())  # Django
 
 The same contract as `meshclient.asgi.MeshMiddleware` (the caller's TLS identity comes
 from the `SSL_CLIENT_*` variables a TLS-terminating server sets; an admitted caller is in
-`environ["meshclient.caller"]`). The app runs, and its response
+`environ["meshclient.caller"]`; a failure answer is marked with `x-mesh-retries-spent` in the
+same way). The app runs, and its response
 body is iterated, in a copy of the caller's context holding the request's trace
 context, deadline and attempt number; the SERVER span and duration end when the server
 closes the response iterable.
@@ -21,7 +22,7 @@ from typing import Any
 
 from .security.inbound import InboundGate
 from .security.wsgi import client_tls
-from .server._inbound import ServerScope
+from .server._inbound import ServerScope, marked_headers
 from .server.shedding import limiter
 
 StartResponse = Callable[..., Any]
@@ -113,7 +114,9 @@ class MeshMiddleware:
 
         def start(status_line: str, headers: list[tuple[str, str]],
                   exc_info: Any = None) -> Any:
-            status[0] = int(status_line[:3])
+            status[0] = code = int(status_line[:3])
+            if server.inbound.spent:  # an outbound call gave up after its retries
+                headers = marked_headers(server.inbound, code, headers) or headers
             return start_response(status_line, headers, exc_info)
 
         try:

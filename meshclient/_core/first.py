@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from ..context import ATTEMPT_HEADER
 from ..resilience.deadline import bounds
 from .actions import OnClose, Outcome, Send
 from .attempt import (
@@ -121,6 +122,8 @@ def start_first(request: httpx.Request, runtime: ServiceRuntime, inbound: Inboun
         raise no_pick(chosen, request, runtime)
     state, first.ticket = chosen
     first.sent, first.capped = attempt_request(request, runtime, state, 1, at, per_try_ns, now)
+    if inbound is not None and inbound.is_retry and retry.one_layer:  # as `request_flow`
+        first.sent.headers[ATTEMPT_HEADER] = "2"  # part of a retry: none below either
     first.start = state.begin(now)
     first.state, first.at_ns, first.per_try_ns, first.inherited = (state, at, per_try_ns,
                                                                    inherited)

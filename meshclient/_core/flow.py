@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from .. import _events
-from ..context import RETRIES_SPENT_HEADER, Inbound
+from ..context import ATTEMPT_HEADER, RETRIES_SPENT_HEADER, Inbound, parse_retries_spent
 from ..errors import DeadlineExceeded, NoEndpointsAvailable
 from ..resilience.classify import RETRY_AFTER_STATUSES, TIMEOUT, error_kind
 from ..resilience.deadline import Deadline
@@ -102,6 +102,9 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
     # above retries, do not change by sending it)
     max_attempts = attempts_allowed(request, retry.attempts, retry.one_layer, inbound)
     retrying_layer = max_attempts > 1  # this layer owns the retry decision
+    # serving a retry (one-layer rule): the call is sent as part of it, so no layer below
+    # retries either
+    in_retry = retry.one_layer and inbound is not None and inbound.is_retry
 
     while True:
         if after is not None:  # attempt 1, made outside the generator: its outcome
@@ -138,6 +141,8 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
                 yield Sleep(fault.delay_s)
                 now = clock.now_ns()
             send, capped = prepare(request, runtime, state, attempt, deadline, now)
+            if in_retry and attempt == 1:
+                send.request.headers[ATTEMPT_HEADER] = "2"
 
             # 6. send, or hedge when the service hedges and a second endpoint is available.
             hedge = None
@@ -224,7 +229,8 @@ def _retry_wait(outcome: Outcome, capped: bool, attempt: int, request: httpx.Req
     status = response.status_code
     if not rules.status_retryable(status, request):
         return None
-    if runtime.service.retry.one_layer and RETRIES_SPENT_HEADER in response.headers:
+    if (runtime.service.retry.one_layer
+            and parse_retries_spent(response.headers.get(RETRIES_SPENT_HEADER)) is not None):
         return None  # retries already spent below: one layer retries, not every layer
     if status in RETRY_AFTER_STATUSES:
         value = response.headers.get("retry-after")
@@ -266,17 +272,24 @@ def _finish(outcome: Outcome, state: EndpointState | None, start: int, ok: bool,
     `state` None: already ended), or raise the error. (A function, not a sub-generator:
     the flow yields its result, one allocation fewer per call.)"""
     response = outcome.response
+    owned = retrying_layer and runtime.service.retry.one_layer
+    rules = runtime.resilience.rules
     if response is None:
-        assert outcome.error is not None
-        raise outcome.error
-    if (retrying_layer and runtime.service.retry.one_layer
-            and runtime.resilience.rules.status_retryable(response.status_code, request)):
+        error = outcome.error
+        assert error is not None
+        if owned and inbound is not None and rules.error_retryable(error_kind(error), request):
+            inbound.spent.append(attempts)  # failed after owning its retries
+        raise error
+    if owned and rules.status_retryable(response.status_code, request):
         # This layer owned the retries of a retryable failure: tell the layers above, on
         # the response and through the inbound request being handled. (A failure it could
-        # not retry, e.g. a POST, stays unmarked: a layer above may be able to.)
-        response.headers[RETRIES_SPENT_HEADER] = str(attempts)
+        # not retry, e.g. a POST, stays unmarked: a layer above may be able to.) A count
+        # marked below is kept when larger: a layer never lowers what was spent below it.
+        below = parse_retries_spent(response.headers.get(RETRIES_SPENT_HEADER))
+        spent = attempts if below is None or below < attempts else below
+        response.headers[RETRIES_SPENT_HEADER] = str(spent)
         if inbound is not None:
-            inbound.spent.append(attempts)
+            inbound.spent.append(spent)
     on_close = (None if state is None
                 else partial(state.end, start, None, ok))
     return Done(response, on_close, attempts)

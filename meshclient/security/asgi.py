@@ -38,20 +38,33 @@ class AuthorizationMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                   for k, v in scope.get("headers", ())}
-        client = scope.get("client")
-        caller = self.gate.check(headers=headers, address=client[0] if client else None,
-                                 tls=(scope.get("extensions") or {}).get("tls"),
-                                 method=scope.get("method", "GET"), path=scope.get("path", "/"))
-        if caller is None:
-            await _deny(scope, send)
-            return
-        scope["meshclient.caller"] = caller
-        await self.app(scope, receive, send)
+        if await admit(self.gate, scope, send):
+            await self.app(scope, receive, send)
 
     def caller(self, scope: Scope) -> Caller | None:
         return scope.get("meshclient.caller")
+
+
+def scope_headers(scope: Scope) -> dict[str, str]:
+    """An ASGI scope's headers, names lower-cased, both decoded as latin-1 (never fails)."""
+    return {k.decode("latin-1").lower(): v.decode("latin-1")
+            for k, v in scope.get("headers", ())}
+
+
+async def admit(gate: InboundGate, scope: Scope, send: Send) -> bool:
+    """The authorization check for an HTTP or WebSocket scope, shared by this middleware
+    and `meshclient.asgi.MeshMiddleware`: True with the `Caller` in
+    `scope["meshclient.caller"]`, or False after answering the denial (403, or a WebSocket
+    closed with 1008 before it is accepted, which the server answers 403)."""
+    client = scope.get("client")
+    caller = gate.check(headers=scope_headers(scope), address=client[0] if client else None,
+                        tls=(scope.get("extensions") or {}).get("tls"),
+                        method=scope.get("method", "GET"), path=scope.get("path", "/"))
+    if caller is None:
+        await _deny(scope, send)
+        return False
+    scope["meshclient.caller"] = caller
+    return True
 
 
 async def _deny(scope: Scope, send: Send) -> None:

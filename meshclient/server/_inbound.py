@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextvars
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .._clock import CLOCK
 from .._types import Clock
-from ..context import Inbound, inbound, parse_inbound
+from ..context import RETRIES_SPENT_HEADER, Inbound, inbound, parse_inbound, spent_mark
 from ..telemetry import _providers
 from ..telemetry import semconv as sc
 from .shedding import ConcurrencyLimit
@@ -78,6 +78,30 @@ def status_of(result: Any, default: int = 200) -> int:
     return default
 
 
+def trace_context(headers: Mapping[str, str]) -> otel_context.Context:
+    """The caller's trace context, by the global propagator; a header it cannot read is
+    absent (a new trace starts) rather than an error."""
+    try:
+        return propagate.extract(headers)
+    except Exception:  # a third-party propagator's parser: malformed means absent
+        return otel_context.Context()
+
+
+def marked_headers(request: Inbound, status: int,
+                   headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]] | None:
+    """An answer's headers with `RETRIES_SPENT_HEADER` set (`context.spent_mark`), or None
+    to leave them as they are. Every inbound entry point marks its answer with this."""
+    if not request.spent:  # the usual answer: no outbound call gave up after retrying
+        return None
+    items = list(headers)
+    forwarded = next((v for k, v in items if k.lower() == RETRIES_SPENT_HEADER), None)
+    mark = spent_mark(request, status, forwarded)
+    if mark is None:
+        return None
+    return [(k, v) for k, v in items if k.lower() != RETRIES_SPENT_HEADER] + [
+        (RETRIES_SPENT_HEADER, mark)]
+
+
 class ServerScope:
     """One inbound request, from `enter()` to `exit()`. `headers` has lower-case keys."""
 
@@ -115,7 +139,7 @@ class ServerScope:
         self._start = time.perf_counter_ns()
         self._instruments = _providers.instruments()  # the same provider from end to end
         self.inbound = parse_inbound(self._headers, self._clock.now_ns())
-        ctx = propagate.extract(self._headers)
+        ctx = trace_context(self._headers)
         tracer = _providers.tracer()
         if tracer is not None:
             name = f"{self._method} {self._route}" if self._route else self._method

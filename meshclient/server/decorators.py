@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, overload
 
+from ..context import RETRIES_SPENT_HEADER, spent_mark
 from ..errors import MeshError
 from ..security.inbound import InboundGate
 from ._inbound import Rejection, ServerScope, status_of
@@ -183,6 +184,23 @@ def scope_for(req: Any, limit: Any, route: str | None,
                        address=_address(req))
 
 
+def finish(scope: ServerScope, result: Any) -> Any:
+    """Exit `scope` with the handler's `result`, marked with `x-mesh-retries-spent` when it
+    is a failure answer after an outbound call gave up on its retries: a response object
+    with a `.headers` mapping, or Flask's `(body, status)`."""
+    status = status_of(result)
+    if scope.inbound.spent:
+        headers = getattr(result, "headers", None)
+        forwarded = headers.get(RETRIES_SPENT_HEADER) if headers is not None else None
+        mark = spent_mark(scope.inbound, status, forwarded)
+        if mark is not None and headers is not None:
+            headers[RETRIES_SPENT_HEADER] = mark
+        elif mark is not None and isinstance(result, tuple) and len(result) == 2:
+            result = (*result, {RETRIES_SPENT_HEADER: mark})
+    scope.exit(status)
+    return result
+
+
 def reject_response(req: Any, rejection: Rejection) -> Any:
     """The rejection as the framework's response object (raises for generic requests)."""
     family = _family(req) if req is not None else "generic"
@@ -261,8 +279,7 @@ def handler(fn: F | None = None, *, max_concurrency: int | None = None,
                 except BaseException as exc:
                     failed(scope, exc)
                     raise
-                scope.exit(status_of(result))
-                return result
+                return finish(scope, result)
 
             declare_request_param(func, async_wrapper)
             return async_wrapper  # type: ignore[return-value]
@@ -277,8 +294,7 @@ def handler(fn: F | None = None, *, max_concurrency: int | None = None,
             except BaseException as exc:
                 failed(scope, exc)
                 raise
-            scope.exit(status_of(result))
-            return result
+            return finish(scope, result)
 
         declare_request_param(func, wrapper)
         return wrapper  # type: ignore[return-value]

@@ -127,6 +127,9 @@ def test_retried_inbound_request_is_not_retried_downstream(
     assert body["seen"]["attempt"] == 2  # the handler knows it serves a retry
     assert body["downstream_status"] == 503
     assert inventory.hits == 1  # one attempt below a retry
+    # ... sent as part of the retry, so the layer below does not retry either
+    assert body["downstream"]["headers"]["x-mesh-attempt"] == "2"
+    assert body["downstream"]["seen"]["attempt"] == 2
     inventory.hits = 0
     body = httpx.get(url + "/page?fail=1", timeout=10).json()
     assert body["seen"]["attempt"] == 1

@@ -17,13 +17,15 @@ from opentelemetry.trace import SpanKind
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 import meshclient
 import meshclient.asgi
 import meshclient.wsgi
 from meshclient import cli
 from meshclient.context import Inbound, inbound
+from meshclient.security.asgi import AuthorizationMiddleware
 from meshclient.server import (
     ConcurrencyLimit,
     HandlerRejected,
@@ -35,6 +37,7 @@ from meshclient.server import (
 from meshclient.telemetry import semconv
 from meshclient.testing import LoopbackCluster
 from tests.servers.otel import Otel, otel_fixture  # noqa: F401 (the `otel` fixture)
+from tests.servers.ports import free_port
 from tests.servers.threaded import serve_asgi, serve_wsgi
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -243,6 +246,71 @@ def test_decorator_on_starlette(plain_asgi_url: str, gate: Gate, otel: Otel) -> 
         threads[0].join(10)
 
 
+# Raw header bytes a hostile or broken caller may send; each reads as absent.
+MALFORMED = [
+    {"x-mesh-attempt": b"\xb2"},  # "²": str.isdigit() is true, int() raises
+    {"x-mesh-attempt": "\u0663".encode()},  # an Arabic-Indic digit, as UTF-8
+    {"x-mesh-attempt": b"9" * 5000},  # more digits than int() accepts
+    {"x-mesh-deadline-ms": b"\xb3\xb9"},
+    {"x-mesh-deadline-ms": b"1e3", "x-mesh-attempt": b"0x2"},
+    {"traceparent": b"00-\xff\xfe-zz-01", "tracestate": b"=\xb2,,=", "baggage": b"%zz=\xb2;;"},
+]
+
+
+def check_malformed_headers_read_as_absent(url: str) -> None:
+    for headers in MALFORMED:
+        r = httpx.get(url, headers=headers)
+        assert r.status_code == 200, (headers, r.status_code)
+        seen = r.json()
+        assert seen["attempt"] == 1 and seen["remaining_ms"] is None, headers
+
+
+def test_malformed_mesh_headers_on_asgi_middleware_and_decorator(
+        asgi_url: str, plain_asgi_url: str) -> None:
+    check_malformed_headers_read_as_absent(asgi_url + "/ctx")
+    check_malformed_headers_read_as_absent(plain_asgi_url + "/decorated/7")
+    check_malformed_headers_read_as_absent(plain_asgi_url + "/sync")
+
+
+# -- WebSockets -----------------------------------------------------------------------------
+
+WS_POLICY = {"authorization": {"default": "deny", "trust_caller_header": "x-caller",
+                               "rules": [{"name": "chat", "action": "allow",
+                                          "callers": ["frontend"]}]}}
+
+
+async def ws_echo_caller(websocket: WebSocket) -> None:
+    await websocket.accept()
+    caller = websocket.scope["meshclient.caller"]
+    await websocket.send_text(f"{caller.identity} {await websocket.receive_text()}")
+    await websocket.close()
+
+
+@pytest.mark.parametrize("wrap", ["mesh", "authorization"])
+def test_websocket_without_a_permitted_caller_is_closed_with_1008(wrap: str) -> None:
+    """A real WebSocket client against uvicorn: a denied caller's handshake is refused (the
+    app closed it with 1008 before accepting; the server answers 403) and counted; a
+    permitted caller reaches the app, which finds it in the scope."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    app = Starlette(routes=[WebSocketRoute("/ws", ws_echo_caller)])
+    policy = meshclient.Policy.from_dict(WS_POLICY)
+    wrapped: Any = (meshclient.asgi.MeshMiddleware(app, policy=policy) if wrap == "mesh"
+                    else AuthorizationMiddleware(app, policy=policy))
+    with serve_asgi(wrapped, host="127.0.0.7") as url:
+        ws_url = url.replace("http://", "ws://") + "/ws"
+        for headers in ({}, {"x-caller": "intruder"}):
+            with pytest.raises(InvalidStatus) as info:
+                connect(ws_url, additional_headers=headers, open_timeout=10).close()
+            assert info.value.response.status_code == 403
+        with connect(ws_url, additional_headers={"x-caller": "frontend"},
+                     open_timeout=10) as ws:
+            ws.send("hello")
+            assert ws.recv(timeout=10) == "frontend hello"
+    assert wrapped.denials.total == 2
+
+
 # -- WSGI ----------------------------------------------------------------------------------
 
 def wsgi_app(gate: Gate) -> Callable[..., Any]:
@@ -278,9 +346,10 @@ def test_wsgi_context_rejections_and_shedding(gate: Gate, otel: Otel) -> None:
             gate.release.set()
             threads[0].join(10)
         assert httpx.get(url + "/ctx").status_code == 200
-    servers = otel.wait_spans(5, SpanKind.SERVER)
+        check_malformed_headers_read_as_absent(url + "/ctx")
+    servers = otel.wait_spans(5 + len(MALFORMED), SpanKind.SERVER)
     assert sorted(s.attributes[semconv.HTTP_RESPONSE_STATUS_CODE] for s in servers) == [
-        200, 200, 200, 503, 504]
+        *[200] * (3 + len(MALFORMED)), 503, 504]
     assert inbound.get() is None  # nothing leaked into the test's context
 
 
@@ -298,6 +367,30 @@ def test_flask_decorator_and_middleware(gate: Gate) -> None:
         assert httpx.get(url + "/ctx", headers={"x-mesh-attempt": "2"}).json()["attempt"] == 2
         r = httpx.get(url + "/ctx", headers={"x-mesh-deadline-ms": "0"})
         assert r.status_code == 504 and gate.ran == 1
+
+
+def test_flask_decorator_marks_a_tuple_answer_after_spent_retries() -> None:
+    """A handler returning Flask's `(body, status)` after its outbound call gave up on its
+    retries (a refused connection, 3 attempts): the answer carries the count."""
+    flask = pytest.importorskip("flask")
+    app = flask.Flask("t")
+    down = meshclient.Policy.from_dict({"services": {"down": {
+        "endpoints": [f"127.0.0.8:{free_port('127.0.0.8')}"],
+        "retry": {"attempts": 3, "backoff": {"base": "1ms", "max": "2ms"}}}}})
+
+    @app.get("/page")
+    @meshclient.handler
+    def page() -> Any:
+        with meshclient.Client(policy=down) as client:
+            try:
+                client.get("http://down/x")
+            except httpx.ConnectError:
+                return "down", 502
+        return "up", 200
+
+    with serve_wsgi(app) as url:
+        r = httpx.get(url + "/page", timeout=10)
+    assert r.status_code == 502 and r.headers["x-mesh-retries-spent"] == "3"
 
 
 def test_generic_request_object() -> None:

@@ -1,10 +1,11 @@
 """A middle service for chain tests and the retry benchmark: a stdlib HTTP server whose
 handler calls the next service through meshclient and answers with its status.
 
-Until the inbound middleware lands (issue-7), the handler does the minimal inbound work
-itself: it reads the deadline and attempt headers into `context.inbound` with
-`parse_inbound` + `inbound_context`, and on a failure answer sets `x-mesh-retries-spent`
-from `Inbound.retries_spent` so the caller above does not retry it (one-layer retries).
+A server the inbound middleware does not fit: the handler does the inbound work itself,
+with the pieces the middleware is built from. It reads the deadline and attempt headers
+into `context.inbound` with `parse_inbound` + `inbound_context`, and marks a failure answer
+with `x-mesh-retries-spent` (`context.spent_mark`) so the caller above does not retry it
+(one-layer retries).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import httpx
 
 import meshclient
 from meshclient._clock import CLOCK
-from meshclient.context import RETRIES_SPENT_HEADER, inbound_context, parse_inbound
+from meshclient.context import RETRIES_SPENT_HEADER, inbound_context, parse_inbound, spent_mark
 from meshclient.policy import Policy
 from tests.servers.threaded import OwnedHTTPServer, QuietHandler, ThreadedHTTPServer
 
@@ -37,12 +38,12 @@ class _Handler(QuietHandler):
                 status = hop.client.get(f"http://{hop.next_service}{self.path}").status_code
             except httpx.HTTPError:
                 status = 503
-        spent = value.retries_spent if status >= 500 else None
+        spent = spent_mark(value, status)
         body = b"{}"
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         if spent is not None:
-            self.send_header(RETRIES_SPENT_HEADER, str(spent))
+            self.send_header(RETRIES_SPENT_HEADER, spent)
         self.end_headers()
         self.wfile.write(body)
 

@@ -4,9 +4,27 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from opentelemetry import trace
+
 from meshclient._cli.status import render
-from meshclient.context import inbound
+from meshclient.context import (
+    ATTEMPT_HEADER,
+    DEADLINE_HEADER,
+    RETRIES_SPENT_HEADER,
+    Inbound,
+    inbound,
+    parse_attempt,
+    parse_count,
+    parse_deadline_ms,
+    parse_inbound,
+    parse_retries_spent,
+    spent_mark,
+)
 from meshclient.server import ConcurrencyLimit, ServerScope
+from meshclient.server._inbound import marked_headers, trace_context
 from meshclient.server.decorators import lower_headers
 from meshclient.testing import FakeClock
 from tests.servers.helpers import run_threads
@@ -81,3 +99,83 @@ def test_render_status() -> None:
     assert "10.0.0.1:80  12.3        1          open     True" in text
     assert "(no endpoints)" in text
     assert render({"pid": 1, "registries": []}).endswith("(no mesh transports in this process yet)")
+
+
+# -- header parsers: any input gives a value or None, never an exception ---------------------
+
+PARSERS = [parse_count, parse_attempt, parse_deadline_ms, parse_retries_spent]
+header_values = st.one_of(st.text(), st.binary(), st.none(), st.integers(),
+                          st.text(alphabet="0123456789²³¹٣ \t-+_.e", max_size=20))
+
+
+@pytest.mark.parametrize("parse", PARSERS)
+@given(raw=header_values)
+def test_header_parsers_never_raise(parse: object, raw: object) -> None:
+    value = parse(raw)  # type: ignore[operator]
+    assert value is None or (isinstance(value, int) and value >= 0)
+
+
+@given(n=st.integers(min_value=0, max_value=10**12 - 1), pad=st.sampled_from(["", " ", "\t"]))
+def test_a_well_formed_count_reads_back(n: int, pad: str) -> None:
+    assert parse_count(f"{pad}{n}{pad}") == n
+    assert parse_count(str(n).encode()) == n
+    assert parse_deadline_ms(str(n)) == n
+    assert parse_attempt(str(n)) == (n or None)
+    assert parse_retries_spent(str(n)) == (n or None)
+
+
+@pytest.mark.parametrize("raw", ["²", "\u0663", "", " ", "-1", "+1", "1.0", "1e3", "0x2",
+                                 "1 2", "9" * 13, "9" * 5000, b"\xb2", "١٢"])
+def test_malformed_counts_read_as_absent(raw: object) -> None:
+    assert all(parse(raw) is None for parse in PARSERS)
+
+
+@given(headers=st.dictionaries(st.sampled_from([ATTEMPT_HEADER, DEADLINE_HEADER, "traceparent",
+                                                "tracestate", "baggage", "x-other"]),
+                               st.text()))
+def test_inbound_headers_never_raise(headers: dict[str, str]) -> None:
+    value = parse_inbound(headers, 1_000)
+    assert value.attempt >= 1
+    assert value.deadline_ns is None or value.deadline_ns >= 1_000
+    assert trace_context(headers) is not None
+    scope = ServerScope(headers, "GET", "/x", clock=FakeClock())
+    assert scope.enter() is None
+    scope.exit(200)
+
+
+def test_an_unreadable_trace_header_starts_a_new_trace() -> None:
+    ctx = trace_context({"traceparent": "00-²²-zz-01", "tracestate": "=,,="})
+    assert not trace.get_current_span(ctx).get_span_context().is_valid
+
+
+# -- the retries-spent mark on an answer ---------------------------------------------------
+
+def spent(*counts: int) -> Inbound:
+    value = Inbound()
+    value.spent.extend(counts)
+    return value
+
+
+@pytest.mark.parametrize(("request_", "status", "forwarded", "mark"), [
+    (spent(), 503, None, None),            # nothing spent here: unmarked
+    (spent(), 503, "4", None),             # ... and a forwarded mark is left as it is
+    (spent(3), 200, None, None),           # a success is never marked
+    (spent(3), 404, None, None),
+    (spent(3), 503, None, "3"),
+    (spent(3), 429, None, "3"),
+    (spent(1, 3), 500, None, "3"),         # the most any outbound call spent
+    (spent(1), 503, "3", "3"),             # a forwarded count below is never lowered
+    (spent(4), 503, "3", "4"),
+    (spent(2), 503, "²", "2"),             # a malformed forwarded mark reads as absent
+])
+def test_spent_mark(request_: Inbound, status: int, forwarded: str | None,
+                    mark: str | None) -> None:
+    assert spent_mark(request_, status, forwarded) == mark
+
+
+def test_marked_headers_replace_a_forwarded_mark() -> None:
+    headers = [("Content-Type", "text/plain"), ("X-Mesh-Retries-Spent", "2")]
+    assert marked_headers(spent(3), 503, headers) == [("Content-Type", "text/plain"),
+                                                     (RETRIES_SPENT_HEADER, "3")]
+    assert marked_headers(spent(3), 200, headers) is None
+    assert marked_headers(spent(), 503, headers) is None
