@@ -38,6 +38,7 @@ import httpx
 from .._clock import CLOCK, RNG
 from .._types import Clock, Rng
 from ..errors import MeshError, MeshTransportError
+from ..policy._env import env_value
 from ..policy._security import AuthPolicy, BearerPolicy, OAuth2Policy
 from .token import MAX_ANSWER_BYTES, Token, TokenAnswerError, parse_answer, retry_delay_s
 
@@ -59,7 +60,7 @@ def read_secret(env: str | None, file: str | None, environ: Mapping[str, str] | 
                 what: str) -> str:
     """The secret's value; `CredentialsError` names the source, never the value."""
     if env is not None:
-        value = (os.environ if environ is None else environ).get(env)
+        value = env_value(env, environ)
         if not value:
             raise CredentialsError(f"{what}: environment variable {env} is not set")
         return value.strip()
