@@ -14,16 +14,14 @@ Two places enforce it:
     variables (`MESHCLIENT_CONTROL_TOKEN`, `MESHCLIENT_ADMIN_TOKEN`, …) never are;
   - sets `tls.server_name` or `tls.spiffe_id` (who the server must prove to be) other than
     as the local policy sets them for that service.
-- **On every https:// request** (`https_name`, called where a request is addressed to an
-  endpoint): a request the app sent over https never leaves as plain http to a service
-  that a remote policy made `http` and the local policy does not declare `http` (else
+- **On https:// requests** (`https_name`, called where a request is addressed to an
+  endpoint, only when the destination is plain http or is not the request's own host):
+  provenance is by identity, the resolved service object belongs to a remote policy a
+  `RemoteTrust` let through or not. A request the app sent over https never leaves as
+  plain http to a remote service the local policy does not declare `http` (else
   `SchemeDowngrade`); and when a remote policy routes it to a service the local policy
   does not declare, the server must prove the name the app asked for (the request's host),
-  not a name the remote policy chose.
-
-The guarded names are registered per `RemoteTrust` (one per control refresher) and read
-lock-free on the request path (one tuple, replaced whole). Only names a remote policy has
-defined are guarded: a store without a remote source is never affected.
+  not a name the remote policy chose. Services of local policies are never affected.
 """
 
 from __future__ import annotations
@@ -52,41 +50,49 @@ class SchemeDowngrade(MeshTransportError, httpx.UnsupportedProtocol):
     declares plaintext."""
 
 
-class _Marks(NamedTuple):
-    """Service names to guard on https requests."""
+class _Applied(NamedTuple):
+    """A remote policy that passed the checks, with the local baseline it was checked
+    against."""
 
-    plain: frozenset[str]    # a remote policy made them `http`; no local policy did
-    foreign: frozenset[str]  # a remote policy defined them; no local policy did
+    policy: Policy
+    local_plain: frozenset[str]     # services the local policy declares `http`
+    local_declared: frozenset[str]  # every service the local policy declares
 
 
+#: Remote policies remembered per refresher: a request in flight under one of the last
+#: this many is still recognised as remote.
+RECENT = 16
 _lock = threading.Lock()
-_marks: weakref.WeakKeyDictionary[RemoteTrust, _Marks] = weakref.WeakKeyDictionary()
-_state = _Marks(frozenset(), frozenset())  # the union of `_marks`: replaced whole, read freely
+_trusts: weakref.WeakSet[RemoteTrust] = weakref.WeakSet()
 
 
-def _publish() -> None:
-    """Recompute `_state` (caller holds `_lock`)."""
-    global _state
-    values = list(_marks.values())
-    _state = _Marks(frozenset().union(*(m.plain for m in values)),
-                    frozenset().union(*(m.foreign for m in values)))
+def _provenance(service: Service) -> _Applied | None:
+    """The remote policy `service` (a resolved service object) comes from, if any."""
+    with _lock:
+        trusts = list(_trusts)
+    for trust in trusts:
+        for applied in trust.recent:
+            if applied.policy.resolved.get(service.name) is service:
+                return applied
+    return None
 
 
 def https_name(host: str, service: Service) -> str:
     """For a request the app sent over https to `host`, destined for `service`: the name the
     server's certificate must carry. Raises `SchemeDowngrade` when the request would leave
-    as plain http and only a remote policy made `service` plaintext."""
-    marks = _state
+    as plain http to a service a remote policy made plaintext and the local policy did
+    not. (Called only when `service` is plain http or not `host` itself.)"""
+    applied = _provenance(service)
+    if applied is None:  # a local policy's service: the application's own choice
+        return service.name
     if service.scheme == "http":
-        if service.name in marks.plain:
+        if service.name not in applied.local_plain:
             raise SchemeDowngrade(
                 f"https://{host}/ would leave as plain http: service {service.name!r} has "
                 f"scheme 'http' from a remote policy; declare it in the local policy to "
                 f"allow that", service=service.name)
         return service.name
-    if service.name != host and service.name in marks.foreign:
-        return host
-    return service.name
+    return service.name if service.name in applied.local_declared else host
 
 
 def _secret_fields(prefix: str, service: Service) -> Iterator[tuple[str, str, str]]:
@@ -152,37 +158,34 @@ def check_remote(remote: Policy, local: Policy, settings: TrustSettings) -> list
 
 class RemoteTrust:
     """The local baseline of one store that follows a remote source, the check of each
-    remote policy against it, and the names the request-time rule guards.
+    remote policy against it, and the remote policies it let through (`recent`).
 
     The baseline is the store's policy when the refresher was built, and again whenever
     the store holds a policy this refresher did not apply (the application replaced it:
-    local again). The guarded names accumulate over the remote policies seen (never
-    dropped while the refresher lives, so a request still in flight under an older policy
-    stays guarded). Thread-safe.
+    local again). Thread-safe.
     """
 
     def __init__(self, current: Policy) -> None:
         self._applied: Policy | None = None
         self._local = current
-        self._plain: frozenset[str] = frozenset()  # remote `http` names, accumulated
-        self._names: frozenset[str] = frozenset()  # remote names, accumulated
+        self.recent: tuple[_Applied, ...] = ()  # newest first; replaced whole
+        with _lock:
+            _trusts.add(self)
 
     def errors(self, remote: Policy, current: Policy) -> list[str]:
-        """Why `remote` may not replace `current` (empty: it may, and its names are guarded
-        from now on)."""
+        """Why `remote` may not replace `current` (empty: it may, and its services are
+        known as remote from now on)."""
         if current is not self._applied and current is not self._local:
             self._local = current
         local = self._local
         errors = check_remote(remote, local, trust_from_env())
-        if errors:
-            return errors
-        self._plain |= {n for n, s in remote.resolved.items() if s.scheme == "http"}
-        self._names |= set(remote.services)
-        local_plain = {n for n, s in local.resolved.items() if s.scheme == "http"}
-        with _lock:
-            _marks[self] = _Marks(self._plain - local_plain, self._names - set(local.services))
-            _publish()
-        return []
+        if not errors:
+            entry = _Applied(remote, frozenset(n for n, s in local.resolved.items()
+                                               if s.scheme == "http"),
+                             frozenset(local.services))
+            with _lock:
+                self.recent = (entry, *self.recent[:RECENT - 1])
+        return errors
 
     def applied(self, policy: Policy) -> None:
         """`policy` (a remote one) is now the store's."""
