@@ -1,5 +1,5 @@
-"""Outbound credentials: a bearer token from an environment variable or a file, or an
-OAuth2 access token from the client credentials grant (RFC 6749 section 4.4).
+"""Outbound credentials: a bearer token from an environment variable or a file (`bearer`),
+or an OAuth2 access token from the client credentials grant (RFC 6749 section 4.4).
 
 OAuth2 tokens are cached and refreshed `refresh_before` their expiry. One refresh runs at a
 time however many requests need it, across threads *and* asyncio tasks: the first caller
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 import threading
 import time
 import urllib.parse
@@ -37,10 +36,13 @@ import httpx
 
 from .._clock import CLOCK, RNG
 from .._types import Clock, Rng
-from ..errors import MeshError, MeshTransportError
-from ..policy._env import env_value
-from ..policy._security import AuthPolicy, BearerPolicy, OAuth2Policy
+from ..errors import MeshTransportError
+from ..policy._security import AuthPolicy, OAuth2Policy
+from .bearer import BearerCredentials, CredentialsError, read_secret
 from .token import MAX_ANSWER_BYTES, Token, TokenAnswerError, parse_answer, retry_delay_s
+
+__all__ = ["BearerCredentials", "Credentials", "CredentialsError", "CredentialsUnavailable",
+           "OAuth2Credentials", "credentials_for", "read_secret"]
 
 logger = logging.getLogger("meshclient.security")
 
@@ -48,73 +50,8 @@ POLL_S = 0.005
 _NS = 1_000_000_000
 
 
-class CredentialsError(MeshError):
-    """A credential source is misconfigured (missing variable, unreadable file)."""
-
-
 class CredentialsUnavailable(MeshTransportError):
     """No valid credential could be obtained for the request (the token endpoint failed)."""
-
-
-def read_secret(env: str | None, file: str | None, environ: Mapping[str, str] | None,
-                what: str) -> str:
-    """The secret's value; `CredentialsError` names the source, never the value."""
-    if env is not None:
-        value = env_value(env, environ)
-        if not value:
-            raise CredentialsError(f"{what}: environment variable {env} is not set")
-        return value.strip()
-    assert file is not None
-    try:
-        with open(file, encoding="utf-8") as f:
-            value = f.read().strip()
-    except OSError as exc:
-        raise CredentialsError(f"{what}: cannot read {file!r}: {exc.strerror or exc}") from None
-    if not value:
-        raise CredentialsError(f"{what}: {file!r} is empty")
-    return value
-
-
-class BearerCredentials:
-    """`Bearer <token>`; a file is re-read when its mtime or size changes (checked at most
-    once a second)."""
-
-    def __init__(self, policy: BearerPolicy, environ: Mapping[str, str] | None = None,
-                 clock: Clock = CLOCK) -> None:
-        self._policy = policy
-        self._environ = environ
-        self._clock = clock
-        self._value = "Bearer " + read_secret(policy.token_env, policy.token_file, environ,
-                                              "auth.bearer")
-        self._stat = self._file_stat()
-        self._next_check_ns = clock.now_ns() + _NS
-
-    def _file_stat(self) -> tuple[int, int] | None:
-        if self._policy.token_file is None:
-            return None
-        try:
-            st = os.stat(self._policy.token_file)
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
-
-    def header_value(self) -> str:
-        now = self._clock.now_ns()
-        if self._policy.token_file is not None and now >= self._next_check_ns:
-            self._next_check_ns = now + _NS
-            stat = self._file_stat()
-            if stat is not None and stat != self._stat:
-                try:
-                    self._value = "Bearer " + read_secret(None, self._policy.token_file,
-                                                          None, "auth.bearer")
-                    self._stat = stat
-                except CredentialsError as exc:
-                    logger.warning("%s; keeping the previous token", exc)
-        return self._value
-
-    def __repr__(self) -> str:
-        source = self._policy.token_env or self._policy.token_file
-        return f"<BearerCredentials from {source!r}>"
 
 
 class _Refresh:
