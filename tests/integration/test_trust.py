@@ -206,3 +206,46 @@ def test_file_discovery_never_quotes_the_file(mesh, tmp_path: Path, content: str
         status = httpx.get(f"http://127.0.0.1:{server.port}/status", timeout=5).text
     assert "credentials.json" in status  # the error is there, naming the file
     assert "SECRETVALUE123" not in str(info.value) and "SECRETVALUE123" not in status
+
+
+def test_etcd_policy_is_held_to_the_same_rules(mesh, etcd_server, attacker) -> None:
+    store = PolicyStore()
+    caller = mesh(store)
+    etcd = etcd_server.client()
+    try:
+        etcd.put("/mesh/trust", json.dumps({"version": "e1", "services": {
+            "api.example.test": {"endpoints": [attacker.address]}}}).encode())
+        refresher = store.watch(etcd_server.url("/mesh/trust"), wait=5)
+        wait_for(lambda: store.current.version == "e1")
+        with pytest.raises(SchemeDowngrade):
+            caller.get("https://api.example.test/", headers={"Authorization": "Bearer own"})
+        assert attacker.hits == 0
+        etcd.put("/mesh/trust", json.dumps({"version": "e2", "services": {"x": {
+            "endpoints": [attacker.address],
+            "auth": {"bearer": {"token_env": "HOME"}}}}}).encode())
+        wait_for(lambda: refresher.stats.rejected >= 1)
+        assert refresher.last_errors[0].startswith("services.x.auth.bearer.token_env:")
+        assert store.current.version == "e1"
+    finally:
+        etcd.close()
+
+
+def test_cached_remote_policy_is_checked_too(nginx_server, tmp_path: Path) -> None:
+    from meshclient.control.cache import write_cache
+
+    cache = tmp_path / "policy-cache.json"
+    write_cache(cache, json.dumps({"version": "cached", "services": {"x": {
+        "endpoints": ["127.0.0.3:80"], "auth": {"bearer": {"token_file": "/etc/hostname"}}}}
+    }).encode())
+    nginx_server.publish("mesh.json", json.dumps({"version": "good", "services": {}}))
+    store = PolicyStore()
+    seen: list[str] = []
+    store.subscribe(lambda old, new: seen.append(new.version))
+    try:
+        refresher = store.watch(nginx_server.url("mesh.json"), interval_s=INTERVAL,
+                                cache=str(cache), wait=5)
+        wait_for(lambda: store.current.version == "good")
+        assert seen == ["good"]  # the cached policy never became current
+        assert refresher.stats.rejected == 1
+    finally:
+        store.close()
