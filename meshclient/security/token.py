@@ -6,8 +6,9 @@ wrong with the answer. Nothing here quotes the access token. A bad answer of any
 an error for that one refresh (the caller backs off and asks again); it never raises
 anything but `TokenAnswerError`.
 
-`expires_in` is a number of seconds greater than 0 and at most `MAX_EXPIRES_S`; a numeric
-string is accepted too (some servers send one). `NaN`, infinities, 0, negative numbers,
+`expires_in` is a number of seconds from `MIN_EXPIRES_S` to `MAX_EXPIRES_S`; a numeric
+string is accepted too (some servers send one). `NaN`, infinities, 0, negative or tiny
+numbers (a token that expires as it arrives would be fetched again by every request),
 booleans and other strings are refused. A missing `expires_in` means `DEFAULT_EXPIRES_S`
 (RFC 6749 leaves the lifetime to the server's documentation then).
 """
@@ -26,7 +27,8 @@ from ..resilience.backoff import Backoff
 MAX_ANSWER_BYTES = 64 * 1024
 #: Lifetime assumed when the answer has no `expires_in`.
 DEFAULT_EXPIRES_S = 300.0
-#: Longest `expires_in` accepted (ten years).
+#: Shortest and longest `expires_in` accepted (a tenth of a second, ten years).
+MIN_EXPIRES_S = 0.1
 MAX_EXPIRES_S = 10 * 365 * 86400.0
 #: Wait after a failed token request: equal jitter in [window/2, window), the window doubling
 #: from `RETRY_BASE_S` per consecutive failure up to `RETRY_MAX_S`.
@@ -67,10 +69,11 @@ def expires_in_s(value: object) -> float:
             seconds = float(value.strip())
         except ValueError:
             seconds = None
-    if seconds is None or not math.isfinite(seconds) or not 0 < seconds <= MAX_EXPIRES_S:
+    if seconds is None or not math.isfinite(seconds) or not (
+            MIN_EXPIRES_S <= seconds <= MAX_EXPIRES_S):
         shown = repr(value)
         shown = shown if len(shown) <= 40 else shown[:37] + "..."
-        raise TokenAnswerError(f"expires_in must be a number of seconds in (0, "
+        raise TokenAnswerError(f"expires_in must be a number of seconds in [{MIN_EXPIRES_S}, "
                                f"{MAX_EXPIRES_S:.0f}]: {shown}")
     return seconds
 

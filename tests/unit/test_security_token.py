@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from meshclient.security.token import (
     MAX_EXPIRES_S,
+    MIN_EXPIRES_S,
     RETRY_MAX_S,
     TokenAnswerError,
     expires_in_s,
@@ -47,12 +48,13 @@ def test_any_expires_in_gives_a_lifetime_or_the_one_error(value: object) -> None
         assert "expires_in" in str(exc)
         return
     seconds = (token.expires_ns - NOW) / 1e9
-    assert 0 < seconds <= MAX_EXPIRES_S + 1
+    assert MIN_EXPIRES_S - 1e-6 <= seconds <= MAX_EXPIRES_S + 1
     assert token.header_value == "Bearer t"
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -1, 0, "NaN", "inf", "-3",
-                                   "soon", True, 10**400, [], {}, MAX_EXPIRES_S * 2])
+                                   "soon", True, 10**400, [], {}, MAX_EXPIRES_S * 2,
+                                   1.87e-198, 0.05])
 def test_bad_expires_in_is_named(value: object) -> None:
     with pytest.raises(TokenAnswerError, match="expires_in must be"):
         expires_in_s(value)
