@@ -81,7 +81,8 @@ class OAuth2Credentials:
                              "auth.oauth2.client_secret")
         basic = f"{urllib.parse.quote(policy.client_id, safe='')}:" \
                 f"{urllib.parse.quote(secret, safe='')}"
-        self._basic = "Basic " + base64.b64encode(basic.encode()).decode()
+        self._headers = {"authorization": "Basic " + base64.b64encode(basic.encode()).decode(),
+                         "accept": "application/json"}
         self._form = {"grant_type": "client_credentials"}
         if policy.scopes:
             self._form["scope"] = " ".join(policy.scopes)
@@ -108,11 +109,6 @@ class OAuth2Credentials:
                 return usable, self._refresh, False
             self._refresh = _Refresh()
             return usable, self._refresh, True
-
-    def _request(self) -> httpx.Request:
-        return httpx.Request("POST", self._policy.token_url, data=self._form,
-                             headers={"authorization": self._basic,
-                                      "accept": "application/json"})
 
     def _finish(self, refresh: _Refresh, answer: tuple[int, bytes] | None,
                 error: BaseException | None) -> None:
@@ -163,7 +159,7 @@ class OAuth2Credentials:
         started = time.monotonic()
         with httpx.Client(timeout=self._policy.timeout) as client, \
                 client.stream("POST", self._policy.token_url, data=self._form,
-                              headers=self._request().headers) as response:
+                              headers=self._headers) as response:
             _check_length(response)
             body = bytearray()
             for chunk in response.iter_bytes():
@@ -176,7 +172,7 @@ class OAuth2Credentials:
         with anyio.fail_after(self._policy.timeout):
             async with httpx.AsyncClient(timeout=self._policy.timeout) as client, \
                     client.stream("POST", self._policy.token_url, data=self._form,
-                                  headers=self._request().headers) as response:
+                                  headers=self._headers) as response:
                 _check_length(response)
                 body = bytearray()
                 async for chunk in response.aiter_bytes():
