@@ -3,7 +3,7 @@
 Reads the admin endpoint of a process started with `MESHCLIENT_ADMIN=host:port` and prints,
 per service, each endpoint's latency estimate, in-flight count, breaker state and ejection,
 the retry budget balance, and the policy version. Exit code 1 when the endpoint cannot be
-reached.
+reached. With `MESHCLIENT_ADMIN_TOKEN` set, it is sent as a bearer token.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import httpx
 
 from ..discovery._base import split_address
 from ..errors import MeshError
-from ..policy._env import settings_from_env
+from ..policy._env import settings_from_env, trust_from_env
 
 DEFAULT_ADMIN = "127.0.0.1:9990"
 
@@ -102,8 +102,10 @@ def run(args: argparse.Namespace) -> int:
         print(str(exc), file=sys.stderr)
         return 2
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}/status"
+    token = trust_from_env().admin_token  # MESHCLIENT_ADMIN_TOKEN, when the endpoint wants one
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        response = httpx.get(url, timeout=5.0)
+        response = httpx.get(url, timeout=5.0, headers=headers)
         response.raise_for_status()
         doc = response.json()
     except (httpx.HTTPError, ValueError) as exc:

@@ -168,6 +168,16 @@ def attempt_headers(headers: httpx.Headers, deadline_ms: str, attempt: int) -> h
 
 
 
+def _https_name(host: str, service: Service) -> str:
+    """The scheme rule for a request the app sent over https (`security.trust.https_name`):
+    raises `SchemeDowngrade` rather than send it as plain http to a service only a remote
+    policy made plaintext; returns the name the server must prove. Called only when the
+    destination is plain http or not the request's own host."""
+    from ..security.trust import https_name  # local: the security package imports the core
+
+    return https_name(host, service)
+
+
 def _fast_address(request: httpx.Request, service: Service, endpoint: Endpoint,
                   headers: httpx.Headers | None = None, deadline_ms: str | None = None,
                   attempt: int = 1) -> httpx.Request:
@@ -201,8 +211,11 @@ def _fast_address(request: httpx.Request, service: Service, endpoint: Endpoint,
     else:
         attrs["headers"] = with_headers(request.headers, {}) if headers is None else headers
     extensions = attrs["extensions"] = attrs["extensions"].copy()
+    name = service.name
+    if ref.scheme == "https" and (scheme == "http" or name != ref.host):
+        name = _https_name(ref.host, service)  # the app asked for TLS (docs/security.md)
     if scheme == "https" and "sni_hostname" not in extensions:
-        extensions["sni_hostname"] = service.name  # issue-9: the destination's name
+        extensions["sni_hostname"] = name  # the destination's name
     out = _new_object(httpx.Request)
     out.__dict__ = attrs
     return out
@@ -214,8 +227,11 @@ def _slow_address(request: httpx.Request, service: Service, endpoint: Endpoint,
     if deadline_ms is not None:
         headers = attempt_headers(request.headers, deadline_ms, attempt)
     extensions = dict(request.extensions)
+    name, host = service.name, request.url.host
+    if request.url.scheme == "https" and (service.scheme == "http" or name != host):
+        name = _https_name(host, service)
     if service.scheme == "https" and "sni_hostname" not in extensions:
-        extensions["sni_hostname"] = service.name
+        extensions["sni_hostname"] = name
     out = httpx.Request(request.method,
                         _slow_url(request.url, service.scheme, endpoint.host, endpoint.port),
                         headers=request.headers.copy() if headers is None else headers,
@@ -269,6 +285,7 @@ def _address_self_check() -> Any:
 #: `endpoint`: the URL names the endpoint, the `Host` header keeps the logical name, and for
 #: https the TLS name (`sni_hostname`) is the name of the service sent to (after a split, the
 #: destination's), so the certificate is verified against the service name, not the IP.
+#: For a request the app sent over https the trust rule applies (`_https_name`).
 #: The body stream is shared, not copied; `headers` (a new `Headers`) replace the copy's,
 #: else with `deadline_ms` the copy gets `attempt_headers(request.headers, deadline_ms,
 #: attempt)` (built in the same step), else a copy of the request's.

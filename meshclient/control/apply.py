@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from .. import _events
 from ..errors import PolicyError
 from ..policy import Policy, PolicyStore, policy_from_text
+from ..security.trust import RemoteTrust, warn_plaintext_control
 from .cache import write_cache
 from .summary import summarize
 
@@ -48,6 +49,8 @@ class Applier:
         self.last_errors: tuple[str, ...] = ()
         self._last_rejected: bytes | None = None
         self._lock = threading.Lock()
+        self.trust = RemoteTrust(store.current)  # docs/security.md: what a remote policy may do
+        warn_plaintext_control(source)
 
     def apply(self, document: bytes, *, origin: str | None = None) -> bool:
         """Validate and apply `document`; True when the store now holds a new policy."""
@@ -61,6 +64,10 @@ class Applier:
 
     def apply_policy(self, policy: Policy, document: bytes | None, *, origin: str,
                      write: bool = True) -> bool:
+        refused = self.trust.errors(policy, self.store.current)
+        if refused:
+            self._reject(document or policy.version.encode(), tuple(refused), origin)
+            return False
         with self._lock:
             self.last_errors = ()
             self._last_rejected = None
@@ -69,6 +76,7 @@ class Applier:
                 self.stats.unchanged += 1
                 return False
             self.store.replace(policy)
+            self.trust.applied(policy)
             self.stats.applied += 1
         summary = summarize(old, policy)
         logger.info("policy %r applied from %s (was %r): %s", policy.version, origin,

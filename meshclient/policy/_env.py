@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from ._model import EndpointSpec, Policy, ServicePolicy
 
 PREFIX = "MESHCLIENT_"
 ENDPOINTS_PREFIX = "MESHCLIENT_ENDPOINTS_"
+SECRET_PREFIX = "MESHCLIENT_SECRET_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,19 @@ VARIABLES: tuple[EnvVar, ...] = (
            "overriding the system resolver."),
     EnvVar("MESHCLIENT_ADMIN", "(off)", "`host:port` of the admin/status endpoint (loopback "
            "only unless a non-loopback host is named)."),
+    EnvVar("MESHCLIENT_ADMIN_TOKEN", "(unset)", "Bearer token the admin endpoint requires "
+           "(compared in constant time); `meshclient status` sends it. Unset: none required."),
+    EnvVar("MESHCLIENT_ADMIN_HOSTS", "(unset)", "Comma-separated extra host names the admin "
+           "endpoint answers to; loopback hosts and the host it binds are always accepted, any "
+           "other `Host` header gets 403 (DNS rebinding). See docs/security.md."),
+    EnvVar("MESHCLIENT_SECRET_ENV", "MESHCLIENT_SECRET_*", "Comma-separated environment "
+           "variable names (`*` matches any characters) a policy from a control endpoint or "
+           "etcd may name as `token_env` / `client_secret_env`. See docs/security.md."),
+    EnvVar("MESHCLIENT_SECRET_PATHS", "/run/secrets,/var/run/secrets,/vault/secrets",
+           "Comma-separated absolute directories (or files) a policy from a control endpoint "
+           "or etcd may name secret files under (`token_file`, `client_secret_file`)."),
+    EnvVar("MESHCLIENT_SECRET_<NAME>", "(unset)", "A secret that policies from a control "
+           "endpoint or etcd may name by default (see `MESHCLIENT_SECRET_ENV`)."),
 )
 _KNOWN = {v.name for v in VARIABLES if "<" not in v.name}
 #: One-line values (unlike MESHCLIENT_POLICY, whose inline JSON may span lines); the error
@@ -84,7 +99,7 @@ def _environ(environ: Mapping[str, str] | None) -> Mapping[str, str]:
 def _warn_unknown(environ: Mapping[str, str]) -> None:
     for name in environ:
         if name.startswith(PREFIX) and name not in _KNOWN and not name.startswith(
-                ENDPOINTS_PREFIX):
+                (ENDPOINTS_PREFIX, SECRET_PREFIX)):
             warn_at_caller(f"unknown environment variable {name} (known: "
                            f"{', '.join(sorted(_KNOWN))}, MESHCLIENT_ENDPOINTS_<SERVICE>)")
 
@@ -186,3 +201,53 @@ def policy_from_env(environ: Mapping[str, str] | None = None) -> Policy:
     for message in unreached:
         warn_at_caller(message)
     return policy
+
+
+# -- the trust settings (docs/security.md) ---------------------------------------------
+
+DEFAULT_SECRET_ENV = (SECRET_PREFIX + "*",)
+DEFAULT_SECRET_PATHS = ("/run/secrets", "/var/run/secrets", "/vault/secrets")
+_ENV_PATTERN = re.compile(r"^[A-Za-z0-9_*]+$")
+_HOST_NAME = re.compile(r"^[A-Za-z0-9.\-]+$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrustSettings:
+    """What this process lets remote policies and admin clients do (docs/security.md)."""
+
+    secret_env: tuple[str, ...] = DEFAULT_SECRET_ENV
+    secret_paths: tuple[str, ...] = DEFAULT_SECRET_PATHS
+    admin_token: str | None = dataclasses.field(default=None, repr=False)
+    admin_hosts: tuple[str, ...] = ()
+
+
+def _list(name: str, value: str, check: Callable[[str], bool], what: str) -> tuple[str, ...]:
+    items = tuple(item.strip() for item in value.split(",") if item.strip())
+    for item in items:
+        if not check(item):
+            raise PolicyError(f"{name} items must be {what}: {item!r}")
+    return items
+
+
+def trust_from_env(environ: Mapping[str, str] | None = None) -> TrustSettings:
+    """Read the trust settings; raises `PolicyError` naming the variable and the value."""
+    env = _environ(environ)
+    secret_env = env.get("MESHCLIENT_SECRET_ENV")
+    secret_paths = env.get("MESHCLIENT_SECRET_PATHS")
+    hosts = env.get("MESHCLIENT_ADMIN_HOSTS")
+    return TrustSettings(
+        secret_env=DEFAULT_SECRET_ENV if secret_env is None else _list(
+            "MESHCLIENT_SECRET_ENV", secret_env, lambda v: bool(_ENV_PATTERN.match(v)),
+            "variable names (letters, digits, `_`, `*`)"),
+        secret_paths=DEFAULT_SECRET_PATHS if secret_paths is None else _list(
+            "MESHCLIENT_SECRET_PATHS", secret_paths, os.path.isabs, "absolute paths"),
+        admin_token=env.get("MESHCLIENT_ADMIN_TOKEN") or None,
+        admin_hosts=() if hosts is None else tuple(h.lower().rstrip(".") for h in _list(
+            "MESHCLIENT_ADMIN_HOSTS", hosts, lambda v: bool(_HOST_NAME.match(v)),
+            "host names")),
+    )
+
+
+def env_value(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """One variable's value (a secret a policy names): the single door to `os.environ`."""
+    return _environ(environ).get(name)

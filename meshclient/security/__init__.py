@@ -1,7 +1,9 @@
 """Security and enforcement, one module per job:
 
 - `tls`: mutual TLS from files, reloaded on change (`RotatingContext`), SPIFFE ID checks;
-- `credentials`: bearer tokens and OAuth2 client credentials for outbound requests;
+- `credentials`: bearer tokens (`bearer`) and OAuth2 client credentials (the token answer
+  parsed in `token`) for outbound requests;
+- `trust`: what a policy from a remote source may do (docs/security.md);
 - `authz`, `inbound`, `asgi`, `wsgi`: inbound caller identity and authorization;
 - `limits`, `throttle`, `quota`: token bucket, bulkhead, adaptive throttling, Redis quotas;
 - `admission`: the `Limiter` (throttle, rate, bulkhead) of one service or route;

@@ -1,14 +1,21 @@
-"""Outbound credentials: a bearer token from an environment variable or a file, or an
-OAuth2 access token from the client credentials grant (RFC 6749 section 4.4).
+"""Outbound credentials: a bearer token from an environment variable or a file (`bearer`),
+or an OAuth2 access token from the client credentials grant (RFC 6749 section 4.4).
 
 OAuth2 tokens are cached and refreshed `refresh_before` their expiry. One refresh runs at a
 time however many requests need it, across threads *and* asyncio tasks: the first caller
 that finds the token due becomes the refresher; while a still-valid token exists the others
 keep using it, and only callers holding no usable token wait for the refresh (threads on an
 `Event`, tasks polling it every `POLL_S`, which works from any event loop and only happens
-when no valid token exists). A failed refresh keeps a still-valid token
-and is tried again after `RETRY_S`; with no valid token the request fails with
-`CredentialsUnavailable` (at once, without another token request, until `RETRY_S` passed).
+when no valid token exists).
+
+A token request is bounded in wall-clock time: `timeout` for the whole exchange (async: exactly;
+sync: checked between reads, each read bounded by `timeout` too) and `token.MAX_ANSWER_BYTES`
+for the body. Any bad answer (an error status, a body that is not JSON or has no usable
+`access_token`, an `expires_in` that is not a positive finite number of seconds, too large,
+too slow) fails that refresh only: a still-valid token is kept, and the next token request
+is made after a jittered backoff (`token.retry_delay_s`: from 0.5-1 s after the first
+failure, doubling, at most 30 s). Meanwhile a request with no valid token fails at once with
+`CredentialsUnavailable` saying why the last refresh failed.
 
 The client authenticates with HTTP Basic (`client_secret_basic`, which RFC 6749 section
 2.3.1 requires servers to support). Secrets and tokens are never logged, never put in
@@ -19,102 +26,32 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 import threading
+import time
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import anyio
 import httpx
 
-from .._clock import CLOCK
-from .._types import Clock
-from ..errors import MeshError, MeshTransportError
-from ..policy._security import AuthPolicy, BearerPolicy, OAuth2Policy
+from .._clock import CLOCK, RNG
+from .._types import Clock, Rng
+from ..errors import MeshTransportError
+from ..policy._security import AuthPolicy, OAuth2Policy
+from .bearer import BearerCredentials, CredentialsError, read_secret
+from .token import MAX_ANSWER_BYTES, Token, TokenAnswerError, parse_answer, retry_delay_s
+
+__all__ = ["BearerCredentials", "Credentials", "CredentialsError", "CredentialsUnavailable",
+           "OAuth2Credentials", "credentials_for", "read_secret"]
 
 logger = logging.getLogger("meshclient.security")
 
-RETRY_S = 1.0
-DEFAULT_EXPIRES_S = 300.0
 POLL_S = 0.005
 _NS = 1_000_000_000
 
 
-class CredentialsError(MeshError):
-    """A credential source is misconfigured (missing variable, unreadable file)."""
-
-
 class CredentialsUnavailable(MeshTransportError):
     """No valid credential could be obtained for the request (the token endpoint failed)."""
-
-
-def read_secret(env: str | None, file: str | None, environ: Mapping[str, str] | None,
-                what: str) -> str:
-    """The secret's value; `CredentialsError` names the source, never the value."""
-    if env is not None:
-        value = (os.environ if environ is None else environ).get(env)
-        if not value:
-            raise CredentialsError(f"{what}: environment variable {env} is not set")
-        return value.strip()
-    assert file is not None
-    try:
-        with open(file, encoding="utf-8") as f:
-            value = f.read().strip()
-    except OSError as exc:
-        raise CredentialsError(f"{what}: cannot read {file!r}: {exc.strerror or exc}") from None
-    if not value:
-        raise CredentialsError(f"{what}: {file!r} is empty")
-    return value
-
-
-class BearerCredentials:
-    """`Bearer <token>`; a file is re-read when its mtime or size changes (checked at most
-    once a second)."""
-
-    def __init__(self, policy: BearerPolicy, environ: Mapping[str, str] | None = None,
-                 clock: Clock = CLOCK) -> None:
-        self._policy = policy
-        self._environ = environ
-        self._clock = clock
-        self._value = "Bearer " + read_secret(policy.token_env, policy.token_file, environ,
-                                              "auth.bearer")
-        self._stat = self._file_stat()
-        self._next_check_ns = clock.now_ns() + _NS
-
-    def _file_stat(self) -> tuple[int, int] | None:
-        if self._policy.token_file is None:
-            return None
-        try:
-            st = os.stat(self._policy.token_file)
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
-
-    def header_value(self) -> str:
-        now = self._clock.now_ns()
-        if self._policy.token_file is not None and now >= self._next_check_ns:
-            self._next_check_ns = now + _NS
-            stat = self._file_stat()
-            if stat is not None and stat != self._stat:
-                try:
-                    self._value = "Bearer " + read_secret(None, self._policy.token_file,
-                                                          None, "auth.bearer")
-                    self._stat = stat
-                except CredentialsError as exc:
-                    logger.warning("%s; keeping the previous token", exc)
-        return self._value
-
-    def __repr__(self) -> str:
-        source = self._policy.token_env or self._policy.token_file
-        return f"<BearerCredentials from {source!r}>"
-
-
-@dataclass(frozen=True, slots=True)
-class Token:
-    header_value: str
-    expires_ns: int
-    refresh_ns: int
 
 
 class _Refresh:
@@ -136,20 +73,23 @@ class OAuth2Credentials:
     """
 
     def __init__(self, policy: OAuth2Policy, environ: Mapping[str, str] | None = None,
-                 clock: Clock = CLOCK) -> None:
+                 clock: Clock = CLOCK, rng: Rng = RNG) -> None:
         self._policy = policy
         self._clock = clock
+        self._rng = rng
         secret = read_secret(policy.client_secret_env, policy.client_secret_file, environ,
                              "auth.oauth2.client_secret")
         basic = f"{urllib.parse.quote(policy.client_id, safe='')}:" \
                 f"{urllib.parse.quote(secret, safe='')}"
-        self._basic = "Basic " + base64.b64encode(basic.encode()).decode()
+        self._headers = {"authorization": "Basic " + base64.b64encode(basic.encode()).decode(),
+                         "accept": "application/json"}
         self._form = {"grant_type": "client_credentials"}
         if policy.scopes:
             self._form["scope"] = " ".join(policy.scopes)
         self._token: Token | None = None
         self._refresh: _Refresh | None = None
         self._retry_at_ns = 0
+        self._failures = 0
         self._last_error: BaseException | None = None
         self._lock = threading.Lock()
         self.refreshes = 0
@@ -170,49 +110,37 @@ class OAuth2Credentials:
             self._refresh = _Refresh()
             return usable, self._refresh, True
 
-    def _request(self) -> httpx.Request:
-        return httpx.Request("POST", self._policy.token_url, data=self._form,
-                             headers={"authorization": self._basic,
-                                      "accept": "application/json"})
-
-    def _finish(self, refresh: _Refresh, response: httpx.Response | None,
+    def _finish(self, refresh: _Refresh, answer: tuple[int, bytes] | None,
                 error: BaseException | None) -> None:
-        now = self._clock.now_ns()
+        """Record one refresh's outcome; always releases the waiters, whatever the answer."""
         token: Token | None = None
-        if error is None and response is not None:
-            token, error = self._parse(response, now)
-        with self._lock:
-            if token is not None:
-                self._token = token
-                self.refreshes += 1
-            else:
-                self._retry_at_ns = now + int(RETRY_S * _NS)
-            self._refresh = None
-            refresh.error = error if token is None else None
-            self._last_error = refresh.error
-        refresh.done.set()
+        try:
+            now = self._clock.now_ns()
+            if error is None and answer is not None:
+                try:
+                    token = parse_answer(answer[0], answer[1], now,
+                                         self._policy.refresh_before)
+                except TokenAnswerError as exc:
+                    error = CredentialsUnavailable(str(exc))
+            with self._lock:
+                if token is not None:
+                    self._token = token
+                    self._failures = 0
+                    self._retry_at_ns = 0
+                    self.refreshes += 1
+                else:
+                    self._failures += 1
+                    delay = retry_delay_s(self._failures, self._rng)
+                    self._retry_at_ns = now + int(delay * _NS)
+                refresh.error = error if token is None else None
+                self._last_error = refresh.error
+        finally:
+            with self._lock:
+                self._refresh = None
+            refresh.done.set()
         if token is None:
             logger.warning("auth.oauth2: token request to %s failed: %s", self._policy.token_url,
                            _describe(error))
-
-    def _parse(self, response: httpx.Response, now: int) -> tuple[Token | None,
-                                                                  BaseException | None]:
-        if response.status_code != 200:
-            return None, CredentialsUnavailable(
-                f"token endpoint answered {response.status_code}")
-        try:
-            body = response.json()
-            access = body["access_token"]
-            kind = str(body.get("token_type", "Bearer"))
-            expires_s = float(body.get("expires_in", DEFAULT_EXPIRES_S))
-        except (ValueError, KeyError, TypeError):
-            return None, CredentialsUnavailable("token endpoint sent no usable access_token")
-        if not isinstance(access, str) or not access:
-            return None, CredentialsUnavailable("token endpoint sent no usable access_token")
-        scheme = "Bearer" if kind.lower() == "bearer" else kind
-        expires_ns = now + int(expires_s * _NS)
-        refresh_ns = expires_ns - int(min(self._policy.refresh_before, expires_s / 2) * _NS)
-        return Token(f"{scheme} {access}", expires_ns, refresh_ns), None
 
     def _result(self, error: BaseException | None) -> str:
         token = self._token
@@ -221,27 +149,55 @@ class OAuth2Credentials:
         raise CredentialsUnavailable(
             f"no valid OAuth2 token from {self._policy.token_url}: {_describe(error)}")
 
+    def _wait_s(self) -> float:
+        """How long a caller without a token waits for a refresh another caller runs (the
+        sync fetch is bounded between reads, so by at most twice the timeout)."""
+        return 2 * self._policy.timeout + 1.0
+
     # -- the two shells ----------------------------------------------------------------
+    def _fetch_sync(self) -> tuple[int, bytes]:
+        started = time.monotonic()
+        with httpx.Client(timeout=self._policy.timeout) as client, \
+                client.stream("POST", self._policy.token_url, data=self._form,
+                              headers=self._headers) as response:
+            _check_length(response)
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                _check_progress(body, time.monotonic() - started, self._policy.timeout)
+            return response.status_code, bytes(body)
+
+    async def _fetch_async(self) -> tuple[int, bytes]:
+        started = time.monotonic()
+        with anyio.fail_after(self._policy.timeout):
+            async with httpx.AsyncClient(timeout=self._policy.timeout) as client, \
+                    client.stream("POST", self._policy.token_url, data=self._form,
+                                  headers=self._headers) as response:
+                _check_length(response)
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    _check_progress(body, time.monotonic() - started, self._policy.timeout)
+                return response.status_code, bytes(body)
+
     def header_value_sync(self) -> str:
         usable, refresh, mine = self._claim()
         if refresh is None:
             return usable if usable is not None else self._result(self._last_error)
         if mine:
-            response: httpx.Response | None = None
+            answer: tuple[int, bytes] | None = None
             error: BaseException | None = None
             try:
-                with httpx.Client(timeout=self._policy.timeout) as client:
-                    response = client.send(self._request())
-                    response.read()
+                answer = self._fetch_sync()
             except Exception as exc:
                 error = exc
             except BaseException as exc:  # interrupted: never leave the waiters hanging
                 self._finish(refresh, None, exc)
                 raise
-            self._finish(refresh, response, error)
+            self._finish(refresh, answer, error)
         if usable is not None:
             return usable
-        refresh.done.wait(self._policy.timeout + 1.0)
+        refresh.done.wait(self._wait_s())
         return self._result(refresh.error)
 
     async def header_value_async(self) -> str:
@@ -249,22 +205,20 @@ class OAuth2Credentials:
         if refresh is None:
             return usable if usable is not None else self._result(self._last_error)
         if mine:
-            response: httpx.Response | None = None
+            answer: tuple[int, bytes] | None = None
             error: BaseException | None = None
             try:
-                async with httpx.AsyncClient(timeout=self._policy.timeout) as client:
-                    response = await client.send(self._request())
-                    await response.aread()
+                answer = await self._fetch_async()
             except Exception as exc:
                 error = exc
             except BaseException as exc:  # cancelled: never leave the waiters hanging
                 self._finish(refresh, None, exc)
                 raise
-            self._finish(refresh, response, error)
+            self._finish(refresh, answer, error)
         if usable is not None:
             return usable
-        deadline = self._clock.now_ns() + int((self._policy.timeout + 1.0) * _NS)
-        while not refresh.done.is_set() and self._clock.now_ns() < deadline:
+        deadline = time.monotonic() + self._wait_s()
+        while not refresh.done.is_set() and time.monotonic() < deadline:
             await anyio.sleep(POLL_S)  # waiting is rare (no valid token); works on any loop
         return self._result(refresh.error)
 
@@ -273,11 +227,26 @@ class OAuth2Credentials:
         return f"<OAuth2Credentials client_id={self._policy.client_id!r} token={state}>"
 
 
+def _check_length(response: httpx.Response) -> None:
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+        raise CredentialsUnavailable(f"token answer is over {MAX_ANSWER_BYTES} bytes")
+
+
+def _check_progress(body: bytearray, elapsed_s: float, timeout_s: float) -> None:
+    if len(body) > MAX_ANSWER_BYTES:
+        raise CredentialsUnavailable(f"token answer is over {MAX_ANSWER_BYTES} bytes")
+    if elapsed_s > timeout_s:
+        raise CredentialsUnavailable(f"token answer took longer than {timeout_s:g} s")
+
+
 def _describe(error: BaseException | None) -> str:
     if error is None:
         return "no answer"
     if isinstance(error, CredentialsUnavailable):
         return str(error)
+    if isinstance(error, TimeoutError):
+        return "token request timed out"
     return type(error).__name__
 
 
@@ -285,8 +254,8 @@ Credentials = BearerCredentials | OAuth2Credentials
 
 
 def credentials_for(policy: AuthPolicy, environ: Mapping[str, str] | None = None,
-                    clock: Clock = CLOCK) -> Credentials:
+                    clock: Clock = CLOCK, rng: Rng = RNG) -> Credentials:
     if policy.bearer is not None:
         return BearerCredentials(policy.bearer, environ, clock)
     assert policy.oauth2 is not None
-    return OAuth2Credentials(policy.oauth2, environ, clock)
+    return OAuth2Credentials(policy.oauth2, environ, clock, rng)

@@ -43,7 +43,8 @@ class ServiceGuard(Limiter):
         self.tls: RotatingContext | None = (
             RotatingContext(service.tls, clock) if service.tls is not None else None)
         self.credentials: Credentials | None = (
-            credentials_for(service.auth, environ, clock) if service.auth is not None else None)
+            credentials_for(service.auth, environ, clock, rng) if service.auth is not None
+            else None)
         self.header = service.auth.header if service.auth is not None else "authorization"
 
     # -- per attempt -------------------------------------------------------------------

@@ -173,7 +173,8 @@ def test_callers_request_object_never_gets_the_credential(cluster, monkeypatch) 
 
 def test_failed_token_endpoint_is_not_hammered(secret_env) -> None:
     from meshclient.policy._security import OAuth2Policy
-    from meshclient.security.credentials import RETRY_S, OAuth2Credentials
+    from meshclient.security.credentials import OAuth2Credentials
+    from meshclient.security.token import RETRY_BASE_S as RETRY_S
     from meshclient.testing import FakeClock
 
     clock = FakeClock()
