@@ -14,8 +14,8 @@ on_close = call.finisher(done.on_close)    # ends the last attempt and the call 
 call.fail(exc)                             # the call raised instead
 ```
 
-Attempt spans follow the HTTP semantic conventions (method, `url.full` without
-credentials, `server.address` = the logical service, `network.peer.*` = the endpoint,
+Attempt spans follow the HTTP semantic conventions (method, `url.full` with credentials
+and sensitive query values redacted, `server.address` = the logical service, `network.peer.*` = the endpoint,
 `http.response.status_code`, `error.type`, `http.request.resend_count` from the second
 attempt). Trace context is injected with the global propagator into each attempt's
 headers, except the fields the caller set on the logical request (those are kept).
@@ -24,55 +24,33 @@ A `Call` belongs to one request and is driven from one task or thread at a time.
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.metrics import _internal as _metrics_internal
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import _providers
 from . import semconv as sc
 from ._attempt import Attempt
+from ._otel_api import SHAPE
+from .redact import redact_url
 
 if TYPE_CHECKING:
     from .._core.actions import OnClose, Outcome, Send
     from .metrics import Instruments
 
 
-def _span_key() -> str | None:
-    """Where the API keeps the current span in the context (read on every request), or None
-    for an API that moved it (then `trace.get_current_span` is used)."""
-    try:
-        from opentelemetry.trace.propagation import _SPAN_KEY
-    except ImportError:  # pragma: no cover
-        return None
-    return _SPAN_KEY
-
-
-_SPAN_KEY = _span_key()
-
-
-def _context_var() -> ContextVar[Any] | None:
-    """The context variable the API's default runtime context keeps the current context
-    in, when it is one (checked against `get_current()`), else None (`get_value` is used):
-    reading it directly is the no-SDK fast path's one look at the current span."""
-    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
-    var = getattr(runtime, "_current_context", None)
-    if isinstance(var, ContextVar) and var.get() is otel_context.get_current():
-        return var
-    return None  # pragma: no cover - another runtime context
-
-
-_CONTEXT = _context_var()
+# Where the API keeps the current context and the span in it (read on every request
+# without an SDK), or None for an API that moved them (`_otel_api`: the public calls).
+_SPAN_KEY = SHAPE.span_key
+_CONTEXT = SHAPE.context_var
 
 
 def url_without_credentials(url: httpx.URL) -> str:
-    if url.userinfo:
-        url = url.copy_with(username=None, password=None)
-    return str(url)
+    """`url.full` as recorded: userinfo and sensitive query values redacted (`redact.py`)."""
+    return redact_url(url)
 
 
 _fields_cache: tuple[object, dict[bytes, str]] = (None, {})
@@ -98,8 +76,8 @@ def start_call(request: httpx.Request, service: str | None) -> Call | None:
     # request's), so a downstream service with an SDK continues the trace.
     p = _providers  # the no-SDK test (see `_providers._note_quiet`), on every request
     if (p._quiet_env_size == len(p._ENV) and p._tracer_override is None
-            and p._meter_override is None and trace._TRACER_PROVIDER is None
-            and _metrics_internal._METER_PROVIDER is None):
+            and p._meter_override is None and p._TRACE_GLOBALS._TRACER_PROVIDER is None
+            and p._METRICS_GLOBALS._METER_PROVIDER is None):
         if _SPAN_KEY is not None and (
                 _CONTEXT.get() if _CONTEXT is not None else otel_context.get_current()
         ).get(_SPAN_KEY) is None:
@@ -143,6 +121,11 @@ class Call:
         self.context = parent
 
     @property
+    def traced(self) -> bool:
+        """Whether this call records spans (its own CLIENT span per attempt)."""
+        return self._tracer is not None
+
+    @property
     def span(self) -> trace.Span | None:
         """The logical call's span while it is open (None: not tracing, or ended)."""
         return self._span
@@ -179,12 +162,12 @@ class Call:
     def _metric_attributes(self, send: Send) -> dict[str, Any] | None:
         if self._instruments is None:
             return None
-        attrs: dict[str, Any] = {sc.HTTP_REQUEST_METHOD: sc.method_attr(self._request.method),
-                                 sc.SERVER_ADDRESS: self._service,
-                                 sc.MESH_ENDPOINT: send.endpoint.key}
-        if send.attempt > 1:
-            attrs[sc.HTTP_REQUEST_RESEND_COUNT] = send.attempt - 1
-        return attrs
+        # The conventions' required attributes (server.port among them); the resend count
+        # belongs on the attempt span, not here (one series per count).
+        base = self._base_attributes()
+        return {sc.HTTP_REQUEST_METHOD: base[sc.HTTP_REQUEST_METHOD],
+                sc.SERVER_ADDRESS: self._service, sc.SERVER_PORT: base[sc.SERVER_PORT],
+                sc.MESH_ENDPOINT: send.endpoint.key}
 
     def attempt(self, send: Send) -> None:
         """Attempt `send.attempt` is about to go out: open its span, inject its headers."""
