@@ -348,3 +348,35 @@ def test_url_full_redacts_added_keys(mesh, cluster: LoopbackCluster, otel: Otel,
     caller.get("http://users/a?x-session=abc&q=1").read()
     (attempt,) = otel.named("GET")
     assert attempt.attributes[semconv.URL_FULL] == "http://users/a?x-session=REDACTED&q=1"
+
+
+def test_running_out_of_attempts_is_not_a_budget_refusal(mesh, cluster: LoopbackCluster,
+                                                         otel: Otel) -> None:
+    for i in range(3):
+        cluster.set(i, status=503)
+    caller = mesh(cluster.policy("users", retry={"attempts": 2,
+                                                 "backoff": {"base": 0.001, "max": 0.002}}))
+    assert caller.get("http://users/x").status_code == 503
+    assert sum(cluster.hits()) == 2
+    svc = {semconv.MESH_SERVICE: "users"}
+    assert otel.points("meshclient.retry_budget.exhausted", **svc) == []  # no budget ran out
+    (gave_up,) = otel.points("meshclient.retries.exhausted", **svc)
+    assert gave_up.value == 1 and gave_up.attributes["meshclient.reason"] == "attempts"
+    (call,) = otel.named("GET users")
+    assert [e.name for e in call.events] == ["meshclient.retry",
+                                             "meshclient.attempts_exhausted"]
+
+
+def test_a_budget_refusal_counts_in_both(mesh, cluster: LoopbackCluster, otel: Otel) -> None:
+    for i in range(3):
+        cluster.set(i, status=503)
+    caller = mesh(cluster.policy("users", retry={"budget": {"ratio": 0, "min_per_second": 0.1,
+                                                            "ttl": 10}}))
+    assert caller.get("http://users/x").status_code == 503
+    assert sum(cluster.hits()) == 2  # the budget's one retry, then a refusal
+    svc = {semconv.MESH_SERVICE: "users"}
+    (refused,) = otel.points("meshclient.retry_budget.exhausted", **svc)
+    (gave_up,) = otel.points("meshclient.retries.exhausted", **svc)
+    assert refused.value == gave_up.value == 1
+    assert gave_up.attributes["meshclient.reason"] == "budget"
+    assert "meshclient.reason" not in refused.attributes
