@@ -14,6 +14,7 @@ is a few attribute loads. Those globals are private, so each is looked up here w
 | global meter provider | `opentelemetry.metrics._internal._METER_PROVIDER` |
 | current context | `opentelemetry.context._RUNTIME_CONTEXT._current_context` (a `ContextVar`) |
 | span key in a context | `opentelemetry.trace.propagation._SPAN_KEY` |
+| the meter provider used until one is set | `opentelemetry.metrics._internal._ProxyMeterProvider` |
 
 If any is missing or shaped otherwise (a later release moved it), meshclient warns once
 (`RuntimeWarning`, naming the parts) and uses the public calls instead: the same
@@ -34,6 +35,7 @@ TRACE_MODULE, TRACE_GLOBAL = "opentelemetry.trace", "_TRACER_PROVIDER"
 METRICS_MODULE, METRICS_GLOBAL = "opentelemetry.metrics._internal", "_METER_PROVIDER"
 CONTEXT_GLOBAL = "_RUNTIME_CONTEXT"
 SPAN_KEY_MODULE, SPAN_KEY_NAME = "opentelemetry.trace.propagation", "_SPAN_KEY"
+PROXY_METER_NAME = "_ProxyMeterProvider"
 
 
 def module_with_global(module_name: str, attr: str) -> ModuleType | None:
@@ -67,13 +69,16 @@ def span_key() -> str | None:
 class Shape:
     """What was found (None: not there; the public path is used for it)."""
 
-    __slots__ = ("context_var", "metrics", "span_key", "trace")
+    __slots__ = ("context_var", "metrics", "proxy_meter_provider", "span_key", "trace")
 
     def __init__(self) -> None:
         self.trace = module_with_global(TRACE_MODULE, TRACE_GLOBAL)
         self.metrics = module_with_global(METRICS_MODULE, METRICS_GLOBAL)
         self.context_var = context_var()
         self.span_key = span_key()
+        proxy = getattr(self.metrics, PROXY_METER_NAME, None)
+        #: The API's placeholder meter provider class (no SDK: nothing to record).
+        self.proxy_meter_provider: type | None = proxy if isinstance(proxy, type) else None
 
     @property
     def missing(self) -> list[str]:
@@ -86,6 +91,8 @@ class Shape:
             out.append(f"opentelemetry.context.{CONTEXT_GLOBAL}")
         if self.span_key is None:
             out.append(f"{SPAN_KEY_MODULE}.{SPAN_KEY_NAME}")
+        if self.proxy_meter_provider is None:
+            out.append(f"{METRICS_MODULE}.{PROXY_METER_NAME}")
         return out
 
     @property

@@ -48,9 +48,14 @@ def _is_noop_tracer_provider(provider: object) -> bool:
 
 
 def _is_noop_meter_provider(provider: object) -> bool:
-    # The API's proxy class is private; its name is stable across 1.x releases.
-    return isinstance(provider, metrics.NoOpMeterProvider) or \
-        type(provider).__name__ == "_ProxyMeterProvider"
+    # The API's proxy class is private (`_otel_api`); without it, any provider the API
+    # package itself defines is its placeholder (real ones come from an SDK).
+    if isinstance(provider, metrics.NoOpMeterProvider):
+        return True
+    proxy = SHAPE.proxy_meter_provider
+    if proxy is not None:
+        return isinstance(provider, proxy)
+    return type(provider).__module__.startswith("opentelemetry.metrics")
 
 
 def _unset_global(module: ModuleType | None, attr: str,

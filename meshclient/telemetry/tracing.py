@@ -164,9 +164,10 @@ class Call:
             return None
         # The conventions' required attributes (server.port among them); the resend count
         # belongs on the attempt span, not here (one series per count).
-        base = self._base_attributes()
-        return {sc.HTTP_REQUEST_METHOD: base[sc.HTTP_REQUEST_METHOD],
-                sc.SERVER_ADDRESS: self._service, sc.SERVER_PORT: base[sc.SERVER_PORT],
+        url = self._request.url
+        return {sc.HTTP_REQUEST_METHOD: sc.method_attr(self._request.method),
+                sc.SERVER_ADDRESS: self._service,
+                sc.SERVER_PORT: url.port or (443 if url.scheme == "https" else 80),
                 sc.MESH_ENDPOINT: send.endpoint.key}
 
     def attempt(self, send: Send) -> None:

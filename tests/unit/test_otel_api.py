@@ -20,7 +20,8 @@ from meshclient.telemetry import _otel_api, _providers
 from meshclient.testing import LoopbackCluster
 
 #: The private names, renamed in a copy of the API as a later release might move them.
-RENAMES = ("_TRACER_PROVIDER", "_METER_PROVIDER", "_RUNTIME_CONTEXT", "_SPAN_KEY")
+RENAMES = ("_TRACER_PROVIDER", "_METER_PROVIDER", "_RUNTIME_CONTEXT", "_SPAN_KEY",
+           "_ProxyMeterProvider")
 
 
 def test_the_shape_of_the_installed_api_is_found() -> None:
@@ -71,7 +72,8 @@ SCRIPT = textwrap.dedent("""
     assert not hasattr(trace, "_TRACER_PROVIDER") and hasattr(trace, "_TRACER_PROVIDER_V2")
     messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     assert len(messages) == 1, messages
-    for name in ("_TRACER_PROVIDER", "_METER_PROVIDER", "_RUNTIME_CONTEXT", "_SPAN_KEY"):
+    for name in ("_TRACER_PROVIDER", "_METER_PROVIDER", "_RUNTIME_CONTEXT", "_SPAN_KEY",
+                 "_ProxyMeterProvider"):
         assert name in messages[0], messages[0]
 
     policy = meshclient.Policy.from_dict({"services": {"users": {"endpoints": [sys.argv[1]]}}})
@@ -86,7 +88,12 @@ SCRIPT = textwrap.dedent("""
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)  # the global, found through the public API
+    trace.set_tracer_provider(provider)  # the globals, found through the public API
+    from opentelemetry import metrics
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    reader = InMemoryMetricReader()
+    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
     with httpx.Client(transport=meshclient.MeshTransport(policy)) as client:
         r = client.get("http://users/")
         assert r.status_code == 200
@@ -94,6 +101,10 @@ SCRIPT = textwrap.dedent("""
     assert names == ["GET", "GET users"], names
     sent = r.json()["headers"].get("traceparent") or r.json()["headers"]["Traceparent"]
     assert sent.split("-")[1] == format(exporter.get_finished_spans()[0].context.trace_id, "032x")
+    data = reader.get_metrics_data()
+    recorded = {m.name for rm in data.resource_metrics for sm in rm.scope_metrics
+                for m in sm.metrics}
+    assert "http.client.request.duration" in recorded, recorded
     print("fallback ok")
 """)
 
