@@ -69,6 +69,22 @@ def _preset_fields(headers: httpx.Headers) -> frozenset[str]:
     return frozenset(found) if found else frozenset()
 
 
+def _names_current_span(headers: httpx.Headers) -> bool:
+    """Whether the request's `traceparent` names the current span: written by an
+    instrumentation around this transport (`HTTPXClientInstrumentor.instrument_client` on
+    a mesh client), not set on purpose; then each attempt writes its own context, a child
+    of that span, like a request with no trace headers."""
+    value = headers.get("traceparent")
+    if value is None:
+        return False
+    current = trace.get_current_span().get_span_context()
+    if not current.is_valid:
+        return False
+    parts = value.split("-")
+    return len(parts) >= 3 and parts[1] == format(current.trace_id, "032x") and \
+        parts[2] == format(current.span_id, "016x")
+
+
 def start_call(request: httpx.Request, service: str | None) -> Call | None:
     """A `Call` for `request` (`service=None`: a passthrough request, traced as one CLIENT
     span), or None when there is nothing to record and no trace context to propagate."""
@@ -105,7 +121,9 @@ class Call:
         self._service = service if service is not None else request.url.host
         self._tracer = tracer
         self._instruments = instruments
-        self._preset = _preset_fields(request.headers)
+        preset = _preset_fields(request.headers)
+        self._preset = preset if not preset or not _names_current_span(request.headers) \
+            else frozenset()
         self._open: Attempt | None = None
         self._hedged: tuple[Attempt, Attempt] | None = None
         self._status: int | None = None

@@ -97,3 +97,23 @@ def test_the_instrumentation_records_when_meshclient_does_not_trace(
     (span,) = [s for s in otel.spans() if s.kind == SpanKind.CLIENT]
     assert span.instrumentation_scope.name == INSTRUMENTATION_SCOPE
     assert sent_span_id(r) == span.context.span_id
+
+
+def test_a_mesh_client_instrumented_itself_still_sends_the_attempts_context(
+        mesh, cluster: LoopbackCluster, otel: Otel) -> None:
+    """`instrument_client` wraps the mesh transport itself: its span encloses the call and
+    its `traceparent` lands on the logical request. That header names the current span,
+    so it is not the caller's on purpose: each attempt still sends its own context."""
+    caller = mesh(cluster.policy("users"))
+    HTTPXClientInstrumentor.instrument_client(caller.client,
+                                              tracer_provider=otel.tracer_provider)
+    try:
+        r = in_span(caller, otel, "http://users/v1/x")
+    finally:
+        HTTPXClientInstrumentor.uninstrument_client(caller.client)
+    (attempt,) = [s for s in otel.named("GET") if s.instrumentation_scope.name == "meshclient"]
+    (call,) = otel.named("GET users")
+    (outer,) = [s for s in otel.spans()
+                if s.instrumentation_scope.name == INSTRUMENTATION_SCOPE]
+    assert call.parent is not None and call.parent.span_id == outer.context.span_id
+    assert sent_span_id(r) == attempt.context.span_id
