@@ -8,7 +8,7 @@ client.get("http://users/v1/users/42")                         # "users" is a lo
 ```
 """
 
-from . import errors
+from . import errors, retrying
 from ._client import AsyncClient, Client
 from .discovery import register
 from .errors import (
@@ -45,6 +45,7 @@ __all__ = [
     "errors",
     "handler",
     "register",
+    "retrying",
 ]
 
 # Show public names as meshclient.X (httpx's trick), so reprs and docs are stable.

@@ -27,6 +27,9 @@ CASES = {
                            "spent deadline -> 504", "(async view) -> 200: attempt 2", "done:"]),
     "canary_policy.py": ((), ["step   0%: policy 'canary-0'"]),
     "dns_srv.py": (("dns",), []),
+    "tenacity_retrying.py": ((), ["sync: 'row 42' after 3 attempts",
+                                  "GET http://orders/orders/42 -> 200", "async: 'row 42'",
+                                  "orders budget: 4 retries recorded, 0 refused", "done:"]),
 }
 
 

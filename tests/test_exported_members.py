@@ -31,6 +31,15 @@ CONTRACT: dict[str, str | None] = {
     "meshclient.handler": None,
     "meshclient.asgi.MeshMiddleware": None,
     "meshclient.wsgi.MeshMiddleware": None,
+    "meshclient.retrying": None,
+    "meshclient.retrying.retry_if_budget": None,
+    "meshclient.retrying.stop_at_deadline": None,
+    "meshclient.retrying.record_retry": None,
+    "meshclient.retrying.wait_backoff": None,
+    "meshclient.retrying.retrying": None,
+    "meshclient.retrying.async_retrying": None,
+    "meshclient.retrying.deadline": None,
+    "meshclient.retrying.time_left": None,
 }
 #: The CLI subcommands the contract names, and who lands the pending ones.
 COMMANDS: dict[str, str | None] = {"check": None, "bench": None, "resolve": None,
@@ -116,6 +125,22 @@ def test_error_hierarchy() -> None:
     assert issubclass(errors.DeadlineExceeded, httpx.TimeoutException)
     assert issubclass(errors.MeshTransportError, httpx.TransportError)
     assert not issubclass(errors.MeshError, httpx.TransportError)
+
+
+def test_retrying_surface() -> None:
+    """`meshclient.retrying`'s `__all__` is sorted and complete, and its strategies are
+    tenacity's own kinds (so they compose with `|` and `&`)."""
+    from tenacity.retry import retry_base
+    from tenacity.stop import stop_base
+
+    r = meshclient.retrying
+    assert r.__all__ == sorted(r.__all__)
+    public = {n for n, v in vars(r).items() if not n.startswith("_")
+              and getattr(v, "__module__", None) == r.__name__}
+    assert public == set(r.__all__)
+    assert issubclass(r.retry_if_budget, retry_base)
+    assert issubclass(r.stop_at_deadline, stop_base)
+    assert issubclass(r.RetryingError, meshclient.MeshError)
 
 
 def test_cli_parser_builds() -> None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from ._providers import configure
 from .events import install as _install_listener
+from .redact import add_sensitive_query_keys, sensitive_query_keys
 from .tracing import Call, start_call
 
 _install_listener()
 
-__all__ = ["Call", "configure", "start_call"]
+__all__ = ["Call", "add_sensitive_query_keys", "configure", "sensitive_query_keys",
+           "start_call"]

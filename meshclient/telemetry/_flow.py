@@ -9,6 +9,8 @@ large part of the cost of a traced call.)
 
 from __future__ import annotations
 
+import sys
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from typing import Any
 
@@ -47,7 +49,13 @@ def instrument(flow: Flow, call: Call) -> Flow:
             elif _is_hedge(action):
                 pair: Any = action
                 call.hedge(pair.primary, pair.secondary)
-            reply = yield action
+            guard = (_suppress_http_instrumentation(call)
+                     if isinstance(action, Send) or _is_hedge(action) else None)
+            if guard is None:
+                reply = yield action
+            else:  # the shell sends the attempt(s) now, in this context
+                with guard:
+                    reply = yield action
             if isinstance(action, Send):
                 assert reply is not None
                 call.outcome(reply)
@@ -64,6 +72,27 @@ def instrument(flow: Flow, call: Call) -> Flow:
     except BaseException as exc:
         call.fail(exc)
         raise
+
+
+#: The module of OpenTelemetry's httpx instrumentation (`HTTPXClientInstrumentor`).
+HTTPX_INSTRUMENTATION = "opentelemetry.instrumentation.httpx"
+
+
+def _suppress_http_instrumentation(call: Call) -> AbstractContextManager[None] | None:
+    """While meshclient records a CLIENT span per attempt, OpenTelemetry's httpx
+    instrumentation (which wraps `httpx.HTTPTransport`, the inner transport) would add a
+    second one, parented to the application's span, and overwrite the attempt's
+    `traceparent` with its own. The instrumentation libraries' own rule for a client
+    built on another instrumented client applies: the outer one suppresses HTTP
+    instrumentation below it (`suppress_http_instrumentation`). None: nothing to do (the
+    instrumentation is not loaded, or this call records no spans and leaves them to it)."""
+    if not call.traced or HTTPX_INSTRUMENTATION not in sys.modules:
+        return None
+    try:
+        from opentelemetry.instrumentation.utils import suppress_http_instrumentation
+    except ImportError:  # pragma: no cover - an instrumentation without the helper
+        return None
+    return suppress_http_instrumentation()
 
 
 def _is_hedge(action: object) -> bool:

@@ -15,7 +15,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
-from opentelemetry.metrics import _internal as _metrics_internal
+
+from ._otel_api import METRICS_GLOBAL, SHAPE, TRACE_GLOBAL
 
 if TYPE_CHECKING:
     from .metrics import Instruments
@@ -47,12 +48,18 @@ def _is_noop_tracer_provider(provider: object) -> bool:
 
 
 def _is_noop_meter_provider(provider: object) -> bool:
-    # The API's proxy class is private; its name is stable across 1.x releases.
-    return isinstance(provider, metrics.NoOpMeterProvider) or \
-        type(provider).__name__ == "_ProxyMeterProvider"
+    # The API's proxy class is private (`_otel_api`); without it, any provider the API
+    # package itself defines is its placeholder (real ones come from an SDK).
+    if isinstance(provider, metrics.NoOpMeterProvider):
+        return True
+    proxy = SHAPE.proxy_meter_provider
+    if proxy is not None:
+        return isinstance(provider, proxy)
+    return type(provider).__module__.startswith("opentelemetry.metrics")
 
 
-def _unset_global(module: ModuleType, attr: str, getter: Callable[[], Any]) -> Callable[[], Any]:
+def _unset_global(module: ModuleType | None, attr: str,
+                  getter: Callable[[], Any]) -> Callable[[], Any]:
     """`getter` (OTel's `get_tracer_provider` / `get_meter_provider`) without the environment
     lookup it makes on every call while no global provider is set (two per request, the
     largest part of the no-SDK fast path). While `module.<attr>` (the global OTel returns once
@@ -60,8 +67,9 @@ def _unset_global(module: ModuleType, attr: str, getter: Callable[[], Any]) -> C
     not changed size since, the answer is the proxy `getter` returned last time (safe: only
     that global or a new variable changes OTel's answer; the one case missed is a variable
     added while another is removed between two calls, until the size next changes). If
-    OTel's module no longer has that global, `getter` is used as it is."""
-    if getattr(module, attr, _NONE) is _NONE:
+    OTel's module no longer has that global (`module` None: see `_otel_api`), `getter`
+    is used as it is."""
+    if module is None or getattr(module, attr, _NONE) is _NONE:
         return getter
     seen: tuple[int, Any] = (-1, None)  # (size of os.environ, the proxy), replaced whole
 
@@ -81,13 +89,15 @@ def _unset_global(module: ModuleType, attr: str, getter: Callable[[], Any]) -> C
     return get
 
 
-_global_tracer_provider = _unset_global(trace, "_TRACER_PROVIDER", trace.get_tracer_provider)
-_global_meter_provider = _unset_global(_metrics_internal, "_METER_PROVIDER",
+_global_tracer_provider = _unset_global(SHAPE.trace, TRACE_GLOBAL, trace.get_tracer_provider)
+_global_meter_provider = _unset_global(SHAPE.metrics, METRICS_GLOBAL,
                                        metrics.get_meter_provider)
 
-
-_HAS_GLOBALS = (getattr(trace, "_TRACER_PROVIDER", _NONE) is not _NONE
-                and getattr(_metrics_internal, "_METER_PROVIDER", _NONE) is not _NONE)
+#: Whether both OTel provider globals were found (`_otel_api`): else no fast path.
+_HAS_GLOBALS = SHAPE.fast
+#: The modules holding them (read by `tracing.start_call` only while `_HAS_GLOBALS`).
+_TRACE_GLOBALS: Any = SHAPE.trace
+_METRICS_GLOBALS: Any = SHAPE.metrics
 # len(os.environ) when `tracer()` and `instruments()` last both found no provider (-1: not so)
 _quiet_env_size = -1
 # os.environ's own dict (its size is os.environ's; `len(os.environ)` is a Python-level call)

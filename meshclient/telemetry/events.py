@@ -35,11 +35,32 @@ def _attrs(service: str, attrs: dict[str, Any], *keys: str) -> dict[str, Any]:
     return out
 
 
+#: Attribute of `meshclient.retries.exhausted`: why a call stopped retrying.
+REASON = "meshclient.reason"
+
+
+def _give_up_reason(attrs: dict[str, Any]) -> str:
+    """`attempts` (the attempt limit was reached) or `budget` (the budget refused): the
+    `budget_exhausted` event reports both; without a reason it is the budget's refusal."""
+    return "attempts" if attrs.get("reason") == "attempts" else "budget"
+
+
+def _span_event_name(kind: str, attrs: dict[str, Any]) -> str:
+    if kind == ev.BUDGET_EXHAUSTED and _give_up_reason(attrs) == "attempts":
+        return "meshclient.attempts_exhausted"  # no budget ran out
+    return f"meshclient.{kind}"
+
+
 def _record(kind: str, service: str, attrs: dict[str, Any], m: Instruments) -> None:
     if kind == ev.RETRY:
         m.retries.add(1, _attrs(service, attrs))
     elif kind == ev.BUDGET_EXHAUSTED:
-        m.budget_exhausted.add(1, _attrs(service, attrs, "reason"))
+        reason = _give_up_reason(attrs)
+        a = _attrs(service, attrs)
+        if reason == "budget":  # the budget counter counts the budget's refusals only
+            m.budget_exhausted.add(1, a)
+        a[REASON] = reason
+        m.retries_exhausted.add(1, a)
     elif kind == ev.BREAKER_STATE:
         a = _attrs(service, attrs, "endpoint")
         a["meshclient.breaker.state"] = str(attrs.get("new"))
@@ -89,7 +110,8 @@ def on_event(kind: str, service: str, attrs: dict[str, Any]) -> None:
     if kind in SPAN_EVENTS:
         span = _current_span()
         if span.is_recording():
-            span.add_event(f"meshclient.{kind}", _attrs(service, attrs, "endpoint", "reason"))
+            span.add_event(_span_event_name(kind, attrs),
+                           _attrs(service, attrs, "endpoint", "reason"))
     line = _log_line(kind, service, attrs)
     if line is None:
         if logger.isEnabledFor(logging.DEBUG):

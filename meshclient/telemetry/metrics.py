@@ -2,10 +2,11 @@
 
 | instrument | kind | unit | attributes |
 |---|---|---|---|
-| `http.client.request.duration` | histogram | s | method, service, endpoint, status, error |
+| `http.client.request.duration` | histogram | s | method, `server.address`, `server.port`, endpoint, status, error |
 | `http.server.request.duration` | histogram | s | method, route, status, error |
 | `meshclient.retries` | counter | {retry} | service |
 | `meshclient.retry_budget.exhausted` | counter | {refusal} | service |
+| `meshclient.retries.exhausted` | counter | {call} | service, `meshclient.reason` (`attempts`, `budget`) |
 | `meshclient.breaker.transitions` | counter | {transition} | service, endpoint, `meshclient.breaker.state` |
 | `meshclient.breaker.fast_fails` | counter | {request} | service, endpoint |
 | `meshclient.endpoint.ejections` | counter | {ejection} | service, endpoint |
@@ -66,6 +67,10 @@ class Instruments:
         self.retries = counter("meshclient.retries", "{retry}", "Retries sent.")
         self.budget_exhausted = counter("meshclient.retry_budget.exhausted", "{refusal}",
                                         "Retries refused because the retry budget was empty.")
+        self.retries_exhausted = counter(
+            "meshclient.retries.exhausted", "{call}",
+            "Calls that gave up on a retryable failure, by reason: attempts (the attempt "
+            "limit was reached) or budget (the retry budget refused).")
         self.breaker_transitions = counter("meshclient.breaker.transitions", "{transition}",
                                            "Circuit breaker state changes.")
         self.breaker_fast_fails = counter("meshclient.breaker.fast_fails", "{request}",

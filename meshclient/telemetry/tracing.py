@@ -14,8 +14,8 @@ on_close = call.finisher(done.on_close)    # ends the last attempt and the call 
 call.fail(exc)                             # the call raised instead
 ```
 
-Attempt spans follow the HTTP semantic conventions (method, `url.full` without
-credentials, `server.address` = the logical service, `network.peer.*` = the endpoint,
+Attempt spans follow the HTTP semantic conventions (method, `url.full` with credentials
+and sensitive query values redacted, `server.address` = the logical service, `network.peer.*` = the endpoint,
 `http.response.status_code`, `error.type`, `http.request.resend_count` from the second
 attempt). Trace context is injected with the global propagator into each attempt's
 headers, except the fields the caller set on the logical request (those are kept).
@@ -24,55 +24,33 @@ A `Call` belongs to one request and is driven from one task or thread at a time.
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.metrics import _internal as _metrics_internal
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import _providers
 from . import semconv as sc
 from ._attempt import Attempt
+from ._otel_api import SHAPE
+from .redact import redact_url
 
 if TYPE_CHECKING:
     from .._core.actions import OnClose, Outcome, Send
     from .metrics import Instruments
 
 
-def _span_key() -> str | None:
-    """Where the API keeps the current span in the context (read on every request), or None
-    for an API that moved it (then `trace.get_current_span` is used)."""
-    try:
-        from opentelemetry.trace.propagation import _SPAN_KEY
-    except ImportError:  # pragma: no cover
-        return None
-    return _SPAN_KEY
-
-
-_SPAN_KEY = _span_key()
-
-
-def _context_var() -> ContextVar[Any] | None:
-    """The context variable the API's default runtime context keeps the current context
-    in, when it is one (checked against `get_current()`), else None (`get_value` is used):
-    reading it directly is the no-SDK fast path's one look at the current span."""
-    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
-    var = getattr(runtime, "_current_context", None)
-    if isinstance(var, ContextVar) and var.get() is otel_context.get_current():
-        return var
-    return None  # pragma: no cover - another runtime context
-
-
-_CONTEXT = _context_var()
+# Where the API keeps the current context and the span in it (read on every request
+# without an SDK), or None for an API that moved them (`_otel_api`: the public calls).
+_SPAN_KEY = SHAPE.span_key
+_CONTEXT = SHAPE.context_var
 
 
 def url_without_credentials(url: httpx.URL) -> str:
-    if url.userinfo:
-        url = url.copy_with(username=None, password=None)
-    return str(url)
+    """`url.full` as recorded: userinfo and sensitive query values redacted (`redact.py`)."""
+    return redact_url(url)
 
 
 _fields_cache: tuple[object, dict[bytes, str]] = (None, {})
@@ -91,6 +69,22 @@ def _preset_fields(headers: httpx.Headers) -> frozenset[str]:
     return frozenset(found) if found else frozenset()
 
 
+def _names_current_span(headers: httpx.Headers) -> bool:
+    """Whether the request's `traceparent` names the current span: written by an
+    instrumentation around this transport (`HTTPXClientInstrumentor.instrument_client` on
+    a mesh client), not set on purpose; then each attempt writes its own context, a child
+    of that span, like a request with no trace headers."""
+    value = headers.get("traceparent")
+    if value is None:
+        return False
+    current = trace.get_current_span().get_span_context()
+    if not current.is_valid:
+        return False
+    parts = value.split("-")
+    return len(parts) >= 3 and parts[1] == format(current.trace_id, "032x") and \
+        parts[2] == format(current.span_id, "016x")
+
+
 def start_call(request: httpx.Request, service: str | None) -> Call | None:
     """A `Call` for `request` (`service=None`: a passthrough request, traced as one CLIENT
     span), or None when there is nothing to record and no trace context to propagate."""
@@ -98,8 +92,8 @@ def start_call(request: httpx.Request, service: str | None) -> Call | None:
     # request's), so a downstream service with an SDK continues the trace.
     p = _providers  # the no-SDK test (see `_providers._note_quiet`), on every request
     if (p._quiet_env_size == len(p._ENV) and p._tracer_override is None
-            and p._meter_override is None and trace._TRACER_PROVIDER is None
-            and _metrics_internal._METER_PROVIDER is None):
+            and p._meter_override is None and p._TRACE_GLOBALS._TRACER_PROVIDER is None
+            and p._METRICS_GLOBALS._METER_PROVIDER is None):
         if _SPAN_KEY is not None and (
                 _CONTEXT.get() if _CONTEXT is not None else otel_context.get_current()
         ).get(_SPAN_KEY) is None:
@@ -127,7 +121,9 @@ class Call:
         self._service = service if service is not None else request.url.host
         self._tracer = tracer
         self._instruments = instruments
-        self._preset = _preset_fields(request.headers)
+        preset = _preset_fields(request.headers)
+        self._preset = preset if not preset or not _names_current_span(request.headers) \
+            else frozenset()
         self._open: Attempt | None = None
         self._hedged: tuple[Attempt, Attempt] | None = None
         self._status: int | None = None
@@ -141,6 +137,11 @@ class Call:
             parent = trace.set_span_in_context(self._span, parent)
         #: The context calls made on this request's behalf run in (the logical span's).
         self.context = parent
+
+    @property
+    def traced(self) -> bool:
+        """Whether this call records spans (its own CLIENT span per attempt)."""
+        return self._tracer is not None
 
     @property
     def span(self) -> trace.Span | None:
@@ -179,12 +180,13 @@ class Call:
     def _metric_attributes(self, send: Send) -> dict[str, Any] | None:
         if self._instruments is None:
             return None
-        attrs: dict[str, Any] = {sc.HTTP_REQUEST_METHOD: sc.method_attr(self._request.method),
-                                 sc.SERVER_ADDRESS: self._service,
-                                 sc.MESH_ENDPOINT: send.endpoint.key}
-        if send.attempt > 1:
-            attrs[sc.HTTP_REQUEST_RESEND_COUNT] = send.attempt - 1
-        return attrs
+        # The conventions' required attributes (server.port among them); the resend count
+        # belongs on the attempt span, not here (one series per count).
+        url = self._request.url
+        return {sc.HTTP_REQUEST_METHOD: sc.method_attr(self._request.method),
+                sc.SERVER_ADDRESS: self._service,
+                sc.SERVER_PORT: url.port or (443 if url.scheme == "https" else 80),
+                sc.MESH_ENDPOINT: send.endpoint.key}
 
     def attempt(self, send: Send) -> None:
         """Attempt `send.attempt` is about to go out: open its span, inject its headers."""

@@ -216,9 +216,11 @@ def test_one_retry_two_attempt_spans_with_resend_count(shell: str, cluster: Loop
     (retries,) = otel.points("meshclient.retries", **{semconv.MESH_SERVICE: "users"})
     assert retries.value == 1
     points = otel.points("http.client.request.duration", **{semconv.SERVER_ADDRESS: "users"})
-    assert sorted((p.attributes[semconv.HTTP_RESPONSE_STATUS_CODE],
-                   p.attributes.get(semconv.HTTP_REQUEST_RESEND_COUNT)) for p in points) == [
-        (200, 1), (503, None)]
+    # the resend count is on the attempt spans, not a metric attribute (one series per
+    # count); server.port is one of the metric's required attributes
+    assert sorted(p.attributes[semconv.HTTP_RESPONSE_STATUS_CODE] for p in points) == [200, 503]
+    assert all(semconv.HTTP_REQUEST_RESEND_COUNT not in p.attributes for p in points)
+    assert {p.attributes[semconv.SERVER_PORT] for p in points} == {80}
 
 
 def test_real_retries_one_span_per_attempt(mesh, cluster: LoopbackCluster, otel: Otel) -> None:
@@ -314,3 +316,67 @@ def test_no_sdk_still_forwards_an_inbound_trace_context(mesh, cluster: LoopbackC
         context.detach(token)
     sent = header(r.json()["headers"], "traceparent") or ""
     assert trace_id_of(sent) == trace_id_of(incoming)
+
+
+def test_url_full_redacts_secrets_in_query_and_userinfo(mesh, cluster: LoopbackCluster,
+                                                        otel: Otel) -> None:
+    caller = mesh(cluster.policy("users"))
+    secret_query = ("access_token=tok-123&page=2&X-Goog-Signature=sig-456&API_KEY=k-789"
+                    "&sig=s-000")
+    r = caller.get(f"http://alice:pw-111@users/v1/users/42?{secret_query}")
+    assert r.status_code == 200
+    # the backend still got every value: only what is recorded is redacted
+    assert "access_token=tok-123" in r.json()["path"]
+    expected = ("http://REDACTED:REDACTED@users/v1/users/42?access_token=REDACTED&page=2"
+                "&X-Goog-Signature=REDACTED&API_KEY=REDACTED&sig=REDACTED")
+    spans = otel.spans()
+    assert len(spans) == 2
+    for span in spans:
+        assert span.attributes[semconv.URL_FULL] == expected
+        text = repr(dict(span.attributes))
+        for secret in ("tok-123", "sig-456", "k-789", "s-000", "pw-111", "alice"):
+            assert secret not in text
+
+
+def test_url_full_redacts_added_keys(mesh, cluster: LoopbackCluster, otel: Otel,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from meshclient.telemetry import redact
+
+    monkeypatch.setattr(redact, "_keys", redact.sensitive_query_keys())  # restored after
+    telemetry.add_sensitive_query_keys("X-Session")
+    caller = mesh(cluster.policy("users"))
+    caller.get("http://users/a?x-session=abc&q=1").read()
+    (attempt,) = otel.named("GET")
+    assert attempt.attributes[semconv.URL_FULL] == "http://users/a?x-session=REDACTED&q=1"
+
+
+def test_running_out_of_attempts_is_not_a_budget_refusal(mesh, cluster: LoopbackCluster,
+                                                         otel: Otel) -> None:
+    for i in range(3):
+        cluster.set(i, status=503)
+    caller = mesh(cluster.policy("users", retry={"attempts": 2,
+                                                 "backoff": {"base": 0.001, "max": 0.002}}))
+    assert caller.get("http://users/x").status_code == 503
+    assert sum(cluster.hits()) == 2
+    svc = {semconv.MESH_SERVICE: "users"}
+    assert otel.points("meshclient.retry_budget.exhausted", **svc) == []  # no budget ran out
+    (gave_up,) = otel.points("meshclient.retries.exhausted", **svc)
+    assert gave_up.value == 1 and gave_up.attributes["meshclient.reason"] == "attempts"
+    (call,) = otel.named("GET users")
+    assert [e.name for e in call.events] == ["meshclient.retry",
+                                             "meshclient.attempts_exhausted"]
+
+
+def test_a_budget_refusal_counts_in_both(mesh, cluster: LoopbackCluster, otel: Otel) -> None:
+    for i in range(3):
+        cluster.set(i, status=503)
+    caller = mesh(cluster.policy("users", retry={"budget": {"ratio": 0, "min_per_second": 0.1,
+                                                            "ttl": 10}}))
+    assert caller.get("http://users/x").status_code == 503
+    assert sum(cluster.hits()) == 2  # the budget's one retry, then a refusal
+    svc = {semconv.MESH_SERVICE: "users"}
+    (refused,) = otel.points("meshclient.retry_budget.exhausted", **svc)
+    (gave_up,) = otel.points("meshclient.retries.exhausted", **svc)
+    assert refused.value == gave_up.value == 1
+    assert gave_up.attributes["meshclient.reason"] == "budget"
+    assert "meshclient.reason" not in refused.attributes

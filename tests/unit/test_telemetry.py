@@ -135,7 +135,8 @@ def test_error_type(status: int | None, error: BaseException | None,
 
 
 def test_url_without_credentials_and_methods() -> None:
-    assert url_without_credentials(httpx.URL("http://u:p@users/x?q=1")) == "http://users/x?q=1"
+    assert url_without_credentials(httpx.URL("http://u:p@users/x?q=1")) == \
+        "http://REDACTED:REDACTED@users/x?q=1"
     assert semconv.method_attr("GET") == "GET"
     assert semconv.method_attr("PURGE") == "_OTHER"
 
