@@ -58,7 +58,7 @@ def test_example_runs(name: str) -> None:
 def test_every_example_is_tested_and_listed() -> None:
     scripts = {p.name for p in EXAMPLES.glob("*.py")}
     readme = (EXAMPLES / "README.md").read_text()
-    # wrap_client.py is exercised by its own test (issue 2); the rest are run above
+    # wrap_client.py is exercised by its own test; the rest are run above
     assert scripts - {"wrap_client.py"} <= set(CASES), scripts - set(CASES)
     for name in CASES:
         assert f"examples/{name}" in readme, f"{name} has no line in examples/README.md"

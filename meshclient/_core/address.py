@@ -202,7 +202,7 @@ def _fast_address(request: httpx.Request, service: Service, endpoint: Endpoint,
         attrs["headers"] = with_headers(request.headers, {}) if headers is None else headers
     extensions = attrs["extensions"] = attrs["extensions"].copy()
     if scheme == "https" and "sni_hostname" not in extensions:
-        extensions["sni_hostname"] = service.name  # issue-9: the destination's name
+        extensions["sni_hostname"] = service.name  # the destination's name
     out = _new_object(httpx.Request)
     out.__dict__ = attrs
     return out

@@ -16,7 +16,7 @@ from typing import Any
 
 from ._discovery import DiscoveryPolicy, HealthPolicy, service_errors
 from ._fields import Model, setting
-from ._routing import FaultPolicy, RouteRule, check_routes  # issue-6: routing sections
+from ._routing import FaultPolicy, RouteRule, check_routes  # routing sections
 from ._security import AuthorizationPolicy, AuthPolicy, LimitsPolicy, TlsPolicy
 
 RETRY_CONDITIONS = ("connect-error", "reset", "read-error", "timeout", "5xx", "gateway-error")
@@ -241,8 +241,8 @@ class Service:
     breaker: BreakerPolicy
     outlier: OutlierPolicy
     spec: ServicePolicy
-    routes: tuple[RouteRule, ...] = ()  # issue-6
-    fault: FaultPolicy | None = None  # issue-6
+    routes: tuple[RouteRule, ...] = ()
+    fault: FaultPolicy | None = None
     tls: TlsPolicy | None = None
     auth: AuthPolicy | None = None
     limits: LimitsPolicy | None = None
@@ -276,7 +276,7 @@ class Policy(Model):
         resolved = {name: _resolve(name, spec, self.defaults)
                     for name, spec in self.services.items()}
         object.__setattr__(self, "resolved", types.MappingProxyType(resolved))
-        errors += check_routes(self.services)  # issue-6: destinations name services
+        errors += check_routes(self.services)  # destinations name services
         return errors
 
     @classmethod
@@ -318,8 +318,8 @@ def _resolve(name: str, spec: ServicePolicy, defaults: Defaults) -> Service:
         breaker=spec.breaker or defaults.breaker,
         outlier=spec.outlier or defaults.outlier,
         spec=spec,
-        routes=spec.routes,  # issue-6
-        fault=spec.fault,  # issue-6
+        routes=spec.routes,
+        fault=spec.fault,
         tls=spec.tls or defaults.tls,
         auth=spec.auth or defaults.auth,
         limits=spec.limits or defaults.limits,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._fields import Model, setting
-from ._security import LimitsPolicy  # issue-9: per-route limits
+from ._security import LimitsPolicy  # per-route limits
 
 ABORT_ERRORS = ("connect", "reset")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")

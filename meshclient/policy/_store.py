@@ -43,7 +43,7 @@ class PolicyStore:
         self._lock = threading.Lock()  # serialises writers only; readers never take it
         self._subscribers: list[Subscriber] = []
         self._attachments: dict[str, Any] = {}
-        self._refresher: Any = None  # issue-6: the control.RefreshThread, once watched
+        self._refresher: Any = None  # the control.RefreshThread, once watched
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "current":
@@ -175,7 +175,7 @@ def _from_env() -> PolicyStore:
 
     settings = settings_from_env()
     store = PolicyStore(Policy.from_env())
-    if settings.control_url:  # issue-6: live policy from the control endpoint
+    if settings.control_url:  # live policy from the control endpoint
         store.watch(settings.control_url, interval_s=settings.control_interval,
                     token=settings.control_token, cache=settings.policy_cache,
                     wait=min(2.0, settings.control_interval))
