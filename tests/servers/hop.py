@@ -1,9 +1,10 @@
 """A middle service for chain tests and the retry benchmark: a stdlib HTTP server whose
 handler calls the next service through meshclient and answers with its status.
 
-The handler does the minimal inbound work itself, without the inbound middleware: it reads the deadline and attempt headers into `context.inbound` with
-`parse_inbound` + `inbound_context`, and on a failure answer sets `x-mesh-retries-spent`
-from `Inbound.retries_spent` so the caller above does not retry it (one-layer retries).
+The handler does the minimal inbound work itself, without the inbound middleware: it
+reads the deadline and attempt headers into `context.inbound` with `parse_inbound` +
+`inbound_context`, and on a failure answer sets `x-mesh-retries-spent` from
+`Inbound.retries_spent` so the caller above does not retry it (one-layer retries).
 """
 
 from __future__ import annotations
