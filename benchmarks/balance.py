@@ -12,7 +12,7 @@ The backends run in a child process, so their threads do not share the client's 
     python -m benchmarks.balance                 # about 2 minutes
     python -m benchmarks.balance --duration 30 --rate 300
 
-Targets (issue 3): p2c-ewma's p99 at least 5x lower than round robin's; its p99.9 within
+Targets: p2c-ewma's p99 at least 5x lower than round robin's; its p99.9 within
 1.5x of the same run's healthy phase; under 2% of requests to the slow backend while slow.
 """
 

@@ -22,7 +22,7 @@ reference, with no target:
 * "mesh, every span + metrics" - the same with a `MeterProvider` too (one histogram
   measurement per attempt).
 
-Targets (issue 7): no SDK >= 0.90x bare httpx; every span recorded >= 0.75x.
+Targets: no SDK >= 0.90x bare httpx; every span recorded >= 0.75x.
 """
 
 from __future__ import annotations

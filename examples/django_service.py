@@ -13,7 +13,7 @@ caller's trace id, and a request whose deadline has already passed answered 504 
 running the view. For the whole app instead of single views:
 `application = meshclient.wsgi.MeshMiddleware(get_wsgi_application())`.
 
-Needs django (`pip install 'meshclient[test]'`).
+Needs django (`pip install 'meshclient[django]'`).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ what is left of the caller's deadline and the caller's trace id, a request whose
 has already passed answered 504 without running the endpoint, and an endpoint with
 `max_concurrency=1` shedding a second concurrent request (503 + `Retry-After`).
 
-Needs fastapi and uvicorn (`pip install 'meshclient[test]'`).
+Needs fastapi and uvicorn (`pip install 'meshclient[fastapi]'`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ loopback backends (`meshclient.testing.Backend`). `meshclient.wsgi.MeshMiddlewar
 takes the caller's trace context and deadline into the request, so the outbound call
 continues the trace and inherits what is left of the deadline.
 
-Needs flask (`pip install flask`).
+Needs flask (`pip install 'meshclient[flask]'`).
 """
 
 from __future__ import annotations

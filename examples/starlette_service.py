@@ -7,9 +7,8 @@ Two real services on loopback: `users` (two endpoints, 127.0.0.2 and 127.0.0.3) 
 Spans go to the console through the OpenTelemetry SDK's `ConsoleSpanExporter`.
 
 FastAPI is built on Starlette: the same lifespan, client and middleware lines work
-unchanged in a FastAPI app (this example uses Starlette because it is what the test
-extra installs). Needs: starlette, uvicorn, opentelemetry-sdk (`pip install
-'meshclient[test]'`).
+unchanged in a FastAPI app. Needs starlette, uvicorn and opentelemetry-sdk
+(`pip install 'meshclient[starlette,otel]'`).
 """
 
 from __future__ import annotations

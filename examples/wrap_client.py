@@ -7,8 +7,12 @@ runs anywhere with no set-up. Then it:
 
 1. takes a client configured the usual way (base URL, headers, timeout, event hooks);
 2. gives it a `MeshTransport`, so `http://users/...` is balanced over the three backends
-   with the logical `Host` kept, while other hosts pass straight through;
-3. does the same with `httpx.AsyncClient` and `AsyncMeshTransport`.
+   with the logical `Host` kept, while other hosts pass straight through. The default
+   balancer is P2C peak-EWMA: each call goes to the cheaper of two endpoints picked at
+   random, by a latency estimate, so one-at-a-time calls to idle local backends may all
+   land on the one that answered fastest; round robin is one policy line away;
+3. does the same with `httpx.AsyncClient` and `AsyncMeshTransport`, where concurrent
+   calls spread over the endpoints (each one's load counts in its cost).
 """
 
 from __future__ import annotations
@@ -49,11 +53,18 @@ def main() -> None:
                 body = r.json()
                 assert body["headers"]["Host"] == "users"  # the logical name reaches the server
                 seen[body["backend"]] += 1
-            print("round robin over the endpoints:", dict(sorted(seen.items())))
+            print("P2C peak-EWMA (the default) over the endpoints:", dict(sorted(seen.items())))
 
             # A host that is not a service passes straight through, untouched.
             direct = client.get(f"{cluster[0].url}/direct")
             print("passthrough reached", direct.json()["backend"], "as", direct.url.host)
+
+        round_robin = meshclient.Policy.from_dict({"services": {"users": {
+            "endpoints": cluster.addresses, "balancer": {"kind": "round-robin"}}}})
+        with meshclient.Client(policy=round_robin) as rr:
+            turns = Counter(rr.get(f"http://users/v1/users/{i}").json()["backend"]
+                            for i in range(6))
+        print("round robin (balancer.kind = round-robin):", dict(sorted(turns.items())))
 
         asyncio.run(async_main(policy))
 
@@ -64,7 +75,7 @@ async def async_main(policy: meshclient.Policy) -> None:
         responses = await asyncio.gather(*(client.get(f"http://users/v1/users/{i}")
                                            for i in range(9)))
     backends = Counter(r.json()["backend"] for r in responses)
-    print("async, 9 concurrent calls:", dict(sorted(backends.items())))
+    print("async, 9 concurrent calls (P2C peak-EWMA):", dict(sorted(backends.items())))
 
 
 if __name__ == "__main__":

@@ -38,9 +38,9 @@ class ServiceRuntime:
         self.service = service
         self.balancer: LoadBalancer = build_balancer(
             service.name, service.balancer, service.outlier, clock=clock, rng=rng, zone=zone)
-        # Retry rules, the process-wide budget, latency, breakers (issue-4).
+        # Retry rules, the process-wide budget, latency, breakers.
         self.resilience = ServiceResilience(service, clock)
-        # Static endpoints or discovery (cache + health checks) -> _publish() (issue-5)
+        # Static endpoints or discovery (cache + health checks) -> _publish()
         self.feed = DiscoveryFeed(service, self._publish, clock, rng)
 
     def _publish(self, endpoints: tuple[Endpoint, ...], unhealthy: frozenset[str]) -> None:
@@ -69,7 +69,7 @@ class ServiceRuntime:
                 rng=self.rng, zone=self.zone, carry=old)
             self.balancer.update(tuple(s.endpoint for s in old))
             self.feed.republish()  # a feed update may have gone to the old balancer
-        self.feed.apply(service)  # endpoints, discovery source, health checks (issue-5)
+        self.feed.apply(service)  # endpoints, discovery source, health checks
         self.resilience.apply(service, self.balancer.states())
         self.service = service
 

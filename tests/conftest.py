@@ -67,3 +67,15 @@ def mesh(shell: str) -> Iterator[Callable[..., Caller]]:
     yield make
     for caller in callers:
         caller.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line at the end when tests were skipped for a server that is not installed."""
+    from tests.servers.process import INSTALL, MISSING
+
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if INSTALL in str(getattr(r, "longrepr", ""))]
+    if skipped:
+        terminalreporter.write_line(
+            f"{len(skipped)} tests skipped: {', '.join(sorted(MISSING))} not installed; "
+            f"{INSTALL} installs them (apt-get, as root or through sudo)", yellow=True, bold=True)

@@ -36,6 +36,7 @@ def test_cli_bench(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "sync" in out and "worst CPU ratio" in out and "mesh itself adds" in out
     assert "a short run" in out  # says how far a short run moves
+    assert "target (CPU per request through the mesh <= 1.10 x bare httpx's)" in out
     assert main(["bench", "--requests", "1"]) == 2
 
 

@@ -39,9 +39,13 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo import Options
+    from ..demo import Options, plot
     from ..demo import run as run_demo
 
+    if args.plot and not plot.available():  # say so now, not after a minute of demo
+        print(f"demo: --plot {args.plot} needs matplotlib: pip install 'meshclient[demo]'",
+              file=sys.stderr)
+        return 2
     options = Options(duration=args.duration, rate=args.rate, plot=args.plot, plain=args.plain,
                       seed=args.seed)
     try:

@@ -76,7 +76,7 @@ class Done:
 class WaitForEndpoints:
     """Block (sync) or wait without blocking the event loop (async) until `waiter` has its
     first answer, at most `timeout_s`; then resume the flow with `None`. Only a service's
-    first requests see this: once warm, discovery never waits (issue-5)."""
+    first requests see this: once warm, discovery never waits."""
 
     waiter: EndpointWaiter
     timeout_s: float
@@ -105,7 +105,7 @@ class HedgeOutcome:
 
 @dataclass(slots=True)
 class Mirror:
-    """issue-6: send `request` (a copy, already marked) to `service` in the background,
+    """Send `request` (a copy, already marked) to `service` in the background,
     once, never waiting for it: drop it when the shell's mirror gate is full. Then resume
     the flow with `None`. `service` is a `policy.Service`."""
 

@@ -171,7 +171,7 @@ def no_pick(chosen: str | None, request: httpx.Request,
 
 
 def why_none(runtime: ServiceRuntime) -> str:
-    """Why a discovered service has no endpoint, for `NoEndpointsAvailable` (issue-5)."""
+    """Why a discovered service has no endpoint, for `NoEndpointsAvailable`."""
     cache = runtime.feed.cache
     if cache is None:
         return ""

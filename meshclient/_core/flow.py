@@ -5,7 +5,7 @@
 after a `Hedge`, `None` otherwise). It raises the error the caller should see. Both
 transports drive it; neither re-implements a step.
 
-One call, in order (the numbers are DESIGN.md's):
+One call, in order:
   1. route          (the shell routed already: `runtime` is the destination's; here the
                     mirror copy leaves and the fault is rolled per attempt)
   2. deadline, budget deposit, one-layer rule (rate-limit admission happens in the shell,
@@ -88,7 +88,7 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
                                   inbound.deadline_ns if inbound is not None else None)
         stats.budget.deposit(now)
         # 3. discover: a service's first request waits, bounded by the deadline, for the
-        #    endpoint cache's first answer; a warm request never waits (issue-5).
+        #    endpoint cache's first answer; a warm request never waits.
         waiter = runtime.discovery if runtime.feed.cache is not None else None  # static: none
         if waiter is not None:
             yield WaitForEndpoints(waiter, max(0.0, deadline.remaining_ns(now) / _NS))

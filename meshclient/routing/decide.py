@@ -4,7 +4,7 @@
 the first matching route picks a destination by weight (sticky on `hash_on`), the route's
 `fault` (else the service's) applies to each attempt, `mirror` names the service that
 gets a copy when the percentage roll says so, and the route's `limits` (with its name and
-index, which key its limiter) go to admission (issue-9, `security.registry`).
+index, which key its limiter) go to admission (`security.registry`).
 A destination equal to the routed service is that service's own endpoints; a
 destination's own routes are not applied again.
 """

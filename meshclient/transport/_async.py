@@ -21,7 +21,7 @@ from ._streams import track_async
 
 
 async def _wait_ready(waiter: EndpointWaiter, timeout_s: float) -> None:
-    """A service's first answer (issue-5), awaited without a thread: polled with a short,
+    """A service's first answer, awaited without a thread: polled with a short,
     growing sleep (1 ms to 50 ms), so the deadline bounds it exactly and a burst of cold
     requests does not fill the worker-thread pool. Only a service's first requests wait."""
     waiter.wait(0)  # starts the cache if needed; never blocks
@@ -41,10 +41,10 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         self._inner_kwargs = kwargs
         self._setup(policy)
         self.inner = inner if inner is not None else httpx.AsyncHTTPTransport(**kwargs)
-        self.mirrors = MirrorSender(self.registry)  # issue-6
+        self.mirrors = MirrorSender(self.registry)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        # one policy snapshot, routed once; issue-9: limits, credentials, mTLS
+        # one policy snapshot, routed once; then limits, credentials, mTLS
         start = self._start(request)
         if start is None:
             return await self.inner.handle_async_request(request)
@@ -67,7 +67,7 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         return await self._drive(flow, None, held)  # not final: the flow takes over
 
     async def _guarded(self, request: httpx.Request, begun: Begun) -> httpx.Response:
-        """`handle_async_request` for a destination with a guard (issue-9; `begun`: what
+        """`handle_async_request` for a destination with a guard (`begun`: what
         `_start` answered): admitted first, its attempts sent with the guard's credentials
         and TLS, and the guard told the result."""
         guard = begun[2]
@@ -193,8 +193,8 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         return HedgeOutcome(winner, won, other, True)
 
     async def aclose(self) -> None:
-        await anyio.to_thread.run_sync(self._close_owned)  # issue-5; joins threads off the loop
-        await self.mirrors.aclose()  # issue-6
+        await anyio.to_thread.run_sync(self._close_owned)  # joins threads off the loop
+        await self.mirrors.aclose()
         for inner in self._tls_transports():
             await inner.aclose()
         await self.inner.aclose()
@@ -206,8 +206,8 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
     async def __aexit__(self, exc_type: type[BaseException] | None = None,
                         exc_value: BaseException | None = None,
                         traceback: TracebackType | None = None) -> None:
-        await self.mirrors.aclose()  # issue-6
+        await self.mirrors.aclose()
         for inner in self._tls_transports():
             await inner.aclose()
-        await anyio.to_thread.run_sync(self._close_owned)  # issue-5
+        await anyio.to_thread.run_sync(self._close_owned)
         await self.inner.__aexit__(exc_type, exc_value, traceback)

@@ -51,7 +51,7 @@ class MeshBase:
         self.store = as_store(policy)
         self.registry = registry_for(self.store)
         admin.track(self.store, self.registry)
-        # issue-9 (security): guards per service; bad TLS files or missing secrets fail here.
+        # security guards per service; bad TLS files or missing secrets fail here.
         self.security: SecurityRegistry = security_for(self.store)
         self.security.prepare(self.store.current.resolved)
         # host -> (policy snapshot, its `_begin` answer), for hosts that need no routing or
@@ -79,7 +79,7 @@ class MeshBase:
         """How the call starts: its first attempt made without the generator (`First`, when
         telemetry is off and nothing else comes first: see `_core/first.py`), else its flow
         (wrapped to trace it when telemetry is on); None: not a service, pass through
-        untraced. For a destination with a guard (issue-9), the `_begin` answer instead:
+        untraced. For a destination with a guard, the `_begin` answer instead:
         the shell admits the request, then starts it with `_start(request, begun)`."""
         if begun is None:
             # the current policy (read once per request: the request sees one version from
@@ -107,7 +107,7 @@ class MeshBase:
         """The service the request's host names in `policy`, its routing decision, what it
         must pass before its flow (`_admission`) and the destination's runtime; or (None,
         None, None, None) for a host outside the policy. Routing happens here, once, before
-        admission: route limits and the destination's guard depend on it (issue-9).
+        admission: route limits and the destination's guard depend on it.
         Answers that depend on nothing but the policy snapshot and the host are remembered
         for that snapshot (`_plain`, read by `_start`)."""
         service = policy.resolved.get(request.url.host)
@@ -127,7 +127,7 @@ class MeshBase:
         return begun
 
     def _admission(self, service: Service | None, decision: Decision | None) -> Guard | None:
-        """What the request must pass before its flow (issue-9): the matched route's limits,
+        """What the request must pass before its flow: the matched route's limits,
         then the destination's guard, whose credentials and TLS its attempts use. None: no
         tls/auth/limits on the destination and none on the route, or not a service."""
         if service is None or decision is None:

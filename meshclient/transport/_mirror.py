@@ -1,4 +1,4 @@
-"""issue-6: the shells' side of mirroring: send a copy once, in the background, bounded.
+"""The shells' side of mirroring: send a copy once, in the background, bounded.
 
 `MirrorSender` owns a `MirrorGate` (copies in flight, drop when full). The sync shell runs
 each copy on a short-lived daemon thread, the async shell as an asyncio task it tracks

@@ -48,10 +48,10 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         self.inner = inner if inner is not None else httpx.HTTPTransport(**kwargs)
         self._pool: ThreadPoolExecutor | None = None  # for hedged requests, made on first use
         self._pool_lock = threading.Lock()
-        self.mirrors = MirrorSender(self.registry)  # issue-6
+        self.mirrors = MirrorSender(self.registry)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        # one policy snapshot, routed once; issue-9: limits, credentials, mTLS
+        # one policy snapshot, routed once; then limits, credentials, mTLS
         start = self._start(request)
         if start is None:
             return self.inner.handle_request(request)
@@ -74,7 +74,7 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         return self._drive(flow, None, held)  # not final: the flow takes over
 
     def _guarded(self, request: httpx.Request, begun: Begun) -> httpx.Response:
-        """`handle_request` for a destination with a guard (issue-9; `begun`: what
+        """`handle_request` for a destination with a guard (`begun`: what
         `_start` answered): admitted first, its attempts sent with the guard's credentials
         and TLS, and the guard told the result."""
         guard = begun[2]
@@ -200,7 +200,7 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
             self._pool = None
         for inner in self._tls_transports():
             inner.close()
-        self._close_owned()  # issue-5: discovery of a store this transport built
+        self._close_owned()  # discovery of a store this transport built
         self.inner.close()
 
     def __enter__(self) -> MeshTransport:
@@ -215,7 +215,7 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
             self._pool = None
         for inner in self._tls_transports():
             inner.close()
-        self._close_owned()  # issue-5
+        self._close_owned()
         self.inner.__exit__(exc_type, exc_value, traceback)
 
 

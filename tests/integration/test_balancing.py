@@ -54,7 +54,9 @@ def test_p2c_ewma_avoids_a_backend_that_turns_slow(mesh, cluster: LoopbackCluste
     backends, failures = call(caller, 30)
     assert failures == 0
     assert backends[0] == "backend-1"  # it was the cheaper one ...
-    assert backends.count("backend-1") <= 2, backends  # ... until one slow answer
+    # ... until one slow answer. Round robin or random would send it half; a stall of the
+    # fast backend on a loaded machine may win it a few back, never a third.
+    assert backends.count("backend-1") <= len(backends) // 3, backends
     snap = endpoint_snapshot(caller, cluster[1].address)
     assert snap["estimate_ms"] >= 50 and snap["health"] == "healthy"
 

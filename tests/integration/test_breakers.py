@@ -95,7 +95,8 @@ def test_concurrent_requests_are_not_serialised_by_the_breaker(mesh) -> None:
         results = concurrent(caller, 16, "GET", "http://users/a")
         elapsed = time.monotonic() - started
         assert all(isinstance(r, httpx.Response) and r.status_code == 200 for r in results)
-        assert elapsed < 0.38, elapsed  # under 2 x 200 ms, on a loaded machine
+        # serialised, 16 x 200 ms would take 3.2 s; half of that leaves room for a loaded machine
+        assert elapsed < 1.6, elapsed
         assert breakers(caller) == ["closed"]
 
 

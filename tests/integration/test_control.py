@@ -175,7 +175,7 @@ def test_long_poll_applies_changes_as_they_happen(mesh, cluster,
     before = longpoll_server.requests
     longpoll_server.set(doc(cluster, "v2", 1))
     took = wait_for(lambda: backend_of(caller) == "backend-1")
-    assert took < 0.5, took  # the 30 s interval plays no part
+    assert took < 5.0, took  # the 30 s interval plays no part
     time.sleep(0.8)  # a wait that expires unchanged is not parsed again
     assert refresher.stats.applied == 2 and refresher.stats.unchanged >= 1
     assert longpoll_server.requests - before <= 5  # held, not spinning

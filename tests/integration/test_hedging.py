@@ -15,13 +15,13 @@ RR = {"kind": "round-robin"}
 
 def test_hedge_after_fixed_delay_wins(mesh) -> None:
     with LoopbackCluster(2) as cluster:
-        cluster.set(0, latency_ms=1000)
+        cluster.set(0, latency_ms=3000)
         caller = mesh(cluster.policy("users", balancer=RR, retry={"hedge": {"delay": "50ms"}}))
         for _ in range(4):
             started = time.monotonic()
             r = caller.get("http://users/a")
             assert r.status_code == 200 and r.json()["backend"] == "backend-1"
-            assert time.monotonic() - started < 0.7  # the slow endpoint takes 1 s
+            assert time.monotonic() - started < 2.0  # the slow endpoint takes 3 s
         snap = caller.transport.snapshot()["services"]["users"]
         assert 2 <= snap["hedges"] <= 4  # the calls that went to the slow endpoint first
         assert cluster.hits()[1] == 4
@@ -42,9 +42,9 @@ def test_hedge_at_a_percentile(mesh) -> None:
         caller = mesh(cluster.policy("users", balancer=RR, retry={"hedge": {"percentile": 90}}))
         for _ in range(30):  # history for the percentile
             caller.get("http://users/a")
-        cluster.set(0, latency_ms=800)
+        cluster.set(0, latency_ms=2500)
         started = time.monotonic()
         for _ in range(2):
             assert caller.get("http://users/a").status_code == 200
-        assert time.monotonic() - started < 1.2
+        assert time.monotonic() - started < 4.0  # at most one of the two waited 2.5 s
         assert caller.transport.snapshot()["services"]["users"]["hedges"] >= 1

@@ -177,6 +177,7 @@ _WORKER = textwrap.dedent("""
         "rate": 25, "burst": 1, "max_wait": "200ms", "redis": url, "adaptive_k": 0}}}})
     ok = limited = 0
     with httpx.Client(transport=meshclient.MeshTransport(policy)) as client:
+        started = time.time()
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             try:
@@ -184,7 +185,7 @@ _WORKER = textwrap.dedent("""
                 ok += 1
             except meshclient.RateLimited:
                 limited += 1
-    print(ok, limited)
+        print(ok, limited, started, time.time())
 """)
 
 
@@ -198,11 +199,15 @@ def test_two_processes_share_a_redis_quota() -> None:
         outputs = [p.communicate(timeout=60) for p in procs]
     for (_out, err), p in zip(outputs, procs, strict=True):
         assert p.returncode == 0, err
-    oks = [int(out.split()[0]) for out, _ in outputs]
-    # One quota of 25/s for both: about 25 * 2 s (+ burst, + what start-up skew allows).
+    rows = [out.split() for out, _ in outputs]
+    oks = [int(row[0]) for row in rows]
+    # One quota of 25/s for both, over the span from the first worker's start to the last
+    # one's end (start-up skew on a loaded machine widens it), plus the burst and a little.
+    # Two separate quotas would allow twice as much.
+    span = max(float(row[3]) for row in rows) - min(float(row[2]) for row in rows)
     assert sum(oks) == backend.hits
-    assert sum(oks) <= 25 * (seconds + 0.2) + 3, oks
-    assert sum(oks) >= 25 * seconds * 0.6, oks
+    assert sum(oks) <= 25 * span + 3, (oks, span)
+    assert sum(oks) >= 25 * seconds * 0.5, (oks, span)
     assert min(oks) > 0
 
 

@@ -131,7 +131,7 @@ def test_retry_after_past_the_deadline_gives_up_at_once(mesh,
     started = time.monotonic()
     r = caller.get("http://users/a")
     assert r.status_code == 503 and sum(cluster.hits()) == 1
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 1.5  # not waiting out the 2 s deadline
 
 
 def test_attempts_cap(mesh, cluster: LoopbackCluster, events) -> None:

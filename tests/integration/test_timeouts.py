@@ -19,7 +19,7 @@ def test_per_try_timeout_retries_elsewhere(mesh, cluster: LoopbackCluster) -> No
     for _ in range(3):
         started = time.monotonic()
         assert caller.get("http://users/a").status_code == 200
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 2.0  # never the 3 s total
 
 
 def test_total_timeout_raises_deadline_exceeded(mesh, cluster: LoopbackCluster) -> None:
@@ -31,18 +31,18 @@ def test_total_timeout_raises_deadline_exceeded(mesh, cluster: LoopbackCluster) 
     with pytest.raises(httpx.TimeoutException) as info:
         caller.get("http://users/a")
     assert isinstance(info.value, meshclient.DeadlineExceeded)
-    assert 0.25 < time.monotonic() - started < 1.0
+    assert 0.25 < time.monotonic() - started < 2.5  # the backends never answer
 
 
 def test_total_bounds_retries_and_backoff(mesh, cluster: LoopbackCluster) -> None:
     for i in range(3):
-        cluster.set(i, latency_ms=150, status=503)
+        cluster.set(i, latency_ms=400, status=503)
     caller = mesh(cluster.policy("users", timeout={"total": "250ms"},
                                  retry={"attempts": 5}))
     started = time.monotonic()
     with pytest.raises(meshclient.DeadlineExceeded):
         caller.get("http://users/a")
-    assert time.monotonic() - started < 0.8
+    assert time.monotonic() - started < 1.5  # five attempts of 400 ms would take over 2 s
 
 
 def test_request_override(mesh, cluster: LoopbackCluster) -> None:
@@ -52,12 +52,12 @@ def test_request_override(mesh, cluster: LoopbackCluster) -> None:
     started = time.monotonic()
     with pytest.raises(meshclient.DeadlineExceeded):
         caller.get("http://users/a", extensions={"meshclient.timeout": 0.2})
-    assert time.monotonic() - started < 0.8
+    assert time.monotonic() - started < 3.0  # the policy's 15 s total plays no part
     started = time.monotonic()
     with pytest.raises(httpx.ReadTimeout):
         caller.get("http://users/a",
                    extensions={"meshclient.timeout": {"total": 5, "per_try": 0.2}})
-    assert time.monotonic() - started < 0.8
+    assert time.monotonic() - started < 3.0  # the policy's 15 s total plays no part
 
 
 def test_callers_httpx_timeout_is_never_exceeded(mesh, cluster: LoopbackCluster) -> None:
@@ -67,7 +67,7 @@ def test_callers_httpx_timeout_is_never_exceeded(mesh, cluster: LoopbackCluster)
     started = time.monotonic()
     with pytest.raises(httpx.ReadTimeout):
         caller.get("http://users/a", timeout=0.2)
-    assert time.monotonic() - started < 0.8
+    assert time.monotonic() - started < 3.0  # the policy's 15 s total plays no part
 
 
 def test_no_retry_when_the_deadline_is_shorter_than_the_fastest_endpoint(mesh) -> None:

@@ -1,4 +1,5 @@
-"""A real dnsmasq on a loopback port, its records written by the test (installed by .ci/run).
+"""A real dnsmasq on a loopback port, its records written by the test (installed by
+scripts/install-test-servers.sh).
 
 `DnsServer.set(a={name: [ips]}, srv={name: [(target, port, priority, weight)]})` rewrites
 the configuration and restarts dnsmasq on the same port (a restart takes milliseconds);
@@ -113,6 +114,6 @@ class DnsServer(ServerProcess):
 
 @pytest.fixture
 def dns_server() -> Iterator[DnsServer]:
-    require("dnsmasq", ".ci/run installs dnsmasq-base")
+    require("dnsmasq")
     with DnsServer() as server:
         yield server

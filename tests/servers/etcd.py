@@ -1,4 +1,5 @@
-"""A real etcd on loopback, started and stopped by the tests (installed by .ci/run).
+"""A real etcd on loopback, started and stopped by the tests (installed by
+scripts/install-test-servers.sh).
 
 `stop()` kills the process and `start()` brings it back on the same ports and data
 directory, so tests can take the registry away and give it back.
@@ -62,6 +63,6 @@ class EtcdServer(ServerProcess):
 
 @pytest.fixture
 def etcd_server() -> Iterator[EtcdServer]:
-    require("etcd", ".ci/run installs etcd-server")
+    require("etcd")
     with EtcdServer() as server:
         yield server

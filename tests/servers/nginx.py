@@ -107,7 +107,7 @@ class NginxServer(ServerProcess):
 
 @pytest.fixture
 def nginx_server() -> Iterator[NginxServer]:
-    require("nginx", ".ci/run installs it")
+    require("nginx")
     with NginxServer() as server:
         yield server
 
@@ -118,7 +118,7 @@ def nginx_tls_server(tmp_path: Path) -> Iterator[tuple[NginxServer, str]]:
     yields the server and the CA bundle path."""
     import trustme
 
-    require("nginx", ".ci/run installs it")
+    require("nginx")
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1")
     chain, key, ca_path = tmp_path / "chain.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
