@@ -120,7 +120,7 @@ class PolicyStore:
 
         `url` is `http(s)://…` (polled with ETag / Last-Modified, long-polled when the server
         answers with `X-Consul-Index`) or `etcd://host:port/key` (watched). Options:
-        `interval_s`, `token`, `cache`, `verify`, `long_poll_wait_s` (see
+        `interval_s`, `token`, `cache`, `verify`, `long_poll_wait_s`, `timeout_s` (see
         `meshclient.control.RefreshThread`) and `wait` (seconds to block for the first
         answer; default 0). Started once per store: watching the same URL again returns
         the running refresher, another URL raises `PolicyError`. `close()` stops it. In a
