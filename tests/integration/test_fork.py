@@ -160,3 +160,78 @@ def test_a_child_leaving_does_not_deregister_its_parent(etcd_server: EtcdServer)
     finally:
         registration.close()
         etcd.close()
+
+
+GUNICORN_APP = '''
+import json, os, httpx, meshclient
+
+store = meshclient.PolicyStore()
+store.watch(os.environ["CONTROL_URL"], interval_s=0.1, wait=5)  # in the master (--preload)
+client = httpx.Client(transport=meshclient.MeshTransport(store))
+
+
+def app(environ, start_response):
+    backend = client.get("http://orders/").json()["backend"]  # the first use restarts
+    body = json.dumps({"pid": os.getpid(), "backend": backend,
+                       "version": store.current.version}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+'''
+
+
+def test_gunicorn_preforked_workers_follow_policy_changes(
+        nginx_server: NginxServer, cluster: LoopbackCluster, tmp_path: Any) -> None:
+    pytest.importorskip("gunicorn")
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.servers.helpers import until
+    from tests.servers.ports import free_port
+
+    def policy(version: str, i: int) -> str:
+        return json.dumps({"version": version, "services": {"orders": {
+            "endpoints": [cluster[i].address], "timeout": {"total": "2s"}}}})
+
+    (tmp_path / "meshapp.py").write_text(GUNICORN_APP)
+    nginx_server.publish("mesh.json", policy("v1", 0))
+    port = free_port("127.0.0.3")
+    root = Path(__file__).parents[2]
+    env = {**os.environ, "CONTROL_URL": nginx_server.url("mesh.json"),
+           "PYTHONPATH": os.pathsep.join([str(root), str(tmp_path)])}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--preload", "--workers", "2",
+         "--bind", f"127.0.0.3:{port}", "--log-level", "warning", "meshapp:app"],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    answers: dict[int, dict[str, Any]] = {}
+
+    def ask() -> bool:
+        try:
+            r = httpx.get(f"http://127.0.0.3:{port}/", timeout=2)
+        except httpx.HTTPError:
+            return False
+        answers[r.json()["pid"]] = r.json()
+        return True
+
+    try:
+        assert until(ask, 15), "gunicorn did not answer"
+        assert until(lambda: ask() and len(answers) == 2, 10), answers  # both workers seen
+        assert {a["backend"] for a in answers.values()} == {"backend-0"}
+        nginx_server.publish("mesh.json", policy("v2", 1))  # after the fork
+
+        def both_moved() -> bool:
+            ask()
+            return len(answers) == 2 and all(
+                a["backend"] == "backend-1" and a["version"] == "v2" for a in answers.values())
+
+        assert until(both_moved, 10), answers
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(5)
+        assert server.stderr is not None
+        server.stderr.close()
