@@ -78,6 +78,11 @@ class HttpSource:
         if aborted:  # the deadline passed while connecting
             _shutdown(sock)
 
+    def forget_connection(self) -> None:
+        """In a forked child: the connection is the parent's; never shut it down."""
+        self._lock = threading.Lock()
+        self._sock = None
+
     def abort(self) -> None:
         """End the fetch in flight now (its read fails); the next fetch starts afresh."""
         with self._lock:

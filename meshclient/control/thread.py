@@ -74,6 +74,7 @@ class RefreshThread:
         self._seen: set[tuple[str, str]] = set()
         self._source: HttpSource | EtcdSource = self._new_source()
         self._thread: threading.Thread | None = None
+        self._forked = False  # a forked child: start again on first use
         _fork.track(self)
 
     def _new_source(self) -> HttpSource | EtcdSource:
@@ -127,15 +128,20 @@ class RefreshThread:
 
     # -- forked child (meshclient/_fork.py) ------------------------------------------------
     def _after_fork_in_child(self) -> None:
-        """The thread is gone and the connection is the parent's: forget both (no I/O)."""
+        """The thread is gone and the connection is the parent's: forget both, without I/O
+        (never shut the parent's socket down). A new source is made on first use."""
         self.applier.reset_lock()
-        self._source = self._new_source()
+        if isinstance(self._source, HttpSource):
+            self._source.forget_connection()
         self._thread = None
+        self._forked = True
         self.ready = threading.Event()
         self._stop = threading.Event() if not self._stop.is_set() else self._stop
 
     def _resume_after_fork(self) -> None:
-        if not self._stop.is_set() and self._thread is None:
+        if self._forked and not self._stop.is_set():
+            self._forked = False
+            self._source = self._new_source()  # its own connections, not the parent's
             self._spawn()
 
     # -- the refresh thread ------------------------------------------------------------------

@@ -137,15 +137,15 @@ class EndpointCache:
         self._lock = threading.Lock()
         self._ready = _copy_event(self._ready)
         self._stop = _copy_event(self._stop)
-        reset = getattr(self.resolver, "_after_fork_in_child", None)
-        if callable(reset):
-            reset()
         self._restart = self._thread is not None
         self._thread = None
 
     def _resume_after_fork(self) -> None:
         if self._restart:
             self._restart = False
+            reconnect = getattr(self.resolver, "reconnect", None)
+            if callable(reconnect):  # its own connections, not the parent's
+                reconnect()
             self.start()
 
     # -- the refresh thread --------------------------------------------------------------

@@ -123,8 +123,8 @@ class EtcdResolver:
         except EtcdError as exc:
             raise DiscoveryError(str(exc)) from exc
 
-    def _after_fork_in_child(self) -> None:
-        """A forked child must not share the parent's pooled connections."""
+    def reconnect(self) -> None:
+        """A new client (a forked child must not share its parent's pooled connections)."""
         self._client = EtcdClient(f"http://{self._server}", timeout_s=self._timeout_s)
 
     def close(self) -> None:

@@ -52,14 +52,15 @@ class HealthChecker:
         _fork.track(self)
 
     def _after_fork_in_child(self) -> None:
-        """The thread is gone and the pooled connections are the parent's (no I/O here)."""
+        """The thread is gone and the pooled connections are the parent's (no I/O here:
+        the new client is made on first use)."""
         self._restart = not self._stop.is_set()
         self._stop = threading.Event()
-        self._client = httpx.Client(timeout=self.policy.timeout, trust_env=False)
 
     def _resume_after_fork(self) -> None:
         if self._restart:
             self._restart = False
+            self._client = httpx.Client(timeout=self.policy.timeout, trust_env=False)
             self._thread = start_thread(self, self._run, f"meshclient-health-{self.service}")
 
     def check(self, endpoint: Endpoint) -> bool:
