@@ -37,8 +37,7 @@ class EtcdSource:
         and logs anything but an etcd failure; the loop backs off and starts over."""
         while not stop.is_set():
             try:
-                self._session(applier, stop, ready)
-                schedule.failures = 0
+                self._session(applier, schedule, stop, ready)
             except EtcdError as exc:
                 applier.stats.errors += 1
                 schedule.observe_failure()
@@ -52,9 +51,10 @@ class EtcdSource:
                 ready.set()
                 stop.wait(schedule.delay(rng))
 
-    def _session(self, applier: Applier, stop: threading.Event,
+    def _session(self, applier: Applier, schedule: RefreshSchedule, stop: threading.Event,
                  ready: threading.Event) -> None:
         revision, kv = self.client.get(self.key)
+        schedule.failures = 0  # etcd answers: the next outage backs off from the start
         applier.stats.fetches += 1
         if kv is None:
             logger.warning("control key %s is missing; keeping %r", self.url,
