@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from . import _fork
 from ._clock import CLOCK, RNG
 from ._types import Clock, Rng
 from .balance import LoadBalancer, build_balancer
@@ -96,6 +97,13 @@ class Registry:
         self.zone = zone if zone is not None else settings_from_env().zone
         self._services: dict[str, ServiceRuntime] = {}
         self._lock = threading.Lock()
+        _fork.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()  # another thread may have held it at the fork
+
+    def _resume_after_fork(self) -> None:
+        pass
 
     def runtime(self, service: Service) -> ServiceRuntime:
         rt = self._services.get(service.name)

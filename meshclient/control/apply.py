@@ -2,7 +2,11 @@
 
 An invalid document is logged once (the same bytes are not logged again), counted in
 `stats.rejected`, reported as a `policy_rejected` event with its field-path errors, and
-kept in `last_errors`; the store is not touched. A valid one that differs from the current
+kept in `last_errors`; the store is not touched. A document that makes the parser raise
+anything else (a recursion error on deeply nested JSON, a bug in a section's validator) is
+rejected the same way, with the exception's type and a short message: the refresher never
+dies from input, and `last_errors` never carries more of a document than a short excerpt
+(`MAX_ERROR_CHARS` per message, `MAX_ERRORS` messages). A valid one that differs from the current
 policy is swapped in whole (`PolicyStore.replace`: one reference assignment, so a request
 sees one version; the registry keeps each endpoint's balancer and breaker state by name),
 logged with its version and a summary of what changed, and written to the disk cache.
@@ -24,6 +28,21 @@ from .summary import summarize
 
 logger = logging.getLogger("meshclient.control")
 
+#: Bounds on what `last_errors` keeps of a rejected document's errors.
+MAX_ERRORS = 20
+MAX_ERROR_CHARS = 300
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS - 1] + "…"
+
+
+def _bounded(errors: tuple[str, ...]) -> tuple[str, ...]:
+    out = tuple(_short(e) for e in errors[:MAX_ERRORS])
+    if len(errors) > MAX_ERRORS:
+        out += (f"… and {len(errors) - MAX_ERRORS} more errors",)
+    return out
+
 
 @dataclass(slots=True)
 class RefreshStats:
@@ -35,6 +54,8 @@ class RefreshStats:
     applied: int = 0
     rejected: int = 0
     errors: int = 0
+    #: iterations that raised something unexpected (logged once per distinct error)
+    unexpected: int = 0
 
 
 class Applier:
@@ -52,13 +73,22 @@ class Applier:
         self.trust = RemoteTrust(store.current)  # docs/security.md: what a remote policy may do
         warn_plaintext_control(source)
 
+    def reset_lock(self) -> None:
+        """A new lock (a forked child: another thread may have held the old one)."""
+        self._lock = threading.Lock()
+
     def apply(self, document: bytes, *, origin: str | None = None) -> bool:
         """Validate and apply `document`; True when the store now holds a new policy."""
         origin = origin or self.source
         try:
             policy = policy_from_text(document, origin=origin)
         except PolicyError as exc:
-            self._reject(document, exc.errors, origin)
+            self._reject(document, _bounded(exc.errors), origin)
+            return False
+        except Exception as exc:  # the parser must not kill the refresher (RecursionError too)
+            reason = _short(str(exc).splitlines()[0] if str(exc) else "")
+            self._reject(document, (f"document could not be parsed "
+                                    f"({type(exc).__name__}): {reason}",), origin)
             return False
         return self.apply_policy(policy, document, origin=origin)
 

@@ -3,13 +3,15 @@
 Uses the shared `meshclient._etcd` client (JSON gateway, blocking, from the refresher's
 thread). A compacted watch re-reads the key and watches again from the new revision; a
 deleted key is logged and the last good policy kept; an unreachable etcd backs off with
-the schedule's exponential backoff and starts over with a fresh read.
+the schedule's exponential backoff (capped at 2 s: a watch is one cheap request) and starts
+over with a fresh read, so a value written while etcd was away applies on its return.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from .._etcd import EtcdClient, EtcdError, parse_etcd_url
 from .._types import Rng
@@ -29,12 +31,13 @@ class EtcdSource:
         self.client = EtcdClient(base_url)
 
     def run(self, applier: Applier, schedule: RefreshSchedule, stop: threading.Event,
-            ready: threading.Event, rng: Rng) -> None:
-        """Loop until `stop` is set."""
+            ready: threading.Event, rng: Rng,
+            unexpected: Callable[[Exception], None]) -> None:
+        """Loop until `stop` is set. `unexpected(exc)` is the last-resort guard: it counts
+        and logs anything but an etcd failure; the loop backs off and starts over."""
         while not stop.is_set():
             try:
-                self._session(applier, stop, ready)
-                schedule.failures = 0
+                self._session(applier, schedule, stop, ready)
             except EtcdError as exc:
                 applier.stats.errors += 1
                 schedule.observe_failure()
@@ -43,10 +46,15 @@ class EtcdSource:
                     schedule.failures, applier.store.current.version, exc)
                 ready.set()
                 stop.wait(schedule.delay(rng))
+            except Exception as exc:  # a bug must not end the watch
+                unexpected(exc)
+                ready.set()
+                stop.wait(schedule.delay(rng))
 
-    def _session(self, applier: Applier, stop: threading.Event,
+    def _session(self, applier: Applier, schedule: RefreshSchedule, stop: threading.Event,
                  ready: threading.Event) -> None:
         revision, kv = self.client.get(self.key)
+        schedule.failures = 0  # etcd answers: the next outage backs off from the start
         applier.stats.fetches += 1
         if kv is None:
             logger.warning("control key %s is missing; keeping %r", self.url,

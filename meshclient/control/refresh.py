@@ -46,7 +46,7 @@ class RefreshSchedule:
 
     **Parameters:** `interval_s` (poll period), `long_poll_wait_s` (the `wait` asked of a
     long-polling server), `backoff_base_s` / `backoff_max_s` (failure backoff),
-    `timeout_s` (bound on a plain poll).
+    `timeout_s` (wall-clock bound on a plain poll, headers and body together).
     """
 
     interval_s: float

@@ -39,14 +39,22 @@ def build_resolver(policy: DiscoveryPolicy) -> Resolver:
     return EtcdResolver(policy.url, target.server, target.path, timeout_s=policy.timeout)
 
 
+#: Reconnect backoff cap for a watched source (etcd): a reconnect is one cheap request, and
+#: endpoints written while the registry was away should be used within seconds of its return.
+WATCH_BACKOFF_MAX_S = 2.0
+
+
 def schedule_config(policy: DiscoveryPolicy) -> ScheduleConfig:
     """Backoff after errors starts at 0.5 s (or `min_ttl` when shorter) and grows to 30 s
     (or `max_ttl` when shorter): a failing registry is never retried less often than a
-    working one is refreshed."""
+    working one is refreshed. A watched source (etcd) caps it at `WATCH_BACKOFF_MAX_S`."""
     base = min(BACKOFF_BASE_S, policy.min_ttl)
+    cap = min(BACKOFF_MAX_S, policy.max_ttl)
+    if parse_url(policy.url).kind == "etcd":
+        cap = min(cap, WATCH_BACKOFF_MAX_S)
     return ScheduleConfig(min_ttl_s=policy.min_ttl, max_ttl_s=policy.max_ttl,
                           grace_s=policy.grace, backoff_base_s=base,
-                          backoff_max_s=max(base, min(BACKOFF_MAX_S, policy.max_ttl)))
+                          backoff_max_s=max(base, cap))
 
 
 def build_cache(service: str, policy: DiscoveryPolicy, clock: Clock, rng: Rng

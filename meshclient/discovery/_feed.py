@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .. import _fork
 from .._types import Clock, Rng
 from ..policy import Service
 from ._base import Endpoint, EndpointWaiter
@@ -35,19 +36,34 @@ class DiscoveryFeed:
         self.clock = clock
         self.rng = rng
         self.service = service
-        self.cache: EndpointCache | None = None
+        self._cache: EndpointCache | None = None
         self.health: HealthChecker | None = None
         self._endpoints: tuple[Endpoint, ...] = ()
         self._unhealthy: frozenset[str] = frozenset()
         self._lock = threading.Lock()
         self._configure(None, service)
+        _fork.track(self)
+
+    @property
+    def cache(self) -> EndpointCache | None:
+        """The endpoint cache (None: static endpoints). Read by every request, so it is
+        where a forked child restarts its background work (`meshclient/_fork.py`)."""
+        if _fork.pending:
+            _fork.resume()
+        return self._cache
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()  # the cache and checker reset themselves
+
+    def _resume_after_fork(self) -> None:
+        pass
 
     @property
     def waiter(self) -> EndpointWaiter | None:
         """What a request must wait on before picking: the cache, until its first answer,
         unless endpoints are already known (a discovery URL changed: the old endpoints
         serve until the new source answers). None once warm, and for static endpoints."""
-        cache = self.cache
+        cache = self._cache
         if cache is None or self._endpoints or cache.ready:
             return None
         return cache
@@ -63,11 +79,11 @@ class DiscoveryFeed:
 
     def _configure(self, old: Service | None, new: Service) -> None:
         if old is None or old.discovery != new.discovery:
-            if self.cache is not None:
-                self.cache.close(wait=False)  # its thread exits on its own; no join here
-                self.cache = None
+            if self._cache is not None:
+                self._cache.close(wait=False)  # its thread exits on its own; no join here
+                self._cache = None
             if new.discovery is not None:
-                cache = self.cache = build_cache(new.name, new.discovery, self.clock, self.rng)
+                cache = self._cache = build_cache(new.name, new.discovery, self.clock, self.rng)
                 cache.subscribe(lambda resolution: self._set(resolution.endpoints, cache))
                 cache.start()
         if new.discovery is None and (old is None or old.endpoints != new.endpoints
@@ -86,7 +102,7 @@ class DiscoveryFeed:
 
     def _set(self, endpoints: tuple[Endpoint, ...], cache: EndpointCache | None = None) -> None:
         with self._lock:
-            if cache is not None and cache is not self.cache:
+            if cache is not None and cache is not self._cache:
                 return  # a replaced cache's last answer: stale by definition
             self._endpoints = endpoints
             self._push()
@@ -109,18 +125,23 @@ class DiscoveryFeed:
 
     def snapshot(self) -> dict[str, Any]:
         """For status pages: where endpoints come from and how discovery is doing."""
-        cache = self.cache
+        cache = self._cache
         if cache is None:
             return {"source": "static"}
         resolution = cache.resolution
-        return {"source": cache.resolver.source, "ready": cache.ready,
-                "failures": cache.failures, "last_error": cache.last_error,
-                "ttl_s": None if resolution is None else resolution.ttl_s,
-                "known": len(self._endpoints), "unhealthy": sorted(self._unhealthy)}
+        out = {"source": cache.resolver.source, "ready": cache.ready,
+               "failures": cache.failures, "last_error": cache.last_error,
+               "ttl_s": None if resolution is None else resolution.ttl_s,
+               "known": len(self._endpoints), "unhealthy": sorted(self._unhealthy)}
+        skipped = getattr(cache.resolver, "skipped", None)
+        if isinstance(skipped, dict):  # values the registry holds that are not endpoints
+            out["skipped"] = dict(skipped)
+            out["skipped_total"] = getattr(cache.resolver, "skipped_total", len(skipped))
+        return out
 
     def close(self) -> None:
-        if self.cache is not None:
-            self.cache.close()
+        if self._cache is not None:
+            self._cache.close()
         if self.health is not None:
             self.health.close()
 

@@ -6,6 +6,8 @@ from exiting: every owner is tracked here, and at interpreter shutdown, before P
 joins non-daemon threads, each owner's `close()` is called. That stops the threads and,
 for a registration, revokes its lease, so a clean exit deregisters at once.
 
+A forked child gets a fresh lock here (another thread may have held it at the fork).
+
 The hook is `threading._register_atexit` (what `concurrent.futures` uses for the same
 reason). Where it does not exist, threads fall back to daemons.
 """
@@ -13,6 +15,7 @@ reason). Where it does not exist, threads fall back to daemons.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Callable
@@ -30,6 +33,15 @@ _lock = threading.Lock()
 _hooked = False
 _register_atexit: Callable[[Callable[[], None]], None] | None = getattr(
     threading, "_register_atexit", None)
+
+
+def _reset_lock() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_lock)
 
 
 def _close_all() -> None:

@@ -25,7 +25,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from .. import _events
+from .. import _events, _fork
 from .._clock import CLOCK, RNG
 from .._types import Clock, Rng
 from ._base import DiscoveryError, Resolution, Resolver
@@ -68,8 +68,10 @@ class EndpointCache:
         self._listeners: tuple[Listener, ...] = ()
         self._thread: threading.Thread | None = None
         self._held: tuple[Resolution, int] | None = None  # (empty answer, when) in grace
+        self._restart = False  # a forked child: start the thread again on first use
         self.last_error: str | None = None
         self.lookups = 0
+        _fork.track(self)
 
     # -- reading (any thread, no I/O) -------------------------------------------------
     @property
@@ -127,6 +129,24 @@ class EndpointCache:
             self.resolver.close()
         elif wait and thread is not threading.current_thread():
             thread.join(10)
+
+    # -- forked child (meshclient/_fork.py) ----------------------------------------------
+    def _after_fork_in_child(self) -> None:
+        """The thread is gone; the lock may be held; the resolver's connections are the
+        parent's. No I/O here: `_resume_after_fork` starts the thread again."""
+        self._lock = threading.Lock()
+        self._ready = _copy_event(self._ready)
+        self._stop = _copy_event(self._stop)
+        self._restart = self._thread is not None
+        self._thread = None
+
+    def _resume_after_fork(self) -> None:
+        if self._restart:
+            self._restart = False
+            reconnect = getattr(self.resolver, "reconnect", None)
+            if callable(reconnect):  # its own connections, not the parent's
+                reconnect()
+            self.start()
 
     # -- the refresh thread --------------------------------------------------------------
     def _run(self) -> None:
@@ -214,3 +234,11 @@ class EndpointCache:
         n = None if self._resolution is None else len(self._resolution.endpoints)
         return (f"<EndpointCache {self.service} {self.resolver.source} endpoints={n} "
                 f"failures={self._schedule.failures}>")
+
+
+def _copy_event(event: threading.Event) -> threading.Event:
+    """A new event in the same state (an inherited one's lock may be held)."""
+    fresh = threading.Event()
+    if event.is_set():
+        fresh.set()
+    return fresh

@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import httpx
 
+from .. import _fork
 from ..policy._discovery import HealthPolicy
 from ._base import Endpoint
 from ._threads import start_thread
@@ -47,6 +48,20 @@ class HealthChecker:
         self._stop = threading.Event()
         self._client = httpx.Client(timeout=policy.timeout, trust_env=False)
         self._thread = start_thread(self, self._run, f"meshclient-health-{service}")
+        self._restart = False
+        _fork.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        """The thread is gone and the pooled connections are the parent's (no I/O here:
+        the new client is made on first use)."""
+        self._restart = not self._stop.is_set()
+        self._stop = threading.Event()
+
+    def _resume_after_fork(self) -> None:
+        if self._restart:
+            self._restart = False
+            self._client = httpx.Client(timeout=self.policy.timeout, trust_env=False)
+            self._thread = start_thread(self, self._run, f"meshclient-health-{self.service}")
 
     def check(self, endpoint: Endpoint) -> bool:
         host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host

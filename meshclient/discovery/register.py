@@ -17,6 +17,10 @@ lease is lost (etcd was unreachable for longer than `ttl`, so etcd expired it) a
 granted and the key written again. Failures are retried with backoff and logged once per
 streak. `close()` revokes the lease, which deletes the key at once; a registration still open
 when the interpreter exits normally is closed then (`_threads.py`).
+
+A registration belongs to the process that made it: a forked child (a gunicorn worker)
+inherits the object but neither keeps the lease alive nor revokes it, so a worker exiting
+does not deregister its parent.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import threading
 from collections.abc import Mapping
 from types import TracebackType
 
+from .. import _fork
 from .._etcd import EtcdClient, EtcdError
 from ._base import split_address
 from ._threads import start_thread
@@ -68,6 +73,14 @@ class Registration:
             self._client.close()
             raise RegistrationError(f"cannot register {service} at {registry}: {exc}") from exc
         self._thread = start_thread(self, self._run, f"meshclient-register-{service}")
+        self._inherited = False
+        _fork.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._inherited = True  # the parent's lease: not ours to keep alive or revoke
+
+    def _resume_after_fork(self) -> None:
+        pass
 
     def _announce(self) -> None:
         self.lease = self._client.grant(self.ttl)
@@ -94,7 +107,7 @@ class Registration:
 
     def close(self) -> None:
         """Stop the keepalive and revoke the lease (the key disappears now)."""
-        if self._stop.is_set():
+        if self._stop.is_set() or self._inherited:
             return
         self._stop.set()
         if self._thread is not threading.current_thread():

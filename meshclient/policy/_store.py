@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from .. import _fork
 from ..errors import PolicyError
 from ._model import Policy
 
@@ -44,6 +46,7 @@ class PolicyStore:
         self._subscribers: list[Subscriber] = []
         self._attachments: dict[str, Any] = {}
         self._refresher: Any = None  # the control.RefreshThread, once watched
+        _fork.track(self)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "current":
@@ -53,11 +56,23 @@ class PolicyStore:
     @property
     def generation(self) -> int:
         """Increases by one with every `replace()`."""
+        if _fork.pending:
+            _fork.resume()
         return self._snapshot[0]
 
     @property
     def snapshot(self) -> tuple[int, Policy]:
+        if _fork.pending:
+            _fork.resume()
         return self._snapshot
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child: another thread may have held the writer lock at the fork. The
+        refresher resets itself and restarts on first use (`meshclient/_fork.py`)."""
+        object.__setattr__(self, "_lock", threading.Lock())
+
+    def _resume_after_fork(self) -> None:
+        pass
 
     def replace(self, policy: Policy) -> Policy:
         """Make `policy` current; returns the previous one."""
@@ -105,13 +120,16 @@ class PolicyStore:
 
         `url` is `http(s)://…` (polled with ETag / Last-Modified, long-polled when the server
         answers with `X-Consul-Index`) or `etcd://host:port/key` (watched). Options:
-        `interval_s`, `token`, `cache`, `verify`, `long_poll_wait_s` (see
+        `interval_s`, `token`, `cache`, `verify`, `long_poll_wait_s`, `timeout_s` (see
         `meshclient.control.RefreshThread`) and `wait` (seconds to block for the first
         answer; default 0). Started once per store: watching the same URL again returns
-        the running refresher, another URL raises `PolicyError`. `close()` stops it.
+        the running refresher, another URL raises `PolicyError`. `close()` stops it. In a
+        forked child the refresher inherited from the parent is started again first.
         """
         from ..control import RefreshThread  # local: control imports policy
 
+        if _fork.pending:
+            _fork.resume()
         wait = float(options.pop("wait", 0.0))
         with self._lock:
             current = self._refresher
@@ -129,6 +147,8 @@ class PolicyStore:
     @property
     def refresher(self) -> Any:
         """The running `RefreshThread`, or None."""
+        if _fork.pending:
+            _fork.resume()
         return self._refresher
 
     def close(self) -> None:
@@ -161,6 +181,8 @@ def default_store() -> PolicyStore:
     `MESHCLIENT_POLICY_CACHE` first) and waits up to 2 s for the endpoint's first answer.
     """
     global _default
+    if _fork.pending:
+        _fork.resume()
     store = _default
     if store is None:
         with _default_lock:
@@ -180,6 +202,15 @@ def _from_env() -> PolicyStore:
                     token=settings.control_token, cache=settings.policy_cache,
                     wait=min(2.0, settings.control_interval))
     return store
+
+
+def _reset_default_lock() -> None:
+    global _default_lock
+    _default_lock = threading.Lock()  # a forked child: another thread may have held it
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_default_lock)
 
 
 def reset_default_store() -> None:
