@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import PolicyError
 from ..policy import Policy, policy_from_text
+from ..policy._parse import MAX_DOCUMENT_BYTES
 
 logger = logging.getLogger("meshclient.control")
 
@@ -44,7 +45,8 @@ def read_cache(path: str | Path) -> tuple[Policy, bytes] | None:
     """The cached policy and its document, or None (missing, unreadable or invalid: logged)."""
     path = Path(path)
     try:
-        document = path.read_bytes()
+        with open(path, "rb") as file:  # bounded: a runaway cache file is rejected below
+            document = file.read(MAX_DOCUMENT_BYTES + 1)
     except FileNotFoundError:
         return None
     except OSError as exc:

@@ -122,7 +122,7 @@ class HttpSource:
             if response.status_code != 200:
                 raise ControlError(f"{self.url} answered {response.status_code}")
             declared = headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
                 raise ControlError(f"{self.url}: body of {declared} bytes is over the "
                                    f"{MAX_BODY_BYTES}-byte limit")
             body = bytearray()

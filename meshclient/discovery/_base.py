@@ -11,7 +11,7 @@ from typing import Protocol
 def split_address(address: str) -> tuple[str, int]:
     """`"host:port"` or `"[v6]:port"` to `(host, port)`; raises `ValueError` naming the value."""
     host, sep, port_text = address.rpartition(":")
-    if not sep or not host or not port_text.isdigit():
+    if not sep or not host or not (port_text.isascii() and port_text.isdigit()):
         raise ValueError(f"must be host:port: {address!r}")
     port = int(port_text)
     if not 0 < port < 65536:

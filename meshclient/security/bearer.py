@@ -19,6 +19,8 @@ from ..policy._security import BearerPolicy
 logger = logging.getLogger("meshclient.security")
 
 _NS = 1_000_000_000
+#: A token file larger than this is refused unread (a token is a few KiB at most).
+MAX_SECRET_CHARS = 64 * 1024
 
 
 class CredentialsError(MeshError):
@@ -36,9 +38,14 @@ def read_secret(env: str | None, file: str | None, environ: Mapping[str, str] | 
     assert file is not None
     try:
         with open(file, encoding="utf-8") as f:
-            value = f.read().strip()
+            value = f.read(MAX_SECRET_CHARS + 1)
+    except UnicodeDecodeError:
+        raise CredentialsError(f"{what}: {file!r} is not UTF-8 text") from None
     except OSError as exc:
         raise CredentialsError(f"{what}: cannot read {file!r}: {exc.strerror or exc}") from None
+    if len(value) > MAX_SECRET_CHARS:
+        raise CredentialsError(f"{what}: {file!r} is larger than {MAX_SECRET_CHARS} characters")
+    value = value.strip()
     if not value:
         raise CredentialsError(f"{what}: {file!r} is empty")
     return value

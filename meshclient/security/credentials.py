@@ -229,7 +229,7 @@ class OAuth2Credentials:
 
 def _check_length(response: httpx.Response) -> None:
     declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
         raise CredentialsUnavailable(f"token answer is over {MAX_ANSWER_BYTES} bytes")
 
 
