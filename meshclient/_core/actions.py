@@ -36,13 +36,17 @@ class Hedge:
     """Send `primary`; if it has not answered after `delay_s`, send `secondary` too (to
     another endpoint). The first outcome for which `good(outcome)` holds wins and the other
     attempt is cancelled (async) or abandoned and its response closed (sync); when neither
-    is good, the later one is reported. Resume the flow with a `HedgeOutcome`.
+    is good, the later one is reported. Call `on_secondary()` as the secondary is sent.
+Resume the flow with a `HedgeOutcome`.
     """
 
     primary: Send
     secondary: Send
     delay_s: float
     good: Callable[[Outcome], bool]
+    #: call right before sending `secondary`: its endpoint's in-flight count and latency
+    #: measurement start then, not when the primary started
+    on_secondary: Callable[[], None] = lambda: None
 
 
 @dataclass(slots=True)

@@ -46,7 +46,7 @@ from .attempt import (
     prepare,
     why_none,
 )
-from .hedging import good_outcome, hedge_delay_s, plan_hedge, settle_hedge
+from .hedging import Secondary, good_outcome, hedge_delay_s, plan_hedge, settle_hedge
 
 if TYPE_CHECKING:  # types only: the runtime holds locks, the core must not import it
     from .._runtime import ServiceRuntime
@@ -141,8 +141,10 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
 
             # 6. send, or hedge when the service hedges and a second endpoint is available.
             hedge = None
+            # a hedge sends the request twice: the replay rules of a retry apply to it
+            # (`RetryRules.replayable`; `max_attempts` > 1: the body can be replayed)
             if (attempt == 1 and retry.hedge is not None and max_attempts > 1
-                    and fault is None):
+                    and fault is None and rules.replayable(request)):
                 hedge = plan_hedge(request, runtime, tried, deadline, now)
             start = state.begin(now)
             if fault is not None and fault.abort is not None:
@@ -160,12 +162,14 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
                              now)
             else:
                 h_state, h_ticket, h_send = hedge
-                reply = yield Hedge(send, h_send, hedge_delay_s(runtime), good_outcome(runtime))
+                secondary = Secondary(runtime, h_state)
+                reply = yield Hedge(send, h_send, hedge_delay_s(runtime), good_outcome(runtime),
+                                    secondary.begin)
                 assert isinstance(reply, HedgeOutcome)
                 now = clock.now_ns()
                 outcome, state, ok, start = settle_hedge(runtime, reply,
                                                           (state, ticket, start),
-                                                          (h_state, h_ticket))
+                                                          (secondary, h_ticket))
                 if reply.hedged:
                     attempt += 1
         last = outcome

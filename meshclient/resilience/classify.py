@@ -74,14 +74,18 @@ class RetryRules:
     def status_listed(self, status: int) -> bool:
         return status in self.statuses
 
-    def idempotent(self, request: httpx.Request) -> bool:
+    def replayable(self, request: httpx.Request) -> bool:
+        """THE replay rule: may `request` be sent again after a copy may have reached the
+        server? Its method is in `retry.methods`, or it carries an `Idempotency-Key`. A
+        retry of anything but a connection that never reached the server, and every hedge,
+        obey it (the body must also be replayable: `attempts_allowed`)."""
         return request.method in self.methods or IDEMPOTENCY_KEY in request.headers
 
     def error_retryable(self, kind: str, request: httpx.Request) -> bool:
         # "read-error" covers resets too (urllib3 counts both as read errors).
         if kind not in self.kinds and not (kind == RESET and READ_ERROR in self.kinds):
             return False
-        return kind == CONNECT_ERROR or self.idempotent(request)
+        return kind == CONNECT_ERROR or self.replayable(request)
 
     def status_retryable(self, status: int, request: httpx.Request) -> bool:
-        return self.status_listed(status) and self.idempotent(request)
+        return self.status_listed(status) and self.replayable(request)

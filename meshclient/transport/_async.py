@@ -171,6 +171,7 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
                 await finished[0].wait()
             if finished[0].is_set():
                 return HedgeOutcome(0, results[0] or Outcome(), None, False)
+            hedge.on_secondary()
             tg.start_soon(run, 1, hedge.secondary)
             while winner is None:
                 await changed.wait()

@@ -171,6 +171,7 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         done, _ = wait([first], timeout=hedge.delay_s)
         if done:
             return HedgeOutcome(0, first.result(), None, False)
+        hedge.on_secondary()
         futures = [first, pool.submit(self._send, hedge.secondary, guard)]
         pending = set(futures)
         finished: list[int] = []
