@@ -32,7 +32,7 @@ import httpx
 from .. import _events
 from ..context import RETRIES_SPENT_HEADER, Inbound
 from ..errors import DeadlineExceeded, NoEndpointsAvailable
-from ..resilience.classify import RETRY_AFTER_STATUSES, TIMEOUT, error_kind
+from ..resilience.classify import POOL_TIMEOUT, RETRY_AFTER_STATUSES, TIMEOUT, error_kind
 from ..resilience.deadline import Deadline
 from ..resilience.retry_after import http_date_s, parse_retry_after
 from ..routing.fault import injected_outcome, roll
@@ -218,7 +218,7 @@ def _retry_wait(outcome: Outcome, capped: bool, attempt: int, request: httpx.Req
         error = outcome.error
         assert error is not None
         kind = error_kind(error)
-        if kind == TIMEOUT and capped:
+        if (kind == TIMEOUT or kind == POOL_TIMEOUT) and capped:
             raise DeadlineExceeded(f"deadline of the call to {runtime.service.name!r} passed "
                                    f"during attempt {attempt}", request=request,
                                    service=runtime.service.name) from error

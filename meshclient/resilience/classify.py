@@ -1,7 +1,7 @@
 """Which outcomes may be retried (Finagle's `Retries.Policy`: "which", never "how many").
 
 Like urllib3's `Retry`: a connection that never reached the server (connect error, refused,
-connect or pool timeout) is safe to retry for any method; anything that may have reached it
+connect timeout; a pool timeout, "pool-timeout", never even left the process) is safe to retry for any method; anything that may have reached it
 (a reset, a read or write error, a read timeout, a status in `retry.on`) is retried only for
 a method in `retry.methods` or a request carrying an `Idempotency-Key` header.
 
@@ -24,6 +24,10 @@ RESET = "reset"
 READ_ERROR = "read-error"
 TIMEOUT = "timeout"
 OTHER = "other"
+#: No connection of the caller's own pool came free in time: the request never left this
+#: process. The caller's problem, not the endpoint's (no breaker, ejection or latency
+#: sample); retried like a connect error, which also never reached the server.
+POOL_TIMEOUT = "pool-timeout"
 IDEMPOTENCY_KEY = "idempotency-key"
 GATEWAY = frozenset((502, 503, 504))
 RETRY_AFTER_STATUSES = frozenset((429, 503))
@@ -31,7 +35,9 @@ RETRY_AFTER_STATUSES = frozenset((429, 503))
 
 def error_kind(error: BaseException) -> str:
     """The kind of a transport error (most specific httpx class first)."""
-    if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+    if isinstance(error, httpx.PoolTimeout):
+        return POOL_TIMEOUT
+    if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout)):
         return CONNECT_ERROR
     if isinstance(error, httpx.TimeoutException):
         return TIMEOUT
@@ -83,6 +89,8 @@ class RetryRules:
 
     def error_retryable(self, kind: str, request: httpx.Request) -> bool:
         # "read-error" covers resets too (urllib3 counts both as read errors).
+        if kind == POOL_TIMEOUT:
+            return CONNECT_ERROR in self.kinds  # never left: any method
         if kind not in self.kinds and not (kind == RESET and READ_ERROR in self.kinds):
             return False
         return kind == CONNECT_ERROR or self.replayable(request)
