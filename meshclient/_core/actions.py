@@ -29,6 +29,9 @@ class Send:
     endpoint: Endpoint
     service: str
     attempt: int = 1
+    #: ns left of the call's deadline when the Send was made (the shell holds the attempt
+    #: to it, on the wall clock: `transport/_deadline.py`); None: no deadline
+    left_ns: int | None = None
 
 
 @dataclass(slots=True)

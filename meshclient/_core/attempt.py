@@ -86,7 +86,8 @@ def prepare(request: httpx.Request, runtime: ServiceRuntime, state: EndpointStat
     timeout means the deadline passed): `attempt_request`, wrapped."""
     out, capped = attempt_request(request, runtime, state, attempt, deadline.at_ns,
                                   deadline.per_try_ns, now_ns)
-    return Send(out, state.endpoint, runtime.service.name, attempt), capped
+    return Send(out, state.endpoint, runtime.service.name, attempt,
+                deadline.at_ns - now_ns), capped
 
 
 def attempt_request(request: httpx.Request, runtime: ServiceRuntime, state: EndpointState,

@@ -51,9 +51,9 @@ class First:
     """A first attempt in flight: its `send`, and what `finish` (and the flow, if it takes
     over) needs. One per call; made by `start_first`."""
 
-    __slots__ = ("at_ns", "capped", "decision", "inbound", "inherited", "now", "ok", "on_close",
-                 "outcome", "per_try_ns", "request", "runtime", "sent", "start", "state",
-                 "ticket")
+    __slots__ = ("at_ns", "capped", "decision", "inbound", "inherited", "left_ns", "now", "ok",
+                 "on_close", "outcome", "per_try_ns", "request", "runtime", "sent", "start",
+                 "state", "ticket")
 
     sent: httpx.Request  # the attempt's request, addressed to the endpoint: send this
     request: httpx.Request
@@ -61,6 +61,7 @@ class First:
     inbound: Inbound | None
     decision: Decision | None
     at_ns: int  # the call's deadline: a `Deadline`'s fields, made one if the flow takes over
+    left_ns: int  # of it, when the attempt was made (the shell's wall-clock bound)
     per_try_ns: int | None
     inherited: bool
     state: EndpointState
@@ -75,7 +76,7 @@ class First:
 
     def as_send(self) -> Send:
         """The attempt as a `Send` (for a shell whose security guard attaches credentials)."""
-        return Send(self.sent, self.state.endpoint, self.runtime.service.name, 1)
+        return Send(self.sent, self.state.endpoint, self.runtime.service.name, 1, self.left_ns)
 
     def finish(self, response: httpx.Response | None,
                error: Exception | None = None) -> Flow | None:
@@ -122,6 +123,7 @@ def start_first(request: httpx.Request, runtime: ServiceRuntime, inbound: Inboun
     state, first.ticket = chosen
     first.sent, first.capped = attempt_request(request, runtime, state, 1, at, per_try_ns, now)
     first.start = state.begin(now)
+    first.left_ns = at - now
     first.state, first.at_ns, first.per_try_ns, first.inherited = (state, at, per_try_ns,
                                                                    inherited)
     first.request, first.runtime, first.inbound, first.decision = (request, runtime, inbound,

@@ -218,7 +218,7 @@ def _retry_wait(outcome: Outcome, capped: bool, attempt: int, request: httpx.Req
         error = outcome.error
         assert error is not None
         kind = error_kind(error)
-        if (kind == TIMEOUT or kind == POOL_TIMEOUT) and capped:
+        if kind in (TIMEOUT, POOL_TIMEOUT) and capped:
             raise DeadlineExceeded(f"deadline of the call to {runtime.service.name!r} passed "
                                    f"during attempt {attempt}", request=request,
                                    service=runtime.service.name) from error

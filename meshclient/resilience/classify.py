@@ -1,9 +1,10 @@
 """Which outcomes may be retried (Finagle's `Retries.Policy`: "which", never "how many").
 
 Like urllib3's `Retry`: a connection that never reached the server (connect error, refused,
-connect timeout; a pool timeout, "pool-timeout", never even left the process) is safe to retry for any method; anything that may have reached it
-(a reset, a read or write error, a read timeout, a status in `retry.on`) is retried only for
-a method in `retry.methods` or a request carrying an `Idempotency-Key` header.
+connect timeout; a pool timeout, "pool-timeout", never even left the process) is safe to
+retry for any method; anything that may have reached it (a reset, a read or write error, a
+read timeout, a status in `retry.on`) is retried only for a method in `retry.methods` or a
+request carrying an `Idempotency-Key` header.
 
 Outcome kinds are the `retry.on` condition names: "connect-error", "reset" (the connection
 was reset or closed while the response was awaited), "read-error" (any other socket failure
