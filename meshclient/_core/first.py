@@ -37,6 +37,7 @@ from .attempt import (
     pick_and_guard,
 )
 from .flow import Flow, request_flow
+from .report import EXTENSION, CallInfo
 
 if TYPE_CHECKING:
     from .._runtime import ServiceRuntime
@@ -90,6 +91,7 @@ class First:
         # `rules.status_listed`, as the set lookup it is
         if response is not None and response.status_code not in runtime.resilience.rules.statuses:
             self.on_close = partial(state.end, start, None, ok)
+            response.extensions[EXTENSION] = CallInfo(runtime.service.name, state.endpoint.key, 1)
             return None
         self.outcome, self.ok, self.now = Outcome(response, error), ok, now
         return request_flow(self.request, runtime, self.inbound, self.decision, after=self)

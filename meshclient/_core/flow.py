@@ -47,6 +47,7 @@ from .attempt import (
     why_none,
 )
 from .hedging import Secondary, good_outcome, hedge_delay_s, plan_hedge, settle_hedge
+from .report import annotate, stamp
 
 if TYPE_CHECKING:  # types only: the runtime holds locks, the core must not import it
     from .._runtime import ServiceRuntime
@@ -117,14 +118,15 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
             if deadline.at_ns - now <= 0:
                 if last is not None and last.response is not None:
                     yield Discard(last.response)
-                raise DeadlineExceeded(f"deadline of the call to {name!r} passed before "
-                                       f"attempt {attempt}", request=request, service=name)
+                raise annotate(DeadlineExceeded(f"deadline of the call to {name!r} passed "
+                                                f"before attempt {attempt}", request=request,
+                                                service=name), name, attempt - 1, tried)
             # 3-5. pick and guard.
             chosen = pick_and_guard(runtime, tried, now)
             if not isinstance(chosen, tuple):
                 if last is not None:  # a retry found nowhere to go: the last real outcome
                     yield from _give_up(last, attempt - 1, request, runtime, retrying_layer,
-                                        inbound)
+                                        inbound, state.endpoint.key, tried)
                     return
                 raise no_pick(chosen, request, runtime)
             state, ticket = chosen
@@ -179,16 +181,18 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
         # `_finish` would decide, without asking them).
         response = outcome.response
         if response is not None and not rules.status_listed(response.status_code):
-            yield Done(response, partial(state.end, start, None, ok), attempt)
+            yield Done(stamp(response, name, state.endpoint.key, attempt),
+                       partial(state.end, start, None, ok), attempt)
             return
-        wait_s = _retry_wait(outcome, capped, attempt, request, runtime, now)
-        if wait_s is None:
+        try:
+            wait_s = _retry_wait(outcome, capped, attempt, request, runtime, now)
+        except DeadlineExceeded as exc:
+            annotate(exc, name, attempt, tried)
+            raise
+        if wait_s is None or not _may_retry(attempt, max_attempts, wait_s, deadline, now,
+                                            runtime):
             yield _finish(outcome, state, start, ok, attempt, request, runtime,
-                          retrying_layer, inbound)
-            return
-        if not _may_retry(attempt, max_attempts, wait_s, deadline, now, runtime):
-            yield _finish(outcome, state, start, ok, attempt, request, runtime,
-                          retrying_layer, inbound)
+                          retrying_layer, inbound, tried)
             return
         stats.retries += 1
         _events.emit(_events.RETRY, name, attempt=attempt + 1, endpoint=state.endpoint.key,
@@ -265,14 +269,17 @@ def _may_retry(attempt: int, max_attempts: int, wait_s: float, deadline: Deadlin
 
 def _finish(outcome: Outcome, state: EndpointState | None, start: int, ok: bool,
             attempts: int, request: httpx.Request, runtime: ServiceRuntime,
-            retrying_layer: bool, inbound: Inbound | None) -> Done:
+            retrying_layer: bool, inbound: Inbound | None, tried: set[str],
+            endpoint: str | None = None) -> Done:
     """The `Done` returning the response (its load measurement ends when its body closes;
-    `state` None: already ended), or raise the error. (A function, not a sub-generator:
-    the flow yields its result, one allocation fewer per call.)"""
+    `state` None: already ended; `endpoint` then names the response's), or raise the error,
+    noted with the service, attempts and endpoints tried. (A function, not a
+    sub-generator: the flow yields its result, one allocation fewer per call.)"""
     response = outcome.response
+    name = runtime.service.name
     if response is None:
         assert outcome.error is not None
-        raise outcome.error
+        raise annotate(outcome.error, name, attempts, tried)
     if (retrying_layer and runtime.service.retry.one_layer
             and runtime.resilience.rules.status_retryable(response.status_code, request)):
         # This layer owned the retries of a retryable failure: tell the layers above, on
@@ -283,11 +290,14 @@ def _finish(outcome: Outcome, state: EndpointState | None, start: int, ok: bool,
             inbound.spent.append(attempts)
     on_close = (None if state is None
                 else partial(state.end, start, None, ok))
-    return Done(response, on_close, attempts)
+    served = endpoint if state is None else state.endpoint.key
+    return Done(stamp(response, name, served or "", attempts), on_close, attempts)
 
 
 def _give_up(last: Outcome, attempts: int, request: httpx.Request, runtime: ServiceRuntime,
-             retrying_layer: bool, inbound: Inbound | None) -> Flow:
-    """A retry had nowhere to go (every other breaker open): the previous outcome, whose
-    endpoint accounting is already closed."""
-    yield _finish(last, None, 0, True, attempts, request, runtime, retrying_layer, inbound)
+             retrying_layer: bool, inbound: Inbound | None, endpoint: str,
+             tried: set[str]) -> Flow:
+    """A retry had nowhere to go (every other breaker open): the previous outcome (from
+    `endpoint`), whose endpoint accounting is already closed."""
+    yield _finish(last, None, 0, True, attempts, request, runtime, retrying_layer, inbound,
+                  tried, endpoint)

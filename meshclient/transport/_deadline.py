@@ -77,9 +77,6 @@ class Watch:
         self.disarm()
         return self.expired(error) if self.fired else error
 
-    def late(self) -> bool:
-        return _monotonic_ns() >= self.at
-
     def _socket(self) -> Any:
         """The attempt's socket (a `socket.socket`, or asyncio's `TransportSocket`), or
         None."""

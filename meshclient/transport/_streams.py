@@ -13,6 +13,7 @@ propagating then are the caller's own, not the body's."""
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -22,6 +23,7 @@ from ..errors import DeadlineExceeded
 from ._deadline import Watch
 
 _new_object = object.__new__
+_monotonic_ns = time.monotonic_ns
 
 
 class TrackedSyncStream(httpx.SyncByteStream):
@@ -44,9 +46,10 @@ class TrackedSyncStream(httpx.SyncByteStream):
         return self._watched(self._watch)
 
     def _watched(self, watch: Watch) -> Iterator[bytes]:
+        at = watch.at
         try:
             for chunk in self._stream:
-                if watch.late():
+                if _monotonic_ns() >= at:
                     raise watch.expired(None)
                 yield chunk
         except httpx.TransportError as exc:
@@ -83,9 +86,10 @@ class TrackedAsyncStream(httpx.AsyncByteStream):
         return self._watched(self._watch)
 
     async def _watched(self, watch: Watch) -> AsyncIterator[bytes]:
+        at = watch.at
         try:
             async for chunk in self._stream:
-                if watch.late():
+                if _monotonic_ns() >= at:
                     raise watch.expired(None)
                 yield chunk
         except httpx.TransportError as exc:
