@@ -26,10 +26,10 @@ The shells call `arm` before sending, `Watch.failed(error)` when sending raised,
 from __future__ import annotations
 
 import heapq
-import itertools
 import socket
 import threading
 import time
+from collections import deque
 from typing import Any
 
 import httpx
@@ -38,20 +38,20 @@ from ..errors import DeadlineExceeded
 
 _monotonic_ns = time.monotonic_ns
 _IDLE_S = 5.0  # the timer thread ends after this long with nothing armed
+_SLACK_NS = 5_000_000  # it wakes at most this often (a watch fires up to this late)
+_NEVER = 1 << 62
 
 
 class Watch:
     """One attempt's deadline. `fired`: the timer acted on it (the deadline passed while
     armed); `done`: disarmed (the attempt ended, its response was closed)."""
 
-    __slots__ = ("at", "done", "extensions", "fired", "inner", "request", "service",
-                 "stream")
+    __slots__ = ("at", "done", "fired", "inner", "request", "service", "stream")
 
     at: int  # monotonic ns
     done: bool
     fired: bool
     request: httpx.Request
-    extensions: dict[str, Any]
     inner: object  # the inner transport the attempt went through
     service: str
     stream: Any  # the response's network stream, once known
@@ -82,7 +82,7 @@ class Watch:
         None."""
         stream = self.stream
         if stream is None:
-            stream = _pool_stream(self.inner, self.extensions)
+            stream = _pool_stream(self.inner, self.request.extensions)
         if stream is None:
             return None
         sock = stream.get_extra_info("socket")
@@ -110,47 +110,63 @@ def _pool_stream(inner: object, extensions: dict[str, Any]) -> Any:
 
 
 class _Timer:
-    """The shared timer: one daemon thread, started on demand, ended when idle."""
+    """The shared timer: one daemon thread, started on demand, ended when idle.
+
+    `push` (every attempt) appends to a deque and compares two integers; it takes the
+    lock only when the new deadline is earlier than the one the thread sleeps towards. The
+    thread moves new watches into its heap, drops disarmed ones as they come due (and
+    compacts the heap when it doubles), and wakes at most every `_SLACK_NS`."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self._wake = threading.Condition(self.lock)
+        self._inbox: deque[Watch] = deque()
         self._heap: list[tuple[int, int, Watch]] = []
-        self._seq = itertools.count()
+        self._next_at = _NEVER  # the deadline the thread sleeps towards
         self._thread: threading.Thread | None = None
         self._compact_at = 1024
-        self.fired = 0  # how many attempts it cut short (for tests and snapshots)
+        self.fired = 0  # how many attempts it cut short
 
     def push(self, watch: Watch) -> None:
-        entry = (watch.at, next(self._seq), watch)
-        with self.lock:
-            heap = self._heap
-            heapq.heappush(heap, entry)
-            if len(heap) >= self._compact_at:
-                heap[:] = [e for e in heap if not e[2].done]
-                heapq.heapify(heap)
-                self._compact_at = max(1024, 2 * len(heap))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, daemon=True,
-                                                name="meshclient-deadlines")
-                self._thread.start()
-            elif heap[0] is entry:
+        self._inbox.append(watch)
+        if watch.at < self._next_at:  # sooner than the thread will look (or no thread)
+            with self.lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, daemon=True,
+                                                    name="meshclient-deadlines")
+                    self._thread.start()
+                self._next_at = watch.at
                 self._wake.notify()
 
+    def _take_inbox(self) -> None:
+        heap, inbox = self._heap, self._inbox
+        while inbox:
+            watch = inbox.popleft()
+            if not watch.done:
+                heapq.heappush(heap, (watch.at, id(watch), watch))
+        if len(heap) >= self._compact_at:
+            heap[:] = [e for e in heap if not e[2].done]
+            heapq.heapify(heap)
+            self._compact_at = max(1024, 2 * len(heap))
+        while heap and heap[0][2].done:
+            heapq.heappop(heap)
+
     def _run(self) -> None:
-        heap = self._heap
+        heap, inbox = self._heap, self._inbox
         with self.lock:
             while True:
-                while heap and heap[0][2].done:
-                    heapq.heappop(heap)
+                self._take_inbox()
+                self._next_at = heap[0][0] if heap else _NEVER
+                if inbox:  # arrived while this looked: look again before sleeping
+                    continue
                 if not heap:
-                    if not self._wake.wait(_IDLE_S) and not heap:
+                    if not self._wake.wait(_IDLE_S) and not inbox:
                         self._thread = None
                         return
                     continue
                 wait_ns = heap[0][0] - _monotonic_ns()
                 if wait_ns > 0:
-                    self._wake.wait(wait_ns / 1e9)
+                    self._wake.wait(max(wait_ns, _SLACK_NS) / 1e9)
                     continue
                 watch = heapq.heappop(heap)[2]
                 if watch.done:
@@ -182,8 +198,7 @@ def watch_attempt(request: httpx.Request, left_ns: int, inner: object, service: 
     watch = Watch.__new__(Watch)
     watch.at = _monotonic_ns() + left_ns
     watch.done = watch.fired = False
-    watch.request, watch.extensions, watch.inner, watch.service, watch.stream = (
-        request, request.extensions, inner, service, None)
+    watch.request, watch.inner, watch.service, watch.stream = request, inner, service, None
     _TIMER.push(watch)
     return watch
 
