@@ -6,7 +6,9 @@ the flow asks `admit()` before an attempt and reports with `record()` after it, 
 adapter feeds the result to pybreaker's state machine by calling `CircuitBreaker.call`
 with an instant no-op (success) or a function raising a marker exception (failure). The
 state, counters and `opened_at` live in pybreaker's storage: memory by default, or
-`CircuitRedisStorage` when `breaker.storage` is a redis URL (processes share state).
+`CircuitRedisStorage` when `breaker.storage` is a redis URL (processes share state), with
+a local copy the breaker runs on while Redis does not answer (`breaker_storage.py`).
+pybreaker is used through its public API only (the storage is built here and kept).
 State changes reach `_events` through a pybreaker listener.
 
 Differences from calling pybreaker directly, each on purpose:
