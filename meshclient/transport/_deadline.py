@@ -37,8 +37,9 @@ import httpx
 from ..errors import DeadlineExceeded
 
 _monotonic_ns = time.monotonic_ns
-_IDLE_S = 5.0  # the timer thread ends after this long with nothing armed
-_SLACK_NS = 5_000_000  # it wakes at most this often (a watch fires up to this late)
+_IDLE_NS = 5_000_000_000  # the timer thread ends after this long with nothing armed
+_POLL_NS = 50_000_000  # while busy it looks at new watches this often
+_SLACK_NS = 2_000_000  # its shortest sleep (a watch fires up to this late)
 _NEVER = 1 << 62
 
 
@@ -57,7 +58,13 @@ class Watch:
     stream: Any  # the response's network stream, once known
 
     def disarm(self) -> None:
-        """The attempt is over; after this returns the timer never touches its socket."""
+        """The attempt is over; after this returns the timer never touches its socket.
+        (The watch lets go of the request at once: the timer keeps disarmed watches until
+        it next looks, and requests kept alive that long would cost the collector.)"""
+        self._end()
+        self.request = self.inner = self.stream = None  # type: ignore[assignment]
+
+    def _end(self) -> None:
         self.done = True
         if _monotonic_ns() >= self.at:  # the timer may be acting on it now: wait for it
             with _TIMER.lock:
@@ -74,8 +81,10 @@ class Watch:
     def failed(self, error: Exception) -> Exception:
         """The error sending the attempt raised, as the caller should see it: the
         deadline's when the timer cut the attempt short."""
-        self.disarm()
-        return self.expired(error) if self.fired else error
+        self._end()
+        out = self.expired(error) if self.fired else error
+        self.request = self.inner = self.stream = None  # type: ignore[assignment]
+        return out
 
     def _socket(self) -> Any:
         """The attempt's socket (a `socket.socket`, or asyncio's `TransportSocket`), or
@@ -113,16 +122,17 @@ class _Timer:
     """The shared timer: one daemon thread, started on demand, ended when idle.
 
     `push` (every attempt) appends to a deque and compares two integers; it takes the
-    lock only when the new deadline is earlier than the one the thread sleeps towards. The
-    thread moves new watches into its heap, drops disarmed ones as they come due (and
-    compacts the heap when it doubles), and wakes at most every `_SLACK_NS`."""
+    lock (and wakes the thread) only when the new deadline is sooner than the thread's
+    next wake-up. While watches come in, the thread wakes every `_POLL_NS` to move them
+    into its heap (dropping those already disarmed) and at each armed deadline; it never
+    sleeps less than `_SLACK_NS`, and it ends after `_IDLE_S` with nothing to watch."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self._wake = threading.Condition(self.lock)
         self._inbox: deque[Watch] = deque()
         self._heap: list[tuple[int, int, Watch]] = []
-        self._next_at = _NEVER  # the deadline the thread sleeps towards
+        self._next_at = _NEVER  # when the thread wakes next (_NEVER: no thread)
         self._thread: threading.Thread | None = None
         self._compact_at = 1024
         self.fired = 0  # how many attempts it cut short
@@ -138,7 +148,8 @@ class _Timer:
                 self._next_at = watch.at
                 self._wake.notify()
 
-    def _take_inbox(self) -> None:
+    def _take_inbox(self) -> bool:
+        """Move new watches into the heap; whether anything is left to watch."""
         heap, inbox = self._heap, self._inbox
         while inbox:
             watch = inbox.popleft()
@@ -150,37 +161,45 @@ class _Timer:
             self._compact_at = max(1024, 2 * len(heap))
         while heap and heap[0][2].done:
             heapq.heappop(heap)
+        return bool(heap)
 
     def _run(self) -> None:
         heap, inbox = self._heap, self._inbox
         with self.lock:
+            busy_at = _monotonic_ns()
             while True:
-                self._take_inbox()
-                self._next_at = heap[0][0] if heap else _NEVER
+                now = _monotonic_ns()
+                if self._take_inbox():
+                    busy_at = now
+                elif now - busy_at > _IDLE_NS:
+                    self._next_at, self._thread = _NEVER, None
+                    if not inbox:  # (a push that read the old `_next_at` is in the inbox)
+                        return
+                    self._thread = threading.current_thread()
+                    continue
+                head = heap[0][0] if heap else _NEVER
+                if head <= now:
+                    self._fire(heapq.heappop(heap)[2])
+                    continue
+                wake_at = min(head, now + _POLL_NS)
+                self._next_at = wake_at
                 if inbox:  # arrived while this looked: look again before sleeping
                     continue
-                if not heap:
-                    if not self._wake.wait(_IDLE_S) and not inbox:
-                        self._thread = None
-                        return
-                    continue
-                wait_ns = heap[0][0] - _monotonic_ns()
-                if wait_ns > 0:
-                    self._wake.wait(max(wait_ns, _SLACK_NS) / 1e9)
-                    continue
-                watch = heapq.heappop(heap)[2]
-                if watch.done:
-                    continue
-                # under the lock: `disarm` waits for this, so a socket is never shut
-                # down after its attempt ended (and its connection went back to the pool)
-                watch.fired = True
-                self.fired += 1
-                try:
-                    sock = watch._socket()
-                    if sock is not None:
-                        sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass  # already closed
+                self._wake.wait(max(wake_at - now, _SLACK_NS) / 1e9)
+
+    def _fire(self, watch: Watch) -> None:
+        """Under the lock: `disarm` waits for this, so a socket is never shut down after
+        its attempt ended (and its connection went back to the pool)."""
+        if watch.done:
+            return
+        watch.fired = True
+        self.fired += 1
+        try:
+            sock = watch._socket()
+            if sock is not None:
+                sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
 
 
 _TIMER = _Timer()
