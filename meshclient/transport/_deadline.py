@@ -71,10 +71,10 @@ class Watch:
                 pass
 
     def expired(self, error: BaseException | None) -> DeadlineExceeded:
-        exc = DeadlineExceeded(f"deadline of the call to {self.service!r} passed while "
-                               f"{'receiving' if error is None else 'awaiting'} the "
-                               f"response of {self.request.url.host}",
-                               request=self.request, service=self.service)
+        exc = DeadlineExceeded(f"deadline of the call to {self.service!r} passed during "
+                               f"its attempt to {self.request.url.netloc.decode()}; the "
+                               f"attempt was cut short", request=self.request,
+                               service=self.service)
         exc.__cause__ = error
         return exc
 
