@@ -29,6 +29,9 @@ class Send:
     endpoint: Endpoint
     service: str
     attempt: int = 1
+    #: ns left of the call's deadline when the Send was made (the shell holds the attempt
+    #: to it, on the wall clock: `transport/_deadline.py`); None: no deadline
+    left_ns: int | None = None
 
 
 @dataclass(slots=True)
@@ -36,13 +39,17 @@ class Hedge:
     """Send `primary`; if it has not answered after `delay_s`, send `secondary` too (to
     another endpoint). The first outcome for which `good(outcome)` holds wins and the other
     attempt is cancelled (async) or abandoned and its response closed (sync); when neither
-    is good, the later one is reported. Resume the flow with a `HedgeOutcome`.
+    is good, the later one is reported. Call `on_secondary()` as the secondary is sent.
+Resume the flow with a `HedgeOutcome`.
     """
 
     primary: Send
     secondary: Send
     delay_s: float
     good: Callable[[Outcome], bool]
+    #: call right before sending `secondary`: its endpoint's in-flight count and latency
+    #: measurement start then, not when the primary started
+    on_secondary: Callable[[], None] = lambda: None
 
 
 @dataclass(slots=True)

@@ -10,7 +10,7 @@ import httpx
 from .. import _events
 from ..errors import CircuitOpen, NoEndpointsAvailable
 from ..resilience.breaker import NORMAL, REFUSED
-from ..resilience.classify import OTHER, error_kind
+from ..resilience.classify import OTHER, POOL_TIMEOUT, error_kind
 from ..resilience.deadline import Deadline, attempt_timeout
 from .actions import Send
 from .address import address_request, header
@@ -43,7 +43,7 @@ def attempts_allowed(request: httpx.Request, attempts: int, one_layer: bool,
         return attempts if len(content) <= MAX_REPLAY_BYTES else 1
     # a ByteStream passed as `stream=`: trust Content-Length
     length = header(request.headers, b"content-length")
-    return attempts if length is None or (length.isdigit()
+    return attempts if length is None or (length.isascii() and length.isdigit()
                                           and int(length) <= MAX_REPLAY_BYTES) else 1
 
 
@@ -86,7 +86,8 @@ def prepare(request: httpx.Request, runtime: ServiceRuntime, state: EndpointStat
     timeout means the deadline passed): `attempt_request`, wrapped."""
     out, capped = attempt_request(request, runtime, state, attempt, deadline.at_ns,
                                   deadline.per_try_ns, now_ns)
-    return Send(out, state.endpoint, runtime.service.name, attempt), capped
+    return Send(out, state.endpoint, runtime.service.name, attempt,
+                deadline.at_ns - now_ns), capped
 
 
 def attempt_request(request: httpx.Request, runtime: ServiceRuntime, state: EndpointState,
@@ -135,14 +136,21 @@ def observe(runtime: ServiceRuntime, state: EndpointState, ticket: int, start_ns
     breaker (and, while hedging at a percentile, its time in the latency ring); for an
     error, end the endpoint's load measurement too (a response's ends when its body
     closes). Returns whether the endpoint did well (no connect error, reset, timeout or
-    5xx)."""
+    5xx). A pool timeout (the caller's own pool had no connection free) is no verdict: the
+    attempt is cancelled without a latency sample, breaker result or ejection streak."""
     if response is not None:
         ok = response.status_code < 500  # `is_failure_status`, inlined
         if ok and runtime.resilience.latency.samples:  # hedging at a percentile
             runtime.resilience.latency.observe(now_ns - start_ns)
     else:
         assert error is not None
-        ok = error_kind(error) == OTHER  # not the endpoint's fault
+        kind = error_kind(error)
+        if kind == POOL_TIMEOUT:  # never left the caller's pool: no verdict on the endpoint
+            state.cancel(start_ns)
+            if state.breaker is not None:
+                state.breaker.release(ticket)
+            return True
+        ok = kind == OTHER  # not the endpoint's fault
         state.end(start_ns, now_ns, ok)
     breaker = state.breaker
     if breaker is not None and not (ok and ticket == NORMAL and breaker.clean):

@@ -38,6 +38,7 @@ from .attempt import (
     pick_and_guard,
 )
 from .flow import Flow, request_flow
+from .report import EXTENSION, CallInfo
 
 if TYPE_CHECKING:
     from .._runtime import ServiceRuntime
@@ -52,9 +53,9 @@ class First:
     """A first attempt in flight: its `send`, and what `finish` (and the flow, if it takes
     over) needs. One per call; made by `start_first`."""
 
-    __slots__ = ("at_ns", "capped", "decision", "inbound", "inherited", "now", "ok", "on_close",
-                 "outcome", "per_try_ns", "request", "runtime", "sent", "start", "state",
-                 "ticket")
+    __slots__ = ("at_ns", "capped", "decision", "inbound", "inherited", "left_ns", "now", "ok",
+                 "on_close", "outcome", "per_try_ns", "request", "runtime", "sent", "start",
+                 "state", "ticket")
 
     sent: httpx.Request  # the attempt's request, addressed to the endpoint: send this
     request: httpx.Request
@@ -62,6 +63,7 @@ class First:
     inbound: Inbound | None
     decision: Decision | None
     at_ns: int  # the call's deadline: a `Deadline`'s fields, made one if the flow takes over
+    left_ns: int  # of it, when the attempt was made (the shell's wall-clock bound)
     per_try_ns: int | None
     inherited: bool
     state: EndpointState
@@ -76,7 +78,7 @@ class First:
 
     def as_send(self) -> Send:
         """The attempt as a `Send` (for a shell whose security guard attaches credentials)."""
-        return Send(self.sent, self.state.endpoint, self.runtime.service.name, 1)
+        return Send(self.sent, self.state.endpoint, self.runtime.service.name, 1, self.left_ns)
 
     def finish(self, response: httpx.Response | None,
                error: Exception | None = None) -> Flow | None:
@@ -90,6 +92,7 @@ class First:
         # `rules.status_listed`, as the set lookup it is
         if response is not None and response.status_code not in runtime.resilience.rules.statuses:
             self.on_close = partial(state.end, start, None, ok)
+            response.extensions[EXTENSION] = CallInfo(runtime.service.name, state.endpoint.key, 1)
             return None
         self.outcome, self.ok, self.now = Outcome(response, error), ok, now
         return request_flow(self.request, runtime, self.inbound, self.decision, after=self)
@@ -125,6 +128,7 @@ def start_first(request: httpx.Request, runtime: ServiceRuntime, inbound: Inboun
     if inbound is not None and inbound.is_retry and retry.one_layer:  # as `request_flow`
         first.sent.headers[ATTEMPT_HEADER] = "2"  # part of a retry: none below either
     first.start = state.begin(now)
+    first.left_ns = at - now
     first.state, first.at_ns, first.per_try_ns, first.inherited = (state, at, per_try_ns,
                                                                    inherited)
     first.request, first.runtime, first.inbound, first.decision = (request, runtime, inbound,

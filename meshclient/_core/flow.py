@@ -32,7 +32,7 @@ import httpx
 from .. import _events
 from ..context import ATTEMPT_HEADER, RETRIES_SPENT_HEADER, Inbound, parse_retries_spent
 from ..errors import DeadlineExceeded, NoEndpointsAvailable
-from ..resilience.classify import RETRY_AFTER_STATUSES, TIMEOUT, error_kind
+from ..resilience.classify import POOL_TIMEOUT, RETRY_AFTER_STATUSES, TIMEOUT, error_kind
 from ..resilience.deadline import Deadline
 from ..resilience.retry_after import http_date_s, parse_retry_after
 from ..routing.fault import injected_outcome, roll
@@ -46,7 +46,8 @@ from .attempt import (
     prepare,
     why_none,
 )
-from .hedging import good_outcome, hedge_delay_s, plan_hedge, settle_hedge
+from .hedging import Secondary, good_outcome, hedge_delay_s, plan_hedge, settle_hedge
+from .report import annotate, stamp
 
 if TYPE_CHECKING:  # types only: the runtime holds locks, the core must not import it
     from .._runtime import ServiceRuntime
@@ -120,14 +121,15 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
             if deadline.at_ns - now <= 0:
                 if last is not None and last.response is not None:
                     yield Discard(last.response)
-                raise DeadlineExceeded(f"deadline of the call to {name!r} passed before "
-                                       f"attempt {attempt}", request=request, service=name)
+                raise annotate(DeadlineExceeded(f"deadline of the call to {name!r} passed "
+                                                f"before attempt {attempt}", request=request,
+                                                service=name), name, attempt - 1, tried)
             # 3-5. pick and guard.
             chosen = pick_and_guard(runtime, tried, now)
             if not isinstance(chosen, tuple):
                 if last is not None:  # a retry found nowhere to go: the last real outcome
                     yield from _give_up(last, attempt - 1, request, runtime, retrying_layer,
-                                        inbound)
+                                        inbound, state.endpoint.key, tried)
                     return
                 raise no_pick(chosen, request, runtime)
             state, ticket = chosen
@@ -146,8 +148,10 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
 
             # 6. send, or hedge when the service hedges and a second endpoint is available.
             hedge = None
+            # a hedge sends the request twice: the replay rules of a retry apply to it
+            # (`RetryRules.replayable`; `max_attempts` > 1: the body can be replayed)
             if (attempt == 1 and retry.hedge is not None and max_attempts > 1
-                    and fault is None):
+                    and fault is None and rules.replayable(request)):
                 hedge = plan_hedge(request, runtime, tried, deadline, now)
             start = state.begin(now)
             if fault is not None and fault.abort is not None:
@@ -165,12 +169,14 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
                              now)
             else:
                 h_state, h_ticket, h_send = hedge
-                reply = yield Hedge(send, h_send, hedge_delay_s(runtime), good_outcome(runtime))
+                secondary = Secondary(runtime, h_state)
+                reply = yield Hedge(send, h_send, hedge_delay_s(runtime), good_outcome(runtime),
+                                    secondary.begin)
                 assert isinstance(reply, HedgeOutcome)
                 now = clock.now_ns()
                 outcome, state, ok, start = settle_hedge(runtime, reply,
                                                           (state, ticket, start),
-                                                          (h_state, h_ticket))
+                                                          (secondary, h_ticket))
                 if reply.hedged:
                     attempt += 1
         last = outcome
@@ -180,16 +186,18 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
         # `_finish` would decide, without asking them).
         response = outcome.response
         if response is not None and not rules.status_listed(response.status_code):
-            yield Done(response, partial(state.end, start, None, ok), attempt)
+            yield Done(stamp(response, name, state.endpoint.key, attempt),
+                       partial(state.end, start, None, ok), attempt)
             return
-        wait_s = _retry_wait(outcome, capped, attempt, request, runtime, now)
-        if wait_s is None:
+        try:
+            wait_s = _retry_wait(outcome, capped, attempt, request, runtime, now)
+        except DeadlineExceeded as exc:
+            annotate(exc, name, attempt, tried)
+            raise
+        if wait_s is None or not _may_retry(attempt, max_attempts, wait_s, deadline, now,
+                                            runtime):
             yield _finish(outcome, state, start, ok, attempt, request, runtime,
-                          retrying_layer, inbound)
-            return
-        if not _may_retry(attempt, max_attempts, wait_s, deadline, now, runtime):
-            yield _finish(outcome, state, start, ok, attempt, request, runtime,
-                          retrying_layer, inbound)
+                          retrying_layer, inbound, tried)
             return
         stats.retries += 1
         _events.emit(_events.RETRY, name, attempt=attempt + 1, endpoint=state.endpoint.key,
@@ -219,7 +227,7 @@ def _retry_wait(outcome: Outcome, capped: bool, attempt: int, request: httpx.Req
         error = outcome.error
         assert error is not None
         kind = error_kind(error)
-        if kind == TIMEOUT and capped:
+        if kind in (TIMEOUT, POOL_TIMEOUT) and capped:
             raise DeadlineExceeded(f"deadline of the call to {runtime.service.name!r} passed "
                                    f"during attempt {attempt}", request=request,
                                    service=runtime.service.name) from error
@@ -267,11 +275,14 @@ def _may_retry(attempt: int, max_attempts: int, wait_s: float, deadline: Deadlin
 
 def _finish(outcome: Outcome, state: EndpointState | None, start: int, ok: bool,
             attempts: int, request: httpx.Request, runtime: ServiceRuntime,
-            retrying_layer: bool, inbound: Inbound | None) -> Done:
+            retrying_layer: bool, inbound: Inbound | None, tried: set[str],
+            endpoint: str | None = None) -> Done:
     """The `Done` returning the response (its load measurement ends when its body closes;
-    `state` None: already ended), or raise the error. (A function, not a sub-generator:
-    the flow yields its result, one allocation fewer per call.)"""
+    `state` None: already ended; `endpoint` then names the response's), or raise the error,
+    noted with the service, attempts and endpoints tried. (A function, not a
+    sub-generator: the flow yields its result, one allocation fewer per call.)"""
     response = outcome.response
+    name = runtime.service.name
     owned = retrying_layer and runtime.service.retry.one_layer
     rules = runtime.resilience.rules
     if response is None:
@@ -279,7 +290,7 @@ def _finish(outcome: Outcome, state: EndpointState | None, start: int, ok: bool,
         assert error is not None
         if owned and inbound is not None and rules.error_retryable(error_kind(error), request):
             inbound.spent.append(attempts)  # failed after owning its retries
-        raise error
+        raise annotate(error, name, attempts, tried)
     if owned and rules.status_retryable(response.status_code, request):
         # This layer owned the retries of a retryable failure: tell the layers above, on
         # the response and through the inbound request being handled. (A failure it could
@@ -292,11 +303,14 @@ def _finish(outcome: Outcome, state: EndpointState | None, start: int, ok: bool,
             inbound.spent.append(spent)
     on_close = (None if state is None
                 else partial(state.end, start, None, ok))
-    return Done(response, on_close, attempts)
+    served = endpoint if state is None else state.endpoint.key
+    return Done(stamp(response, name, served or "", attempts), on_close, attempts)
 
 
 def _give_up(last: Outcome, attempts: int, request: httpx.Request, runtime: ServiceRuntime,
-             retrying_layer: bool, inbound: Inbound | None) -> Flow:
-    """A retry had nowhere to go (every other breaker open): the previous outcome, whose
-    endpoint accounting is already closed."""
-    yield _finish(last, None, 0, True, attempts, request, runtime, retrying_layer, inbound)
+             retrying_layer: bool, inbound: Inbound | None, endpoint: str,
+             tried: set[str]) -> Flow:
+    """A retry had nowhere to go (every other breaker open): the previous outcome (from
+    `endpoint`), whose endpoint accounting is already closed."""
+    yield _finish(last, None, 0, True, attempts, request, runtime, retrying_layer, inbound,
+                  tried, endpoint)

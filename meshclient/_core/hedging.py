@@ -48,6 +48,21 @@ def plan_hedge(request: httpx.Request, runtime: ServiceRuntime, tried: set[str],
     return state, ticket, send
 
 
+class Secondary:
+    """The hedge's second attempt: its endpoint's measurement starts when the shell sends
+    it (`begin`, the `Hedge.on_secondary` callback), on the runtime's clock."""
+
+    __slots__ = ("runtime", "start", "state")
+
+    def __init__(self, runtime: ServiceRuntime, state: EndpointState) -> None:
+        self.runtime, self.state = runtime, state
+        self.start: int | None = None
+
+    def begin(self) -> None:
+        if self.start is None:
+            self.start = self.state.begin(self.runtime.clock.now_ns())
+
+
 def good_outcome(runtime: ServiceRuntime) -> Callable[[Outcome], bool]:
     def good(outcome: Outcome) -> bool:
         response = outcome.response
@@ -57,14 +72,15 @@ def good_outcome(runtime: ServiceRuntime) -> Callable[[Outcome], bool]:
 
 
 def settle_hedge(runtime: ServiceRuntime, reply: HedgeOutcome,
-                  first: tuple[EndpointState, int, int], second: tuple[EndpointState, int],
+                  first: tuple[EndpointState, int, int], second: tuple[Secondary, int],
                   ) -> tuple[Outcome, EndpointState, bool, int]:
     """Account for both attempts of a hedge; returns the winner's (outcome, state, ok,
-    start)."""
+    start). The secondary's measurement began when it was sent (`Secondary.begin`)."""
     now = runtime.clock.now_ns()
     state1, ticket1, start1 = first
-    state2, ticket2 = second
-    if not reply.hedged:
+    secondary, ticket2 = second
+    state2 = secondary.state
+    if not reply.hedged or secondary.start is None:
         if state2.breaker is not None:
             state2.breaker.release(ticket2)
         ok = observe(runtime, state1, ticket1, start1, reply.outcome.response,
@@ -73,7 +89,7 @@ def settle_hedge(runtime: ServiceRuntime, reply: HedgeOutcome,
     stats = runtime.resilience.budget
     stats.hedges += 1
     stats.budget.try_withdraw()  # the hedge is paid from the budget
-    start2 = state2.begin(start1)
+    start2 = secondary.start
     outcomes = (reply.outcome, reply.other) if reply.winner == 0 else (reply.other,
                                                                         reply.outcome)
     oks = []

@@ -139,6 +139,16 @@ class EndpointState:
         elif streak:
             owner.failure_streak(self, streak, now_ns)
 
+    def cancel(self, start_ns: int) -> None:
+        """An attempt begun at `start_ns` never reached the endpoint (the caller's own
+        connection pool timed out): undo `begin` without a latency sample or a verdict."""
+        with self._lock:
+            self.in_flight -= 1
+            self.requests -= 1
+            if self.phase == PROBING and start_ns == self.probe_start_ns:
+                self.probe_start_ns = None
+                self.probe_pending = True  # the probe is still owed
+
     def set_health_check(self, ok: bool | None) -> None:
         """Active health checking's verdict: False makes the endpoint unavailable (ranked
         like an open breaker and counted as unhealthy for panic mode); None clears it."""

@@ -6,7 +6,9 @@ the flow asks `admit()` before an attempt and reports with `record()` after it, 
 adapter feeds the result to pybreaker's state machine by calling `CircuitBreaker.call`
 with an instant no-op (success) or a function raising a marker exception (failure). The
 state, counters and `opened_at` live in pybreaker's storage: memory by default, or
-`CircuitRedisStorage` when `breaker.storage` is a redis URL (processes share state).
+`CircuitRedisStorage` when `breaker.storage` is a redis URL (processes share state), with
+a local copy the breaker runs on while Redis does not answer (`breaker_storage.py`).
+pybreaker is used through its public API only (the storage is built here and kept).
 State changes reach `_events` through a pybreaker listener.
 
 Differences from calling pybreaker directly, each on purpose:
@@ -43,6 +45,10 @@ import pybreaker
 from .. import _events
 from .._types import Clock
 from ..policy._model import BreakerPolicy
+from .breaker_storage import REDIS_TIMEOUT_S, FallbackStorage, health_for
+
+__all__ = ["CLOSED", "HALF_OPEN", "NORMAL", "OPEN", "PROBE", "REDIS_TIMEOUT_S", "REFUSED",
+           "Breaker", "BreakerError", "redis_storage"]
 
 CLOSED = pybreaker.STATE_CLOSED
 OPEN = pybreaker.STATE_OPEN
@@ -80,27 +86,14 @@ class _Listener(pybreaker.CircuitBreakerListener):
                      new=new_state.name)
 
 
-#: Redis socket timeouts (seconds): every admission reads the breaker state from Redis.
-REDIS_TIMEOUT_S = 0.2
-
-
 def redis_storage(url: str, namespace: str) -> pybreaker.CircuitBreakerStorage:
-    """pybreaker's `CircuitRedisStorage` on a client built from `url`. When Redis cannot
-    be reached at construction, the breaker starts in memory (logged) rather than failing
-    the request; pybreaker itself falls back to "closed" when a later read fails."""
-    import redis
-
+    """State in Redis at `url` (pybreaker's `CircuitRedisStorage`), with a local copy the
+    breaker runs on while Redis does not answer (see `breaker_storage.py`)."""
     try:
-        client = redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT_S,
-                                      socket_connect_timeout=REDIS_TIMEOUT_S)
+        health = health_for(url)
     except ValueError as exc:
         raise BreakerError(f"breaker.storage is not a usable redis URL: {url!r}: {exc}") from None
-    try:
-        return pybreaker.CircuitRedisStorage(CLOSED, client, namespace=namespace)
-    except redis.RedisError as exc:
-        _events.logger.warning("breaker %s: redis storage %s unreachable (%s); using memory",
-                               namespace, url, exc)
-        return pybreaker.CircuitMemoryStorage(CLOSED)
+    return FallbackStorage(health, namespace)
 
 
 class Breaker:
@@ -120,8 +113,12 @@ class Breaker:
         # A storage of its own, in memory, only this adapter changes: then closed with no
         # failure counted is known here without asking pybreaker (see the module doc).
         self._memory = storage is None and policy.storage is None
-        if storage is None and policy.storage is not None:
-            storage = redis_storage(policy.storage, f"meshclient:{service}:{endpoint}")
+        if storage is None:
+            storage = (pybreaker.CircuitMemoryStorage(CLOSED) if policy.storage is None
+                       else redis_storage(policy.storage, f"meshclient:{service}:{endpoint}"))
+        # kept here: the state, counter and opened_at are read through the storage's
+        # public API (pybreaker's breaker keeps its own reference private)
+        self._storage = storage
         self._cb = pybreaker.CircuitBreaker(
             fail_max=policy.failures, reset_timeout=policy.reset,
             state_storage=storage, name=f"{service}/{endpoint}",
@@ -145,7 +142,7 @@ class Breaker:
     def _open_since(self, now_ns: int) -> int:
         """Caller holds the lock; the state is open. When it opened, on our clock."""
         if self._opened_ns is None:
-            opened_at = self._cb._state_storage.opened_at
+            opened_at = self._storage.opened_at
             age_s = 0.0
             if opened_at is not None:
                 age_s = max(0.0, self._wall() - opened_at.timestamp())
@@ -191,8 +188,8 @@ class Breaker:
         with self._lock:
             self.clean = False
             state = cb.current_state
-            if (ok and ticket == NORMAL and state == CLOSED and cb._state.name == CLOSED
-                    and cb._state_storage.counter == 0):
+            if (ok and ticket == NORMAL and state == CLOSED and cb.state.name == CLOSED
+                    and self._storage.counter == 0):
                 # Fast path, safe because pybreaker's closed-state success only resets the
                 # fail counter (already 0 in storage), and our listener ignores successes;
                 # its cached state agrees with storage, so there is no change to announce.
@@ -214,7 +211,7 @@ class Breaker:
             else:
                 self._opened_ns = None
             self.clean = (self._memory and state == CLOSED
-                           and self._cb._state_storage.counter == 0)
+                           and self._storage.counter == 0)
 
     def release(self, ticket: int) -> None:
         """An admitted attempt was abandoned without a result (a cancelled hedge)."""

@@ -1,9 +1,10 @@
 """Which outcomes may be retried (Finagle's `Retries.Policy`: "which", never "how many").
 
 Like urllib3's `Retry`: a connection that never reached the server (connect error, refused,
-connect or pool timeout) is safe to retry for any method; anything that may have reached it
-(a reset, a read or write error, a read timeout, a status in `retry.on`) is retried only for
-a method in `retry.methods` or a request carrying an `Idempotency-Key` header.
+connect timeout; a pool timeout, "pool-timeout", never even left the process) is safe to
+retry for any method; anything that may have reached it (a reset, a read or write error, a
+read timeout, a status in `retry.on`) is retried only for a method in `retry.methods` or a
+request carrying an `Idempotency-Key` header.
 
 Outcome kinds are the `retry.on` condition names: "connect-error", "reset" (the connection
 was reset or closed while the response was awaited), "read-error" (any other socket failure
@@ -24,6 +25,10 @@ RESET = "reset"
 READ_ERROR = "read-error"
 TIMEOUT = "timeout"
 OTHER = "other"
+#: No connection of the caller's own pool came free in time: the request never left this
+#: process. The caller's problem, not the endpoint's (no breaker, ejection or latency
+#: sample); retried like a connect error, which also never reached the server.
+POOL_TIMEOUT = "pool-timeout"
 IDEMPOTENCY_KEY = "idempotency-key"
 GATEWAY = frozenset((502, 503, 504))
 RETRY_AFTER_STATUSES = frozenset((429, 503))
@@ -31,7 +36,9 @@ RETRY_AFTER_STATUSES = frozenset((429, 503))
 
 def error_kind(error: BaseException) -> str:
     """The kind of a transport error (most specific httpx class first)."""
-    if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+    if isinstance(error, httpx.PoolTimeout):
+        return POOL_TIMEOUT
+    if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout)):
         return CONNECT_ERROR
     if isinstance(error, httpx.TimeoutException):
         return TIMEOUT
@@ -74,14 +81,20 @@ class RetryRules:
     def status_listed(self, status: int) -> bool:
         return status in self.statuses
 
-    def idempotent(self, request: httpx.Request) -> bool:
+    def replayable(self, request: httpx.Request) -> bool:
+        """THE replay rule: may `request` be sent again after a copy may have reached the
+        server? Its method is in `retry.methods`, or it carries an `Idempotency-Key`. A
+        retry of anything but a connection that never reached the server, and every hedge,
+        obey it (the body must also be replayable: `attempts_allowed`)."""
         return request.method in self.methods or IDEMPOTENCY_KEY in request.headers
 
     def error_retryable(self, kind: str, request: httpx.Request) -> bool:
         # "read-error" covers resets too (urllib3 counts both as read errors).
+        if kind == POOL_TIMEOUT:
+            return CONNECT_ERROR in self.kinds  # never left: any method
         if kind not in self.kinds and not (kind == RESET and READ_ERROR in self.kinds):
             return False
-        return kind == CONNECT_ERROR or self.idempotent(request)
+        return kind == CONNECT_ERROR or self.replayable(request)
 
     def status_retryable(self, status: int, request: httpx.Request) -> bool:
-        return self.status_listed(status) and self.idempotent(request)
+        return self.status_listed(status) and self.replayable(request)

@@ -16,8 +16,9 @@ from ..discovery._base import EndpointWaiter
 from ..policy import Policy, PolicyStore
 from ..security.routes import Guard
 from ._base import Begun, MeshBase
+from ._deadline import Watch, arm, watch_attempt
 from ._mirror import MirrorSender
-from ._streams import track_async
+from ._streams import track_async, watch_async
 
 
 async def _wait_ready(waiter: EndpointWaiter, timeout_s: float) -> None:
@@ -52,13 +53,18 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
             if isinstance(start, tuple):  # a guard: admission first
                 return await self._guarded(request, start)
             return await self._drive(start, None, None)
-        # the usual call: attempt 1 without the generator
+        # the usual call: attempt 1 without the generator, held to the call's deadline
         held: httpx.Response | None = None
+        watch = watch_attempt(start.sent, start.left_ns, self.inner, start.runtime.service.name)
         try:
             held = await self.inner.handle_async_request(start.sent)
         except Exception as exc:  # the core decides what the caller sees
-            flow = start.finish(None, exc)
+            flow = start.finish(None, watch.failed(exc))
+        except BaseException:
+            watch.disarm()
+            raise
         else:
+            watch_async(held, watch)
             flow = start.finish(held)
             if flow is None:  # final
                 track_async(held, start.on_close)
@@ -103,11 +109,8 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         try:
             action = next(flow)
             while True:
-                if type(action) is Send and guard is None:  # the usual step, inlined
-                    try:
-                        sent = Outcome(await self.inner.handle_async_request(action.request))
-                    except Exception as exc:  # the core decides what the caller sees
-                        sent = Outcome(None, exc)
+                if type(action) is Send and guard is None:  # the usual step
+                    sent = await self._send(action, None)
                     held = sent.response or held
                     action = flow.send(sent)
                 elif type(action) is Done:  # the usual last step
@@ -142,14 +145,24 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
             raise
 
     async def _send(self, send: Send, guard: Guard | None) -> Outcome:
+        """One attempt, held to the call's deadline (`_deadline.py`)."""
+        watch: Watch | None = None
         try:
             if guard is None:
-                return Outcome(response=await self.inner.handle_async_request(send.request))
-            inner = self._inner_for(guard, self.inner, httpx.AsyncHTTPTransport)
-            return Outcome(response=await inner.handle_async_request(
-                await guard.attach_async(send)))
+                inner, request = self.inner, send.request
+            else:
+                inner = self._inner_for(guard, self.inner, httpx.AsyncHTTPTransport)
+                request = await guard.attach_async(send)
+            watch = arm(request, send.left_ns, inner, send.service)
+            response = await inner.handle_async_request(request)
         except Exception as exc:  # the core decides what the caller sees
-            return Outcome(error=exc)
+            return Outcome(error=exc if watch is None else watch.failed(exc))
+        except BaseException:  # cancelled (a losing hedge)
+            if watch is not None:
+                watch.disarm()
+            raise
+        watch_async(response, watch)
+        return Outcome(response=response)
 
     async def _hedge(self, hedge: Hedge, guard: Guard | None) -> HedgeOutcome:
         """Race the primary and, after `delay_s`, the secondary; cancel the loser."""
@@ -171,6 +184,7 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
                 await finished[0].wait()
             if finished[0].is_set():
                 return HedgeOutcome(0, results[0] or Outcome(), None, False)
+            hedge.on_secondary()
             tg.start_soon(run, 1, hedge.secondary)
             while winner is None:
                 await changed.wait()

@@ -13,29 +13,54 @@ propagating then are the caller's own, not the body's."""
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
 
 from .._core.actions import OnClose
+from ..errors import DeadlineExceeded
+from ._deadline import Watch
 
 _new_object = object.__new__
+_monotonic_ns = time.monotonic_ns
 
 
 class TrackedSyncStream(httpx.SyncByteStream):
-    """Wraps a sync response stream; calls `on_close` exactly once, when it is closed."""
+    """Wraps a sync response stream; calls `on_close` exactly once, when it is closed.
+    With a `Watch` (the call's deadline, `_deadline.py`): the deadline is checked between
+    chunks, a read the deadline cut short raises `DeadlineExceeded`, and closing disarms
+    the watch (before the connection goes back to the pool)."""
 
-    __slots__ = ("_on_close", "_stream")
+    __slots__ = ("_on_close", "_stream", "_watch")
 
-    def __init__(self, stream: httpx.SyncByteStream, on_close: OnClose) -> None:
+    def __init__(self, stream: httpx.SyncByteStream, on_close: OnClose | None,
+                 watch: Watch | None = None) -> None:
         self._stream = stream
         self._on_close: OnClose | None = on_close
+        self._watch = watch
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._stream)
+        if self._watch is None:
+            return iter(self._stream)
+        return self._watched(self._watch)
+
+    def _watched(self, watch: Watch) -> Iterator[bytes]:
+        at = watch.at
+        try:
+            for chunk in self._stream:
+                if _monotonic_ns() >= at:
+                    raise watch.expired(None)
+                yield chunk
+        except httpx.TransportError as exc:
+            if watch.fired and not isinstance(exc, DeadlineExceeded):
+                raise watch.expired(exc) from exc
+            raise
 
     def close(self) -> None:
         try:
+            if self._watch is not None:
+                self._watch.disarm()
             self._stream.close()
         finally:
             callback, self._on_close = self._on_close, None
@@ -45,19 +70,37 @@ class TrackedSyncStream(httpx.SyncByteStream):
 
 
 class TrackedAsyncStream(httpx.AsyncByteStream):
-    """Wraps an async response stream; calls `on_close` exactly once, when it is closed."""
+    """`TrackedSyncStream` for an async response stream."""
 
-    __slots__ = ("_on_close", "_stream")
+    __slots__ = ("_on_close", "_stream", "_watch")
 
-    def __init__(self, stream: httpx.AsyncByteStream, on_close: OnClose) -> None:
+    def __init__(self, stream: httpx.AsyncByteStream, on_close: OnClose | None,
+                 watch: Watch | None = None) -> None:
         self._stream = stream
         self._on_close: OnClose | None = on_close
+        self._watch = watch
 
     def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._stream.__aiter__()
+        if self._watch is None:
+            return self._stream.__aiter__()
+        return self._watched(self._watch)
+
+    async def _watched(self, watch: Watch) -> AsyncIterator[bytes]:
+        at = watch.at
+        try:
+            async for chunk in self._stream:
+                if _monotonic_ns() >= at:
+                    raise watch.expired(None)
+                yield chunk
+        except httpx.TransportError as exc:
+            if watch.fired and not isinstance(exc, DeadlineExceeded):
+                raise watch.expired(exc) from exc
+            raise
 
     async def aclose(self) -> None:
         try:
+            if self._watch is not None:
+                self._watch.disarm()
             await self._stream.aclose()
         finally:
             callback, self._on_close = self._on_close, None
@@ -66,22 +109,63 @@ class TrackedAsyncStream(httpx.AsyncByteStream):
                 callback(error if isinstance(error, httpx.TransportError) else None)
 
 
+def watch_sync(response: httpx.Response, watch: Watch | None) -> None:
+    """Put `response`'s body under the attempt's deadline (see `TrackedSyncStream`); the
+    watch learns the connection's network stream. No watch: nothing to do."""
+    if watch is None:
+        return
+    if response.is_closed:  # read already (in memory): httpx never closes it again
+        watch.disarm()
+        return
+    extensions = response.extensions
+    watch.stream = (extensions.get("network_stream")
+                    if extensions.get("http_version") == b"HTTP/1.1" else None)
+    stream = _new_object(TrackedSyncStream)
+    stream._stream, stream._on_close, stream._watch = response.stream, None, watch  # type: ignore[assignment]
+    response.stream = stream
+
+
+def watch_async(response: httpx.Response, watch: Watch | None) -> None:
+    """`watch_sync` for an async response."""
+    if watch is None:
+        return
+    if response.is_closed:  # read already (in memory): httpx never closes it again
+        watch.disarm()
+        return
+    extensions = response.extensions
+    watch.stream = (extensions.get("network_stream")
+                    if extensions.get("http_version") == b"HTTP/1.1" else None)
+    stream = _new_object(TrackedAsyncStream)
+    stream._stream, stream._on_close, stream._watch = response.stream, None, watch  # type: ignore[assignment]
+    response.stream = stream
+
+
 def track_sync(response: httpx.Response, on_close: OnClose) -> None:
     """Have `on_close` called when `response`'s body is closed: at once for a response
     already read (an in-memory one: httpx never closes it again), else by its stream."""
     if response.is_closed:
         on_close(None)
+        return
+    stream = response.stream
+    if type(stream) is TrackedSyncStream and stream._on_close is None:  # watched, untracked
+        stream._on_close = on_close
     else:  # `TrackedSyncStream(response.stream, on_close)`, without the `__init__` frame
-        stream = _new_object(TrackedSyncStream)
-        stream._stream, stream._on_close = response.stream, on_close  # type: ignore[assignment]
-        response.stream = stream
+        tracked = _new_object(TrackedSyncStream)
+        tracked._stream, tracked._on_close, tracked._watch = (
+            response.stream, on_close, None)  # type: ignore[assignment]
+        response.stream = tracked
 
 
 def track_async(response: httpx.Response, on_close: OnClose) -> None:
     """`track_sync` for an async response."""
     if response.is_closed:
         on_close(None)
+        return
+    stream = response.stream
+    if type(stream) is TrackedAsyncStream and stream._on_close is None:  # watched, untracked
+        stream._on_close = on_close
     else:  # `TrackedAsyncStream(response.stream, on_close)`, without the `__init__` frame
-        stream = _new_object(TrackedAsyncStream)
-        stream._stream, stream._on_close = response.stream, on_close  # type: ignore[assignment]
-        response.stream = stream
+        tracked = _new_object(TrackedAsyncStream)
+        tracked._stream, tracked._on_close, tracked._watch = (
+            response.stream, on_close, None)  # type: ignore[assignment]
+        response.stream = tracked

@@ -16,8 +16,9 @@ from .._core.flow import Flow
 from ..policy import Policy, PolicyStore
 from ..security.routes import Guard
 from ._base import Begun, MeshBase
+from ._deadline import Watch, arm, watch_attempt
 from ._mirror import MirrorSender
-from ._streams import track_sync
+from ._streams import track_sync, watch_sync
 
 #: Most threads the sync shell uses for hedged requests (created on first use, on demand).
 HEDGE_THREADS = 32
@@ -59,13 +60,18 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
             if isinstance(start, tuple):  # a guard: admission first
                 return self._guarded(request, start)
             return self._drive(start, None, None)
-        # the usual call: attempt 1 without the generator
+        # the usual call: attempt 1 without the generator, held to the call's deadline
         held: httpx.Response | None = None
+        watch = watch_attempt(start.sent, start.left_ns, self.inner, start.runtime.service.name)
         try:
             held = self.inner.handle_request(start.sent)
         except Exception as exc:  # the core decides what the caller sees
-            flow = start.finish(None, exc)
+            flow = start.finish(None, watch.failed(exc))
+        except BaseException:
+            watch.disarm()
+            raise
         else:
+            watch_sync(held, watch)
             flow = start.finish(held)
             if flow is None:  # final
                 track_sync(held, start.on_close)
@@ -110,11 +116,8 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         try:
             action = next(flow)
             while True:
-                if type(action) is Send and guard is None:  # the usual step, inlined
-                    try:
-                        sent = Outcome(self.inner.handle_request(action.request))
-                    except Exception as exc:  # the core decides what the caller sees
-                        sent = Outcome(None, exc)
+                if type(action) is Send and guard is None:  # the usual step
+                    sent = self._send(action, None)
                     held = sent.response or held
                     action = flow.send(sent)
                 elif type(action) is Done:  # the usual last step
@@ -148,13 +151,24 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
             raise
 
     def _send(self, send: Send, guard: Guard | None) -> Outcome:
+        """One attempt, held to the call's deadline (`_deadline.py`)."""
+        watch: Watch | None = None
         try:
             if guard is None:
-                return Outcome(response=self.inner.handle_request(send.request))
-            inner = self._inner_for(guard, self.inner, httpx.HTTPTransport)
-            return Outcome(response=inner.handle_request(guard.attach_sync(send)))
+                inner, request = self.inner, send.request
+            else:
+                inner = self._inner_for(guard, self.inner, httpx.HTTPTransport)
+                request = guard.attach_sync(send)
+            watch = arm(request, send.left_ns, inner, send.service)
+            response = inner.handle_request(request)
         except Exception as exc:  # the core decides what the caller sees
-            return Outcome(error=exc)
+            return Outcome(error=exc if watch is None else watch.failed(exc))
+        except BaseException:
+            if watch is not None:
+                watch.disarm()
+            raise
+        watch_sync(response, watch)
+        return Outcome(response=response)
 
     def _hedge(self, hedge: Hedge, guard: Guard | None) -> HedgeOutcome:
         """Race the primary and, after `delay_s`, the secondary on a small thread pool. A
@@ -171,6 +185,7 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         done, _ = wait([first], timeout=hedge.delay_s)
         if done:
             return HedgeOutcome(0, first.result(), None, False)
+        hedge.on_secondary()
         futures = [first, pool.submit(self._send, hedge.secondary, guard)]
         pending = set(futures)
         finished: list[int] = []

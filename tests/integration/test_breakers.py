@@ -128,3 +128,24 @@ def test_unreachable_redis_falls_back_to_memory(mesh) -> None:
         caller = mesh(cluster.policy("users", breaker={"storage": url}))
         assert caller.get("http://users/a").status_code == 200
         assert breakers(caller) == ["closed"]
+
+
+def test_a_pool_timeout_blames_no_endpoint(mesh) -> None:
+    """A burst on a 2-connection pool: the pool timeouts are the caller's, so no breaker
+    opens, no endpoint is ejected or marked failing, and the next requests go through."""
+    with LoopbackCluster(2) as cluster:
+        cluster.set(0, latency_ms=200)
+        cluster.set(1, latency_ms=200)
+        caller = mesh(policy(cluster), limits=httpx.Limits(max_connections=2))
+        results = concurrent(caller, 40, "GET", "http://users/a",
+                             timeout=httpx.Timeout(5.0, pool=0.05))
+        timeouts = [r for r in results if isinstance(r, httpx.PoolTimeout)]
+        assert timeouts, results  # the burst did overflow the pool
+        assert all(isinstance(r, (httpx.Response, httpx.PoolTimeout)) for r in results), results
+        assert breakers(caller) == ["closed", "closed"]
+        snap = caller.transport.snapshot()["services"]["users"]
+        assert [e["failures"] for e in snap["endpoints"]] == [0, 0]
+        assert [e["ejected"] for e in snap["endpoints"]] == [False, False]
+        assert [e["in_flight"] for e in snap["endpoints"]] == [0, 0]
+        for _ in range(4):
+            assert caller.get("http://users/a").status_code == 200

@@ -48,3 +48,19 @@ def test_hedge_at_a_percentile(mesh) -> None:
             assert caller.get("http://users/a").status_code == 200
         assert time.monotonic() - started < 4.0  # at most one of the two waited 2.5 s
         assert caller.transport.snapshot()["services"]["users"]["hedges"] >= 1
+
+
+def test_a_slow_post_arrives_once_and_a_keyed_one_may_be_hedged(mesh) -> None:
+    with LoopbackCluster(2) as cluster:
+        cluster.set(0, latency_ms=300)
+        cluster.set(1, latency_ms=300)
+        caller = mesh(cluster.policy("users", balancer=RR, retry={"hedge": {"delay": "30ms"}}))
+        for _ in range(4):
+            assert caller.request("POST", "http://users/a", content=b"x").status_code == 200
+        assert sum(cluster.hits()) == 4  # never sent twice
+        assert caller.transport.snapshot()["services"]["users"]["hedges"] == 0
+        cluster.reset_stats()
+        r = caller.request("POST", "http://users/a", content=b"x",
+                           headers={"Idempotency-Key": "k1"})
+        assert r.status_code == 200
+        assert caller.transport.snapshot()["services"]["users"]["hedges"] == 1

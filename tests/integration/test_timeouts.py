@@ -87,3 +87,45 @@ def test_no_retry_when_the_deadline_is_shorter_than_the_fastest_endpoint(mesh) -
                 seen.append(("deadline", cluster.hits()[0] - before))
         # A fast 503 is returned, not retried onto an endpoint that cannot answer in time.
         assert (503, 0) in seen
+
+
+def _drip_policy(address: str) -> meshclient.Policy:
+    return meshclient.Policy.from_dict({"services": {"slow": {
+        "endpoints": [address], "timeout": {"total": "1s"}, "retry": {"attempts": 1}}}})
+
+
+@pytest.mark.parametrize("reused", [False, True], ids=["new-connection", "reused-connection"])
+def test_total_bounds_a_peer_dripping_its_headers(mesh, reused: bool) -> None:
+    from tests.servers.slow_peer import DripServer
+
+    with DripServer() as server:
+        caller = mesh(_drip_policy(server.address))
+        if reused:  # the slow answer comes on a keep-alive connection already open
+            assert caller.get("http://slow/fast").status_code == 200
+        started = time.monotonic()
+        with pytest.raises(meshclient.DeadlineExceeded):
+            caller.get("http://slow/drip-headers")  # ~44 s at 1 byte / 0.2 s
+        assert time.monotonic() - started < 3.0
+        assert caller.get("http://slow/fast").status_code == 200  # the pool recovers
+
+
+def test_total_bounds_a_peer_dripping_its_body(mesh) -> None:
+    from tests.servers.slow_peer import DripServer
+
+    with DripServer() as server:
+        caller = mesh(_drip_policy(server.address))
+        started = time.monotonic()
+        with pytest.raises(meshclient.DeadlineExceeded):
+            caller.get("http://slow/drip-body")  # 40 s at 1 byte / 0.2 s
+        assert time.monotonic() - started < 3.0
+
+
+def test_total_bounds_reading_a_streamed_body(mesh) -> None:
+    from tests.servers.slow_peer import DripServer
+
+    with DripServer() as server:
+        caller = mesh(_drip_policy(server.address))
+        started = time.monotonic()
+        with pytest.raises(meshclient.DeadlineExceeded):
+            caller.stream_lines("GET", "http://slow/drip-body")
+        assert time.monotonic() - started < 3.0

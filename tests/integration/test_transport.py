@@ -89,3 +89,36 @@ def test_an_in_memory_response_ends_its_measurement_at_once(mesh) -> None:
         assert caller.get("http://users/").content == b"x" * 1024
     (endpoint,) = caller.transport.snapshot()["services"]["users"]["endpoints"]
     assert endpoint["in_flight"] == 0 and endpoint["requests"] == 3
+
+
+def test_every_mesh_response_says_where_it_came_from(mesh) -> None:
+    with LoopbackCluster(2) as cluster:
+        cluster.set(0, status=503)
+        caller = mesh(cluster.policy("users", balancer={"kind": "round-robin"},
+                                     retry={"backoff": {"base": "1ms", "max": "2ms"}}))
+        first = caller.get("http://users/a")  # backend 0 answers 503, retried on backend 1
+        assert first.status_code == 200
+        info = first.extensions["meshclient"]
+        assert info == ("users", cluster.addresses[1], 2)
+        assert (info.service, info.endpoint, info.attempts) == ("users", cluster.addresses[1], 2)
+        with pytest.raises(AttributeError):
+            info.attempts = 3  # immutable
+        cluster.set(0, status=200)
+        served = {caller.get("http://users/a").extensions["meshclient"] for _ in range(2)}
+        assert {i.attempts for i in served} == {1}
+        assert {i.endpoint for i in served} == set(cluster.addresses)
+
+
+def test_the_final_error_names_the_service_attempts_and_endpoints(mesh) -> None:
+    with LoopbackCluster(2) as cluster:
+        caller = mesh(cluster.policy("users", retry={"backoff": {"base": "1ms", "max": "2ms"}}))
+        addresses = cluster.addresses
+        cluster.stop()
+        with pytest.raises(httpx.ConnectError) as info:
+            caller.get("http://users/a")
+        if not hasattr(info.value, "add_note"):  # pragma: no cover - Python 3.10: no notes
+            return
+        notes = info.value.__notes__
+        assert len(notes) == 1
+        assert "'users'" in notes[0] and "3 attempts" in notes[0]  # retry.attempts
+        assert all(a in notes[0] for a in addresses)

@@ -107,9 +107,9 @@ def test_clean_fast_path_keeps_consecutive_failure_counting() -> None:
     assert b.clean
     b.record(b.admit(), False)
     b.record(b.admit(), False)
-    assert not b.clean and b._cb._state_storage.counter == 2
+    assert not b.clean and b._storage.counter == 2
     b.record(b.admit(), True)  # resets the count: clean again
-    assert b.clean and b._cb._state_storage.counter == 0
+    assert b.clean and b._storage.counter == 0
     for _ in range(2):
         b.record(b.admit(), False)
     assert b.status() == "closed"  # 2 consecutive, not 4 in all

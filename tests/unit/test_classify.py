@@ -8,6 +8,7 @@ from meshclient.policy._model import RetryPolicy
 from meshclient.resilience.classify import (
     CONNECT_ERROR,
     OTHER,
+    POOL_TIMEOUT,
     READ_ERROR,
     RESET,
     TIMEOUT,
@@ -19,7 +20,7 @@ from meshclient.resilience.classify import (
 def test_error_kinds() -> None:
     assert error_kind(httpx.ConnectError("refused")) == CONNECT_ERROR
     assert error_kind(httpx.ConnectTimeout("t")) == CONNECT_ERROR
-    assert error_kind(httpx.PoolTimeout("t")) == CONNECT_ERROR
+    assert error_kind(httpx.PoolTimeout("t")) == POOL_TIMEOUT  # the caller's pool, not the peer
     assert error_kind(httpx.ReadTimeout("t")) == TIMEOUT
     assert error_kind(httpx.RemoteProtocolError("Server disconnected")) == RESET
     assert error_kind(httpx.ReadError("")) == RESET
@@ -44,3 +45,18 @@ def test_rules_methods_idempotency_key_statuses() -> None:
     assert not wide.status_listed(499) and not wide.status_listed(600)
     gw = RetryRules.from_policy(RetryPolicy(on=("gateway-error",)))
     assert gw.status_listed(504) and not gw.status_listed(500)
+
+
+def test_a_pool_timeout_is_retried_like_a_connect_error_for_any_method() -> None:
+    post = httpx.Request("POST", "http://users/")
+    assert RetryRules.from_policy(RetryPolicy()).error_retryable(POOL_TIMEOUT, post)
+    assert not RetryRules.from_policy(RetryPolicy(on=("503",))).error_retryable(POOL_TIMEOUT,
+                                                                                 post)
+
+
+def test_replayable_is_the_one_replay_rule() -> None:
+    rules = RetryRules.from_policy(RetryPolicy())
+    assert rules.replayable(httpx.Request("GET", "http://users/"))
+    assert not rules.replayable(httpx.Request("POST", "http://users/"))
+    assert rules.replayable(httpx.Request("POST", "http://users/",
+                                          headers={"Idempotency-Key": "k"}))

@@ -102,3 +102,21 @@ def test_all_breakers_open_is_circuit_open() -> None:
         next(request_flow(get(), rt))
     clock.advance(10)
     assert isinstance(next(request_flow(get(), rt)), Send)  # a probe
+
+
+def test_a_pool_timeout_is_no_verdict_on_the_endpoint() -> None:
+    clock = FakeClock()
+    rt = runtime(clock, retry={"attempts": 1}, breaker={"failures": 1})
+    request = httpx.Request("GET", "http://users/a", extensions={"timeout": {
+        "connect": 5.0, "read": 5.0, "write": 5.0, "pool": 0.05}})  # the caller's own
+    flow = request_flow(request, rt)
+    send = next(flow)
+    assert isinstance(send, Send)
+    state = next(s for s in rt.balancer.states() if s.endpoint.key == send.endpoint.key)
+    assert state.in_flight == 1
+    clock.advance(0.5)  # a long wait for the pool: no latency sample
+    with pytest.raises(httpx.PoolTimeout):
+        flow.send(Outcome(error=httpx.PoolTimeout("no connection free")))
+    assert state.in_flight == 0 and state.failures == 0 and state.requests == 0
+    assert state.breaker is not None and state.breaker.status() == "closed"
+    assert state.ewma.estimate(clock.now_ns()) < 0.5
