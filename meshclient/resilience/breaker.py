@@ -45,7 +45,7 @@ import pybreaker
 from .. import _events
 from .._types import Clock
 from ..policy._model import BreakerPolicy
-from .breaker_storage import REDIS_TIMEOUT_S, FallbackStorage, health_for
+from .breaker_storage import REDIS_TIMEOUT_S, FallbackStorage, call_time_left, health_for
 
 __all__ = ["CLOSED", "HALF_OPEN", "NORMAL", "OPEN", "PROBE", "REDIS_TIMEOUT_S", "REFUSED",
            "Breaker", "BreakerError", "redis_storage"]
@@ -152,10 +152,17 @@ class Breaker:
     def _reset_elapsed(self, now_ns: int) -> bool:
         return now_ns - self._open_since(now_ns) >= int(self.policy.reset * 1e9)
 
-    def admit(self) -> int:
-        """`NORMAL`, `PROBE` (the one half-open attempt) or `REFUSED`."""
+    def admit(self, time_left_s: float | None = None) -> int:
+        """`NORMAL`, `PROBE` (the one half-open attempt) or `REFUSED`. `time_left_s`: how
+        long the call has left, which shared (Redis) storage must not outlast."""
         if self.clean:  # the hot path: closed, nothing counted (memory storage)
             return NORMAL
+        if time_left_s is not None and not self._memory:
+            with call_time_left(time_left_s):
+                return self._admit()
+        return self._admit()
+
+    def _admit(self) -> int:
         state = self._cb.current_state  # closed takes no lock either
         if state == CLOSED:
             if self._opened_ns is not None:
@@ -178,12 +185,19 @@ class Breaker:
             self._probing = True
             return PROBE
 
-    def record(self, ticket: int, ok: bool) -> None:
-        """Report the result of an admitted attempt."""
+    def record(self, ticket: int, ok: bool, time_left_s: float | None = None) -> None:
+        """Report the result of an admitted attempt (`time_left_s` as for `admit`)."""
         if ticket == REFUSED:
             return
         if ok and ticket == NORMAL and self.clean:
             return  # closed and nothing counted: a success changes nothing (module doc)
+        if time_left_s is not None and not self._memory:
+            with call_time_left(time_left_s):
+                self._record(ticket, ok)
+            return
+        self._record(ticket, ok)
+
+    def _record(self, ticket: int, ok: bool) -> None:
         cb = self._cb
         with self._lock:
             self.clean = False

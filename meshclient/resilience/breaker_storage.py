@@ -15,6 +15,10 @@ failed one. So the breakers of every endpoint sharing one Redis URL share one `R
   The thread exits once Redis is back, or when no breaker used the URL for
   `PROBE_IDLE_S` (the next failure starts it again).
 
+A Redis operation never outlasts the call it serves either: the breaker tells the storage how
+long the call has left (`call_time_left`), and when that is shorter than one operation's
+timeout the storage answers from the local copy instead of asking Redis.
+
 pybreaker's own log lines for a failed operation are not emitted (each storage gets a
 quiet logger of its own: the `logger` attribute pybreaker reads per instance); the two
 state changes above are logged instead, on the `meshclient` logger.
@@ -22,9 +26,12 @@ state changes above are logged instead, on the `meshclient` logger.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pybreaker
@@ -40,6 +47,25 @@ _QUIET = logging.getLogger("meshclient.breaker.redis-ops")
 _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
 _QUIET.setLevel(logging.CRITICAL + 1)
+
+
+#: Monotonic time (seconds) by which the call being served must be done, or None.
+_CALL_ENDS: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "meshclient_breaker_call_ends", default=None)
+
+
+@contextmanager
+def call_time_left(seconds: float | None) -> Iterator[None]:
+    """Storage operations inside see the call's time left: with less than one operation's
+    timeout left, they use the local copy rather than risk the deadline on Redis."""
+    if seconds is None:
+        yield
+        return
+    token = _CALL_ENDS.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _CALL_ENDS.reset(token)
 
 
 class RedisHealth:
@@ -126,9 +152,12 @@ class FallbackStorage(pybreaker.CircuitBreakerStorage):
 
     def _redis(self) -> pybreaker.CircuitRedisStorage | None:
         health = self.health
-        health.used_at = time.monotonic()
+        now = health.used_at = time.monotonic()
         if not health.up:
             return None
+        ends = _CALL_ENDS.get()
+        if ends is not None and ends - now < REDIS_TIMEOUT_S:
+            return None  # no time for a round trip that might wait the whole timeout
         remote = self._remote
         if remote is None:
             import redis

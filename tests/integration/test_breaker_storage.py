@@ -94,3 +94,34 @@ def test_breaker_reads_no_private_pybreaker_attribute() -> None:
                and isinstance(node.value, ast.Attribute) and node.value.attr == "_cb"
                and node.attr.startswith("_")]
     assert private == []
+
+
+def test_a_call_with_less_time_left_than_a_redis_timeout_never_waits_on_redis() -> None:
+    """The storage answers from the local copy when a Redis round trip could outlast the
+    call (frozen Redis: the round trip would wait the whole operation timeout)."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    from meshclient._clock import CLOCK
+    from meshclient.policy import Policy
+    from meshclient.resilience.breaker import NORMAL, Breaker
+    from meshclient.resilience.breaker_storage import call_time_left
+
+    with RedisServer() as server:
+        policy = Policy.from_dict({"services": {"users": {
+            "endpoints": ["127.0.0.1:1"], "breaker": {"storage": server.url}}}})
+        breaker = Breaker("users", "127.0.0.1:1", policy.services["users"].breaker, CLOCK)
+        assert breaker.admit() == NORMAL  # read from Redis
+        pid = server._proc.pid  # type: ignore[union-attr]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            for _ in range(5):
+                assert breaker.admit(time_left_s=REDIS_TIMEOUT_S / 2) == NORMAL
+                breaker.record(NORMAL, True, time_left_s=REDIS_TIMEOUT_S / 2)
+            assert time.monotonic() - started < REDIS_TIMEOUT_S  # not one Redis wait
+            assert health_for(server.url).up  # Redis was not even asked
+            with call_time_left(None):  # no deadline: Redis is asked (and times out)
+                breaker.admit()
+            assert not health_for(server.url).up
+        finally:
+            os.kill(pid, signal.SIGCONT)
