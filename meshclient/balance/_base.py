@@ -154,7 +154,7 @@ class EndpointState:
         if self.phase != IN_SERVICE or self.health_check is False:
             return UNAVAILABLE
         breaker = self.breaker
-        if breaker is not None:
+        if breaker is not None and not getattr(breaker, "clean", False):  # clean: closed
             status = breaker.status()
             if status == "open":
                 return UNAVAILABLE

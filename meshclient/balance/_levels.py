@@ -17,16 +17,20 @@ Mutated only under the owning balancer's lock; readers read single attributes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from itertools import chain, compress, repeat
 
 from ._base import UNAVAILABLE, EndpointState
 from ._pickers import Picker
 
-#: Endpoints a sweep step re-reads (breaker state) per pick that finds a sweep due.
-SWEEP_CHUNK = 8
+#: Endpoints a sweep step re-reads (breaker state) per pick that finds a sweep due. A
+#: pass over n endpoints takes n / SWEEP_CHUNK picks (2,500 at 10,000 endpoints); it
+#: starts again at most every `RECOUNT_S`.
+SWEEP_CHUNK = 4
 
-#: Up to this many endpoints `fastest_ns` is computed exactly; beyond, by the sweep.
-EXACT_FASTEST = 64
+#: Up to this many endpoints a sweep re-reads them all in one step (as often as a pass
+#: may start) and `fastest_ns` is computed exactly; beyond, both come from the rolling sweep.
+SMALL_FLEET = 64
 
 
 class Level:
@@ -56,23 +60,31 @@ class Generation:
     __slots__ = ("_fastest_s", "active", "cursor", "fastest_ns", "flags", "index", "level_of",
                  "levels", "local_flags", "panic", "states", "use_local")
 
-    def __init__(self, levels: tuple[Level, ...], zone: str | None) -> None:
+    def __init__(self, levels: tuple[Level, ...], zone: str | None,
+                 down: Sequence[bytes] = ()) -> None:
+        """`down`: per level, which of its endpoints are unavailable (from the update,
+        which knows it without asking each endpoint)."""
         self.levels = levels
-        self.states = tuple(s for level in levels for s in level.states)
-        self.index = {s.key: i for i, s in enumerate(self.states)}
-        self.level_of = tuple(level for level in levels for _ in level.states)
-        self.local_flags = bytes(zone is not None and s.endpoint.zone == zone
-                                 for s in self.states)
-        self.flags = bytearray(len(self.states))
+        self.states = states = tuple(chain.from_iterable(lv.states for lv in levels))
+        self.index = dict(zip([s.endpoint.key for s in states], range(len(states)),
+                              strict=True))
+        self.level_of = tuple(chain.from_iterable(repeat(lv, len(lv.states)) for lv in levels))
+        if zone is None:
+            self.local_flags = bytes(len(states))
+        else:
+            self.local_flags = bytes(s.endpoint.zone == zone for s in states)
+        self.flags = bytearray(b"".join(down)) if down else bytearray(len(states))
+        for level, flags in zip(levels, down, strict=False):
+            level.down = sum(flags)
+            if level.local:
+                level.local_down = sum(compress(flags, (s.endpoint.zone == zone
+                                                        for s in level.states)))
         self.cursor = 0
         self.active = 0
         self.panic = False
         self.use_local = False
         self.fastest_ns: int | None = None  # the smallest latest estimate, per full sweep
         self._fastest_s = float("inf")
-        for i, state in enumerate(self.states):  # the first count: O(n), once per update
-            if state.rank() == UNAVAILABLE:
-                self._set(i, True)
 
     def _set(self, i: int, down: bool) -> None:
         self.flags[i] = down
@@ -142,18 +154,25 @@ class Generation:
         return len(self.states) - sum(level.down for level in self.levels)
 
 
-def build_levels(states: tuple[EndpointState, ...], zone: str | None,
+def build_levels(states: Sequence[EndpointState], down: bytes, zone: str | None,
                  picker: Callable[[tuple[EndpointState, ...], int, bool], Picker],
-                 ) -> tuple[Level, ...]:
-    """Group `states` by priority (stable within a group); `picker(states, priority,
-    local)` builds each picker."""
-    groups: dict[int, list[EndpointState]] = {}
-    for state in states:
-        groups.setdefault(state.endpoint.priority, []).append(state)
-    levels = []
+                 ) -> tuple[tuple[Level, ...], list[bytes]]:
+    """Group `states` by priority (stable within a group) with their `down` flags;
+    `picker(states, priority, local)` builds each picker."""
+    priorities = {s.endpoint.priority for s in states}
+    if len(priorities) <= 1:  # the usual case: one group, no regrouping
+        groups = {priorities.pop() if priorities else 0: (tuple(states), down)}
+    else:
+        members: dict[int, list[int]] = {p: [] for p in priorities}
+        for i, state in enumerate(states):
+            members[state.endpoint.priority].append(i)
+        groups = {p: (tuple(states[i] for i in idx), bytes(down[i] for i in idx))
+                  for p, idx in members.items()}
+    levels, downs = [], []
     for priority in sorted(groups):
-        members = tuple(groups[priority])
-        local = tuple(s for s in members if zone is not None and s.endpoint.zone == zone)
-        levels.append(Level(priority, members, picker(members, priority, False), local,
+        group, flags = groups[priority]
+        local = () if zone is None else tuple(s for s in group if s.endpoint.zone == zone)
+        levels.append(Level(priority, group, picker(group, priority, False), local,
                             picker(local, priority, True) if local else None))
-    return tuple(levels)
+        downs.append(flags)
+    return tuple(levels), downs

@@ -20,8 +20,8 @@ P2C with Updating`; grpc-go's picker generations).
   its endpoints are ejected.
 - **Counting** (`_levels.py`): unavailable endpoints are counted per endpoint as they
   change: at once on an ejection, return or health-check change, and by a rolling sweep
-  (`SWEEP_CHUNK` endpoints per pick, a pass starting at most every `RECOUNT_S`) for
-  breaker transitions. A pick never recounts the whole set, at any fleet size.
+  (`SWEEP_CHUNK` endpoints per pick, a pass starting at most every `RECOUNT_S`; up to
+  `SMALL_FLEET` endpoints, the whole set at once) for breaker transitions. A pick never recounts the whole set, at any fleet size.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from .. import _events
 from .._types import Clock, Rng
 from ..discovery._base import Endpoint
 from ..policy import BalancerPolicy, OutlierPolicy
-from ._base import EndpointState
-from ._levels import EXACT_FASTEST, SWEEP_CHUNK, Generation, build_levels
+from ._base import UNAVAILABLE, EndpointState
+from ._levels import SMALL_FLEET, SWEEP_CHUNK, Generation, build_levels
 from ._pickers import ACCEPT, Picker, rank
 from .load.peak_ewma import PeakEwma
 from .outlier import OutlierDetector
@@ -113,27 +113,34 @@ class LoadBalancer:
         now = self.clock.now_ns()
         params = (policy.decay, policy.default_rtt, policy.failure_penalty)
         with self._lock:
-            carried = bool(self._carry)
-            old = self._carry or {s.key: s for s in self._gen.states}
+            gen = self._gen
+            carried = self._carry
             self._carry = {}
+            index, old_states, old_flags = gen.index, gen.states, gen.flags
             states = []
-            for endpoint in endpoints:
-                state = old.get(endpoint.key)
-                if state is None:
-                    state = EndpointState(endpoint, PeakEwma(*params, now), self.clock)
-                else:
+            down = bytearray(len(endpoints))
+            for n, endpoint in enumerate(endpoints):
+                i = index.get(endpoint.key)
+                if i is not None:
+                    state = old_states[i]
+                    down[n] = old_flags[i]
                     state.endpoint = endpoint  # weight/zone may change; history stays
-                    if carried:  # from a balancer with other policy sections
-                        state.ewma.configure(*params)
+                elif carried and endpoint.key in carried:  # from a replaced balancer
+                    state = carried[endpoint.key]
+                    state.endpoint = endpoint
+                    state.ewma.configure(*params)
+                    down[n] = state.rank() == UNAVAILABLE
+                else:
+                    state = EndpointState(endpoint, PeakEwma(*params, now), self.clock)
                 states.append(state)
             all_states = tuple(states)
             counters, self._counters = self._counters, {}
             try:
-                levels = build_levels(all_states, self.zone, self._picker)
+                levels, downs = build_levels(all_states, bytes(down), self.zone, self._picker)
             except BaseException:
                 self._counters = counters
                 raise
-            gen = Generation(levels, self.zone)
+            gen = Generation(levels, self.zone, downs)
             gen.decide(policy.panic_threshold)
             self._gen = gen
             self.detector.track(all_states, self.outlier_policy)
@@ -168,7 +175,8 @@ class LoadBalancer:
             return
         try:
             gen = self._gen
-            changed, done = gen.sweep(SWEEP_CHUNK)
+            n = len(gen.states)
+            changed, done = gen.sweep(n if n <= SMALL_FLEET else SWEEP_CHUNK)
             if done:
                 self._sweep_due_ns = now_ns + _RECOUNT_NS
             if changed:
@@ -240,7 +248,7 @@ class LoadBalancer:
         peak-EWMA as of its last sample, not decayed), or None: whether a retry can still
         finish before the deadline (`request_flow`)."""
         gen = self._gen
-        if len(gen.states) > EXACT_FASTEST:  # the last full sweep's answer: O(1)
+        if len(gen.states) > SMALL_FLEET:  # the last full sweep's answer: O(1)
             return gen.fastest_ns
         estimates = [s.ewma.latest_s for s in gen.states if s.ewma.samples]
         return int(min(estimates) * 1e9) if estimates else None
