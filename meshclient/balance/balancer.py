@@ -21,7 +21,8 @@ P2C with Updating`; grpc-go's picker generations).
 - **Counting** (`_levels.py`): unavailable endpoints are counted per endpoint as they
   change: at once on an ejection, return or health-check change, and by a rolling sweep
   (`SWEEP_CHUNK` endpoints per pick, a pass starting at most every `RECOUNT_S`; up to
-  `SMALL_FLEET` endpoints, the whole set at once) for breaker transitions. A pick never recounts the whole set, at any fleet size.
+  `SMALL_FLEET` endpoints, the whole set at once) for breaker transitions. A pick never
+  recounts the whole set, at any fleet size.
 """
 
 from __future__ import annotations
