@@ -84,6 +84,9 @@ class LoadBalancer:
         self._sweep_due_ns = 0
         self._announced_panic = False
         self._pending: list[EndpointState] = []  # touched endpoints, counted by the next pick
+        #: Mirror copies to this service dropped because a sender's queue was full
+        #: (`transport/_mirror.py`); shown in the snapshot once there are any.
+        self.mirror_dropped = 0
 
     @property
     def kind(self) -> str:
@@ -265,9 +268,10 @@ class LoadBalancer:
             gen.decide(self.policy.panic_threshold)
         self._announce(gen)
         level = gen.levels[gen.active] if gen.levels else None
+        extra = {"mirror_dropped": self.mirror_dropped} if self.mirror_dropped else {}
         return {"kind": self.policy.kind, "panic": gen.panic, "zone": self.zone,
                 "available": gen.available,
-                "priority": level.priority if level is not None else None,
+                "priority": level.priority if level is not None else None, **extra,
                 "endpoints": [s.snapshot(now) for s in gen.states]}
 
     def __repr__(self) -> str:
