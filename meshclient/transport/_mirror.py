@@ -113,8 +113,8 @@ class MirrorSender:
                 count, self._drops_unlogged = self._drops_unlogged, 0
                 self._drop_logged_at = now
         if log:
-            logger.warning("meshclient: %d mirror copies dropped (to %s, last one) since the "
-                           "last report: %d waiting, %d in flight", count, service,
+            logger.warning("meshclient: %d mirror copies dropped since the last report (the "
+                           "latest to %s): %d waiting, %d in flight", count, service,
                            self.queued, self.gate.in_flight)
         with contextlib.suppress(Exception):  # telemetry never fails the caller
             if isinstance(action.service, Service):
