@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from meshclient import Policy
+from meshclient._cli.status import render
 from meshclient._core.actions import Mirror
 from meshclient._runtime import Registry
 from meshclient.routing.mirror import mirror_copy
@@ -79,8 +80,11 @@ def test_drops_are_counted_reported_and_logged_once(mesh, cluster: LoopbackClust
     assert stats.dropped >= n - 2 * (mirrors.gate.limit + mirrors.queue_size), stats
     assert until(lambda: accounted(mirrors) == n, 15), stats  # none lost silently
     assert cluster[2].hits == stats.sent
-    snapshot = caller.transport.registry.snapshot()["shadow"]
-    assert snapshot["mirror_dropped"] == stats.dropped
+    services = caller.transport.registry.snapshot()
+    assert services["shadow"]["mirror_dropped"] == stats.dropped
+    text = render({"pid": 1, "registries": [{"policy": "v1", "generation": 1,
+                                              "services": services}]})
+    assert f"mirror_dropped={stats.dropped}" in text  # `meshclient status`
     (point,) = otel.points("meshclient.mirror.dropped", **{"meshclient.service": "shadow"})
     assert point.value == stats.dropped
     lines = [r for r in caplog.records if "mirror copies dropped" in r.getMessage()]
