@@ -121,12 +121,14 @@ def update_ms(lb: LoadBalancer, n: int, variant: Variant, rounds: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser(__doc__ or "")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--variants", nargs="+", default=[v.name for v in VARIANTS],
+                        choices=[v.name for v in VARIANTS], metavar="NAME")
     args = parser.parse_args(argv)
     logging.getLogger("meshclient").setLevel(logging.ERROR)  # the 5% ejections are logged
     sizes = [s for s in args.sizes if s <= 1_000] if args.quick else args.sizes
     b2b, paced, rounds = (2_000, 300, 2) if args.quick else (20_000, 3_000, 5)
     rows = []
-    for variant in VARIANTS:
+    for variant in (v for v in VARIANTS if v.name in args.variants):
         for n in sizes:
             b2b_us = pick_b2b_us(build(n, variant), b2b)
             clock = FakeClock()

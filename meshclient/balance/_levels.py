@@ -115,10 +115,13 @@ class Generation:
         fastest = self._fastest_s
         for i in range(start, end):
             state = states[i]
-            down = state.rank() == UNAVAILABLE
-            if bool(flags[i]) != down:
-                self._set(i, down)
-                changed = True
+            breaker = state.breaker
+            if (flags[i] or state.phase or state.health_check is False or (
+                    breaker is not None and not getattr(breaker, "clean", False))):
+                down = state.rank() == UNAVAILABLE  # else: counted available, still is
+                if bool(flags[i]) != down:
+                    self._set(i, down)
+                    changed = True
             ewma = state.ewma
             if ewma.samples and ewma.latest_s < fastest:
                 fastest = ewma.latest_s
