@@ -83,6 +83,7 @@ class LoadBalancer:
         self._lock = threading.Lock()
         self._sweep_due_ns = 0
         self._announced_panic = False
+        self._announce_lock = threading.Lock()
         self._pending: list[EndpointState] = []  # touched endpoints, counted by the next pick
         #: Mirror copies to this service dropped because a sender's queue was full
         #: (`transport/_mirror.py`); shown in the snapshot once there are any.
@@ -153,7 +154,8 @@ class LoadBalancer:
 
     def _touch(self, state: EndpointState) -> None:
         """One endpoint was ejected, returned or changed its health-check verdict: counted
-        by the next pick (O(changes)), so a burst of changes makes one decision."""
+        by the next pick (O(changes)), so a burst of changes makes one decision. (A touch
+        that races with a drain may be missed; the sweep re-reads every endpoint.)"""
         self._pending.append(state)
 
     def _drain(self) -> None:
@@ -192,9 +194,10 @@ class LoadBalancer:
 
     def _announce(self, gen: Generation) -> None:
         panic = gen.panic
-        if panic == self._announced_panic or gen is not self._gen:
-            return
-        self._announced_panic = panic
+        with self._announce_lock:  # one line and one event per change, whoever sees it
+            if panic == self._announced_panic or gen is not self._gen:
+                return
+            self._announced_panic = panic
         level = gen.levels[gen.active] if gen.levels else None
         available = level.available if level is not None else 0
         total = len(level.states) if level is not None else 0

@@ -102,10 +102,12 @@ class MirrorSender:
 
     # -- drops ----------------------------------------------------------------------------
 
-    def _drop(self, action: Mirror) -> None:
+    def _drop(self, action: Mirror, counted: bool = False) -> None:
+        """`counted`: the gate has counted it already."""
         service = action.service.name if isinstance(action.service, Service) else ""
         with self._drop_lock:
-            self.gate.stats.dropped += 1
+            if not counted:
+                self.gate.stats.dropped += 1
             self._drops_unlogged += 1
             now = time.monotonic()
             log = now - self._drop_logged_at >= DROP_LOG_S
@@ -167,7 +169,8 @@ class MirrorSender:
                 self._send_sync(*item)
 
     def _send_sync(self, inner: httpx.BaseTransport, action: Mirror) -> None:
-        if not self.gate.try_enter():
+        if not self.gate.try_enter():  # a gate shared with other senders is full
+            self._drop(action, counted=True)
             return
         ok = False
         try:
@@ -250,7 +253,8 @@ class MirrorSender:
             await self._send_async(inner, action)
 
     async def _send_async(self, inner: httpx.AsyncBaseTransport, action: Mirror) -> None:
-        if not self.gate.try_enter():
+        if not self.gate.try_enter():  # a gate shared with other senders is full
+            self._drop(action, counted=True)
             return
         ok = False
         try:
