@@ -46,7 +46,7 @@ class ServiceRuntime:
 
     def _publish(self, endpoints: tuple[Endpoint, ...], unhealthy: frozenset[str]) -> None:
         """From the discovery feed, under its lock: the endpoints the balancer should hold
-        (one SRV priority group) and those failing active health checks."""
+        (every SRV priority group) and those failing active health checks."""
         balancer = self.balancer
         balancer.update(endpoints)
         states = balancer.states()

@@ -47,7 +47,7 @@ class _Owner(Protocol):
 
     def probe_result(self, state: EndpointState, ok: bool, now_ns: int) -> None: ...
 
-    def health_changed(self) -> None: ...
+    def health_changed(self, state: EndpointState) -> None: ...
 
 
 class EndpointState:
@@ -152,19 +152,19 @@ class EndpointState:
     def set_health_check(self, ok: bool | None) -> None:
         """Active health checking's verdict: False makes the endpoint unavailable (ranked
         like an open breaker and counted as unhealthy for panic mode); None clears it."""
-        if ok is self.health_check:
+        old, self.health_check = self.health_check, ok
+        if (old is False) == (ok is False):  # None <-> True does not change the rank
             return
-        self.health_check = ok
         owner = self._owner
         if owner is not None:
-            owner.health_changed()
+            owner.health_changed(self)
 
     def rank(self) -> int:
         """HEALTHY, DEGRADED or UNAVAILABLE (see the module docstring)."""
         if self.phase != IN_SERVICE or self.health_check is False:
             return UNAVAILABLE
         breaker = self.breaker
-        if breaker is not None:
+        if breaker is not None and not getattr(breaker, "clean", False):  # clean: closed
             status = breaker.status()
             if status == "open":
                 return UNAVAILABLE

@@ -6,14 +6,21 @@ Both are built when the endpoint set changes and are immutable afterwards.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from functools import reduce
+from itertools import accumulate
 from math import gcd
+from typing import overload
 
 from .._types import Rng
 
 #: Longest precomputed round-robin schedule; larger weight sums are scaled down to it.
 MAX_SCHEDULE = 4096
+
+#: Beyond this much work (schedule length x endpoints) nginx's O(n)-per-slot loop gives
+#: way to `SpreadSchedule`, built in O(n).
+MAX_SMOOTH_WORK = 1 << 16
 
 
 class AliasTable:
@@ -68,18 +75,26 @@ class AliasTable:
         return a, (a + 1 + rng.randrange(n - 1)) % n
 
 
-def smooth_schedule(weights: Sequence[int]) -> tuple[int, ...]:
+def smooth_schedule(weights: Sequence[int]) -> Sequence[int]:
     """nginx's smooth weighted round robin, unrolled: one period of the order in which the
     indices are served (weights 5,1,1 give a,a,b,a,c,a,a — spread out, not bursts).
 
     Weights are divided by their gcd; a sum beyond `MAX_SCHEDULE` is scaled down to it
     (each weight at least 1), which keeps shares within rounding of the configured ones.
+    Equal weights give the endpoints in order (O(n)); a large weighted set is ordered by
+    `SpreadSchedule` (built in O(n), not scaled down), so an update stays cheap at any
+    fleet size.
     """
     if not weights:
         return ()
+    first = weights[0]
+    if all(w == first for w in weights):
+        return tuple(range(len(weights)))
     divisor = reduce(gcd, weights)
     reduced = [w // divisor for w in weights]
     total = sum(reduced)
+    if min(total, MAX_SCHEDULE) * len(reduced) > MAX_SMOOTH_WORK:
+        return SpreadSchedule(reduced)
     if total > MAX_SCHEDULE:
         reduced = [max(1, round(w * MAX_SCHEDULE / total)) for w in reduced]
         total = sum(reduced)
@@ -92,3 +107,34 @@ def smooth_schedule(weights: Sequence[int]) -> tuple[int, ...]:
         current[best] -= total
         order.append(best)
     return tuple(order)
+
+
+
+class SpreadSchedule(Sequence[int]):
+    """A weighted order for large sets, built in O(n): turn k serves the endpoint whose
+    slice of the cumulative weights holds `frac(k * phi) * total` (a golden-ratio Weyl
+    sequence, the most evenly spread sequence known), found by bisection. Every endpoint
+    gets its weight's share, its turns spread out; a pick is O(log n)."""
+
+    __slots__ = ("_bounds", "_total")
+
+    _PHI = 0.6180339887498949  # 1 / golden ratio
+
+    def __init__(self, weights: Sequence[int]) -> None:
+        self._bounds = list(accumulate(weights))
+        self._total = self._bounds[-1]
+
+    def __len__(self) -> int:
+        return self._total
+
+    @overload
+    def __getitem__(self, k: int) -> int: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> Sequence[int]: ...
+
+    def __getitem__(self, k: int | slice) -> int | Sequence[int]:
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(self._total))]
+        point = (k * self._PHI) % 1.0 * self._total
+        return bisect_right(self._bounds, point)

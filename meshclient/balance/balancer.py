@@ -13,9 +13,16 @@ P2C with Updating`; grpc-go's picker generations).
   in the zone while at least `panic_threshold` percent of its endpoints (and at least one)
   are available; otherwise they spill over all zones. A pick in the zone that could only
   find an unavailable or already-tried endpoint falls back to all zones.
-- **Counting.** The available counts are refreshed at most every `RECOUNT_S` (100 ms) or
-  at once after an ejection, return or health-check change, so a pick is O(1) amortised:
-  breaker transitions are seen within `RECOUNT_S`.
+- **Priority groups** (SRV priority, RFC 2782): picks use the lowest-numbered group with an
+  available endpoint. A pick whose candidates in that group are all unavailable or already
+  tried (a retry's `exclude`) falls through to the next group, as Envoy's
+  `previous_priorities` retry plugin does, so a retry can leave a failing group before
+  its endpoints are ejected.
+- **Counting** (`_levels.py`): unavailable endpoints are counted per endpoint as they
+  change: at once on an ejection, return or health-check change, and by a rolling sweep
+  (`SWEEP_CHUNK` endpoints per pick, a pass starting at most every `RECOUNT_S`; up to
+  `SMALL_FLEET` endpoints, the whole set at once) for breaker transitions. A pick never
+  recounts the whole set, at any fleet size.
 """
 
 from __future__ import annotations
@@ -23,7 +30,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from .. import _events
@@ -31,6 +37,7 @@ from .._types import Clock, Rng
 from ..discovery._base import Endpoint
 from ..policy import BalancerPolicy, OutlierPolicy
 from ._base import UNAVAILABLE, EndpointState
+from ._levels import SMALL_FLEET, SWEEP_CHUNK, Generation, build_levels
 from ._pickers import ACCEPT, Picker, rank
 from .load.peak_ewma import PeakEwma
 from .outlier import OutlierDetector
@@ -40,17 +47,9 @@ from .weighted_random import RandomPicker
 
 logger = logging.getLogger("meshclient")
 
-#: Longest time between recounts of available endpoints (seconds).
+#: Longest time between the starts of two sweeps over the endpoints (seconds).
 RECOUNT_S = 0.1
-_RECOUNT_NS = RECOUNT_S * 1e9
-
-
-@dataclass(frozen=True, slots=True)
-class _Generation:
-    states: tuple[EndpointState, ...]
-    picker: Picker
-    local: tuple[EndpointState, ...]
-    local_picker: Picker | None
+_RECOUNT_NS = int(RECOUNT_S * 1e9)
 
 
 class LoadBalancer:
@@ -77,15 +76,18 @@ class LoadBalancer:
         self.zone = zone
         self.clock = clock
         self.rng = rng
-        self.detector = OutlierDetector(outlier, service, self._mark_dirty)
+        self.detector = OutlierDetector(outlier, service, self._touch)
         self._carry = {s.key: s for s in carry}
-        self._gen = _Generation((), RoundRobinPicker(()), (), None)
+        self._gen = Generation((), zone)
+        self._counters: dict[tuple[int, bool], Picker] = {}
         self._lock = threading.Lock()
-        self._dirty = True
-        self._counted_ns = 0
-        self._panic = False
-        self._use_local = False
-        self._available = 0
+        self._sweep_due_ns = 0
+        self._announced_panic = False
+        self._announce_lock = threading.Lock()
+        self._pending: list[EndpointState] = []  # touched endpoints, counted by the next pick
+        #: Mirror copies to this service dropped because a sender's queue was full
+        #: (`transport/_mirror.py`); shown in the snapshot once there are any.
+        self.mirror_dropped = 0
 
     @property
     def kind(self) -> str:
@@ -93,83 +95,122 @@ class LoadBalancer:
 
     @property
     def panic(self) -> bool:
-        return self._panic
+        return self._gen.panic
 
-    def _picker(self, states: tuple[EndpointState, ...], old: Picker | None) -> Picker:
+    def _picker(self, states: tuple[EndpointState, ...], priority: int, local: bool) -> Picker:
         kind = self.policy.kind
         if kind == "round-robin":
+            old = self._counters.get((priority, local))
             counter = old.counter if isinstance(old, RoundRobinPicker) else None
-            return RoundRobinPicker(states, counter)
-        if kind == "random":
-            return RandomPicker(states, self.rng)
-        return P2C(states, self.rng, pending_cost if kind == "p2c-least-request" else ewma_cost)
+            picker: Picker = RoundRobinPicker(states, counter, self.rng)
+        elif kind == "random":
+            picker = RandomPicker(states, self.rng)
+        else:
+            picker = P2C(states, self.rng,
+                         pending_cost if kind == "p2c-least-request" else ewma_cost)
+        self._counters[(priority, local)] = picker
+        return picker
 
     def update(self, endpoints: tuple[Endpoint, ...]) -> None:
-        """Replace the endpoint set (a full snapshot); survivors keep their history."""
+        """Replace the endpoint set (a full snapshot, every priority group); survivors
+        keep their history."""
         policy = self.policy
         now = self.clock.now_ns()
+        params = (policy.decay, policy.default_rtt, policy.failure_penalty)
         with self._lock:
-            old = self._carry or {s.key: s for s in self._gen.states}
+            gen = self._gen
+            carried = self._carry
             self._carry = {}
+            index, old_states, old_flags = gen.index, gen.states, gen.flags
             states = []
-            for endpoint in endpoints:
-                state = old.get(endpoint.key)
-                if state is None:
-                    state = EndpointState(endpoint, PeakEwma(policy.decay, policy.default_rtt,
-                                                              self._failure_penalty(), now),
-                                          self.clock)
-                else:
+            down = bytearray(len(endpoints))
+            for n, endpoint in enumerate(endpoints):
+                i = index.get(endpoint.key)
+                if i is not None:
+                    state = old_states[i]
+                    down[n] = old_flags[i]
                     state.endpoint = endpoint  # weight/zone may change; history stays
-                    state.ewma.configure(policy.decay, policy.default_rtt,
-                                         self._failure_penalty())
+                elif carried and endpoint.key in carried:  # from a replaced balancer
+                    state = carried[endpoint.key]
+                    state.endpoint = endpoint
+                    state.ewma.configure(*params)
+                    down[n] = state.rank() == UNAVAILABLE
+                else:
+                    state = EndpointState(endpoint, PeakEwma(*params, now), self.clock)
                 states.append(state)
             all_states = tuple(states)
-            local = tuple(s for s in all_states if self.zone is not None
-                          and s.endpoint.zone == self.zone)
-            gen = self._gen
-            self._gen = _Generation(
-                all_states, self._picker(all_states, gen.picker), local,
-                self._picker(local, gen.local_picker) if local else None)
+            counters, self._counters = self._counters, {}
+            try:
+                levels, downs = build_levels(all_states, bytes(down), self.zone, self._picker)
+            except BaseException:
+                self._counters = counters
+                raise
+            gen = Generation(levels, self.zone, downs)
+            gen.decide(policy.panic_threshold)
+            self._gen = gen
             self.detector.track(all_states, self.outlier_policy)
-            self._dirty = True
+            self._sweep_due_ns = 0  # breakers attached after an update: re-read them soon
+        self._announce(gen)
 
-    def _failure_penalty(self) -> float:
-        return self.policy.failure_penalty
+    def _touch(self, state: EndpointState) -> None:
+        """One endpoint was ejected, returned or changed its health-check verdict: counted
+        by the next pick (O(changes)), so a burst of changes makes one decision. (A touch
+        that races with a drain may be missed; the sweep re-reads every endpoint.)"""
+        self._pending.append(state)
 
-    def _mark_dirty(self) -> None:
-        self._dirty = True
-
-    def _recount(self, now_ns: int) -> None:
-        """Refresh panic and zone decisions (at most every RECOUNT_S unless dirty)."""
-        if not self._dirty and now_ns - self._counted_ns < _RECOUNT_NS:
-            return
+    def _drain(self) -> None:
         if not self._lock.acquire(blocking=False):
-            return  # another thread is counting or updating; use the last decision
+            return  # another thread is counting or updating; the next pick drains
         try:
-            self._dirty = False
-            self._counted_ns = now_ns
             gen = self._gen
-            threshold = self.policy.panic_threshold
-            available = sum(1 for s in gen.states if s.rank() != UNAVAILABLE)
-            local_ok = sum(1 for s in gen.local if s.rank() != UNAVAILABLE)
-            self._use_local = local_ok > 0 and local_ok * 100 >= threshold * len(gen.local)
-            total = len(gen.states)
-            panic = total > 0 and available * 100 < threshold * total
-            changed = panic != self._panic
-            self._panic = panic
-            self._available = available
+            pending, self._pending = self._pending, []
+            changed = False
+            for state in pending:
+                changed = gen.touch(state) or changed
+            if changed:
+                gen.decide(self.policy.panic_threshold)
         finally:
             self._lock.release()
         if changed:
-            if panic:
-                logger.warning("meshclient: %s panic mode: %d of %d endpoints available, "
-                               "below %g%%; balancing over all", self.service, available,
-                               total, threshold)
-            else:
-                logger.warning("meshclient: %s left panic mode: %d of %d endpoints available",
-                               self.service, available, total)
-            _events.emit(_events.PANIC, self.service, active=panic, healthy=available,
-                         total=total)
+            self._announce(gen)
+
+    def _sweep(self, now_ns: int) -> None:
+        """One step of the rolling re-read (breaker transitions); skipped when another
+        thread holds the lock (it is counting or updating)."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            gen = self._gen
+            n = len(gen.states)
+            changed, done = gen.sweep(n if n <= SMALL_FLEET else SWEEP_CHUNK)
+            if done:
+                self._sweep_due_ns = now_ns + _RECOUNT_NS
+            if changed:
+                gen.decide(self.policy.panic_threshold)
+        finally:
+            self._lock.release()
+        if changed:
+            self._announce(gen)
+
+    def _announce(self, gen: Generation) -> None:
+        panic = gen.panic
+        with self._announce_lock:  # one line and one event per change, whoever sees it
+            if panic == self._announced_panic or gen is not self._gen:
+                return
+            self._announced_panic = panic
+        level = gen.levels[gen.active] if gen.levels else None
+        available = level.available if level is not None else 0
+        total = len(level.states) if level is not None else 0
+        threshold = self.policy.panic_threshold
+        if panic:
+            logger.warning("meshclient: %s panic mode: %d of %d endpoints available, "
+                           "below %g%%; balancing over all", self.service, available,
+                           total, threshold)
+        else:
+            logger.warning("meshclient: %s left panic mode: %d of %d endpoints available",
+                           self.service, available, total)
+        _events.emit(_events.PANIC, self.service, active=panic, healthy=available,
+                     total=total)
 
     def pick(self, exclude: frozenset[str] = frozenset(),
              now_ns: int | None = None) -> EndpointState | None:
@@ -185,14 +226,26 @@ class LoadBalancer:
             probe = detector.claim_probe(now, exclude)
             if probe is not None:
                 return probe
-        if self._dirty or now - self._counted_ns >= _RECOUNT_NS:  # `_recount`'s own test
-            self._recount(now)
-        panic = self._panic
-        if self._use_local and gen.local_picker is not None:
-            state = gen.local_picker.pick(now, exclude, False)
+        if self._pending:
+            self._drain()
+        if now >= self._sweep_due_ns:
+            self._sweep(now)
+        levels = gen.levels
+        active = gen.active
+        level = levels[active]
+        if gen.use_local and level.local_picker is not None:
+            state = level.local_picker.pick(now, exclude, False)
             if state is not None and rank(state, exclude, False) <= ACCEPT:
                 return state
-        return gen.picker.pick(now, exclude, panic)
+        panic = gen.panic
+        state = level.picker.pick(now, exclude, panic)
+        if len(levels) == 1 or (state is not None and rank(state, exclude, panic) <= ACCEPT):
+            return state
+        for lower in levels[active + 1:]:  # fall through to the next priority group
+            other = lower.picker.pick(now, exclude, False)
+            if other is not None and rank(other, exclude, False) <= ACCEPT:
+                return other
+        return state
 
     def states(self) -> tuple[EndpointState, ...]:
         return self._gen.states
@@ -201,19 +254,32 @@ class LoadBalancer:
         """The smallest latency estimate among endpoints with at least one sample (their
         peak-EWMA as of its last sample, not decayed), or None: whether a retry can still
         finish before the deadline (`request_flow`)."""
-        estimates = [s.ewma.latest_s for s in self._gen.states if s.ewma.samples]
+        gen = self._gen
+        if len(gen.states) > SMALL_FLEET:  # the last full sweep's answer: O(1)
+            return gen.fastest_ns
+        estimates = [s.ewma.latest_s for s in gen.states if s.ewma.samples]
         return int(min(estimates) * 1e9) if estimates else None
 
     def snapshot(self) -> dict[str, Any]:
+        """For status pages (O(n): never on the request path)."""
         now = self.clock.now_ns()
-        self._recount(now)
-        return {"kind": self.policy.kind, "panic": self._panic, "zone": self.zone,
-                "available": self._available,
-                "endpoints": [s.snapshot(now) for s in self._gen.states]}
+        with self._lock:
+            gen = self._gen
+            self._pending = []
+            for state in gen.states:
+                gen.touch(state)
+            gen.decide(self.policy.panic_threshold)
+        self._announce(gen)
+        level = gen.levels[gen.active] if gen.levels else None
+        extra = {"mirror_dropped": self.mirror_dropped} if self.mirror_dropped else {}
+        return {"kind": self.policy.kind, "panic": gen.panic, "zone": self.zone,
+                "available": gen.available,
+                "priority": level.priority if level is not None else None, **extra,
+                "endpoints": [s.snapshot(now) for s in gen.states]}
 
     def __repr__(self) -> str:
         return (f"<LoadBalancer {self.service} kind={self.policy.kind} "
-                f"endpoints={len(self._gen.states)} panic={self._panic}>")
+                f"endpoints={len(self._gen.states)} panic={self._gen.panic}>")
 
 
 def build_balancer(service: str, balancer: BalancerPolicy, outlier: OutlierPolicy, *,

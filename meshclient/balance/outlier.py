@@ -41,11 +41,12 @@ class OutlierDetector:
     """Consecutive-failure ejection for one service's endpoints.
 
     **Parameters:** `policy` — the `outlier` section; `service` — for events and logs;
-    `on_change` — called (outside the lock) when an endpoint leaves or rejoins.
+    `on_change(state)` — called (outside the lock) when an endpoint leaves or rejoins, or
+    its health-check verdict changes.
     """
 
     def __init__(self, policy: OutlierPolicy, service: str,
-                 on_change: Callable[[], None] = lambda: None) -> None:
+                 on_change: Callable[[EndpointState], None] = lambda state: None) -> None:
         self.policy = policy
         self.service = service
         self._on_change = on_change
@@ -79,8 +80,8 @@ class OutlierDetector:
             due = min(due, at)
         self.next_due_ns = due
 
-    def health_changed(self) -> None:
-        self._on_change()
+    def health_changed(self, state: EndpointState) -> None:
+        self._on_change(state)
 
     def failure_streak(self, state: EndpointState, streak: int, now_ns: int) -> None:
         threshold = self.policy.consecutive_failures
@@ -116,7 +117,7 @@ class OutlierDetector:
         logger.warning("meshclient: %s endpoint %s ejected for %.3gs (%s; ejection %d)",
                        self.service, state.key, until_s, why, state.times_ejected)
         _events.emit(_events.EJECTED, self.service, endpoint=state.key, until_s=until_s)
-        self._on_change()
+        self._on_change(state)
 
     def claim_probe(self, now_ns: int, exclude: frozenset[str]) -> EndpointState | None:
         """An ejected endpoint whose time is up, claimed for its single probe, or None."""
@@ -159,7 +160,7 @@ class OutlierDetector:
             logger.warning("meshclient: %s endpoint %s returned (probe succeeded)",
                            self.service, state.key)
             _events.emit(_events.RETURNED, self.service, endpoint=state.key)
-            self._on_change()
+            self._on_change(state)
         else:
             self._announce_ejection(state, until_s, "probe failed")
 

@@ -2,29 +2,40 @@
 (nginx's smooth weighted round robin, so weights 3,1 give a,a,b,a rather than a,a,a,b).
 
 The schedule is built once per endpoint update; a pick is one atomic `next()` on an
-`itertools.count` (atomic in CPython) plus an index. Unavailable and already-tried
-endpoints are skipped, looking at most `MAX_SCAN` (32) positions ahead.
+`itertools.count` (atomic in CPython) plus an index.
+
+An unavailable or already-tried endpoint is not replaced by its neighbour in the schedule
+(which would hand the neighbour twice its share): the pick moves to a random position of
+the schedule instead, up to `MAX_EFFORT` times, then scans from a random position at most
+`MAX_SCAN` places. The skipped share is so spread over all the others in proportion to
+their weights, as Envoy's round robin does by rebuilding its scheduler over the healthy
+hosts.
 """
 
 from __future__ import annotations
 
 import itertools
 
+from .._types import Rng
 from ._base import EndpointState
-from ._pickers import ACCEPT, MAX_SCAN, rank
+from ._pickers import ACCEPT, MAX_EFFORT, MAX_SCAN, rank
 from ._weights import smooth_schedule
 
 
 class RoundRobinPicker:
     """Smooth weighted round robin over one generation of endpoints."""
 
-    __slots__ = ("_counter", "_schedule", "_states")
+    __slots__ = ("_counter", "_rng", "_schedule", "_states")
 
     def __init__(self, states: tuple[EndpointState, ...],
-                 counter: itertools.count[int] | None = None) -> None:
+                 counter: itertools.count[int] | None = None, rng: Rng | None = None) -> None:
         self._states = states
         self._schedule = smooth_schedule([s.endpoint.weight for s in states])
         self._counter = counter if counter is not None else itertools.count()
+        if rng is None:
+            from .._clock import RNG
+            rng = RNG
+        self._rng = rng
 
     @property
     def counter(self) -> itertools.count[int]:
@@ -36,15 +47,26 @@ class RoundRobinPicker:
         if not schedule:
             return None
         size = len(schedule)
-        start = next(self._counter)
-        best: EndpointState | None = None
-        best_rank = 0
+        state = states[schedule[next(self._counter) % size]]
+        best_rank = rank(state, exclude, panic)
+        if best_rank <= ACCEPT or size == 1:
+            return state
+        best = state
+        randrange = self._rng.randrange
+        for _ in range(MAX_EFFORT):  # a random other position: the share spreads evenly
+            state = states[schedule[randrange(size)]]
+            r = rank(state, exclude, panic)
+            if r <= ACCEPT:
+                return state
+            if r < best_rank:
+                best, best_rank = state, r
+        start = randrange(size)
         for step in range(min(size, MAX_SCAN)):
             state = states[schedule[(start + step) % size]]
             r = rank(state, exclude, panic)
             if r <= ACCEPT:
                 return state
-            if best is None or r < best_rank:
+            if r < best_rank:
                 best, best_rank = state, r
         return best
 

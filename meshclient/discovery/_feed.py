@@ -1,5 +1,7 @@
-"""Feeds one service's balancer: static endpoints or an endpoint cache, narrowed to one SRV
-priority group and marked by active health checks. The runtime's only discovery hook.
+"""Feeds one service's balancer: static endpoints or an endpoint cache, every SRV priority
+group, marked by active health checks. The runtime's only discovery hook. The balancer
+chooses the group per pick (`balance/balancer.py`: the lowest group with an available
+endpoint, and a retry falls through to the next group), by the rule of `_select.py`.
 
 The feed decides *what* the balancer should hold; the runtime's `publish(endpoints,
 unhealthy)` puts it there (balancer update, health marks, breakers for new endpoints), so
@@ -16,7 +18,6 @@ from .._types import Clock, Rng
 from ..policy import Service
 from ._base import Endpoint, EndpointWaiter
 from ._build import build_cache
-from ._select import select
 from .cache import EndpointCache
 from .health import HealthChecker
 from .static import endpoints_from_specs
@@ -116,7 +117,7 @@ class DiscoveryFeed:
 
     def _push(self) -> None:
         """Called under `_lock`."""
-        self._publish(select(self._endpoints, self._unhealthy), self._unhealthy)
+        self._publish(self._endpoints, self._unhealthy)
 
     def republish(self) -> None:
         """Push the current choice again (the runtime replaced its balancer)."""

@@ -1,4 +1,5 @@
-"""Which of a service's endpoints the balancer gets. Pure.
+"""The SRV priority-group rule, pure (the balancer applies it per pick, counting ejected and
+breaker-open endpoints as unhealthy too; see `balance/_levels.py`).
 
 SRV priority groups (RFC 2782): use the lowest-numbered group that has at least one healthy
 endpoint (one that is not failing its active health checks); fall to the next group when a

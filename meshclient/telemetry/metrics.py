@@ -18,6 +18,7 @@
 | `meshclient.discovery.errors` | counter | {error} | service |
 | `meshclient.discovery.staleness` | gauge | s | service |
 | `meshclient.server.rejections` | counter | {request} | `meshclient.reason` (`shed`, `deadline`) |
+| `meshclient.mirror.dropped` | counter | {copy} | service (the mirror target) |
 
 One `Instruments` exists per meter provider (see `_providers.py`).
 """
@@ -93,3 +94,5 @@ class Instruments:
                                           "Age of the endpoint set being served.")
         self.server_rejections = counter("meshclient.server.rejections", "{request}",
                                          "Inbound requests shed (503) or expired (504).")
+        self.mirror_dropped = counter("meshclient.mirror.dropped", "{copy}",
+                                      "Mirror copies dropped: the mirror queue was full.")

@@ -142,3 +142,28 @@ def test_weights_give_proportional_load() -> None:
     counts = sim.run(12_000, 1000, jittered(0.010, sim.rng))
     for i, w in enumerate([1, 2, 3]):
         assert counts[f"10.0.1.{i}:80"] / 12_000 == pytest.approx(w / 6, abs=0.06)
+
+
+@pytest.mark.parametrize("kind", ["p2c-ewma", "p2c-least-request"])
+def test_slow_endpoints_in_a_large_fleet_get_a_small_share(kind: str) -> None:
+    """500 endpoints (beyond the small-fleet shortcuts), 10 of them slow: P2C keeps away
+    from them as it does with a handful of endpoints."""
+    sim = Sim(kind, 500)
+    slow = {e.key for e in sim.endpoints[::50]}
+    model = jittered(0.010, sim.rng)
+
+    def latency(state: EndpointState, t: float) -> float:
+        return 0.5 if state.key in slow else model(state, t)
+
+    counts = sim.run(40_000, 4000, latency)
+    share = sum(counts[key] for key in slow) / 40_000
+    fair = len(slow) / 500
+    assert share < fair / (4 if kind == "p2c-ewma" else 2), share
+
+
+@pytest.mark.parametrize("kind", ["p2c-ewma", "random", "round-robin"])
+def test_equal_load_is_spread_evenly_over_a_large_fleet(kind: str) -> None:
+    sim = Sim(kind, 400)
+    counts = sim.run(40_000, 4000, jittered(0.010, sim.rng))
+    per = [counts[e.key] for e in sim.endpoints]
+    assert min(per) > 0 and max(per) < 4 * 40_000 / 400, (min(per), max(per))

@@ -1,0 +1,145 @@
+"""Balancer cost against fleet size: one pick, and one endpoint-set update, from 3 to 10,000
+endpoints, for every `balancer.kind`, with weights, with a local zone, and with ejections.
+
+No network: `LoadBalancer` alone, as the transport drives it. Every endpoint has a real
+(in-memory) breaker, as the runtime attaches one, and 5% of them are ejected, so the
+counting of available endpoints is part of the cost.
+
+- **b2b**: mean µs per pick, picks back to back (real clock).
+- **paced**: one pick when picks are 1 ms apart (1,000 requests per second): the
+  balancer's clock (a fake one) moves 1 ms between picks, so every periodic job (recounts,
+  sweeps, probes) falls due as often as it would at that rate. Median, 99th percentile and
+  mean µs; an O(n) step every 100 picks shows in p99 and the mean. On a shared machine
+  the mean also carries the odd multi-millisecond preemption; compare runs side by side.
+- **update**: ms for one update that replaces 1% of the endpoints (median of a few).
+
+    python -m benchmarks.scale            # about a minute
+    python -m benchmarks.scale --quick    # smaller sizes, fewer picks
+
+Targets: at 10,000 endpoints a paced pick of at most 5 µs and an update of at most 10 ms,
+for every variant.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from dataclasses import dataclass
+
+from benchmarks._common import base_parser, table
+from meshclient._clock import CLOCK, RNG
+from meshclient._types import Clock
+from meshclient.balance import LoadBalancer
+from meshclient.discovery._base import Endpoint
+from meshclient.policy import BalancerPolicy, BreakerPolicy, OutlierPolicy
+from meshclient.resilience.breaker import Breaker
+from meshclient.testing import FakeClock
+
+SIZES = (3, 100, 1_000, 10_000)
+HEADER = ("variant", "endpoints", "b2b µs", "paced p50 µs", "paced p99 µs", "paced mean µs",
+          "update ms")
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    kind: str
+    weighted: bool = False
+    zone: str | None = None
+
+
+VARIANTS = (
+    Variant("p2c-ewma", "p2c-ewma"),
+    Variant("p2c-least-request", "p2c-least-request"),
+    Variant("round-robin", "round-robin"),
+    Variant("random", "random"),
+    Variant("round-robin weighted", "round-robin", weighted=True),
+    Variant("p2c-ewma weighted", "p2c-ewma", weighted=True),
+    Variant("p2c-ewma zone-aware", "p2c-ewma", zone="a"),
+)
+
+
+def fleet(n: int, variant: Variant, generation: int = 0) -> tuple[Endpoint, ...]:
+    """`n` endpoints; generation g renames the first g% of them (an update's churn)."""
+    renamed = n * generation // 100
+
+    def host(i: int) -> str:
+        base = i + (1 << 20) * generation if i < renamed else i
+        return f"10.{(base >> 16) & 255}.{(base >> 8) & 255}.{base & 255}"
+
+    return tuple(Endpoint(host(i), 8000 + generation if i < renamed else 8000,
+                          1 + i % 3 if variant.weighted else 1,
+                          ("a" if i % 2 == 0 else "b") if variant.zone else None)
+                 for i in range(n))
+
+
+def build(n: int, variant: Variant, clock: Clock = CLOCK) -> LoadBalancer:
+    lb = LoadBalancer("bench", BalancerPolicy(kind=variant.kind), OutlierPolicy(),
+                      clock=clock, rng=RNG, zone=variant.zone)
+    lb.update(fleet(n, variant))
+    policy = BreakerPolicy()
+    for state in lb.states():
+        state.breaker = Breaker("bench", state.key, policy, clock)
+    for state in lb.states()[: n * 5 // 100]:  # 5% ejected: bookkeeping is part of the cost
+        for _ in range(OutlierPolicy().consecutive_failures):
+            state.end(state.begin(clock.now_ns()), None, False)
+    return lb
+
+
+def pick_b2b_us(lb: LoadBalancer, picks: int) -> float:
+    pick = lb.pick
+    started = time.perf_counter()
+    for _ in range(picks):
+        pick()
+    return (time.perf_counter() - started) / picks * 1e6
+
+
+def pick_paced_us(lb: LoadBalancer, clock: FakeClock, picks: int,
+                  ) -> tuple[float, float, float]:
+    samples = []
+    for _ in range(picks):
+        clock.advance(0.001)
+        started = time.perf_counter_ns()
+        lb.pick()
+        samples.append(time.perf_counter_ns() - started)
+    samples.sort()
+    return (samples[len(samples) // 2] / 1e3, samples[len(samples) * 99 // 100] / 1e3,
+            statistics.fmean(samples) / 1e3)
+
+
+def update_ms(lb: LoadBalancer, n: int, variant: Variant, rounds: int) -> float:
+    samples = []
+    for generation in range(1, rounds + 1):
+        endpoints = fleet(n, variant, generation)
+        started = time.perf_counter()
+        lb.update(endpoints)
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1e3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = base_parser(__doc__ or "")
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--variants", nargs="+", default=[v.name for v in VARIANTS],
+                        choices=[v.name for v in VARIANTS], metavar="NAME")
+    args = parser.parse_args(argv)
+    logging.getLogger("meshclient").setLevel(logging.ERROR)  # the 5% ejections are logged
+    sizes = [s for s in args.sizes if s <= 1_000] if args.quick else args.sizes
+    b2b, paced, rounds = (2_000, 300, 2) if args.quick else (20_000, 3_000, 5)
+    rows = []
+    for variant in (v for v in VARIANTS if v.name in args.variants):
+        for n in sizes:
+            b2b_us = pick_b2b_us(build(n, variant), b2b)
+            clock = FakeClock()
+            lb = build(n, variant, clock)
+            rows.append((variant.name, n, b2b_us, *pick_paced_us(lb, clock, paced),
+                         update_ms(lb, n, variant, rounds)))
+            print(table([rows[-1]], HEADER).splitlines()[-1], flush=True)
+    print()
+    print(table(rows, HEADER))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,181 @@
+"""One generation of a balancer's endpoints: priority levels, their pickers, and live
+counts of unavailable endpoints kept without O(n) work per request.
+
+- **Levels.** Endpoints are grouped by `Endpoint.priority` (SRV priority, lowest first).
+  Each level has its own picker (and a zone-local one), built once per update.
+- **Counts.** `flags[i]` says whether endpoint `i` was last counted as unavailable; each
+  level keeps the number of its unavailable endpoints (all, and in the local zone). A
+  change is applied per endpoint: `touch(state)` when an ejection, return or health-check
+  change names it, and a rolling `sweep` that re-reads `SWEEP_CHUNK` endpoints per call
+  (it catches breaker transitions, which nobody announces). No request ever recounts the
+  whole set.
+- **Decisions** (`active`, `panic`, `use_local`) are derived from the counts in
+  O(levels) and stored on the generation, so a pick reads three attributes.
+
+Mutated only under the owning balancer's lock; readers read single attributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from itertools import chain, compress, repeat
+
+from ._base import UNAVAILABLE, EndpointState
+from ._pickers import Picker
+
+#: Endpoints a sweep step re-reads (breaker state) per pick that finds a sweep due. A
+#: pass over n endpoints takes n / SWEEP_CHUNK picks (2,500 at 10,000 endpoints); it
+#: starts again at most every `RECOUNT_S`.
+SWEEP_CHUNK = 4
+
+#: Up to this many endpoints a sweep re-reads them all in one step (as often as a pass
+#: may start) and `fastest_ns` is computed exactly; beyond, both come from the rolling sweep.
+SMALL_FLEET = 64
+
+
+class Level:
+    """The endpoints of one priority, with their pickers and unavailable counts."""
+
+    __slots__ = ("down", "local", "local_down", "local_picker", "picker", "priority",
+                 "states")
+
+    def __init__(self, priority: int, states: tuple[EndpointState, ...], picker: Picker,
+                 local: tuple[EndpointState, ...], local_picker: Picker | None) -> None:
+        self.priority = priority
+        self.states = states
+        self.picker = picker
+        self.local = local
+        self.local_picker = local_picker
+        self.down = 0
+        self.local_down = 0
+
+    @property
+    def available(self) -> int:
+        return len(self.states) - self.down
+
+
+class Generation:
+    """Everything `update()` builds, swapped in with one assignment."""
+
+    __slots__ = ("_fastest_s", "active", "cursor", "fastest_ns", "flags", "index", "level_of",
+                 "levels", "local_flags", "panic", "states", "use_local")
+
+    def __init__(self, levels: tuple[Level, ...], zone: str | None,
+                 down: Sequence[bytes] = ()) -> None:
+        """`down`: per level, which of its endpoints are unavailable (from the update,
+        which knows it without asking each endpoint)."""
+        self.levels = levels
+        self.states = states = tuple(chain.from_iterable(lv.states for lv in levels))
+        self.index = dict(zip([s.endpoint.key for s in states], range(len(states)),
+                              strict=True))
+        self.level_of = tuple(chain.from_iterable(repeat(lv, len(lv.states)) for lv in levels))
+        if zone is None:
+            self.local_flags = bytes(len(states))
+        else:
+            self.local_flags = bytes(s.endpoint.zone == zone for s in states)
+        self.flags = bytearray(b"".join(down)) if down else bytearray(len(states))
+        for level, flags in zip(levels, down, strict=False):
+            level.down = sum(flags)
+            if level.local:
+                level.local_down = sum(compress(flags, (s.endpoint.zone == zone
+                                                        for s in level.states)))
+        self.cursor = 0
+        self.active = 0
+        self.panic = False
+        self.use_local = False
+        self.fastest_ns: int | None = None  # the smallest latest estimate, per full sweep
+        self._fastest_s = float("inf")
+
+    def _set(self, i: int, down: bool) -> None:
+        self.flags[i] = down
+        step = 1 if down else -1
+        level = self.level_of[i]
+        level.down += step
+        if self.local_flags[i]:
+            level.local_down += step
+
+    def touch(self, state: EndpointState) -> bool:
+        """Re-read one endpoint's health; True when its count changed."""
+        i = self.index.get(state.key)
+        if i is None or self.states[i] is not state:
+            return False
+        down = state.rank() == UNAVAILABLE
+        if bool(self.flags[i]) == down:
+            return False
+        self._set(i, down)
+        return True
+
+    def sweep(self, limit: int) -> tuple[bool, bool]:
+        """Re-read the next `limit` endpoints: (any count changed, a full pass completed)."""
+        states, n = self.states, len(self.states)
+        changed = False
+        start = self.cursor
+        end = min(start + limit, n)
+        flags = self.flags
+        fastest = self._fastest_s
+        for i in range(start, end):
+            state = states[i]
+            breaker = state.breaker
+            if (flags[i] or state.phase or state.health_check is False or (
+                    breaker is not None and not getattr(breaker, "clean", False))):
+                down = state.rank() == UNAVAILABLE  # else: counted available, still is
+                if bool(flags[i]) != down:
+                    self._set(i, down)
+                    changed = True
+            ewma = state.ewma
+            if ewma.samples and ewma.latest_s < fastest:
+                fastest = ewma.latest_s
+        done = end >= n
+        if done:
+            self.fastest_ns = None if fastest == float("inf") else int(fastest * 1e9)
+            fastest = float("inf")
+        self._fastest_s = fastest
+        self.cursor = 0 if done else end
+        return changed, done
+
+    def decide(self, threshold: float) -> None:
+        """Active level (the lowest with an available endpoint, else the first), panic and
+        zone preference within it."""
+        levels = self.levels
+        active = 0
+        for i, level in enumerate(levels):
+            if level.available > 0:
+                active = i
+                break
+        if not levels:
+            self.active, self.panic, self.use_local = 0, False, False
+            return
+        level = levels[active]
+        total = len(level.states)
+        local_ok = len(level.local) - level.local_down
+        self.use_local = local_ok > 0 and local_ok * 100 >= threshold * len(level.local)
+        self.panic = total > 0 and level.available * 100 < threshold * total
+        self.active = active
+
+    @property
+    def available(self) -> int:
+        return len(self.states) - sum(level.down for level in self.levels)
+
+
+def build_levels(states: Sequence[EndpointState], down: bytes, zone: str | None,
+                 picker: Callable[[tuple[EndpointState, ...], int, bool], Picker],
+                 ) -> tuple[tuple[Level, ...], list[bytes]]:
+    """Group `states` by priority (stable within a group) with their `down` flags;
+    `picker(states, priority, local)` builds each picker."""
+    priorities = {s.endpoint.priority for s in states}
+    if len(priorities) <= 1:  # the usual case: one group, no regrouping
+        groups = {priorities.pop() if priorities else 0: (tuple(states), down)}
+    else:
+        members: dict[int, list[int]] = {p: [] for p in priorities}
+        for i, state in enumerate(states):
+            members[state.endpoint.priority].append(i)
+        groups = {p: (tuple(states[i] for i in idx), bytes(down[i] for i in idx))
+                  for p, idx in members.items()}
+    levels, downs = [], []
+    for priority in sorted(groups):
+        group, flags = groups[priority]
+        local = () if zone is None else tuple(s for s in group if s.endpoint.zone == zone)
+        levels.append(Level(priority, group, picker(group, priority, False), local,
+                            picker(local, priority, True) if local else None))
+        downs.append(flags)
+    return tuple(levels), downs
