@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..errors import MeshError
+
 
 def split_address(address: str) -> tuple[str, int]:
     """`"host:port"` or `"[v6]:port"` to `(host, port)`; raises `ValueError` naming the value."""
@@ -98,5 +100,5 @@ class EndpointWaiter(Protocol):
     def wait(self, timeout_s: float) -> bool: ...
 
 
-class DiscoveryError(Exception):
+class DiscoveryError(MeshError):
     """A registry could not be read (unreachable, timed out, refused, malformed answer)."""

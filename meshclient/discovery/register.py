@@ -33,6 +33,7 @@ from types import TracebackType
 
 from .. import _fork
 from .._etcd import EtcdClient, EtcdError
+from ..errors import MeshError
 from ._base import split_address
 from ._threads import start_thread
 from ._url import parse_url
@@ -40,7 +41,7 @@ from ._url import parse_url
 logger = logging.getLogger("meshclient.discovery")
 
 
-class RegistrationError(Exception):
+class RegistrationError(MeshError):
     """The first registration failed (etcd unreachable or refused); nothing was announced."""
 
 

@@ -42,6 +42,7 @@ import pybreaker
 
 from .. import _events
 from .._types import Clock
+from ..errors import MeshError
 from ..policy._model import BreakerPolicy
 
 CLOSED = pybreaker.STATE_CLOSED
@@ -52,11 +53,11 @@ HALF_OPEN = pybreaker.STATE_HALF_OPEN
 REFUSED, NORMAL, PROBE = 0, 1, 2
 
 
-class BreakerError(Exception):
+class BreakerError(MeshError):
     """The breaker's storage could not be set up (e.g. a malformed redis URL)."""
 
 
-class _Failure(Exception):
+class _Failure(MeshError):
     """Marker fed to pybreaker to count one failure."""
 
 
