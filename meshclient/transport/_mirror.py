@@ -48,6 +48,11 @@ class MirrorSender:
         self.gate = gate if gate is not None else MirrorGate()
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def __repr__(self) -> str:
+        gate = self.gate
+        return (f"<MirrorSender in_flight={gate.in_flight}/{gate.limit} "
+                f"tasks={len(self._tasks)} {gate.stats}>")
+
     def send_sync(self, inner: httpx.BaseTransport, action: Mirror) -> None:
         if not self.gate.try_enter():
             return
