@@ -11,8 +11,9 @@
   drift on a loaded machine hits every variant alike.
 * `median_ratio(a, b)`, `table(rows, header)`, `base_parser(description)`.
 
-The measuring code itself lives in the package (`meshclient._bench`) so that
-`meshclient bench` works without a repository checkout; nothing here duplicates it.
+The measuring code and the upstream server live in the package (`meshclient._bench`)
+because `meshclient bench` runs them without a repository checkout; nothing here
+duplicates them. `report(rows, target)` (the full run's table and verdict) is only here.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from meshclient._bench import LIMITS, Result, Row, measure, mesh_policy, report
-from meshclient._bench_server import FastServer
+from meshclient._bench.measure import HEADER, LIMITS, Result, Row, format_row, measure, mesh_policy
+from meshclient._bench.upstream import FastServer
 
 __all__ = ["LIMITS", "FastServer", "Result", "Row", "base_parser", "cpu_seconds",
            "interleave", "measure", "median_ratio", "mesh_policy", "report", "rusage_cpu",
@@ -68,3 +69,12 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="a short run (CI smoke test)")
     return parser
+
+
+def report(rows: Sequence[Row], target: float = 1.10) -> str:
+    """The table, and whether every row meets the CPU target."""
+    lines = [HEADER, *(format_row(r) for r in rows)]
+    worst = max(r.ratio() for r in rows)
+    verdict = "meets" if worst <= target else "MISSES"
+    lines.append(f"worst CPU ratio {worst:.3f} {verdict} the target (mesh <= {target:.2f} x bare)")
+    return "\n".join(lines)

@@ -28,8 +28,8 @@ from collections.abc import Sequence
 import httpx
 
 from meshclient import MeshTransport, Policy
-from meshclient._bench import LIMITS, SERVICE, measure, mesh_policy
-from meshclient._bench_server import FastServer
+from meshclient._bench.measure import LIMITS, SERVICE, measure, mesh_policy
+from meshclient._bench.upstream import FastServer
 from meshclient._core.address import address_request
 from meshclient.resilience.breaker import NORMAL
 from meshclient.transport._streams import track_sync

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from meshclient._bench import HEADER, added_cpu_us, format_added, run_overhead
+from meshclient._bench.measure import HEADER, added_cpu_us, format_added, run_overhead
 
 from ._common import base_parser, report
 

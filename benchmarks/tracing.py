@@ -42,8 +42,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 
 from meshclient import MeshTransport, telemetry
-from meshclient._bench import LIMITS, SERVICE, measure, mesh_policy
-from meshclient._bench_server import FastServer
+from meshclient._bench.measure import LIMITS, SERVICE, measure, mesh_policy
+from meshclient._bench.upstream import FastServer
 
 from ._common import base_parser
 

@@ -7,7 +7,7 @@ client = httpx.Client(transport=meshclient.MeshTransport())   # policy from the 
 client.get("http://users/v1/users/42")                         # "users" is a logical service
 ```
 
-`import meshclient` loads httpx and the error types only; the transports, the policy model
+`import meshclient` loads httpx and the core error types only; the transports, the policy model
 and the rest load on first use of a name (PEP 562), so a program that imports meshclient
 and never calls it pays little more than `import httpx`.
 """
@@ -18,6 +18,7 @@ import importlib as _importlib
 import typing as _typing
 
 from . import errors
+from .errors import ELSEWHERE as _ERRORS_ELSEWHERE
 from .errors import (
     CircuitOpen,
     DeadlineExceeded,
@@ -32,6 +33,25 @@ if _typing.TYPE_CHECKING:
     from . import retrying
     from ._client import AsyncClient, Client
     from .discovery.register import register
+    from .errors import (
+        BackoffError,
+        BreakerError,
+        BudgetError,
+        ControlError,
+        CredentialsError,
+        CredentialsUnavailable,
+        DiscoveryError,
+        EtcdError,
+        HandlerRejected,
+        RedactionError,
+        RegistrationError,
+        RetryingError,
+        SchemeDowngrade,
+        SheddingError,
+        TimeoutOverrideError,
+        TlsError,
+        TokenAnswerError,
+    )
     from .policy import Policy, PolicyStore, default_store
     from .server import handler
     from .transport import AsyncMeshTransport, MeshTransport
@@ -42,9 +62,18 @@ __version__ = "0.1.0"
 __all__ = [
     "AsyncClient",
     "AsyncMeshTransport",
+    "BackoffError",
+    "BreakerError",
+    "BudgetError",
     "CircuitOpen",
     "Client",
+    "ControlError",
+    "CredentialsError",
+    "CredentialsUnavailable",
     "DeadlineExceeded",
+    "DiscoveryError",
+    "EtcdError",
+    "HandlerRejected",
     "MeshError",
     "MeshTransport",
     "MeshTransportError",
@@ -53,6 +82,14 @@ __all__ = [
     "PolicyError",
     "PolicyStore",
     "RateLimited",
+    "RedactionError",
+    "RegistrationError",
+    "RetryingError",
+    "SchemeDowngrade",
+    "SheddingError",
+    "TimeoutOverrideError",
+    "TlsError",
+    "TokenAnswerError",
     "__version__",
     "default_store",
     "errors",
@@ -72,6 +109,7 @@ _LAZY = {
     "default_store": ".policy",
     "handler": ".server",
     "register": ".discovery",
+    **{name: ".errors" for name in _ERRORS_ELSEWHERE},  # errors defined beside their code
 }
 #: Public subpackages and modules loaded on first use.
 _LAZY_MODULES = ("retrying",)

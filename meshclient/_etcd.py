@@ -24,10 +24,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from .errors import MeshError
+
 __all__ = ["EtcdClient", "EtcdError", "KeyValue", "WatchBatch", "parse_etcd_url", "prefix_end"]
 
 
-class EtcdError(Exception):
+class EtcdError(MeshError):
     """etcd could not be reached or refused a call; the message names the call and the cause."""
 
 

@@ -85,6 +85,11 @@ class ServiceRuntime:
         return {"service": self.name, **balance, **res.snapshot(), "endpoints": endpoints,
                 "discovery": self.feed.snapshot()}
 
+    def __repr__(self) -> str:
+        return (f"<ServiceRuntime {self.name} endpoints={len(self.balancer.states())} "
+                f"discovery={self.feed.snapshot()['source']} {self.balancer!r} "
+                f"{self.resilience!r}>")
+
 
 class Registry:
     """`ServiceRuntime` by name. Lookups are a dict read plus an identity check; building or

@@ -6,9 +6,9 @@ import httpx
 import pytest
 
 from benchmarks import __main__ as runner
-from benchmarks._common import interleave, median_ratio, table
-from meshclient._bench import report, run_overhead
-from meshclient._bench_server import BODY_SIZE, FastServer
+from benchmarks._common import interleave, median_ratio, report, table
+from meshclient._bench.measure import run_overhead
+from meshclient._bench.upstream import BODY_SIZE, FastServer
 from meshclient.cli import main
 
 
@@ -56,7 +56,7 @@ def test_runner_skips_missing_and_rejects_unknown(capsys: pytest.CaptureFixture[
 
 
 def test_added_cpu_in_memory() -> None:
-    from meshclient._bench import added_cpu_us, format_added
+    from meshclient._bench.measure import added_cpu_us, format_added
 
     bare, mesh = added_cpu_us(requests=50, rounds=2)
     assert bare > 0 and mesh > 0

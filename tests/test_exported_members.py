@@ -4,7 +4,9 @@ show as `meshclient.X`."""
 
 from __future__ import annotations
 
+import ast
 import importlib
+import pathlib
 
 import httpx
 import pytest
@@ -124,7 +126,66 @@ def test_error_hierarchy() -> None:
     assert issubclass(errors.CircuitOpen, httpx.ConnectError)
     assert issubclass(errors.DeadlineExceeded, httpx.TimeoutException)
     assert issubclass(errors.MeshTransportError, httpx.TransportError)
+    assert issubclass(errors.MeshTransportError, errors.MeshError)
     assert not issubclass(errors.MeshError, httpx.TransportError)
+    for name in ("TimeoutOverrideError", "TokenAnswerError", "RetryingError", "PolicyError"):
+        assert issubclass(getattr(errors, name), ValueError), name  # callers catch ValueError
+    assert issubclass(errors.SchemeDowngrade, httpx.UnsupportedProtocol)
+
+
+PACKAGE = pathlib.Path(meshclient.__file__).parent
+
+
+def _defined_exceptions() -> list[tuple[str, str, type[BaseException]]]:
+    """(module, class name, class) for every exception class any meshclient module defines."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        module_name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        if module_name.endswith("__main__"):
+            continue  # runs the CLI on import
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = [n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]
+        if not names:
+            continue
+        module = importlib.import_module(module_name)
+        for name in names:
+            obj = getattr(module, name, None)
+            if isinstance(obj, type) and issubclass(obj, BaseException):
+                found.append((module_name, name, obj))
+    return found
+
+
+def test_every_defined_error_is_a_mesh_error_and_exported() -> None:
+    found = _defined_exceptions()
+    assert len(found) >= 20, found  # the walk sees the package
+    tree = meshclient.errors.__doc__ or ""
+    problems = []
+    for module_name, name, cls in found:
+        if not issubclass(cls, meshclient.MeshError):
+            problems.append(f"{module_name}.{name} is not a MeshError")
+        if name.startswith("_"):
+            continue  # a private marker that never leaves its module (breaker's _Failure)
+        if getattr(meshclient.errors, name, None) is not cls:
+            problems.append(f"{module_name}.{name} is not exported from meshclient.errors")
+        if getattr(meshclient, name, None) is not cls:
+            problems.append(f"{module_name}.{name} is not exported from meshclient")
+        if f" {name}" not in tree:
+            problems.append(f"{module_name}.{name} is missing from the tree in errors.py")
+    assert not problems, "\n".join(problems)
+
+
+def test_raised_in_a_call_is_a_mesh_error() -> None:
+    """A malformed per-request timeout is refused from inside the transport as a MeshError
+    that is still the ValueError callers caught before."""
+    policy = meshclient.Policy.from_dict({"services": {"users": {"endpoints": ["127.0.0.2:9"]}}})
+    with httpx.Client(transport=meshclient.MeshTransport(policy)) as client:
+        request = client.build_request("GET", "http://users/",
+                                       extensions={"meshclient.timeout": -1})
+        with pytest.raises(meshclient.MeshError) as info:
+            client.send(request)
+    assert isinstance(info.value, ValueError)
+    assert "meshclient.timeout" in str(info.value) and "-1" in str(info.value)
 
 
 def test_retrying_surface() -> None:
@@ -135,8 +196,9 @@ def test_retrying_surface() -> None:
 
     r = meshclient.retrying
     assert r.__all__ == sorted(r.__all__)
-    public = {n for n, v in vars(r).items() if not n.startswith("_")
-              and getattr(v, "__module__", None) == r.__name__}
+    source = ast.parse(pathlib.Path(r.__file__ or "").read_text(encoding="utf-8"))
+    public = {n.name for n in source.body  # defined there (meshclient.X rewrites __module__)
+              if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and not n.name.startswith("_")}
     assert public == set(r.__all__)
     assert issubclass(r.retry_if_budget, retry_base)
     assert issubclass(r.stop_at_deadline, stop_base)

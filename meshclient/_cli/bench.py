@@ -21,7 +21,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._bench import HEADER, added_cpu_us, format_added, run_overhead  # imported on use: keeps the CLI fast
+    from .._bench.measure import HEADER, added_cpu_us, format_added, run_overhead  # imported on use: keeps the CLI fast
 
     if args.requests < 16 or args.rounds < 1:
         print("bench: --requests must be at least 16 and --rounds at least 1")

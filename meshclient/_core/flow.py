@@ -35,7 +35,7 @@ from ..errors import DeadlineExceeded, NoEndpointsAvailable
 from ..resilience.classify import POOL_TIMEOUT, RETRY_AFTER_STATUSES, TIMEOUT, error_kind
 from ..resilience.deadline import Deadline
 from ..resilience.retry_after import http_date_s, parse_retry_after
-from ..routing.fault import injected_outcome, roll
+from ..routing.fault import roll
 from ..routing.mirror import mirror_copy
 from .actions import Action, Discard, Done, Hedge, HedgeOutcome, Mirror, Outcome, Sleep, WaitForEndpoints
 from .attempt import (
@@ -47,6 +47,7 @@ from .attempt import (
     why_none,
 )
 from .hedging import Secondary, good_outcome, hedge_delay_s, plan_hedge, settle_hedge
+from .injected import injected_outcome
 from .report import annotate, stamp
 
 if TYPE_CHECKING:  # types only: the runtime holds locks, the core must not import it

@@ -73,6 +73,10 @@ class Applier:
         self.trust = RemoteTrust(store.current)  # docs/security.md: what a remote policy may do
         warn_plaintext_control(source)
 
+    def __repr__(self) -> str:
+        return (f"<Applier {self.source} version={self.store.current.version!r} "
+                f"{self.stats} last_errors={len(self.last_errors)}>")
+
     def reset_lock(self) -> None:
         """A new lock (a forked child: another thread may have held the old one)."""
         self._lock = threading.Lock()

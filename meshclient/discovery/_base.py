@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-
-def split_address(address: str) -> tuple[str, int]:
-    """`"host:port"` or `"[v6]:port"` to `(host, port)`; raises `ValueError` naming the value."""
-    host, sep, port_text = address.rpartition(":")
-    if not sep or not host or not (port_text.isascii() and port_text.isdigit()):
-        raise ValueError(f"must be host:port: {address!r}")
-    port = int(port_text)
-    if not 0 < port < 65536:
-        raise ValueError(f"port must be between 1 and 65535: {address!r}")
-    if host.startswith("["):
-        if not host.endswith("]"):
-            raise ValueError(f"must be host:port: {address!r}")
-        host = host[1:-1]
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError(f"has an invalid IPv6 address: {address!r}") from None
-    elif ":" in host:
-        raise ValueError(f"must put an IPv6 address in brackets: {address!r}")
-    return host, port
+from .._addresses import split_address as split_address  # re-exported: its users import it here
+from ..errors import MeshError
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,5 +79,5 @@ class EndpointWaiter(Protocol):
     def wait(self, timeout_s: float) -> bool: ...
 
 
-class DiscoveryError(Exception):
+class DiscoveryError(MeshError):
     """A registry could not be read (unreachable, timed out, refused, malformed answer)."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from .._addresses import parse_url
 from .._types import Clock, Rng
 from ..policy._discovery import DiscoveryPolicy
 from ..policy._env import settings_from_env
 from ._base import Resolver, split_address
 from ._schedule import BACKOFF_BASE_S, BACKOFF_MAX_S, ScheduleConfig
-from ._url import parse_url
 from .cache import EndpointCache
 
 

@@ -32,15 +32,16 @@ from collections.abc import Mapping
 from types import TracebackType
 
 from .. import _fork
+from .._addresses import parse_url
 from .._etcd import EtcdClient, EtcdError
+from ..errors import MeshError
 from ._base import split_address
 from ._threads import start_thread
-from ._url import parse_url
 
 logger = logging.getLogger("meshclient.discovery")
 
 
-class RegistrationError(Exception):
+class RegistrationError(MeshError):
     """The first registration failed (etcd unreachable or refused); nothing was announced."""
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .._addresses import parse_url, split_address
 from ._fields import Model, host_error, setting
 
 if TYPE_CHECKING:
@@ -43,9 +44,6 @@ class DiscoveryPolicy(Model):
                                            "resolver configuration.")
 
     def _check(self) -> list[str]:
-        from ..discovery._base import split_address  # local: discovery imports policy
-        from ..discovery._url import parse_url
-
         errors = []
         try:
             target = parse_url(self.url)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .._addresses import split_address
 from ..errors import PolicyError
 from ._duration import parse_duration
 from ._envnames import service_from_variable, unreachable, warn_at_caller
@@ -105,8 +106,6 @@ def _warn_unknown(environ: Mapping[str, str]) -> None:
 
 
 def _addresses(name: str, value: str) -> tuple[tuple[str, int], ...]:
-    from ..discovery._base import split_address
-
     out = []
     for item in value.split(","):
         try:

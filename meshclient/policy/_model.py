@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._addresses import split_address
 from ._discovery import DiscoveryPolicy, HealthPolicy, service_errors
 from ._fields import Model, host_error, setting
 from ._routing import FaultPolicy, RouteRule, check_routes
@@ -169,8 +170,6 @@ class EndpointSpec(Model):
     metadata: Mapping[str, str] = setting(factory=dict, doc="Free-form labels.")
 
     def _check(self) -> list[str]:
-        from ..discovery._base import split_address  # local: discovery imports policy
-
         try:
             host, _ = split_address(self.address)
         except ValueError as exc:

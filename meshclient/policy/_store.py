@@ -6,11 +6,14 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import _fork
 from ..errors import PolicyError
 from ._model import Policy
+
+if TYPE_CHECKING:
+    from ..control import RefreshThread
 
 logger = logging.getLogger("meshclient.policy")
 
@@ -45,7 +48,7 @@ class PolicyStore:
         self._lock = threading.Lock()  # serialises writers only; readers never take it
         self._subscribers: list[Subscriber] = []
         self._attachments: dict[str, Any] = {}
-        self._refresher: Any = None  # the control.RefreshThread, once watched
+        self._refresher: RefreshThread | None = None  # once watched
         _fork.track(self)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -115,7 +118,7 @@ class PolicyStore:
                     value = self._attachments[key] = factory()
         return value
 
-    def watch(self, url: str, **options: Any) -> Any:
+    def watch(self, url: str, **options: Any) -> RefreshThread:
         """Keep this store in step with a control endpoint; returns the `RefreshThread`.
 
         `url` is `http(s)://…` (polled with ETag / Last-Modified, long-polled when the server
@@ -126,7 +129,7 @@ class PolicyStore:
         the running refresher, another URL raises `PolicyError`. `close()` stops it. In a
         forked child the refresher inherited from the parent is started again first.
         """
-        from ..control import RefreshThread  # local: control imports policy
+        from ..control import RefreshThread  # at call time: control builds on this store
 
         if _fork.pending:
             _fork.resume()
@@ -145,7 +148,7 @@ class PolicyStore:
         return refresher
 
     @property
-    def refresher(self) -> Any:
+    def refresher(self) -> RefreshThread | None:
         """The running `RefreshThread`, or None."""
         if _fork.pending:
             _fork.resume()

@@ -44,6 +44,7 @@ import pybreaker
 
 from .. import _events
 from .._types import Clock
+from ..errors import MeshError
 from ..policy._model import BreakerPolicy
 from .breaker_storage import REDIS_TIMEOUT_S, FallbackStorage, call_time_left, health_for
 
@@ -58,11 +59,11 @@ HALF_OPEN = pybreaker.STATE_HALF_OPEN
 REFUSED, NORMAL, PROBE = 0, 1, 2
 
 
-class BreakerError(Exception):
+class BreakerError(MeshError):
     """The breaker's storage could not be set up (e.g. a malformed redis URL)."""
 
 
-class _Failure(Exception):
+class _Failure(MeshError):
     """Marker fed to pybreaker to count one failure."""
 
 

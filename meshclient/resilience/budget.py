@@ -186,6 +186,11 @@ class ServiceBudget:
                 "hedges": self.hedges, "budget_exhausted": self.budget_exhausted,
                 "attempts_exhausted": self.attempts_exhausted}
 
+    def __repr__(self) -> str:
+        return (f"<ServiceBudget balance={self.budget.balance} retries={self.retries} "
+                f"hedges={self.hedges} budget_exhausted={self.budget_exhausted} "
+                f"attempts_exhausted={self.attempts_exhausted}>")
+
 
 _budgets: dict[str, ServiceBudget] = {}
 _lock = threading.Lock()

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import MeshError
 from ..policy._model import TimeoutPolicy
 
 EXTENSION = "meshclient.timeout"
@@ -23,7 +24,7 @@ _NS = 1_000_000_000
 _HTTPX_KEYS = ("connect", "read", "write", "pool")
 
 
-class TimeoutOverrideError(ValueError):
+class TimeoutOverrideError(MeshError, ValueError):
     """`request.extensions["meshclient.timeout"]` is malformed (message names the value)."""
 
 

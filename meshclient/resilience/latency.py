@@ -23,6 +23,9 @@ class LatencyTracker:
         #: Keep the ring of samples (only hedging at a percentile reads it).
         self.samples = False
 
+    def __repr__(self) -> str:
+        return f"<LatencyTracker samples={self.samples} filled={self._filled}/{_RING}>"
+
     def observe(self, elapsed_ns: int) -> None:
         """One successful attempt's time (callers check `samples` first)."""
         with self._lock:

@@ -64,6 +64,13 @@ class ServiceResilience:
     def snapshot(self) -> dict[str, Any]:
         return self.budget.snapshot()
 
+    def __repr__(self) -> str:
+        service = self._service
+        attempts = service.retry.attempts if service is not None else None
+        return (f"<ServiceResilience {service.name if service is not None else None} "
+                f"attempts={attempts} on={sorted(self.rules.kinds)} {self.budget!r} "
+                f"{self.latency!r}>")
+
     @staticmethod
     def endpoint_snapshot(state: EndpointState) -> dict[str, Any]:
         breaker = state.breaker

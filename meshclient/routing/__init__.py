@@ -1,7 +1,7 @@
 """Routing: match rules, weighted splits, fault injection and mirroring, as pure decisions."""
 
 from .decide import Decision, route
-from .fault import FAULT_HEADER, FaultRoll, abort_result, injected_outcome, roll
+from .fault import FAULT_HEADER, FaultRoll, abort_result, roll
 from .mirror import mirror_copy
 from .rules import first_match, matches
 from .split import choose, sticky_point
@@ -13,7 +13,6 @@ __all__ = [
     "abort_result",
     "choose",
     "first_match",
-    "injected_outcome",
     "matches",
     "mirror_copy",
     "roll",

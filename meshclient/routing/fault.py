@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import httpx
 
-from .._core.actions import Outcome
 from .._types import Rng
 from ..policy._routing import AbortFault, FaultPolicy
 
@@ -56,12 +55,3 @@ def abort_result(abort: AbortFault, request: httpx.Request) -> httpx.Response | 
     if abort.error == "connect":
         return httpx.ConnectError("fault injected: connection refused", request=request)
     return httpx.ReadError("fault injected: connection reset", request=request)
-
-
-def injected_outcome(abort: AbortFault, request: httpx.Request) -> Outcome:
-    """`abort_result` as the `Outcome` the flow feeds to classification in place of a
-    `Send`'s (the flow's one-line hook)."""
-    result = abort_result(abort, request)
-    if isinstance(result, httpx.Response):
-        return Outcome(response=result)
-    return Outcome(error=result)

@@ -39,6 +39,10 @@ class SecurityRegistry:
         self._routes_failed: dict[tuple[str, str], LimitsPolicy] = {}
         self._lock = threading.Lock()
 
+    def __repr__(self) -> str:
+        return (f"<SecurityRegistry guards={sorted(self._guards)} "
+                f"routes={sorted(self._routes)} failed={sorted(self._failed)}>")
+
     def admission(self, service: Service, decision: Decision) -> Guard | None:
         """What a request to `service`, routed by `decision`, must pass: the matched
         route's limiter (if the route has `limits`) in front of the guard of the

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 from .._types import Rng
+from ..errors import MeshError
 from ..resilience.backoff import Backoff
 
 #: Largest token answer read; a longer body fails the refresh.
@@ -40,7 +41,7 @@ _VSCHAR = re.compile(r"^[\x20-\x7e]+$")  # RFC 6749 appendix A.12: access-token 
 _TOKEN68 = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")  # an auth-scheme is an HTTP token
 
 
-class TokenAnswerError(ValueError):
+class TokenAnswerError(MeshError, ValueError):
     """The token endpoint's answer is unusable; the message says why, never the token."""
 
 

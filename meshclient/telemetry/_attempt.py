@@ -30,6 +30,12 @@ class Attempt:
         self._status: int | None = None
         self._error: BaseException | None = None
 
+    def __repr__(self) -> str:
+        error = type(self._error).__name__ if self._error is not None else None
+        return (f"<Attempt {self.send.service} #{self.send.attempt} "
+                f"endpoint={self.send.endpoint.key} status={self._status} error={error} "
+                f"ended={self._start == 0}>")
+
     def observe(self, response: httpx.Response | None, error: BaseException | None) -> None:
         if response is not None:
             self._status = response.status_code

@@ -148,6 +148,11 @@ class Call:
         """The logical call's span while it is open (None: not tracing, or ended)."""
         return self._span
 
+    def __repr__(self) -> str:
+        state = "open" if self._open is not None else "hedged" if self._hedged else "idle"
+        return (f"<Call {self._request.method} {self._service} attempts={self.attempts} "
+                f"status={self._status} attempt={state} traced={self._span is not None}>")
+
     def _base_attributes(self) -> dict[str, Any]:
         if self._attrs is None:
             url = self._request.url

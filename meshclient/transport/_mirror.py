@@ -127,6 +127,11 @@ class MirrorSender:
 
     # -- sync -----------------------------------------------------------------------------
 
+    def __repr__(self) -> str:
+        gate = self.gate
+        return (f"<MirrorSender in_flight={gate.in_flight}/{gate.limit} "
+                f"tasks={len(self._tasks)} {gate.stats}>")
+
     def send_sync(self, inner: httpx.BaseTransport, action: Mirror) -> None:
         """Queue one copy, or drop it; never waits, never raises."""
         q = self._queue

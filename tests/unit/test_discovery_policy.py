@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from meshclient import Policy, PolicyError
+from meshclient._addresses import parse_url
 from meshclient.discovery import DiscoveryError, Endpoint
 from meshclient.discovery._select import select
-from meshclient.discovery._url import parse_url
 from meshclient.discovery.static import endpoint_from_json
 
 

@@ -4,7 +4,7 @@ It answers every request with the same 1 KiB body and does no parsing beyond fin
 end of each request head, so the server is never the bottleneck and its CPU is never counted
 against the client being measured. Only for GET/HEAD-style requests without a body.
 
-`python -m meshclient._bench_server [HOST]` prints the port it listens on, then serves until
+`python -m meshclient._bench.upstream [HOST]` prints the port it listens on, then serves until
 its standard input closes or it is terminated.
 """
 
@@ -67,12 +67,12 @@ class FastServer:
         return f"{self.host}:{self.port}"
 
     def start(self) -> FastServer:
-        package_parent = str(Path(__file__).resolve().parent.parent)
+        package_parent = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent,
                                                           env.get("PYTHONPATH")]))
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "meshclient._bench_server", self.host],
+            [sys.executable, "-m", "meshclient._bench.upstream", self.host],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         assert self._process.stdout is not None
         line = self._process.stdout.readline()

@@ -2,7 +2,7 @@
 
 Shared by `meshclient bench` (a short run that needs no repository checkout) and
 `python -m benchmarks.overhead` (the full run). What is measured, per request, in the client
-process only (the server is a separate process, `_bench_server.FastServer`):
+process only (the server is a separate process, `upstream.FastServer`):
 
 * **CPU** - `time.process_time()` (all threads of this process) over a batch, divided by the
   batch size. This is the figure the target is about: the mesh path may cost at most 10%
@@ -28,9 +28,9 @@ from typing import Any
 
 import httpx
 
-from ._bench_server import FastServer
-from .policy import Policy
-from .transport import AsyncMeshTransport, MeshTransport
+from ..policy import Policy
+from ..transport import AsyncMeshTransport, MeshTransport
+from .upstream import FastServer
 
 SERVICE = "bench"
 #: Keep-alive slots for every concurrent caller (see encode/httpcore#1110), kept open for
@@ -295,11 +295,3 @@ def format_row(row: Row) -> str:
     return (f"{d['shell']:<6} {d['concurrency']:>4} {d['bare_rps']:>11.0f} {d['mesh_rps']:>11.0f} "
             f"{d['bare_cpu_us']:>16.1f} {d['mesh_cpu_us']:>16.1f} {d['cpu_ratio']:>10.3f}")
 
-
-def report(rows: Sequence[Row], target: float = 1.10) -> str:
-    """The table, and whether every row meets the CPU target."""
-    lines = [HEADER, *(format_row(r) for r in rows)]
-    worst = max(r.ratio() for r in rows)
-    verdict = "meets" if worst <= target else "MISSES"
-    lines.append(f"worst CPU ratio {worst:.3f} {verdict} the target (mesh <= {target:.2f} x bare)")
-    return "\n".join(lines)

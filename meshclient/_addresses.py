@@ -1,4 +1,7 @@
-"""Discovery URLs: which source, where, and what to ask it.
+"""Where things are: `host:port` addresses and discovery URLs. Pure parsers that import
+nothing of meshclient, so the policy model and discovery can both use them.
+
+Discovery URLs say which source, where, and what to ask it:
 
 ```
 dns://name:port                 A and AAAA records of `name`, each with `port`
@@ -10,6 +13,7 @@ etcd://host:port/prefix         every key under `prefix` is one endpoint, follow
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -69,3 +73,24 @@ def _dns_name(url: str, name: str) -> str:
                                           for label in name.rstrip(".").split(".")):
         raise ValueError(f"has an invalid DNS name: {url!r}")
     return name
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """`"host:port"` or `"[v6]:port"` to `(host, port)`; raises `ValueError` naming the value."""
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not host or not (port_text.isascii() and port_text.isdigit()):
+        raise ValueError(f"must be host:port: {address!r}")
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise ValueError(f"port must be between 1 and 65535: {address!r}")
+    if host.startswith("["):
+        if not host.endswith("]"):
+            raise ValueError(f"must be host:port: {address!r}")
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"has an invalid IPv6 address: {address!r}") from None
+    elif ":" in host:
+        raise ValueError(f"must put an IPv6 address in brackets: {address!r}")
+    return host, port
