@@ -83,7 +83,7 @@ def views(gate: Gate, store: PolicyStore) -> list[Any]:
         for _ in range(500):  # at most 5 s
             if gate.release.is_set():
                 break
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # the scenario: holds its request until released
         return JsonResponse({"ok": True})
 
     def guarded(request: Any) -> Any:

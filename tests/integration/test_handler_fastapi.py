@@ -84,7 +84,7 @@ def build(gate: Gate, store: PolicyStore) -> FastAPI:
         for _ in range(500):  # at most 5 s
             if gate.release.is_set():
                 break
-            await anyio.sleep(0.01)
+            await anyio.sleep(0.01)  # the scenario: the handler holds its request until released
         return {"ok": True}
 
     @app.get("/sync/limited")

@@ -271,5 +271,5 @@ def test_adaptive_throttling_recovers_when_the_backend_does(mesh) -> None:
                 caller.get("http://svc/")
         assert backend.hits < 25
         backend.heal()
-        time.sleep(1.1)  # the window slides past the rejections
+        time.sleep(1.1)  # the scenario: real time passes; the window slides past the rejections
         assert [caller.get("http://svc/").status_code for _ in range(10)] == [200] * 10

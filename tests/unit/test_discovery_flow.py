@@ -13,6 +13,7 @@ from meshclient._core.actions import Send, WaitForEndpoints
 from meshclient._core.flow import request_flow
 from meshclient._runtime import Registry
 from meshclient.policy import Policy
+from tests.servers.helpers import wait_until
 
 
 def test_cold_service_waits_once_then_never(tmp_path: Path) -> None:
@@ -65,10 +66,7 @@ def test_changed_discovery_source_replaces_the_cache(tmp_path: Path) -> None:
         assert runtime.discovery is None  # old endpoints serve: no request waits
         assert [s.endpoint.key for s in runtime.balancer.states()] == ["127.0.0.2:80"]
         second.write_text(json.dumps(["127.0.0.3:80"]))
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline and [
-                s.endpoint.key for s in runtime.balancer.states()] != ["127.0.0.3:80"]:
-            time.sleep(0.02)
-        assert [s.endpoint.key for s in runtime.balancer.states()] == ["127.0.0.3:80"]
+        wait_until(lambda: [s.endpoint.key for s in runtime.balancer.states()]
+                   == ["127.0.0.3:80"])
     finally:
         registry.close()
