@@ -40,6 +40,7 @@ def call(caller: Any, n: int) -> tuple[list[str], int]:
     return backends, failures
 
 
+@pytest.mark.slow
 def test_p2c_ewma_avoids_a_backend_that_turns_slow(mesh, cluster: LoopbackCluster) -> None:
     def policy(kind: str) -> Policy:
         return Policy.from_dict({"services": {"users": {
@@ -61,6 +62,7 @@ def test_p2c_ewma_avoids_a_backend_that_turns_slow(mesh, cluster: LoopbackCluste
     assert snap["estimate_ms"] >= 50 and snap["health"] == "healthy"
 
 
+@pytest.mark.slow
 def test_a_killed_backend_is_ejected_and_returns(mesh, events) -> None:
     with LoopbackCluster(3) as cluster:
         outlier = {"consecutive_failures": 3, "base_ejection": "1s", "max_ejection": "2s"}
@@ -85,6 +87,7 @@ def test_a_killed_backend_is_ejected_and_returns(mesh, events) -> None:
         assert (_events.RETURNED, {"endpoint": dead}) in events
 
 
+@pytest.mark.slow
 def test_a_failed_probe_ejects_again_for_longer(mesh, events) -> None:
     with LoopbackCluster(3) as cluster:
         outlier = {"consecutive_failures": 2, "base_ejection": "500ms", "max_ejection": "5s"}
@@ -107,6 +110,7 @@ def test_a_failed_probe_ejects_again_for_longer(mesh, events) -> None:
         assert lengths == [0.5, 1.0], lengths
 
 
+@pytest.mark.slow
 def test_panic_mode_engages_and_releases(mesh, events) -> None:
     with LoopbackCluster(4) as cluster:
         outlier = {"consecutive_failures": 1, "base_ejection": "600ms",

@@ -28,6 +28,7 @@ def breakers(caller: Any) -> list[str]:
     return [e["breaker"] for e in snap["endpoints"]]
 
 
+@pytest.mark.slow
 def test_open_fail_fast_half_open_probe_close(mesh) -> None:
     with LoopbackCluster(1) as cluster:
         cluster.set(0, status=503)
@@ -45,6 +46,7 @@ def test_open_fail_fast_half_open_probe_close(mesh) -> None:
         assert breakers(caller) == ["closed"]
 
 
+@pytest.mark.slow
 def test_failed_probe_reopens(mesh) -> None:
     with LoopbackCluster(1) as cluster:
         cluster.set(0, status=500)
@@ -58,6 +60,7 @@ def test_failed_probe_reopens(mesh) -> None:
             caller.get("http://users/a")
 
 
+@pytest.mark.slow
 def test_half_open_admits_exactly_one_probe(mesh) -> None:
     with LoopbackCluster(1) as cluster:
         cluster.set(0, status=503)
@@ -87,6 +90,7 @@ def test_open_breaker_sends_traffic_elsewhere(mesh, cluster: LoopbackCluster) ->
     assert cluster.hits()[0] == 2  # no traffic once open
 
 
+@pytest.mark.slow
 def test_concurrent_requests_are_not_serialised_by_the_breaker(mesh) -> None:
     with LoopbackCluster(1) as cluster:
         cluster.set(0, latency_ms=200)

@@ -7,6 +7,7 @@ from collections import Counter
 
 import anyio
 import httpx
+import pytest
 
 import meshclient
 from meshclient.testing import LoopbackCluster
@@ -54,6 +55,7 @@ def test_many_threads_one_transport(cluster: LoopbackCluster) -> None:
         _check_counters(transport, cluster, WORKERS * PER_WORKER)
 
 
+@pytest.mark.slow
 def test_many_tasks_one_transport(cluster: LoopbackCluster) -> None:
     transport = meshclient.AsyncMeshTransport(cluster.policy("users", balancer=RR), limits=LIMITS)
     backends: Counter[str] = Counter()

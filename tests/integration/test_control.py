@@ -42,6 +42,7 @@ def backend_of(caller) -> str:
     return str(r.json()["backend"])
 
 
+@pytest.mark.slow
 def test_nginx_edit_takes_effect_within_one_interval(mesh, cluster, nginx_server: NginxServer,
                                                      store: PolicyStore, caplog) -> None:
     caplog.set_level(logging.INFO, logger="meshclient.control")
@@ -71,6 +72,7 @@ def test_unchanged_polls_are_304s(cluster, nginx_server: NginxServer, store) -> 
     assert refresher.stats.applied == 1 and refresher.stats.unchanged == 0
 
 
+@pytest.mark.slow
 def test_broken_edit_keeps_last_good_and_reports(mesh, cluster, nginx_server, store,
                                                  caplog) -> None:
     nginx_server.publish("mesh.json", doc(cluster, "v1", 0))
@@ -154,6 +156,7 @@ def test_oversized_body_refused(cluster, nginx_server, store) -> None:
     assert store.current.version == ""
 
 
+@pytest.mark.slow
 def test_long_poll_applies_changes_as_they_happen(mesh, cluster,
                                                   longpoll_server: LongPollServer,
                                                   store) -> None:
@@ -171,6 +174,7 @@ def test_long_poll_applies_changes_as_they_happen(mesh, cluster,
     assert longpoll_server.requests - before <= 5  # held, not spinning
 
 
+@pytest.mark.slow
 def test_etcd_put_takes_effect_under_a_second(mesh, cluster, etcd_server: EtcdServer,
                                               store, caplog) -> None:
     etcd = etcd_server.client()

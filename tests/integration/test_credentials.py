@@ -42,6 +42,7 @@ def auth_of(response: httpx.Response) -> str | None:
     return headers.get("authorization")
 
 
+@pytest.mark.slow
 def test_one_refresh_for_fifty_concurrent_requests_at_expiry(mesh, cluster, secret_env) -> None:
     with TokenEndpoint(expires_in=0.5, delay_s=0.2) as endpoint:
         caller = mesh(oauth_policy(cluster, endpoint, refresh_before="0s"))
@@ -57,6 +58,7 @@ def test_one_refresh_for_fifty_concurrent_requests_at_expiry(mesh, cluster, secr
                                                                    "Bearer tok-2"]
 
 
+@pytest.mark.slow
 def test_refresh_ahead_of_expiry_does_not_block(mesh, cluster, secret_env) -> None:
     # the refresh window is 1.5 s to 3 s after the token came: wide enough that a loaded
     # machine cannot stall the test past it
@@ -72,6 +74,7 @@ def test_refresh_ahead_of_expiry_does_not_block(mesh, cluster, secret_env) -> No
         assert time.monotonic() - start < 2.0
 
 
+@pytest.mark.slow
 def test_credentials_only_for_that_service(mesh, cluster, secret_env) -> None:
     with TokenEndpoint() as endpoint:
         caller = mesh(oauth_policy(cluster, endpoint))
@@ -84,6 +87,7 @@ def test_credentials_only_for_that_service(mesh, cluster, secret_env) -> None:
         assert auth_of(own) == "Bearer mine"  # the caller's own header wins
 
 
+@pytest.mark.slow
 def test_token_never_logged(mesh, cluster, secret_env, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     with TokenEndpoint(expires_in=0.5) as endpoint:
@@ -102,6 +106,7 @@ def test_token_never_logged(mesh, cluster, secret_env, caplog) -> None:
     assert "token request to" in text  # the failure itself is logged, without the secret
 
 
+@pytest.mark.slow
 def test_bearer_from_env_and_file(mesh, cluster, monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SVC_TOKEN", "env-token")
     token_file = tmp_path / "token"
@@ -140,6 +145,7 @@ def test_wrong_secret_is_unavailable_not_leaked(mesh, monkeypatch) -> None:
         assert backend.hits == 0
 
 
+@pytest.mark.slow
 def test_one_refresh_shared_by_threads_and_tasks(cluster, secret_env) -> None:
     with TokenEndpoint(expires_in=0.5, delay_s=0.3) as endpoint:
         sync_caller = Caller("sync", oauth_policy(cluster, endpoint, refresh_before="0s"))

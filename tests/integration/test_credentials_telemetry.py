@@ -47,6 +47,7 @@ def sent_auth(cluster: LoopbackCluster) -> set[str]:
             for _m, _p, h, _b in b.requests} - {""}
 
 
+@pytest.mark.slow
 def test_tokens_never_appear_in_spans_or_logs(mesh, cluster: LoopbackCluster, otel: Otel,
                                               monkeypatch: pytest.MonkeyPatch,
                                               caplog: pytest.LogCaptureFixture) -> None:

@@ -21,6 +21,8 @@ from meshclient.testing import LoopbackCluster
 from tests.servers.etcd import EtcdServer
 from tests.servers.helpers import backends_of, until
 
+pytestmark = pytest.mark.slow
+
 FAST = ScheduleConfig(min_ttl_s=0.1, max_ttl_s=1, grace_s=0.5, backoff_base_s=0.05,
                       backoff_max_s=0.2)
 

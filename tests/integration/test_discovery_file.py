@@ -28,6 +28,7 @@ def write(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+@pytest.mark.slow
 def test_file_is_reread_when_it_changes(mesh, tmp_path: Path, cluster: LoopbackCluster,
                                        caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "users.json"
@@ -63,6 +64,7 @@ def test_file_is_reread_when_it_changes(mesh, tmp_path: Path, cluster: LoopbackC
     assert "found none" in str(errors[0])
 
 
+@pytest.mark.slow
 def test_resolve_command_prints_endpoints(dns_server: DnsServer, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     dns_server.set(a={"a.mesh.test": ["127.0.0.2"]},

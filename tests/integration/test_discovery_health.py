@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from meshclient.testing import LoopbackCluster
 from tests.servers.helpers import backends_of, until, wait_until
 
@@ -14,6 +16,7 @@ def health_of(caller: Any, key: str) -> str:
     return str(next(e["health"] for e in endpoints if e["endpoint"] == key))
 
 
+@pytest.mark.slow
 def test_failing_endpoint_is_skipped_until_it_passes(mesh, cluster: LoopbackCluster) -> None:
     caller = mesh(cluster.policy("users", health={"path": "/healthz", "interval": "100ms",
                                                   "timeout": "100ms", "unhealthy_after": 2,

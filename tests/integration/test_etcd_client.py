@@ -19,6 +19,7 @@ def test_parse_url_and_prefix_end() -> None:
         parse_etcd_url("http://x/")
 
 
+@pytest.mark.slow
 def test_kv_lease_and_watch(etcd_server: EtcdServer) -> None:
     etcd = etcd_server.client()
     try:
@@ -55,6 +56,7 @@ def test_kv_lease_and_watch(etcd_server: EtcdServer) -> None:
         etcd.close()
 
 
+@pytest.mark.slow
 def test_unreachable_is_etcd_error(etcd_server: EtcdServer) -> None:
     etcd = etcd_server.client()
     etcd_server.stop()

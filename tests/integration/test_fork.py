@@ -24,6 +24,8 @@ from meshclient.testing import LoopbackCluster
 from tests.servers.etcd import EtcdServer
 from tests.servers.nginx import NginxServer
 
+pytestmark = pytest.mark.slow
+
 CHILD_S = 10.0  # the child gives up (and says so) after this long
 
 

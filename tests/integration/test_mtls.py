@@ -88,6 +88,7 @@ def test_server_name_mismatch_is_refused(mesh, pki: Pki) -> None:
         assert named.get("http://svc/").json()["cn"] == "client-1"
 
 
+@pytest.mark.slow
 def test_spiffe_id_verified_and_mismatch_refused(mesh, pki: Pki) -> None:
     spiffe = f"{TRUST}/ns/prod/sa/svc"
     cert, key = pki.server_files("svc-spiffe", uris=(spiffe,))  # no DNS SAN at all
@@ -138,6 +139,7 @@ def traffic(caller: Caller, url: str, stop: threading.Event, workers: int,
     return results
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("close_each", [True, False])
 def test_rotation_under_traffic_has_zero_failures(mesh, pki: Pki, caplog,
                                                   close_each: bool) -> None:
@@ -174,6 +176,7 @@ def test_rotation_under_traffic_has_zero_failures(mesh, pki: Pki, caplog,
     assert any("generation 2" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.slow
 def test_bad_file_at_reload_keeps_previous_material(mesh, pki: Pki, caplog) -> None:
     caplog.set_level(logging.WARNING, "meshclient.security")
     cert, key = pki.server_files("svc", dns=("svc",))
@@ -213,6 +216,7 @@ def test_bad_files_fail_at_start_up(pki: Pki, tmp_path: Path) -> None:
         meshclient.MeshTransport(policy("127.0.0.1:1", pki.tls(ca=str(garbage))))
 
 
+@pytest.mark.slow
 def test_bad_tls_in_a_policy_update_keeps_the_previous_settings(mesh, pki: Pki, caplog,
                                                                  tmp_path: Path) -> None:
     caplog.set_level(logging.WARNING, "meshclient.security")

@@ -51,6 +51,7 @@ MATCH_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("match", "hit", "miss"), MATCH_CASES,
                          ids=[str(next(iter(c[0].values()))) for c in MATCH_CASES])
 def test_each_match_kind(mesh, cluster: LoopbackCluster, match: dict[str, Any],
@@ -80,6 +81,7 @@ def test_first_match_wins_and_no_match_means_the_service(mesh, cluster) -> None:
     assert caller.get("http://users/c").json()["backend"] == "backend-0"
 
 
+@pytest.mark.slow
 def test_weighted_split_within_bounds(mesh, cluster) -> None:
     caller = mesh(policy(cluster, routes=[{"to": [{"service": "users", "weight": 80},
                                                   {"service": "users-v2", "weight": 20}]}]))
@@ -99,6 +101,7 @@ def test_blue_green_switch_is_total(mesh, cluster) -> None:
     assert cluster.hits()[:2] == [0, 30]
 
 
+@pytest.mark.slow
 def test_sticky_ab_by_header(mesh, cluster) -> None:
     caller = mesh(policy(cluster, routes=[{"hash_on": "x-user",
                                            "to": [{"service": "users", "weight": 50},
@@ -113,6 +116,7 @@ def test_sticky_ab_by_header(mesh, cluster) -> None:
     assert 8 <= firsts.count("backend-1") <= 32  # both sides get users
 
 
+@pytest.mark.slow
 def test_fault_delay_percentage(mesh, cluster) -> None:
     # 150 ms: a request that is not delayed stays well under it even on a loaded machine
     fault = {"delay": {"percent": 50, "duration": "150ms"}}
@@ -126,6 +130,7 @@ def test_fault_delay_percentage(mesh, cluster) -> None:
     assert 5 <= slow <= 25, slow  # 15 expected; the bounds are about 3.6 sd
 
 
+@pytest.mark.slow
 def test_fault_abort_percentage_never_reaches_backend(mesh, cluster) -> None:
     caller = mesh(policy(cluster, fault={"abort": {"percent": 30, "status": 503}}))
     n = 200
@@ -170,6 +175,7 @@ def test_mirror_copies_marked_requests(mesh, cluster) -> None:
     assert MIRROR_HEADER.lower() not in {k.lower() for k in cluster[0].requests[0][2]}
 
 
+@pytest.mark.slow
 def test_mirror_percentage(mesh, cluster) -> None:
     caller = mesh(policy(cluster, routes=[{"mirror": {"to": "shadow", "percent": 25}}]))
     for _ in range(200):
@@ -195,6 +201,7 @@ def test_streamed_body_is_not_mirrored(mesh, cluster) -> None:
     assert cluster[2].hits == 1
 
 
+@pytest.mark.slow
 def test_hanging_mirror_never_slows_or_fails_the_caller(mesh, cluster) -> None:
     cluster.set(2, hang=True)
     caller = mesh(policy(cluster, routes=[{"mirror": {"to": "shadow", "percent": 100}}]))

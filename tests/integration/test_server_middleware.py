@@ -267,6 +267,7 @@ def check_malformed_headers_read_as_absent(url: str) -> None:
         assert seen["attempt"] == 1 and seen["remaining_ms"] is None, headers
 
 
+@pytest.mark.slow
 def test_malformed_mesh_headers_on_asgi_middleware_and_decorator(
         asgi_url: str, plain_asgi_url: str) -> None:
     check_malformed_headers_read_as_absent(asgi_url + "/ctx")
@@ -328,6 +329,7 @@ def wsgi_app(gate: Gate) -> Callable[..., Any]:
     return app
 
 
+@pytest.mark.slow
 def test_wsgi_context_rejections_and_shedding(gate: Gate, otel: Otel) -> None:
     app = meshclient.wsgi.MeshMiddleware(wsgi_app(gate), max_concurrency=1,
                                          retry_after_s=2)
@@ -416,6 +418,7 @@ def test_generic_request_object() -> None:
 
 # -- admin endpoint and `meshclient status` ------------------------------------------------
 
+@pytest.mark.slow
 def test_admin_endpoint_and_status_command(cluster: LoopbackCluster,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     policy = meshclient.Policy.from_dict({"version": "v9", "services": {
@@ -439,6 +442,7 @@ def test_admin_endpoint_and_status_command(cluster: LoopbackCluster,
     assert "cannot read" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_meshclient_admin_env_starts_the_endpoint(monkeypatch: pytest.MonkeyPatch,
                                                   cluster: LoopbackCluster) -> None:
     from tests.servers.ports import free_port
@@ -453,6 +457,7 @@ def test_meshclient_admin_env_starts_the_endpoint(monkeypatch: pytest.MonkeyPatc
         admin.reset()
 
 
+@pytest.mark.slow
 def test_admin_port_taken_is_a_warning_not_a_crash(monkeypatch: pytest.MonkeyPatch,
                                                    cluster: LoopbackCluster,
                                                    caplog: pytest.LogCaptureFixture) -> None:

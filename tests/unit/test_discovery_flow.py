@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from meshclient._core.actions import Send, WaitForEndpoints
 from meshclient._core.flow import request_flow
@@ -16,6 +17,7 @@ from meshclient.policy import Policy
 from tests.servers.helpers import wait_until
 
 
+@pytest.mark.slow
 def test_cold_service_waits_once_then_never(tmp_path: Path) -> None:
     path = tmp_path / "users.json"
     policy = Policy.from_dict({"services": {"users": {
@@ -49,6 +51,7 @@ def test_static_service_never_waits() -> None:
     registry.close()
 
 
+@pytest.mark.slow
 def test_changed_discovery_source_replaces_the_cache(tmp_path: Path) -> None:
     first, second = tmp_path / "a.json", tmp_path / "b.json"
     first.write_text(json.dumps(["127.0.0.2:80"]))
