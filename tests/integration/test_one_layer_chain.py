@@ -77,7 +77,7 @@ def test_bottom_service_load_bounded_by_budget_across_real_processes(kind: str,
             for i in range(N_REQUESTS):  # paced at RATE, never faster
                 pause = start + i / RATE - time.monotonic()
                 if pause > 0:
-                    time.sleep(pause)
+                    time.sleep(pause)  # the scenario: a paced load
                 r = caller.get("http://b/x")
                 assert r.status_code == 503
                 assert int(r.headers[RETRIES_SPENT_HEADER]) >= 1

@@ -37,7 +37,7 @@ class Otel:
             spans = [s for s in self.spans() if kind is None or s.kind == kind]
             if len(spans) >= n or time.monotonic() > deadline:
                 return spans
-            time.sleep(0.005)
+            time.sleep(0.005)  # polls, bounded by the deadline
 
     def named(self, name: str) -> list[ReadableSpan]:
         return [s for s in self.spans() if s.name == name]
