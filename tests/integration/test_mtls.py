@@ -184,7 +184,10 @@ def test_bad_file_at_reload_keeps_previous_material(mesh, pki: Pki, caplog) -> N
         caller = mesh(policy(server.address, pki.tls(reload="10ms")))
         assert caller.get("http://svc/").json()["cn"] == "client-1"
         write_atomic(pki.cert_file, b"not a certificate")
-        n_warnings = lambda: sum(r.levelno == logging.WARNING for r in caplog.records)  # noqa: E731
+
+        def n_warnings() -> int:
+            return sum(r.levelno == logging.WARNING for r in caplog.records)
+
         wait_until(lambda: caller.get("http://svc/").json()["cn"] == "client-1"
                    and n_warnings() == 1)
         for _ in range(3):
