@@ -20,6 +20,7 @@ def test_fast_server_keeps_alive_and_pipelines() -> None:
     assert server._process is None  # stopped and reaped
 
 
+@pytest.mark.slow
 def test_run_overhead_tiny() -> None:
     rows = run_overhead(requests=32, rounds=2, warmup=16, concurrency=(1, 4), chunk=16)
     assert [(r.shell, r.concurrency) for r in rows] == [
@@ -31,6 +32,7 @@ def test_run_overhead_tiny() -> None:
     assert "CPU ratio" in text and "target" in text
 
 
+@pytest.mark.slow
 def test_cli_bench(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--requests", "32", "--rounds", "1", "--shell", "sync"]) == 0
     out = capsys.readouterr().out
@@ -75,6 +77,7 @@ def test_every_known_benchmark_takes_quick() -> None:
         assert "--quick" in source or "base_parser" in source, name
 
 
+@pytest.mark.slow
 def test_runner_runs_quick_benchmarks(capsys: pytest.CaptureFixture[str]) -> None:
     assert runner.main(["discovery_warm", "security_overhead", "--quick"]) == 0
     out = capsys.readouterr().out

@@ -54,6 +54,7 @@ _NO_MATPLOTLIB = ("import sys; sys.modules['matplotlib'] = None; "  # as if not 
                   "from meshclient.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
+@pytest.mark.slow
 def test_demo_plot_without_matplotlib_fails_at_once(tmp_path: Path) -> None:
     picture = tmp_path / "x.png"
     started = time.monotonic()

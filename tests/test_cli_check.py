@@ -55,6 +55,7 @@ def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert "check" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_python_dash_m(tmp_path: Path) -> None:
     good = _write(tmp_path, "mesh.json", '{"services": {"a": {"endpoints": ["127.0.0.1:1"]}}}')
     bad = _write(tmp_path, "bad.json", '{"services": {"a": {"endpoints": ["x"]}}}')

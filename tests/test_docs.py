@@ -17,6 +17,7 @@ from tests.servers.snippets import blocks, undefined_names
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_generated_reference_is_current() -> None:
     result = subprocess.run([sys.executable, "docs/gen_reference.py", "--check"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
@@ -70,6 +71,7 @@ def test_every_policy_field_is_documented() -> None:
                 assert f.metadata.get("doc"), f"{cls.__name__}.{name} has no doc="
 
 
+@pytest.mark.slow
 def test_site_builds_strictly(tmp_path: Path) -> None:
     pytest.importorskip("mkdocs")
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q",
@@ -87,6 +89,7 @@ SNIPPET_PAGES = [p for p in PAGES if blocks(p, ROOT)]
 NO_RUN = 11
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", SNIPPET_PAGES, ids=[str(p.relative_to(ROOT)) for p in SNIPPET_PAGES])
 def test_snippets_run(page: Path, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MESHCLIENT_")}

@@ -17,6 +17,7 @@ def test_there_are_examples() -> None:
     assert any(p.name == "wrap_client.py" for p in EXAMPLES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_example_runs(path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MESHCLIENT_")}

@@ -46,6 +46,7 @@ def _run(name: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60, check=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_example_runs(name: str) -> None:
     needs, expected = CASES[name]
@@ -70,6 +71,7 @@ def test_every_example_is_tested_and_listed() -> None:
         assert f"examples/{name}" in readme, f"{name} has no line in examples/README.md"
 
 
+@pytest.mark.slow
 def test_canary_policy_follows_each_step() -> None:
     """With routing in the build every step's split is printed; without, the rollout stops
     on the rejected file and says so (the last good policy stays in force)."""

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 _LOADED = "import sys, json; import {module}; print(json.dumps(sorted(sys.modules)))"
@@ -23,6 +25,7 @@ def _modules_after(module: str) -> set[str]:
     return set(json.loads(out.stdout))
 
 
+@pytest.mark.slow
 def test_import_loads_nothing_beyond_httpx_but_meshclient_itself() -> None:
     extra = _modules_after("meshclient") - _modules_after("httpx")
     assert {m for m in extra if m.split(".")[0] != "meshclient"} == set()
@@ -31,6 +34,7 @@ def test_import_loads_nothing_beyond_httpx_but_meshclient_itself() -> None:
         assert heavy not in extra, heavy
 
 
+@pytest.mark.slow
 def test_names_load_on_first_use() -> None:
     out = subprocess.run(
         [sys.executable, "-c", "import sys, meshclient; t = meshclient.MeshTransport; "

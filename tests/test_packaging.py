@@ -10,6 +10,8 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -46,6 +48,7 @@ def _distributions(modules: set[str]) -> dict[str, set[str]]:
     return {m: {d.lower().replace("_", "-") for d in mapping.get(m, [m])} for m in modules}
 
 
+@pytest.mark.slow
 def test_what_meshclient_imports_at_module_level_is_a_dependency() -> None:
     declared = {_name(r) for r in PROJECT["dependencies"]}
     for module, dists in _distributions(_imported(top_level_only=True)).items():
@@ -53,6 +56,7 @@ def test_what_meshclient_imports_at_module_level_is_a_dependency() -> None:
                                  "but pyproject.toml does not depend on it"
 
 
+@pytest.mark.slow
 def test_every_optional_import_is_in_an_extra() -> None:
     declared = {_name(r) for r in PROJECT["dependencies"]}
     for extra in PROJECT["optional-dependencies"].values():

@@ -39,6 +39,7 @@ def server() -> Iterator[admin.AdminServer]:
         yield s
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:{port}", "127.0.0.1.evil.example",
                                   "localhost.evil.example", "10.0.0.1:{port}", "", None,
                                   "[::1", "127.0.0.1:{port}:80", "0.0.0.0:{port}"])
@@ -48,6 +49,7 @@ def test_other_hosts_are_refused(server: admin.AdminServer, host: str | None) ->
     assert b"registries" not in body
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("host", ["127.0.0.1:{port}", "127.0.0.1", "127.9.8.7:{port}",
                                   "localhost:{port}", "LOCALHOST", "localhost.", "[::1]:{port}",
                                   "[::1]"])
@@ -56,6 +58,7 @@ def test_loopback_hosts_are_answered(server: admin.AdminServer, host: str) -> No
     assert status == 200 and b"registries" in body
 
 
+@pytest.mark.slow
 def test_configured_names_and_the_bound_host_are_answered() -> None:
     with admin.serve("127.0.0.2", 0, token=None, hosts=("Admin.Internal",)) as server:
         assert get(server, "admin.internal:1", address="127.0.0.2")[0] == 200
@@ -63,6 +66,7 @@ def test_configured_names_and_the_bound_host_are_answered() -> None:
         assert get(server, "other.internal", address="127.0.0.2")[0] == 403
 
 
+@pytest.mark.slow
 def test_token_is_required_when_set() -> None:
     with admin.serve("127.0.0.1", 0, token="t0ken", hosts=()) as server:
         host = f"127.0.0.1:{server.port}"
@@ -74,6 +78,7 @@ def test_token_is_required_when_set() -> None:
         assert get(server, "evil.example", "Bearer t0ken")[0] == 403  # both rules apply
 
 
+@pytest.mark.slow
 def test_environment_sets_token_and_hosts(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setenv("MESHCLIENT_ADMIN", f"127.0.0.1:{free_port('127.0.0.1')}")
     monkeypatch.setenv("MESHCLIENT_ADMIN_TOKEN", "env-token")

@@ -86,6 +86,7 @@ def get(url: str, path: str, local: str = "127.0.0.1", **kwargs: Any) -> httpx.R
         return client.get(url + path, **kwargs)
 
 
+@pytest.mark.slow
 def test_allow_deny_default_and_lists(served, caplog) -> None:
     caplog.set_level(logging.WARNING, "meshclient.security")
     middleware, url = served
@@ -120,6 +121,7 @@ def test_allow_deny_default_and_lists(served, caplog) -> None:
     assert len(denials) == 7 and sum(a["first"] for a in denials) == 4
 
 
+@pytest.mark.slow
 def test_allow_list_and_default_allow(kind: str) -> None:
     policy = Policy.from_dict({"authorization": {"default": "allow",
                                                  "allow_addresses": ["127.0.0.0/30"]}})
@@ -175,6 +177,7 @@ def test_tls_extension_identity_spiffe_and_subject() -> None:
     assert anyio.run(call, None)[0] == 403
 
 
+@pytest.mark.slow
 def test_policy_update_changes_rules(kind: str) -> None:
     store = PolicyStore(Policy.from_dict({"authorization": {"default": "deny"}}))
     app = (mesh_asgi.AuthorizationMiddleware(asgi_app, policy=store) if kind == "asgi"

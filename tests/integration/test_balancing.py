@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 from meshclient import _events
 from meshclient.policy import Policy
 from meshclient.testing import LoopbackCluster
+from tests.servers.helpers import wait_until
 
 
 @pytest.fixture
@@ -40,6 +40,7 @@ def call(caller: Any, n: int) -> tuple[list[str], int]:
     return backends, failures
 
 
+@pytest.mark.slow
 def test_p2c_ewma_avoids_a_backend_that_turns_slow(mesh, cluster: LoopbackCluster) -> None:
     def policy(kind: str) -> Policy:
         return Policy.from_dict({"services": {"users": {
@@ -61,6 +62,7 @@ def test_p2c_ewma_avoids_a_backend_that_turns_slow(mesh, cluster: LoopbackCluste
     assert snap["estimate_ms"] >= 50 and snap["health"] == "healthy"
 
 
+@pytest.mark.slow
 def test_a_killed_backend_is_ejected_and_returns(mesh, events) -> None:
     with LoopbackCluster(3) as cluster:
         outlier = {"consecutive_failures": 3, "base_ejection": "1s", "max_ejection": "2s"}
@@ -77,7 +79,7 @@ def test_a_killed_backend_is_ejected_and_returns(mesh, events) -> None:
         assert (_events.EJECTED, {"endpoint": dead, "until_s": 1.0}) in events
 
         cluster.start(0)  # same port
-        time.sleep(max(snap["ejected_until_s"], 0) + 0.05)
+        wait_until(lambda: endpoint_snapshot(caller, dead)["ejected_until_s"] == 0)
         backends, failures = call(caller, 6)
         assert failures == 0 and "backend-0" in backends
         snap = endpoint_snapshot(caller, dead)
@@ -85,7 +87,8 @@ def test_a_killed_backend_is_ejected_and_returns(mesh, events) -> None:
         assert (_events.RETURNED, {"endpoint": dead}) in events
 
 
-def test_a_failed_probe_ejects_again_for_longer(mesh) -> None:
+@pytest.mark.slow
+def test_a_failed_probe_ejects_again_for_longer(mesh, events) -> None:
     with LoopbackCluster(3) as cluster:
         outlier = {"consecutive_failures": 2, "base_ejection": "500ms", "max_ejection": "5s"}
         caller = mesh(cluster.policy("users", balancer={"kind": "round-robin"},
@@ -95,13 +98,19 @@ def test_a_failed_probe_ejects_again_for_longer(mesh) -> None:
         call(caller, 6)
         snap = endpoint_snapshot(caller, cluster[0].address)
         assert snap["times_ejected"] == 1
-        time.sleep(snap["ejected_until_s"] + 0.05)
+        key = cluster[0].address
+        wait_until(lambda: endpoint_snapshot(caller, key)["ejected_until_s"] == 0)
         call(caller, 3)  # one of these is the probe; it gets a 503
-        snap = endpoint_snapshot(caller, cluster[0].address)
+        snap = endpoint_snapshot(caller, key)
         assert snap["times_ejected"] == 2 and snap["ejected"] is True
-        assert 0.5 < snap["ejected_until_s"] <= 1.0
+        assert 0 < snap["ejected_until_s"] <= 1.0
+        # the length of each ejection as decided (the snapshot only shows what is left of it)
+        lengths = [a["until_s"] for kind, a in events
+                   if kind == _events.EJECTED and a["endpoint"] == key]
+        assert lengths == [0.5, 1.0], lengths
 
 
+@pytest.mark.slow
 def test_panic_mode_engages_and_releases(mesh, events) -> None:
     with LoopbackCluster(4) as cluster:
         outlier = {"consecutive_failures": 1, "base_ejection": "600ms",
@@ -118,13 +127,12 @@ def test_panic_mode_engages_and_releases(mesh, events) -> None:
         assert len(set(backends)) > 1  # balancing over all, not just the healthy one
 
         cluster.heal()
-        time.sleep(0.65)
-        for _ in range(10):  # each probe returns one endpoint
+
+        def released() -> bool:  # each probe returns one endpoint
             call(caller, 4)
-            if not caller.transport.snapshot()["services"]["users"]["panic"]:
-                break
-            time.sleep(0.1)
-        assert caller.transport.snapshot()["services"]["users"]["panic"] is False
+            return caller.transport.snapshot()["services"]["users"]["panic"] is False
+
+        wait_until(released, every_s=0.05)
         panic = [a["active"] for kind, a in events if kind == _events.PANIC]
         assert panic == [True, False]
 

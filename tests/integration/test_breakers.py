@@ -11,14 +11,16 @@ import pytest
 import meshclient
 from meshclient.policy import Policy
 from meshclient.testing import LoopbackCluster
-from tests.servers.helpers import concurrent, redis_server
+from tests.servers.helpers import concurrent, redis_server, wait_until
 
 NO_RETRY = {"attempts": 1}
 
 
 def policy(cluster: LoopbackCluster, **breaker: Any) -> Policy:
     return cluster.policy("users", retry=NO_RETRY, balancer={"kind": "round-robin"},
-                          breaker={"failures": 2, "reset": "300ms", **breaker})
+                          breaker={"failures": 2, "reset": "1s", **breaker})
+# 1 s, not less: the checks made while a breaker is open must not outlast `reset` even when
+# a loaded machine stalls the test between two lines
 
 
 def breakers(caller: Any) -> list[str]:
@@ -26,6 +28,7 @@ def breakers(caller: Any) -> list[str]:
     return [e["breaker"] for e in snap["endpoints"]]
 
 
+@pytest.mark.slow
 def test_open_fail_fast_half_open_probe_close(mesh) -> None:
     with LoopbackCluster(1) as cluster:
         cluster.set(0, status=503)
@@ -38,25 +41,26 @@ def test_open_fail_fast_half_open_probe_close(mesh) -> None:
         assert cluster.hits() == [2]  # failed fast: no traffic
 
         cluster.heal()
-        time.sleep(0.35)
-        assert breakers(caller) == ["half-open"]
+        wait_until(lambda: breakers(caller) == ["half-open"])  # after `reset`
         assert caller.get("http://users/a").status_code == 200  # the probe
         assert breakers(caller) == ["closed"]
 
 
+@pytest.mark.slow
 def test_failed_probe_reopens(mesh) -> None:
     with LoopbackCluster(1) as cluster:
         cluster.set(0, status=500)
         caller = mesh(policy(cluster))
         for _ in range(2):
             caller.get("http://users/a")
-        time.sleep(0.35)
+        wait_until(lambda: breakers(caller) == ["half-open"])  # after `reset`
         assert caller.get("http://users/a").status_code == 500  # probe fails
         assert breakers(caller) == ["open"]
         with pytest.raises(meshclient.CircuitOpen):
             caller.get("http://users/a")
 
 
+@pytest.mark.slow
 def test_half_open_admits_exactly_one_probe(mesh) -> None:
     with LoopbackCluster(1) as cluster:
         cluster.set(0, status=503)
@@ -65,7 +69,7 @@ def test_half_open_admits_exactly_one_probe(mesh) -> None:
             caller.get("http://users/a")
         cluster.heal()
         cluster.set(0, latency_ms=300)
-        time.sleep(0.35)
+        wait_until(lambda: breakers(caller) == ["half-open"])  # after `reset`
         cluster.reset_stats()
         results = concurrent(caller, 6, "GET", "http://users/a")
         ok = [r for r in results if isinstance(r, httpx.Response)]
@@ -86,17 +90,22 @@ def test_open_breaker_sends_traffic_elsewhere(mesh, cluster: LoopbackCluster) ->
     assert cluster.hits()[0] == 2  # no traffic once open
 
 
+@pytest.mark.slow
 def test_concurrent_requests_are_not_serialised_by_the_breaker(mesh) -> None:
     with LoopbackCluster(1) as cluster:
         cluster.set(0, latency_ms=200)
         caller = mesh(policy(cluster))
         caller.get("http://users/warm")
-        started = time.monotonic()
-        results = concurrent(caller, 16, "GET", "http://users/a")
-        elapsed = time.monotonic() - started
-        assert all(isinstance(r, httpx.Response) and r.status_code == 200 for r in results)
-        # serialised, 16 x 200 ms would take 3.2 s; half of that leaves room for a loaded machine
-        assert elapsed < 1.6, elapsed
+        took = []
+        for _ in range(3):  # the best of up to three: a loaded machine may stall one round
+            started = time.monotonic()
+            results = concurrent(caller, 16, "GET", "http://users/a")
+            took.append(time.monotonic() - started)
+            assert all(isinstance(r, httpx.Response) and r.status_code == 200 for r in results)
+            if took[-1] < 1.6:
+                break
+        # serialised, 16 x 200 ms would take 3.2 s; half of that leaves room for scheduling
+        assert min(took) < 1.6, took
         assert breakers(caller) == ["closed"]
 
 

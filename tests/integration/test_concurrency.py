@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 
 import anyio
 import httpx
+import pytest
 
 import meshclient
 from meshclient.testing import LoopbackCluster
-from tests.servers.helpers import run_threads
+from tests.servers.helpers import run_threads, wait_until
 
 WORKERS = 64
 PER_WORKER = 5
@@ -55,6 +55,7 @@ def test_many_threads_one_transport(cluster: LoopbackCluster) -> None:
         _check_counters(transport, cluster, WORKERS * PER_WORKER)
 
 
+@pytest.mark.slow
 def test_many_tasks_one_transport(cluster: LoopbackCluster) -> None:
     transport = meshclient.AsyncMeshTransport(cluster.policy("users", balancer=RR), limits=LIMITS)
     backends: Counter[str] = Counter()
@@ -77,15 +78,6 @@ def test_many_tasks_one_transport(cluster: LoopbackCluster) -> None:
     assert sum(backends.values()) == WORKERS * PER_WORKER
 
 
-def _wait_for(condition, seconds: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return bool(condition())
-
-
 def _open_server_connections(cluster: LoopbackCluster) -> int:
     return sum(len(b._connections) for b in cluster.backends)
 
@@ -100,7 +92,7 @@ def test_close_releases_connections(cluster: LoopbackCluster) -> None:
     assert _open_server_connections(cluster) >= 3  # keep-alive: one per backend at least
     client.close()
     assert not transport.inner._pool.connections  # type: ignore[attr-defined]
-    assert _wait_for(lambda: _open_server_connections(cluster) == 0)
+    wait_until(lambda: _open_server_connections(cluster) == 0)
     endpoints = transport.snapshot()["services"]["users"]["endpoints"]
     assert all(e["in_flight"] == 0 for e in endpoints)
 
@@ -118,14 +110,14 @@ def test_aclose_releases_connections(cluster: LoopbackCluster) -> None:
 
     anyio.run(main)
     assert not transport.inner._pool.connections  # type: ignore[attr-defined]
-    assert _wait_for(lambda: _open_server_connections(cluster) == 0)
+    wait_until(lambda: _open_server_connections(cluster) == 0)
 
 
 def test_context_managers_close(cluster: LoopbackCluster) -> None:
     with meshclient.MeshTransport(cluster.policy("users")) as transport, \
             httpx.Client(transport=transport) as client:
         client.get("http://users/")
-    assert _wait_for(lambda: _open_server_connections(cluster) == 0)
+    wait_until(lambda: _open_server_connections(cluster) == 0)
 
     async def main() -> None:
         async with meshclient.AsyncMeshTransport(cluster.policy("users")) as t, \
@@ -133,7 +125,7 @@ def test_context_managers_close(cluster: LoopbackCluster) -> None:
             await client.get("http://users/")
 
     anyio.run(main)
-    assert _wait_for(lambda: _open_server_connections(cluster) == 0)
+    wait_until(lambda: _open_server_connections(cluster) == 0)
 
 
 def test_unread_stream_close_ends_the_attempt(mesh, cluster: LoopbackCluster) -> None:

@@ -58,6 +58,7 @@ def test_nginx_hostile_documents_are_rejected_and_a_good_one_applies(
     assert refresher.last_errors == () and refresher.alive
 
 
+@pytest.mark.slow
 def test_etcd_hostile_documents_are_rejected_and_a_good_one_applies(
         etcd_server: EtcdServer, store: PolicyStore) -> None:
     etcd = etcd_server.client()
@@ -107,6 +108,7 @@ def test_a_bug_in_an_iteration_is_logged_once_counted_and_survived(
         refresher.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["headers", "body"])
 def test_a_dripping_endpoint_is_cut_off_and_the_next_fetch_applies(mode: str,
                                                                    store: PolicyStore) -> None:

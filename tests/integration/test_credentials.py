@@ -18,6 +18,7 @@ from meshclient.security.credentials import CredentialsError, CredentialsUnavail
 from meshclient.testing import Backend, LoopbackCluster
 from tests.integration.test_limits import together
 from tests.servers.caller import Caller
+from tests.servers.helpers import wait_until
 from tests.servers.oauth import TokenEndpoint
 
 
@@ -41,13 +42,14 @@ def auth_of(response: httpx.Response) -> str | None:
     return headers.get("authorization")
 
 
+@pytest.mark.slow
 def test_one_refresh_for_fifty_concurrent_requests_at_expiry(mesh, cluster, secret_env) -> None:
     with TokenEndpoint(expires_in=0.5, delay_s=0.2) as endpoint:
         caller = mesh(oauth_policy(cluster, endpoint, refresh_before="0s"))
         assert auth_of(caller.get("http://svc/")) == "Bearer tok-1"
         assert endpoint.forms[0] == {"grant_type": "client_credentials", "scope": "read write"}
         endpoint.expires_in = 60  # the next token outlives the test
-        time.sleep(0.6)  # the token has expired: every request below needs a new one
+        time.sleep(0.6)  # the scenario: real time passes until the token has expired
         results = together(caller, "http://svc/", 50)
         assert results == [200] * 50
         assert endpoint.requests == 2
@@ -56,11 +58,14 @@ def test_one_refresh_for_fifty_concurrent_requests_at_expiry(mesh, cluster, secr
                                                                    "Bearer tok-2"]
 
 
+@pytest.mark.slow
 def test_refresh_ahead_of_expiry_does_not_block(mesh, cluster, secret_env) -> None:
-    with TokenEndpoint(expires_in=1.2, delay_s=0.3) as endpoint:
-        caller = mesh(oauth_policy(cluster, endpoint, refresh_before="0.6s"))
+    # the refresh window is 1.5 s to 3 s after the token came: wide enough that a loaded
+    # machine cannot stall the test past it
+    with TokenEndpoint(expires_in=3.0, delay_s=0.3) as endpoint:
+        caller = mesh(oauth_policy(cluster, endpoint, refresh_before="1.5s"))
         assert auth_of(caller.get("http://svc/")) == "Bearer tok-1"
-        time.sleep(0.7)  # inside the refresh window, token still valid
+        time.sleep(1.6)  # the scenario: real time passes into the refresh window
         start = time.monotonic()
         results = together(caller, "http://svc/", 10)
         assert results == [200] * 10
@@ -69,6 +74,7 @@ def test_refresh_ahead_of_expiry_does_not_block(mesh, cluster, secret_env) -> No
         assert time.monotonic() - start < 2.0
 
 
+@pytest.mark.slow
 def test_credentials_only_for_that_service(mesh, cluster, secret_env) -> None:
     with TokenEndpoint() as endpoint:
         caller = mesh(oauth_policy(cluster, endpoint))
@@ -81,13 +87,14 @@ def test_credentials_only_for_that_service(mesh, cluster, secret_env) -> None:
         assert auth_of(own) == "Bearer mine"  # the caller's own header wins
 
 
+@pytest.mark.slow
 def test_token_never_logged(mesh, cluster, secret_env, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     with TokenEndpoint(expires_in=0.5) as endpoint:
         caller = mesh(oauth_policy(cluster, endpoint, refresh_before="0s"))
         caller.get("http://svc/")
         endpoint.status = 503
-        time.sleep(0.6)
+        time.sleep(0.6)  # the scenario: real time passes until the token has expired
         with pytest.raises(CredentialsUnavailable) as info:
             caller.get("http://svc/")
         assert isinstance(info.value, httpx.TransportError)
@@ -99,6 +106,7 @@ def test_token_never_logged(mesh, cluster, secret_env, caplog) -> None:
     assert "token request to" in text  # the failure itself is logged, without the secret
 
 
+@pytest.mark.slow
 def test_bearer_from_env_and_file(mesh, cluster, monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SVC_TOKEN", "env-token")
     token_file = tmp_path / "token"
@@ -112,8 +120,9 @@ def test_bearer_from_env_and_file(mesh, cluster, monkeypatch, tmp_path: Path) ->
     assert auth_of(caller.get("http://a/")) == "Bearer env-token"
     assert caller.get("http://b/").json()["headers"]["x-api-key"] == "Bearer file-token-1"
     token_file.write_text("file-token-2-longer\n")
-    time.sleep(1.05)  # the file is checked at most once a second
-    assert caller.get("http://b/").json()["headers"]["x-api-key"] == "Bearer file-token-2-longer"
+    # the file is checked at most once a second
+    wait_until(lambda: caller.get("http://b/").json()["headers"]["x-api-key"]
+               == "Bearer file-token-2-longer")
 
 
 def test_missing_secret_fails_at_start_up(mesh, cluster) -> None:
@@ -136,6 +145,7 @@ def test_wrong_secret_is_unavailable_not_leaked(mesh, monkeypatch) -> None:
         assert backend.hits == 0
 
 
+@pytest.mark.slow
 def test_one_refresh_shared_by_threads_and_tasks(cluster, secret_env) -> None:
     with TokenEndpoint(expires_in=0.5, delay_s=0.3) as endpoint:
         sync_caller = Caller("sync", oauth_policy(cluster, endpoint, refresh_before="0s"))
@@ -143,7 +153,7 @@ def test_one_refresh_shared_by_threads_and_tasks(cluster, secret_env) -> None:
         try:
             assert auth_of(sync_caller.get("http://svc/")) == "Bearer tok-1"
             endpoint.expires_in = 60
-            time.sleep(0.6)
+            time.sleep(0.6)  # the scenario: real time passes until the token has expired
             out: list[list[Any]] = []
             side = threading.Thread(target=lambda: out.append(
                 together(async_caller, "http://svc/", 25)))

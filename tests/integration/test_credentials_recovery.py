@@ -55,6 +55,7 @@ BAD = ["nan-literal", "huge", "inf-string", "nan-string", "negative", "zero", "w
        "deep", "huge-body"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", BAD)
 def test_bad_answer_fails_one_refresh_then_recovers(shell: str, kind: str) -> None:
     clock = FakeClock()
@@ -79,6 +80,7 @@ def test_bad_answer_named_in_the_error(shell: str) -> None:
             header(creds, shell)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["drip", "slow"])
 def test_slow_token_endpoint_is_bounded_in_time(shell: str, fault: str) -> None:
     clock = FakeClock()
@@ -116,6 +118,7 @@ def test_backoff_grows_and_is_bounded() -> None:
         assert creds.header_value_sync() == "Bearer tok-9"
 
 
+@pytest.mark.slow
 def test_mesh_recovers_after_a_nan_expiry(mesh) -> None:
     with TokenEndpoint() as endpoint, Backend() as backend:
         caller = mesh(Policy.from_dict({"services": {"svc": {

@@ -47,6 +47,7 @@ def sent_auth(cluster: LoopbackCluster) -> set[str]:
             for _m, _p, h, _b in b.requests} - {""}
 
 
+@pytest.mark.slow
 def test_tokens_never_appear_in_spans_or_logs(mesh, cluster: LoopbackCluster, otel: Otel,
                                               monkeypatch: pytest.MonkeyPatch,
                                               caplog: pytest.LogCaptureFixture) -> None:
@@ -65,10 +66,10 @@ def test_tokens_never_appear_in_spans_or_logs(mesh, cluster: LoopbackCluster, ot
         assert caller.get("http://svc/a?q=1").status_code == 200
         assert caller.get("http://b/b").status_code == 200
         assert caller.get("http://svc/c?status=503").status_code == 503  # retried: 2 attempts
-        time.sleep(0.6)  # expired: the next call refreshes
+        time.sleep(0.6)  # the scenario: real time passes until it expires; the next call refreshes
         assert caller.get("http://svc/d").status_code == 200
         endpoint.status = 503
-        time.sleep(0.6)  # expired again, and the refresh fails: an error span
+        time.sleep(0.6)  # the scenario: expired again, and the refresh fails: an error span
         with pytest.raises(CredentialsUnavailable):
             caller.get("http://svc/e")
     # the tokens were really in play: the backends received them

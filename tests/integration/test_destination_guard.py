@@ -15,7 +15,7 @@ from meshclient.context import MIRROR_HEADER
 from meshclient.policy import Policy
 from meshclient.testing import LoopbackCluster
 from tests.integration.test_mtls import Pki
-from tests.integration.test_routing import wait_for
+from tests.servers.helpers import wait_until
 from tests.servers.mtls import TlsServer
 
 ALONE = {"retry": {"attempts": 1}, "breaker": {"failures": 10000},
@@ -80,7 +80,7 @@ def test_a_split_carries_the_destinations_credential_only(mesh, cluster, tokens)
 def test_a_mirror_copy_never_gets_a_credential(mesh, cluster, tokens) -> None:
     caller = mesh(split_policy(cluster))
     assert caller.get("http://front/mirror").json()["backend"] == "backend-0"
-    assert wait_for(lambda: cluster[1].hits == 1)
+    wait_until(lambda: cluster[1].hits == 1)
     (mirrored,) = cluster[1].requests
     assert mirrored[2][MIRROR_HEADER] == "1"
     assert auth_headers(cluster, 1) == [None]  # not the routed name's, not its own

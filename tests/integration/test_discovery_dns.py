@@ -57,6 +57,7 @@ def hits(caller: Any, n: int) -> list[str]:
     return [caller.get("http://users/").json()["backend"] for _ in range(n)]
 
 
+@pytest.mark.slow
 def test_a_records_feed_the_balancer(mesh, dns_server: DnsServer, backends) -> None:
     dns_server.set(a={"users.mesh.test": ["127.0.0.2", "127.0.0.3"]})
     caller = mesh(policy(dns_server, f"dns://users.mesh.test:{backends[0].port}"))
@@ -121,6 +122,7 @@ def test_missing_name_is_an_empty_answer_not_an_error(dns_server: DnsServer) -> 
     assert answer.empty and not answer.exists
 
 
+@pytest.mark.slow
 def test_srv_priority_group_falls_over_on_failed_health_checks(mesh, dns_server: DnsServer,
                                                                 backends) -> None:
     port = backends[0].port
@@ -140,6 +142,7 @@ def test_srv_priority_group_falls_over_on_failed_health_checks(mesh, dns_server:
     assert until(lambda: set(hits(caller, 2)) == {"backend-0"}, 3, every_s=0.05)
 
 
+@pytest.mark.slow
 def test_record_change_is_picked_up_within_the_ttl(mesh, dns_server: DnsServer,
                                                    backends) -> None:
     dns_server.set(a={"users.mesh.test": ["127.0.0.2"]})
@@ -153,6 +156,7 @@ def test_record_change_is_picked_up_within_the_ttl(mesh, dns_server: DnsServer,
     assert backends[0].hits >= 2
 
 
+@pytest.mark.slow
 def test_dns_down_keeps_serving_last_endpoints_then_updates_resume(
         mesh, dns_server: DnsServer, backends) -> None:
     dns_server.set(a={"users.mesh.test": ["127.0.0.2", "127.0.0.3"]})
@@ -172,6 +176,7 @@ def test_dns_down_keeps_serving_last_endpoints_then_updates_resume(
     assert cache.last_error is None
 
 
+@pytest.mark.slow
 def test_warm_request_never_waits_on_a_hung_lookup(mesh, dns_server: DnsServer,
                                                     backends) -> None:
     dns_server.set(a={"users.mesh.test": ["127.0.0.2"]})
@@ -198,6 +203,7 @@ def _timed(caller: Any) -> float:
     return time.perf_counter() - start
 
 
+@pytest.mark.slow
 def test_first_request_waits_bounded_by_its_deadline(mesh, dns_server: DnsServer) -> None:
     dns_server.pause()
     try:

@@ -21,6 +21,8 @@ from meshclient.testing import LoopbackCluster
 from tests.servers.etcd import EtcdServer
 from tests.servers.helpers import backends_of, until
 
+pytestmark = pytest.mark.slow
+
 FAST = ScheduleConfig(min_ttl_s=0.1, max_ttl_s=1, grace_s=0.5, backoff_base_s=0.05,
                       backoff_max_s=0.2)
 
@@ -87,7 +89,7 @@ def test_registration_is_seen_by_a_second_client_and_removed_on_exit(
             (endpoint,) = resolver.resolve().endpoints
             assert (endpoint.key, endpoint.zone, dict(endpoint.metadata)) == (
                 "127.0.0.9:8080", "z1", {"version": "2"})
-            time.sleep(2.5)  # longer than the lease: kept alive in the background
+            time.sleep(2.5)  # the scenario: longer than the lease; kept alive in the background
             assert [e.key for e in resolver.resolve().endpoints] == ["127.0.0.9:8080"]
             assert reg.renewals >= 2
         assert resolver.resolve().empty  # revoked on exit, at once

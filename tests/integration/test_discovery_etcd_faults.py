@@ -39,6 +39,7 @@ def policy(etcd: EtcdServer, **discovery: str) -> Policy:
         "timeout": {"total": "3s"}, "balancer": {"kind": "round-robin"}}}})
 
 
+@pytest.mark.slow
 def test_bad_values_are_skipped_reported_once_and_never_block(
         mesh, etcd_server: EtcdServer, cluster: LoopbackCluster,
         caplog: pytest.LogCaptureFixture) -> None:
@@ -65,6 +66,7 @@ def test_bad_values_are_skipped_reported_once_and_never_block(
     assert "/mesh/users/junk" not in status["skipped"]
 
 
+@pytest.mark.slow
 def test_a_new_endpoint_is_used_within_seconds_of_etcd_coming_back(
         mesh, etcd_server: EtcdServer, cluster: LoopbackCluster) -> None:
     put(etcd_server, "/mesh/users/a", address(cluster, 0))

@@ -78,6 +78,7 @@ def test_event_hooks_see_the_logical_request(mesh, shell: str,
     assert seen == ["request http://users/hooked", "response 200 http://users/hooked"]
 
 
+@pytest.mark.slow
 def test_httpx_timeout_is_honoured(mesh, cluster: LoopbackCluster) -> None:
     caller = mesh(cluster.policy("users"), client_kwargs={"timeout": httpx.Timeout(0.2)})
     with pytest.raises(httpx.ReadTimeout):

@@ -65,7 +65,7 @@ class Inventory:
 
 def frontend(policy: meshclient.Policy) -> Starlette:
     async def page(request: Request) -> JSONResponse:
-        await anyio.sleep(0.05)  # some work before the downstream call
+        await anyio.sleep(0.05)  # the scenario: some work before the downstream call
         mine = seen_here()
         query = "?fail=1" if request.query_params.get("fail") else ""
         async with meshclient.AsyncClient(policy=policy) as client:

@@ -12,6 +12,7 @@ from meshclient.testing import LoopbackCluster
 pytest.importorskip("meshclient.resilience.breaker")
 
 
+@pytest.mark.slow
 def test_injected_503s_are_retried(mesh, cluster: LoopbackCluster) -> None:
     caller = mesh(Policy.from_dict({"services": {"users": {
         "endpoints": cluster.addresses,

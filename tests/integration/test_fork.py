@@ -24,6 +24,8 @@ from meshclient.testing import LoopbackCluster
 from tests.servers.etcd import EtcdServer
 from tests.servers.nginx import NginxServer
 
+pytestmark = pytest.mark.slow
+
 CHILD_S = 10.0  # the child gives up (and says so) after this long
 
 
@@ -50,7 +52,7 @@ def _child_sync(store: PolicyStore, client: httpx.Client) -> dict[str, Any]:
                 "alive": store.refresher.alive, "threads": _threads()}
         if seen["orders"] == "backend-1" and seen["users"] == "backend-2":
             break
-        time.sleep(0.05)
+        time.sleep(0.05)  # polls until the change shows or the deadline; the parent asserts
     return seen
 
 
@@ -65,7 +67,7 @@ async def _child_async(store: PolicyStore) -> dict[str, Any]:
                     "alive": store.refresher.alive, "threads": _threads()}
             if seen["orders"] == "backend-1" and seen["users"] == "backend-2":
                 break
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # polls until the change shows or the deadline
     return seen
 
 
@@ -104,7 +106,7 @@ def _collect(forked: dict[str, Any]) -> dict[str, Any]:
         while time.monotonic() < deadline:
             if os.waitpid(pid, os.WNOHANG)[0] == pid:
                 break
-            time.sleep(0.02)
+            time.sleep(0.02)  # polls for the child's exit, bounded by the deadline
         else:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)

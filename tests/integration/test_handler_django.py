@@ -83,7 +83,7 @@ def views(gate: Gate, store: PolicyStore) -> list[Any]:
         for _ in range(500):  # at most 5 s
             if gate.release.is_set():
                 break
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # the scenario: holds its request until released
         return JsonResponse({"ok": True})
 
     def guarded(request: Any) -> Any:
@@ -149,6 +149,7 @@ def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.mark.slow
 def test_view_continues_the_trace_and_reads_deadline_and_attempt(url: str, kind: str,
                                                                  otel: Otel) -> None:
     r = httpx.get(f"{url}/{kind}/ctx/7", headers={"x-mesh-deadline-ms": "5000",
@@ -236,6 +237,7 @@ def test_wsgi_middleware_around_the_django_application(application: Callable[...
     assert first.parent.span_id == PARENT_SPAN_ID  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 def test_views_under_django_asgi_on_uvicorn(asgi_application: Any, gate: Gate,
                                             otel: Otel) -> None:
     headers = {"x-mesh-deadline-ms": "5000", "x-mesh-attempt": "3", "traceparent": TRACEPARENT}

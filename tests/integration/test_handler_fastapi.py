@@ -84,7 +84,7 @@ def build(gate: Gate, store: PolicyStore) -> FastAPI:
         for _ in range(500):  # at most 5 s
             if gate.release.is_set():
                 break
-            await anyio.sleep(0.01)
+            await anyio.sleep(0.01)  # the scenario: the handler holds its request until released
         return {"ok": True}
 
     @app.get("/sync/limited")
@@ -144,6 +144,7 @@ def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", STYLES)
 def test_endpoint_continues_the_trace_and_reads_deadline_and_attempt(
         url: str, style: str, otel: Otel) -> None:
@@ -162,6 +163,7 @@ def test_endpoint_continues_the_trace_and_reads_deadline_and_attempt(
     assert span.attributes[semconv.HTTP_RESPONSE_STATUS_CODE] == 200
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", STYLES)
 def test_expired_deadline_is_504_without_running_the_endpoint(url: str, style: str,
                                                               gate: Gate) -> None:
@@ -177,11 +179,13 @@ def test_request_parameter_is_not_part_of_the_api(app: FastAPI) -> None:
     assert sorted(p["name"] for p in params) == ["id", "q"]
 
 
+@pytest.mark.slow
 def test_full_concurrency_limit_is_503_with_retry_after(url: str, kind: str,
                                                         gate: Gate) -> None:
     check_limited_handler_sheds(f"{url}/{kind}/limited", gate)
 
 
+@pytest.mark.slow
 def test_authorization_is_enforced(url: str, kind: str, gate: Gate) -> None:
     check_guarded_handler(f"{url}/{kind}/guarded", gate)
 

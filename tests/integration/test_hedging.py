@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from meshclient.testing import LoopbackCluster
+
+pytestmark = pytest.mark.slow
 
 RR = {"kind": "round-robin"}
 

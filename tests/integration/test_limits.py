@@ -96,6 +96,7 @@ def finish_times(caller: Caller, url: str, workers: int, each: int) -> list[floa
     return sorted(times)
 
 
+@pytest.mark.slow
 def test_measured_rate_within_ten_percent(mesh) -> None:
     with Backend() as backend:
         caller = mesh(policy(backend.address, rate=40, burst=1, max_wait="5s"))
@@ -121,6 +122,7 @@ def test_over_rate_without_wait_fails_fast(mesh) -> None:
         assert backend.hits == 2
 
 
+@pytest.mark.slow
 def test_bulkhead_caps_concurrency(mesh) -> None:
     with ConcurrencyServer(latency_s=0.1) as server:
         caller = mesh(policy(server.address, max_concurrent=3, max_wait="10s"))
@@ -129,6 +131,7 @@ def test_bulkhead_caps_concurrency(mesh) -> None:
     assert server.max_in_flight == 3
 
 
+@pytest.mark.slow
 def test_bulkhead_without_wait_refuses_the_excess(mesh) -> None:
     with ConcurrencyServer(latency_s=0.3) as server:
         caller = mesh(policy(server.address, max_concurrent=2))
@@ -189,6 +192,7 @@ _WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_processes_share_a_redis_quota() -> None:
     seconds = 2.0
     with RedisServer() as redis_server, Backend() as backend:
@@ -227,6 +231,7 @@ def test_stopping_redis_degrades_to_local_limits(mesh, caplog) -> None:
     assert "falling back to the local limit" in messages[0]
 
 
+@pytest.mark.slow
 def test_bulkhead_slot_freed_when_body_closes_or_call_fails(mesh) -> None:
     with Backend() as backend:
         caller = mesh(policy(backend.address, max_concurrent=1))
@@ -262,6 +267,7 @@ def test_inbound_deadline_caps_max_wait(mesh) -> None:
         assert time.monotonic() - start < 0.5
 
 
+@pytest.mark.slow
 def test_adaptive_throttling_recovers_when_the_backend_does(mesh) -> None:
     with Backend() as backend:
         backend.set(status=503)
@@ -271,5 +277,5 @@ def test_adaptive_throttling_recovers_when_the_backend_does(mesh) -> None:
                 caller.get("http://svc/")
         assert backend.hits < 25
         backend.heal()
-        time.sleep(1.1)  # the window slides past the rejections
+        time.sleep(1.1)  # the scenario: real time passes; the window slides past the rejections
         assert [caller.get("http://svc/").status_code for _ in range(10)] == [200] * 10

@@ -20,7 +20,7 @@ from meshclient.policy import Policy
 from meshclient.security.tls import TlsError
 from tests.servers.caller import Caller
 from tests.servers.certs import CA, write_atomic
-from tests.servers.helpers import run_threads
+from tests.servers.helpers import run_threads, wait_until
 from tests.servers.mtls import TlsServer
 
 TRUST = "spiffe://example.org"
@@ -88,6 +88,7 @@ def test_server_name_mismatch_is_refused(mesh, pki: Pki) -> None:
         assert named.get("http://svc/").json()["cn"] == "client-1"
 
 
+@pytest.mark.slow
 def test_spiffe_id_verified_and_mismatch_refused(mesh, pki: Pki) -> None:
     spiffe = f"{TRUST}/ns/prod/sa/svc"
     cert, key = pki.server_files("svc-spiffe", uris=(spiffe,))  # no DNS SAN at all
@@ -107,9 +108,10 @@ def test_spiffe_id_verified_and_mismatch_refused(mesh, pki: Pki) -> None:
             by_name.get("http://svc/")
 
 
-def traffic(caller: Caller, url: str, stop: threading.Event, workers: int) -> list[Any]:
-    """Requests from `workers` concurrent loops until `stop`; returns every result."""
-    results: list[Any] = []
+def traffic(caller: Caller, url: str, stop: threading.Event, workers: int,
+            results: list[Any]) -> list[Any]:
+    """Requests from `workers` concurrent loops until `stop`, each result appended to
+    `results` as it comes; returns `results`."""
     if caller.kind == "sync":
         def loop() -> None:
             while not stop.is_set():
@@ -137,6 +139,7 @@ def traffic(caller: Caller, url: str, stop: threading.Event, workers: int) -> li
     return results
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("close_each", [True, False])
 def test_rotation_under_traffic_has_zero_failures(mesh, pki: Pki, caplog,
                                                   close_each: bool) -> None:
@@ -145,16 +148,21 @@ def test_rotation_under_traffic_has_zero_failures(mesh, pki: Pki, caplog,
     with TlsServer(str(pki.ca_file), cert, key, close_each=close_each) as server:
         caller = mesh(policy(server.address, pki.tls(reload="20ms")))
         stop = threading.Event()
-        out: list[list[Any]] = []
-        runner = threading.Thread(target=lambda: out.append(
-            traffic(caller, "http://svc/", stop, workers=3)))
+        results: list[Any] = []
+        runner = threading.Thread(target=traffic,
+                                  args=(caller, "http://svc/", stop, 3, results))
         runner.start()
-        time.sleep(0.4)
-        pki.client("client-2")  # key first, then cert, each replaced by rename
-        time.sleep(0.6)
-        stop.set()
-        runner.join(30)
-        results = out[0]
+        try:
+            wait_until(lambda: len(results) > 10)  # traffic flows on the first certificate
+            pki.client("client-2")  # key first, then cert, each replaced by rename
+            if close_each:  # new connections load the new material
+                wait_until(lambda: "client-2" in server.seen)
+            seen = len(results)
+            wait_until(lambda: len(results) > seen + 10)  # and goes on after the reload
+        finally:
+            stop.set()
+            runner.join(30)
+        results = list(results)
         failures = [r for r in results if not isinstance(r, str)]
         assert failures == []
         assert len(results) > 10
@@ -168,6 +176,7 @@ def test_rotation_under_traffic_has_zero_failures(mesh, pki: Pki, caplog,
     assert any("generation 2" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.slow
 def test_bad_file_at_reload_keeps_previous_material(mesh, pki: Pki, caplog) -> None:
     caplog.set_level(logging.WARNING, "meshclient.security")
     cert, key = pki.server_files("svc", dns=("svc",))
@@ -175,12 +184,20 @@ def test_bad_file_at_reload_keeps_previous_material(mesh, pki: Pki, caplog) -> N
         caller = mesh(policy(server.address, pki.tls(reload="10ms")))
         assert caller.get("http://svc/").json()["cn"] == "client-1"
         write_atomic(pki.cert_file, b"not a certificate")
-        for _ in range(5):
-            time.sleep(0.02)
+
+        def n_warnings() -> int:
+            return sum(r.levelno == logging.WARNING for r in caplog.records)
+
+        wait_until(lambda: caller.get("http://svc/").json()["cn"] == "client-1"
+                   and n_warnings() == 1)
+        for _ in range(3):
+            time.sleep(0.02)  # the scenario: past the 10 ms reload interval, the same bad file
             assert caller.get("http://svc/").json()["cn"] == "client-1"
         pki.cert_file.unlink()
+        wait_until(lambda: caller.get("http://svc/").json()["cn"] == "client-1"
+                   and n_warnings() == 2)
         for _ in range(3):
-            time.sleep(0.02)
+            time.sleep(0.02)  # the scenario: past the 10 ms reload interval, still missing
             assert caller.get("http://svc/").json()["cn"] == "client-1"
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 2, warnings  # one line per bad state, not per connection
@@ -202,6 +219,7 @@ def test_bad_files_fail_at_start_up(pki: Pki, tmp_path: Path) -> None:
         meshclient.MeshTransport(policy("127.0.0.1:1", pki.tls(ca=str(garbage))))
 
 
+@pytest.mark.slow
 def test_bad_tls_in_a_policy_update_keeps_the_previous_settings(mesh, pki: Pki, caplog,
                                                                  tmp_path: Path) -> None:
     caplog.set_level(logging.WARNING, "meshclient.security")

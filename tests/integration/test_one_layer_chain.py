@@ -32,6 +32,7 @@ def retry(one_layer: bool) -> dict[str, Any]:
     return {"attempts": 3, "one_layer": one_layer, "backoff": {"base": "1ms", "max": "2ms"}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("one_layer", [True, False])
 def test_only_one_layer_retries(mesh, one_layer: bool) -> None:
     with LoopbackCluster(2, first=20) as leaf:
@@ -60,6 +61,7 @@ N_REQUESTS = 40
 RATE = 20.0  # top-level requests per second
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kind", "shell"), [("asgi", "async"), ("wsgi", "sync"),
                                              ("handler", "sync")])
 def test_bottom_service_load_bounded_by_budget_across_real_processes(kind: str,
@@ -75,7 +77,7 @@ def test_bottom_service_load_bounded_by_budget_across_real_processes(kind: str,
             for i in range(N_REQUESTS):  # paced at RATE, never faster
                 pause = start + i / RATE - time.monotonic()
                 if pause > 0:
-                    time.sleep(pause)
+                    time.sleep(pause)  # the scenario: a paced load
                 r = caller.get("http://b/x")
                 assert r.status_code == 503
                 assert int(r.headers[RETRIES_SPENT_HEADER]) >= 1

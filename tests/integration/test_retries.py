@@ -112,6 +112,7 @@ def test_body_is_replayed_streaming_body_is_not(mesh) -> None:
         assert r.status_code == 503 and sum(cluster.hits()) == 1  # a generator: never replayed
 
 
+@pytest.mark.slow
 def test_retry_after_is_honoured(mesh) -> None:
     with LoopbackCluster(2) as cluster:
         cluster.set(0, status=503, retry_after=1)

@@ -27,6 +27,7 @@ def prefix(path: str, **rule: Any) -> dict[str, Any]:
     return {"match": {"path": {"prefix": path}}, **rule}
 
 
+@pytest.mark.slow
 def test_route_rate_within_ten_percent_while_another_route_runs_free(mesh) -> None:
     with Backend() as backend:
         caller = mesh(policy(backend.address, [
@@ -66,6 +67,7 @@ def test_route_rate_within_ten_percent_while_another_route_runs_free(mesh) -> No
     assert free_rate > 1.5 * 20, free_rate  # not held to the other route's limit
 
 
+@pytest.mark.slow
 def test_route_bulkhead_caps_only_its_route(mesh) -> None:
     with ConcurrencyServer(latency_s=0.1) as server:
         caller = mesh(policy(server.address, [
@@ -77,6 +79,7 @@ def test_route_bulkhead_caps_only_its_route(mesh) -> None:
         assert server.max_in_flight > 2
 
 
+@pytest.mark.slow
 def test_route_and_service_concurrency_both_apply(mesh) -> None:
     with ConcurrencyServer(latency_s=0.1) as server:
         caller = mesh(policy(server.address, [

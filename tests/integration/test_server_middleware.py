@@ -36,6 +36,7 @@ from meshclient.server import (
 )
 from meshclient.telemetry import semconv
 from meshclient.testing import LoopbackCluster
+from tests.servers.helpers import wait_until
 from tests.servers.otel import Otel, otel_fixture  # noqa: F401 (the `otel` fixture)
 from tests.servers.ports import free_port
 from tests.servers.threaded import serve_asgi, serve_wsgi
@@ -102,7 +103,7 @@ def asgi_app(gate: Gate) -> Starlette:
         for _ in range(500):
             if gate.release.is_set():
                 break
-            await anyio.sleep(0.01)
+            await anyio.sleep(0.01)  # the scenario: the handler holds its request until released
         return JSONResponse({"ok": True})
 
     @meshclient.handler(route="/decorated/{id}")
@@ -208,14 +209,15 @@ def test_asgi_sheds_beyond_the_limit_with_retry_after(asgi_url: str, gate: Gate,
     threads = hold(asgi_url + "/block", gate, 2)
     try:
         gate.wait_entered()
-        deadline = time.monotonic() + 5
-        while True:  # wait until both hold a permit
+        refused: list[httpx.Response] = []
+
+        def both_hold_a_permit() -> bool:
             r = httpx.get(asgi_url + "/ctx")
-            if r.status_code == 503 or time.monotonic() > deadline:
-                break
-            time.sleep(0.01)
-        assert r.status_code == 503
-        assert r.headers["retry-after"] == "1"
+            refused.append(r)
+            return r.status_code == 503
+
+        wait_until(both_hold_a_permit)
+        assert refused[-1].headers["retry-after"] == "1"
     finally:
         gate.release.set()
         for t in threads:
@@ -265,6 +267,7 @@ def check_malformed_headers_read_as_absent(url: str) -> None:
         assert seen["attempt"] == 1 and seen["remaining_ms"] is None, headers
 
 
+@pytest.mark.slow
 def test_malformed_mesh_headers_on_asgi_middleware_and_decorator(
         asgi_url: str, plain_asgi_url: str) -> None:
     check_malformed_headers_read_as_absent(asgi_url + "/ctx")
@@ -326,6 +329,7 @@ def wsgi_app(gate: Gate) -> Callable[..., Any]:
     return app
 
 
+@pytest.mark.slow
 def test_wsgi_context_rejections_and_shedding(gate: Gate, otel: Otel) -> None:
     app = meshclient.wsgi.MeshMiddleware(wsgi_app(gate), max_concurrency=1,
                                          retry_after_s=2)
@@ -414,6 +418,7 @@ def test_generic_request_object() -> None:
 
 # -- admin endpoint and `meshclient status` ------------------------------------------------
 
+@pytest.mark.slow
 def test_admin_endpoint_and_status_command(cluster: LoopbackCluster,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     policy = meshclient.Policy.from_dict({"version": "v9", "services": {
@@ -437,6 +442,7 @@ def test_admin_endpoint_and_status_command(cluster: LoopbackCluster,
     assert "cannot read" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_meshclient_admin_env_starts_the_endpoint(monkeypatch: pytest.MonkeyPatch,
                                                   cluster: LoopbackCluster) -> None:
     from tests.servers.ports import free_port
@@ -451,6 +457,7 @@ def test_meshclient_admin_env_starts_the_endpoint(monkeypatch: pytest.MonkeyPatc
         admin.reset()
 
 
+@pytest.mark.slow
 def test_admin_port_taken_is_a_warning_not_a_crash(monkeypatch: pytest.MonkeyPatch,
                                                    cluster: LoopbackCluster,
                                                    caplog: pytest.LogCaptureFixture) -> None:

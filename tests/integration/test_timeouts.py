@@ -10,6 +10,8 @@ import pytest
 import meshclient
 from meshclient.testing import LoopbackCluster
 
+pytestmark = pytest.mark.slow
+
 
 def test_per_try_timeout_retries_elsewhere(mesh, cluster: LoopbackCluster) -> None:
     cluster.set(0, hang=True)

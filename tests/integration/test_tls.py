@@ -14,6 +14,8 @@ import trustme
 from meshclient import Policy
 from tests.servers.tls import TLSServer
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def ca() -> trustme.CA:

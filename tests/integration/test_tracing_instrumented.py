@@ -73,6 +73,7 @@ def test_one_client_span_per_attempt_under_the_instrumentation(
     assert sent_span_id(r) == attempt.context.span_id  # downstream continues the attempt
 
 
+@pytest.mark.slow
 def test_retries_and_passthrough_stay_single_spans(mesh, cluster: LoopbackCluster,
                                                    otel: Otel, instrumented: Any) -> None:
     cluster.set(0, status=503)
@@ -87,6 +88,7 @@ def test_retries_and_passthrough_stay_single_spans(mesh, cluster: LoopbackCluste
     assert len(attempts) == sum(c.attributes[semconv.MESH_ATTEMPTS] for c in calls) + 1
 
 
+@pytest.mark.slow
 def test_the_instrumentation_records_when_meshclient_does_not_trace(
         mesh, cluster: LoopbackCluster, otel: Otel, instrumented: Any) -> None:
     """Spans are meshclient's only while it records them: with telemetry off (no provider

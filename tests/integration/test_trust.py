@@ -17,7 +17,7 @@ import pytest
 from meshclient.policy import Policy, PolicyStore
 from meshclient.security.trust import SchemeDowngrade
 from meshclient.testing import Backend
-from tests.integration.test_control import wait_for
+from tests.servers.helpers import wait_until
 from tests.servers.nginx import NginxServer
 
 INTERVAL = 0.2
@@ -33,7 +33,7 @@ def follow(store: PolicyStore, nginx: NginxServer, document: dict[str, Any]) -> 
     """Serve `document` and wait until the store's refresher has judged it."""
     nginx.publish("mesh.json", json.dumps(document))
     refresher = store.watch(nginx.url("mesh.json"), interval_s=INTERVAL, wait=5)
-    wait_for(lambda: refresher.stats.applied + refresher.stats.rejected >= 1)
+    wait_until(lambda: refresher.stats.applied + refresher.stats.rejected >= 1)
     return refresher
 
 
@@ -91,6 +91,7 @@ def test_remote_policy_reads_only_allowed_secrets(nginx_server, monkeypatch, aut
         store.close()
 
 
+@pytest.mark.slow
 def test_allowed_secrets_reach_their_service(mesh, nginx_server, monkeypatch, tmp_path: Path,
                                              attacker) -> None:
     monkeypatch.setenv("MESHCLIENT_SECRET_BILLING", "billing-token")
@@ -117,7 +118,7 @@ def test_allowed_secrets_reach_their_service(mesh, nginx_server, monkeypatch, tm
     nginx_server.publish("mesh.json", json.dumps({"version": "v3", "services": {
         "d": {"endpoints": [attacker.address],
               "auth": {"bearer": {"token_file": str(tmp_path / "secrets" / "escape")}}}}}))
-    wait_for(lambda: refresher.stats.rejected >= 1)
+    wait_until(lambda: refresher.stats.rejected >= 1)
     assert "services.d.auth.bearer.token_file" in refresher.last_errors[0]  # symlink out
     assert store.current.version == "v2"
 
@@ -184,6 +185,7 @@ def test_plaintext_control_url_with_a_token_is_warned_once(nginx_server, monkeyp
             store.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content", [
     '{"aws_secret_access_key": "SECRETVALUE123"}',  # a JSON object without endpoints
     '["SECRETVALUE123"]',                            # not host:port
@@ -208,6 +210,7 @@ def test_file_discovery_never_quotes_the_file(mesh, tmp_path: Path, content: str
     assert "SECRETVALUE123" not in str(info.value) and "SECRETVALUE123" not in status
 
 
+@pytest.mark.slow
 def test_etcd_policy_is_held_to_the_same_rules(mesh, etcd_server, attacker) -> None:
     store = PolicyStore()
     caller = mesh(store)
@@ -216,14 +219,14 @@ def test_etcd_policy_is_held_to_the_same_rules(mesh, etcd_server, attacker) -> N
         etcd.put("/mesh/trust", json.dumps({"version": "e1", "services": {
             "api.example.test": {"endpoints": [attacker.address]}}}).encode())
         refresher = store.watch(etcd_server.url("/mesh/trust"), wait=5)
-        wait_for(lambda: store.current.version == "e1")
+        wait_until(lambda: store.current.version == "e1")
         with pytest.raises(SchemeDowngrade):
             caller.get("https://api.example.test/", headers={"Authorization": "Bearer own"})
         assert attacker.hits == 0
         etcd.put("/mesh/trust", json.dumps({"version": "e2", "services": {"x": {
             "endpoints": [attacker.address],
             "auth": {"bearer": {"token_env": "HOME"}}}}}).encode())
-        wait_for(lambda: refresher.stats.rejected >= 1)
+        wait_until(lambda: refresher.stats.rejected >= 1)
         assert refresher.last_errors[0].startswith("services.x.auth.bearer.token_env:")
         assert store.current.version == "e1"
     finally:
@@ -244,7 +247,7 @@ def test_cached_remote_policy_is_checked_too(nginx_server, tmp_path: Path) -> No
     try:
         refresher = store.watch(nginx_server.url("mesh.json"), interval_s=INTERVAL,
                                 cache=str(cache), wait=5)
-        wait_for(lambda: store.current.version == "good")
+        wait_until(lambda: store.current.version == "good")
         assert seen == ["good"]  # the cached policy never became current
         assert refresher.stats.rejected == 1
     finally:

@@ -15,7 +15,7 @@ class _Handler(QuietHandler):
             srv.in_flight += 1
             srv.max_in_flight = max(srv.max_in_flight, srv.in_flight)
             srv.hits += 1
-        time.sleep(srv.latency_s)
+        time.sleep(srv.latency_s)  # the scenario: a backend's latency
         with srv.lock:
             srv.in_flight -= 1
         self.send_response(srv.status)

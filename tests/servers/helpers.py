@@ -28,6 +28,22 @@ def until(predicate: Callable[[], bool], timeout_s: float, *, every_s: float = 0
     return predicate()
 
 
+def wait_until(predicate: Callable[[], object], timeout_s: float = 10.0, *,
+               every_s: float = 0.01, what: str = "") -> float:
+    """Poll `predicate` every `every_s` until it holds; the seconds that took. Fails the test
+    (AssertionError naming `what`, or the predicate) if it still does not hold after
+    `timeout_s`. The timeout is generous on purpose: it bounds a broken test, it is not the
+    behaviour under test, so a loaded machine only makes the wait longer, never failing."""
+    start = time.monotonic()
+    deadline = start + timeout_s
+    while True:
+        if predicate():
+            return time.monotonic() - start
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout_s}s: {what or predicate}")
+        time.sleep(every_s)
+
+
 def run_threads(targets: Iterable[Callable[[], object]], join_s: float) -> None:
     """One thread per target, all started before any is joined; each join waits `join_s`."""
     threads = [threading.Thread(target=target) for target in targets]

@@ -49,6 +49,7 @@ class LongPollServer(ThreadedHTTPServer):
         self.index = 1
         self.text = text
         self.requests = 0
+        self.parked = 0  # requests waiting for a change right now
         self._closed = False
         super().__init__(_Handler, host, _Server)
         self.url = f"http://{self.address}/policy"
@@ -63,8 +64,10 @@ class LongPollServer(ThreadedHTTPServer):
     def wait(self, index: int, wait_s: float) -> tuple[int, str]:
         with self._cond:
             if index >= self.index:
+                self.parked += 1
                 self._cond.wait_for(lambda: self.index > index or self._closed,
                                     min(wait_s, 10.0))
+                self.parked -= 1
             self.requests += 1
             return self.index, self.text
 

@@ -26,7 +26,7 @@ class _Handler(QuietHandler):
             owner.requests += 1
             n = owner.requests
             owner.forms.append({k: v[0] for k, v in form.items()})
-        time.sleep(owner.delay_s)
+        time.sleep(owner.delay_s)  # the scenario: a slow token endpoint
         if owner.status != 200:
             status, body = owner.status, {"error": "temporarily_unavailable"}
         elif self.headers.get("Authorization") != f"Basic {expected}" or form.get(

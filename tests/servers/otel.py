@@ -29,7 +29,7 @@ class Otel:
         return list(self.exporter.get_finished_spans())
 
     def wait_spans(self, n: int, kind: SpanKind | None = None,
-                   timeout: float = 5.0) -> list[ReadableSpan]:
+                   timeout: float = 10.0) -> list[ReadableSpan]:
         """The finished spans (of `kind`) once there are `n`: a server ends its span just
         after sending the response, so the client may be faster."""
         deadline = time.monotonic() + timeout
@@ -37,7 +37,7 @@ class Otel:
             spans = [s for s in self.spans() if kind is None or s.kind == kind]
             if len(spans) >= n or time.monotonic() > deadline:
                 return spans
-            time.sleep(0.005)
+            time.sleep(0.005)  # polls, bounded by the deadline
 
     def named(self, name: str) -> list[ReadableSpan]:
         return [s for s in self.spans() if s.name == name]

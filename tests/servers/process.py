@@ -83,7 +83,7 @@ class ServerProcess:
                 return self
             if proc.poll() is not None:
                 break
-            time.sleep(self.probe_interval_s)
+            time.sleep(self.probe_interval_s)  # polls until it answers, bounded
         self.stop()
         raise RuntimeError(self.failure())
 

@@ -92,7 +92,7 @@ def run_uvicorn(server: uvicorn.Server, name: str, *, daemon: bool = False,
             server.should_exit = True
             thread.join(5)
             raise RuntimeError(f"{name} did not start")
-        time.sleep(0.01)
+        time.sleep(0.01)  # polls until it listens, bounded by the deadline
     return thread
 
 

@@ -13,6 +13,7 @@ from meshclient.policy import Policy
 from meshclient.testing import FakeClock, SeededRng
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rate", [20, 100])
 def test_backend_load_per_request_is_bounded_by_the_budget(rate: int) -> None:
     clock = FakeClock()

@@ -77,6 +77,7 @@ def assert_even(counts: Counter[str], n: int, total: int, tolerance: float) -> N
         assert abs(count / total - 1 / n) <= tolerance / n, (key, count, counts)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["p2c-ewma", "p2c-least-request", "random", "round-robin"])
 def test_equal_load_is_spread_evenly(kind: str) -> None:
     sim = Sim(kind, 10)

@@ -35,6 +35,7 @@ def test_the_shortcut_is_active() -> None:
     assert address_request is _fast_address
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("url", URLS)
 @pytest.mark.parametrize("target", TARGETS)
 def test_fast_address_matches_a_rebuilt_request(url: str, target: tuple[str, str, int]) -> None:

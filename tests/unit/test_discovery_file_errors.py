@@ -7,6 +7,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +22,7 @@ documents = st.recursive(leaf, lambda inner: st.lists(inner, max_size=3) | st.di
                      f"{MARK}: x", "endpoints"]), inner, max_size=3), max_leaves=8)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(documents)
 def test_errors_never_quote_the_file(document: object) -> None:

@@ -39,7 +39,7 @@ class ScriptedResolver:
 
     def resolve(self) -> Resolution:
         self.calls += 1
-        time.sleep(self.delay_s)
+        time.sleep(self.delay_s)  # the scenario: a slow lookup
         item = self.script.pop(0) if len(self.script) > 1 else self.script[0]
         if isinstance(item, Exception):
             raise item
@@ -134,7 +134,7 @@ class WatchingResolver(ScriptedResolver):
               should_stop: Callable[[], bool]) -> None:
         publish(res(A))
         while not should_stop():
-            time.sleep(0.01)
+            time.sleep(0.01)  # the scenario: a watch that stays open until told to stop
 
 
 def test_watching_resolver_is_followed_not_polled() -> None:
@@ -142,7 +142,7 @@ def test_watching_resolver_is_followed_not_polled() -> None:
     cache = EndpointCache("users", resolver, FAST)
     try:
         assert cache.wait(2.0)
-        time.sleep(0.2)
+        time.sleep(0.2)  # the scenario: a window in which a polling cache would have polled
         assert cache.resolution == res(A) and resolver.calls == 0
     finally:
         cache.close()

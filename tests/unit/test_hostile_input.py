@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -35,6 +36,7 @@ documents = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(documents)
 def test_any_control_document_is_applied_or_rejected_briefly(document: bytes) -> None:
@@ -50,6 +52,7 @@ def test_any_control_document_is_applied_or_rejected_briefly(document: bytes) ->
             assert applier.stats.unchanged == 1
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(documents, st.integers(1, 1000))
 def test_any_etcd_value_is_an_endpoint_or_skipped_with_a_short_reason(value: bytes,

@@ -109,6 +109,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_with_the_private_globals_moved_meshclient_still_traces(tmp_path: Path) -> None:
     shadow = tmp_path / "api"
     _shadow_api(shadow)

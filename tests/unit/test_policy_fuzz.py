@@ -9,6 +9,7 @@ import json
 import warnings
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +19,8 @@ from meshclient.policy._envnames import service_from_variable, variable_for_serv
 from meshclient.policy._fields import MAX_DURATION_S
 
 from .policy_documents import RICH_TOML, rich
+
+pytestmark = pytest.mark.slow
 
 STRANGE_TEXT = st.sampled_from([
     "", " ", "\x00", "a\r\nb", "\n", "\x7f", "é", "\ud800", "*", "(a+)+$", "[", "{", "0",

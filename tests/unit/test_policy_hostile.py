@@ -71,6 +71,7 @@ def test_deep_json_is_refused(text: str) -> None:
     assert "nested more than 32 levels deep" in error
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", [
     "version = " + "[" * 100_000,
     "version = " + "{a = " * 5000,

@@ -158,6 +158,7 @@ TOKENS = st.sampled_from(["a", "b", ".", r"\d", r"\w", "[ab]", "[^/]", "/", r"\.
                           "(?=", "(?!", "(?P<n>", "(?i)", "^", "$", "{", "}", "-", "]"])
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(st.lists(TOKENS, max_size=12).map("".join))
 def test_the_check_refuses_every_pattern_python_parses_as_dangerous(pattern: str) -> None:

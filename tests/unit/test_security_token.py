@@ -38,6 +38,7 @@ def test_any_bytes_give_a_token_or_the_one_error(body: bytes) -> None:
     assert NOW < token.refresh_ns <= token.expires_ns
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(json_values)
 def test_any_expires_in_gives_a_lifetime_or_the_one_error(value: object) -> None:
