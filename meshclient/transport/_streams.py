@@ -22,7 +22,6 @@ from .._core.actions import OnClose
 from ..errors import DeadlineExceeded
 from ._deadline import Watch
 
-_new_object = object.__new__
 _monotonic_ns = time.monotonic_ns
 
 
@@ -120,9 +119,7 @@ def watch_sync(response: httpx.Response, watch: Watch | None) -> None:
     extensions = response.extensions
     watch.stream = (extensions.get("network_stream")
                     if extensions.get("http_version") == b"HTTP/1.1" else None)
-    stream = _new_object(TrackedSyncStream)
-    stream._stream, stream._on_close, stream._watch = response.stream, None, watch  # type: ignore[assignment]
-    response.stream = stream
+    response.stream = TrackedSyncStream(response.stream, None, watch)  # type: ignore[arg-type]
 
 
 def watch_async(response: httpx.Response, watch: Watch | None) -> None:
@@ -135,9 +132,7 @@ def watch_async(response: httpx.Response, watch: Watch | None) -> None:
     extensions = response.extensions
     watch.stream = (extensions.get("network_stream")
                     if extensions.get("http_version") == b"HTTP/1.1" else None)
-    stream = _new_object(TrackedAsyncStream)
-    stream._stream, stream._on_close, stream._watch = response.stream, None, watch  # type: ignore[assignment]
-    response.stream = stream
+    response.stream = TrackedAsyncStream(response.stream, None, watch)  # type: ignore[arg-type]
 
 
 def track_sync(response: httpx.Response, on_close: OnClose) -> None:
@@ -149,11 +144,8 @@ def track_sync(response: httpx.Response, on_close: OnClose) -> None:
     stream = response.stream
     if type(stream) is TrackedSyncStream and stream._on_close is None:  # watched, untracked
         stream._on_close = on_close
-    else:  # `TrackedSyncStream(response.stream, on_close)`, without the `__init__` frame
-        tracked = _new_object(TrackedSyncStream)
-        tracked._stream, tracked._on_close, tracked._watch = (
-            response.stream, on_close, None)  # type: ignore[assignment]
-        response.stream = tracked
+    else:
+        response.stream = TrackedSyncStream(response.stream, on_close)  # type: ignore[arg-type]
 
 
 def track_async(response: httpx.Response, on_close: OnClose) -> None:
@@ -164,8 +156,5 @@ def track_async(response: httpx.Response, on_close: OnClose) -> None:
     stream = response.stream
     if type(stream) is TrackedAsyncStream and stream._on_close is None:  # watched, untracked
         stream._on_close = on_close
-    else:  # `TrackedAsyncStream(response.stream, on_close)`, without the `__init__` frame
-        tracked = _new_object(TrackedAsyncStream)
-        tracked._stream, tracked._on_close, tracked._watch = (
-            response.stream, on_close, None)  # type: ignore[assignment]
-        response.stream = tracked
+    else:
+        response.stream = TrackedAsyncStream(response.stream, on_close)  # type: ignore[arg-type]
