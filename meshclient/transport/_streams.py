@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any, NoReturn
 
 import httpx
 
@@ -25,19 +26,43 @@ from ._deadline import Watch
 _monotonic_ns = time.monotonic_ns
 
 
-class TrackedSyncStream(httpx.SyncByteStream):
+class _Tracked:
+    """What both tracked streams share: the inner stream, the callback, the watch."""
+
+    __slots__ = ("_on_close", "_stream", "_watch")
+
+    def __init__(self, stream: Any, on_close: OnClose | None,
+                 watch: Watch | None = None) -> None:
+        self._stream = stream
+        self._on_close: OnClose | None = on_close
+        self._watch: Watch | None = watch
+
+    def _closed(self) -> None:
+        """The body was closed: call back once, with the body's error (see the module's
+        docstring)."""
+        callback, self._on_close = self._on_close, None
+        if callback is not None:
+            error = sys.exc_info()[1]
+            callback(error if isinstance(error, httpx.TransportError) else None)
+
+
+def _failed(watch: Watch, exc: httpx.TransportError) -> NoReturn:
+    """A read failed with `exc` (being handled): raise `DeadlineExceeded` when the deadline
+    cut it short, else `exc` again."""
+    if watch.fired and not isinstance(exc, DeadlineExceeded):
+        raise watch.expired(exc) from exc
+    raise exc
+
+
+class TrackedSyncStream(_Tracked, httpx.SyncByteStream):
     """Wraps a sync response stream; calls `on_close` exactly once, when it is closed.
     With a `Watch` (the call's deadline, `_deadline.py`): the deadline is checked between
     chunks, a read the deadline cut short raises `DeadlineExceeded`, and closing disarms
     the watch (before the connection goes back to the pool)."""
 
-    __slots__ = ("_on_close", "_stream", "_watch")
+    __slots__ = ()
 
-    def __init__(self, stream: httpx.SyncByteStream, on_close: OnClose | None,
-                 watch: Watch | None = None) -> None:
-        self._stream = stream
-        self._on_close: OnClose | None = on_close
-        self._watch = watch
+    _stream: httpx.SyncByteStream
 
     def __iter__(self) -> Iterator[bytes]:
         if self._watch is None:
@@ -52,9 +77,7 @@ class TrackedSyncStream(httpx.SyncByteStream):
                     raise watch.expired(None)
                 yield chunk
         except httpx.TransportError as exc:
-            if watch.fired and not isinstance(exc, DeadlineExceeded):
-                raise watch.expired(exc) from exc
-            raise
+            _failed(watch, exc)
 
     def close(self) -> None:
         try:
@@ -62,22 +85,15 @@ class TrackedSyncStream(httpx.SyncByteStream):
                 self._watch.disarm()
             self._stream.close()
         finally:
-            callback, self._on_close = self._on_close, None
-            if callback is not None:  # with the body's error: see the module's docstring
-                error = sys.exc_info()[1]
-                callback(error if isinstance(error, httpx.TransportError) else None)
+            self._closed()
 
 
-class TrackedAsyncStream(httpx.AsyncByteStream):
+class TrackedAsyncStream(_Tracked, httpx.AsyncByteStream):
     """`TrackedSyncStream` for an async response stream."""
 
-    __slots__ = ("_on_close", "_stream", "_watch")
+    __slots__ = ()
 
-    def __init__(self, stream: httpx.AsyncByteStream, on_close: OnClose | None,
-                 watch: Watch | None = None) -> None:
-        self._stream = stream
-        self._on_close: OnClose | None = on_close
-        self._watch = watch
+    _stream: httpx.AsyncByteStream
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         if self._watch is None:
@@ -92,9 +108,7 @@ class TrackedAsyncStream(httpx.AsyncByteStream):
                     raise watch.expired(None)
                 yield chunk
         except httpx.TransportError as exc:
-            if watch.fired and not isinstance(exc, DeadlineExceeded):
-                raise watch.expired(exc) from exc
-            raise
+            _failed(watch, exc)
 
     async def aclose(self) -> None:
         try:
@@ -102,59 +116,49 @@ class TrackedAsyncStream(httpx.AsyncByteStream):
                 self._watch.disarm()
             await self._stream.aclose()
         finally:
-            callback, self._on_close = self._on_close, None
-            if callback is not None:  # with the body's error: see the module's docstring
-                error = sys.exc_info()[1]
-                callback(error if isinstance(error, httpx.TransportError) else None)
+            self._closed()
+
+
+def _watch(response: httpx.Response, watch: Watch | None, kind: type[_Tracked]) -> None:
+    if watch is None:
+        return
+    if response.is_closed:  # read already (in memory): httpx never closes it again
+        watch.disarm()
+        return
+    extensions = response.extensions
+    watch.stream = (extensions.get("network_stream")
+                    if extensions.get("http_version") == b"HTTP/1.1" else None)
+    response.stream = kind(response.stream, None, watch)  # type: ignore[assignment]
+
+
+def _track(response: httpx.Response, on_close: OnClose, kind: type[_Tracked]) -> None:
+    if response.is_closed:
+        on_close(None)
+        return
+    stream: Any = response.stream
+    if type(stream) is kind and stream._on_close is None:  # watched, untracked
+        stream._on_close = on_close
+    else:
+        response.stream = kind(stream, on_close)  # type: ignore[assignment]
 
 
 def watch_sync(response: httpx.Response, watch: Watch | None) -> None:
     """Put `response`'s body under the attempt's deadline (see `TrackedSyncStream`); the
     watch learns the connection's network stream. No watch: nothing to do."""
-    if watch is None:
-        return
-    if response.is_closed:  # read already (in memory): httpx never closes it again
-        watch.disarm()
-        return
-    extensions = response.extensions
-    watch.stream = (extensions.get("network_stream")
-                    if extensions.get("http_version") == b"HTTP/1.1" else None)
-    response.stream = TrackedSyncStream(response.stream, None, watch)  # type: ignore[arg-type]
+    _watch(response, watch, TrackedSyncStream)
 
 
 def watch_async(response: httpx.Response, watch: Watch | None) -> None:
     """`watch_sync` for an async response."""
-    if watch is None:
-        return
-    if response.is_closed:  # read already (in memory): httpx never closes it again
-        watch.disarm()
-        return
-    extensions = response.extensions
-    watch.stream = (extensions.get("network_stream")
-                    if extensions.get("http_version") == b"HTTP/1.1" else None)
-    response.stream = TrackedAsyncStream(response.stream, None, watch)  # type: ignore[arg-type]
+    _watch(response, watch, TrackedAsyncStream)
 
 
 def track_sync(response: httpx.Response, on_close: OnClose) -> None:
     """Have `on_close` called when `response`'s body is closed: at once for a response
     already read (an in-memory one: httpx never closes it again), else by its stream."""
-    if response.is_closed:
-        on_close(None)
-        return
-    stream = response.stream
-    if type(stream) is TrackedSyncStream and stream._on_close is None:  # watched, untracked
-        stream._on_close = on_close
-    else:
-        response.stream = TrackedSyncStream(response.stream, on_close)  # type: ignore[arg-type]
+    _track(response, on_close, TrackedSyncStream)
 
 
 def track_async(response: httpx.Response, on_close: OnClose) -> None:
     """`track_sync` for an async response."""
-    if response.is_closed:
-        on_close(None)
-        return
-    stream = response.stream
-    if type(stream) is TrackedAsyncStream and stream._on_close is None:  # watched, untracked
-        stream._on_close = on_close
-    else:
-        response.stream = TrackedAsyncStream(response.stream, on_close)  # type: ignore[arg-type]
+    _track(response, on_close, TrackedAsyncStream)
