@@ -17,16 +17,17 @@ and guard, the attempt's request; how many attempts the call may make, the one-l
 replay rules, matters only if the flow takes over, which works it out then); `finish`
 observes the outcome (step 7) and ends the call when the response is final (`is_final`).
 Anything else (an error, a retryable status) is handed to `request_flow` as a `Resume`
-value, so retries, budgets and deadlines are decided in one place. With telemetry on, a
-`Traced` (telemetry's) is told about the attempt; the path is the same.
+value, so retries, budgets and deadlines are decided in one place. With telemetry on, the
+same path: a subclass (`transport._traced.TracedFirst`) tells telemetry about the attempt.
 Pure, like the rest of the core.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from functools import partial
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -46,25 +47,17 @@ if TYPE_CHECKING:
 _NOT_TRIED: set[str] = set()  # read only: a first pick excludes nothing
 
 
-class Traced(Protocol):
-    """What telemetry does around a first attempt (`telemetry._flow.TracedFirst`)."""
-
-    def sending(self) -> AbstractContextManager[None]:
-        """Entered around the attempt's send."""
-
-    def finish(self, first: First, response: httpx.Response | None,
-               error: Exception | None) -> Flow | None: ...
-
-    def cancelled(self) -> None: ...
-
-
 class First:
     """A first attempt in flight: its request (`sent`: send this), and what `finish` (and
     the flow, if it takes over) needs. One per call; made by `start_first`."""
 
     __slots__ = ("at_ns", "capped", "decision", "inbound", "inherited", "left_ns",
                  "on_close", "per_try_ns", "request", "runtime", "sent", "start_ns", "state",
-                 "ticket", "traced")
+                 "ticket")
+
+    #: telemetry records this call (a `transport._traced.TracedFirst`): the shell sends
+    #: the attempt inside `sending()`
+    traced = False
 
     def __init__(self, request: httpx.Request, runtime: ServiceRuntime,
                  inbound: Inbound | None, decision: Decision | None, sent: httpx.Request,
@@ -79,24 +72,21 @@ class First:
         self.left_ns = left_ns  # of it, when the attempt was made (the shell's bound)
         #: for a final response (set by `finish`): call when its body closes
         self.on_close: OnClose | None = None
-        self.traced: Traced | None = None  # telemetry's, when the call is traced
 
     def as_send(self) -> Send:
         """The attempt as a `Send` (for telemetry, and a shell whose guard attaches
         credentials)."""
         return Send(self.sent, self.state.endpoint, self.runtime.service.name, 1, self.left_ns)
 
+    def sending(self) -> AbstractContextManager[None]:
+        """Entered around the attempt's send (by a shell, for a traced call)."""
+        return nullcontext()
+
     def finish(self, response: httpx.Response | None,
                error: Exception | None = None) -> Flow | None:
         """Observe the attempt (its response, or the error sending it raised). None: the
         response is final, and the shell returns it with `on_close` called when its body
         closes; else the flow from here on."""
-        if self.traced is not None:
-            return self.traced.finish(self, response, error)
-        return self.settle(response, error)
-
-    def settle(self, response: httpx.Response | None, error: Exception | None) -> Flow | None:
-        """`finish`, untraced."""
         runtime = self.runtime
         now = runtime.clock.now_ns()
         state, start = self.state, self.start_ns
@@ -111,15 +101,14 @@ class First:
 
     def cancelled(self) -> None:
         """The shell was interrupted while the attempt was in flight."""
-        if self.traced is not None:
-            self.traced.cancelled()
 
 
 def start_first(request: httpx.Request, runtime: ServiceRuntime, inbound: Inbound | None,
-                decision: Decision | None) -> First | None:
-    """The call's first attempt, started, or None when the call needs `request_flow` from
-    the beginning (nothing has been done then). Raises `NoEndpointsAvailable` or
-    `CircuitOpen` as the flow would."""
+                decision: Decision | None,
+                make: Callable[..., First] = First) -> First | None:
+    """The call's first attempt, started (`make`: `First` or a subclass, given `First`'s
+    arguments), or None when the call needs `request_flow` from the beginning (nothing has
+    been done then). Raises `NoEndpointsAvailable` or `CircuitOpen` as the flow would."""
     service = runtime.service
     retry = service.retry
     if decision is None:
@@ -144,7 +133,7 @@ def start_first(request: httpx.Request, runtime: ServiceRuntime, inbound: Inboun
     sent, capped = attempt_request(request, runtime, state, 1, at, per_try_ns, now)
     if inbound is not None and inbound.is_retry and retry.one_layer:  # as `request_flow`
         sent.headers[ATTEMPT_HEADER] = "2"  # part of a retry: none below either
-    return First(request, runtime, inbound, decision, sent, state, ticket, state.begin(now),
-                 capped, bound, at - now)
+    return make(request, runtime, inbound, decision, sent, state, ticket, state.begin(now),
+                capped, bound, at - now)
 
 

@@ -60,8 +60,9 @@ _NS = 1_000_000_000
 
 def is_final(runtime: ServiceRuntime, response: httpx.Response) -> bool:
     """THE rule for a response: final (returned as it is, never marked, no retry asked)
-    when its status is not one `retry.on` lists."""
-    return not runtime.resilience.rules.status_listed(response.status_code)
+    when its status is not one `retry.on` lists (`RetryRules.status_listed`, as the set
+    lookup it is: every call asks)."""
+    return response.status_code not in runtime.resilience.rules.statuses
 
 
 class Resume(NamedTuple):

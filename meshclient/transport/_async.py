@@ -66,10 +66,10 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         held: httpx.Response | None = None
         watch = watch_attempt(first.sent, first.left_ns, self.inner, first.runtime.service.name)
         try:
-            if first.traced is None:
+            if not first.traced:
                 held = await self.inner.handle_async_request(first.sent)
             else:
-                with first.traced.sending():
+                with first.sending():
                     held = await self.inner.handle_async_request(first.sent)
         except Exception as exc:  # the core decides what the caller sees
             flow = first.finish(None, watch.failed(exc))
@@ -101,11 +101,8 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
             elif isinstance(opened, First):
                 first = opened
                 try:
-                    if first.traced is None:
+                    with first.sending():
                         sent = await self._send(first.as_send(), guard)
-                    else:
-                        with first.traced.sending():
-                            sent = await self._send(first.as_send(), guard)
                 except BaseException:
                     first.cancelled()
                     raise

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, NoReturn
 
 import httpx
@@ -119,46 +119,44 @@ class TrackedAsyncStream(_Tracked, httpx.AsyncByteStream):
             self._closed()
 
 
-def _watch(response: httpx.Response, watch: Watch | None, kind: type[_Tracked]) -> None:
-    if watch is None:
-        return
-    if response.is_closed:  # read already (in memory): httpx never closes it again
-        watch.disarm()
-        return
-    extensions = response.extensions
-    watch.stream = (extensions.get("network_stream")
-                    if extensions.get("http_version") == b"HTTP/1.1" else None)
-    response.stream = kind(response.stream, None, watch)  # type: ignore[assignment]
+def _watcher(kind: type[_Tracked]) -> Callable[[httpx.Response, Watch | None], None]:
+    def watch_stream(response: httpx.Response, watch: Watch | None) -> None:
+        if watch is None:
+            return
+        if response.is_closed:  # read already (in memory): httpx never closes it again
+            watch.disarm()
+            return
+        extensions = response.extensions
+        watch.stream = (extensions.get("network_stream")
+                        if extensions.get("http_version") == b"HTTP/1.1" else None)
+        response.stream = kind(response.stream, None, watch)  # type: ignore[assignment]
+
+    return watch_stream
 
 
-def _track(response: httpx.Response, on_close: OnClose, kind: type[_Tracked]) -> None:
-    if response.is_closed:
-        on_close(None)
-        return
-    stream: Any = response.stream
-    if type(stream) is kind and stream._on_close is None:  # watched, untracked
-        stream._on_close = on_close
-    else:
-        response.stream = kind(stream, on_close)  # type: ignore[assignment]
+def _tracker(kind: type[_Tracked]) -> Callable[[httpx.Response, OnClose], None]:
+    def track(response: httpx.Response, on_close: OnClose) -> None:
+        if response.is_closed:
+            on_close(None)
+            return
+        stream: Any = response.stream
+        if type(stream) is kind and stream._on_close is None:  # watched, untracked
+            stream._on_close = on_close
+        else:
+            response.stream = kind(stream, on_close)  # type: ignore[assignment]
+
+    return track
 
 
-def watch_sync(response: httpx.Response, watch: Watch | None) -> None:
-    """Put `response`'s body under the attempt's deadline (see `TrackedSyncStream`); the
-    watch learns the connection's network stream. No watch: nothing to do."""
-    _watch(response, watch, TrackedSyncStream)
+#: `watch_sync(response, watch)`: put `response`'s body under the attempt's deadline (see
+#: `TrackedSyncStream`); the watch learns the connection's network stream. No watch:
+#: nothing to do. `watch_async`: the same for an async response.
+watch_sync = _watcher(TrackedSyncStream)
+watch_async = _watcher(TrackedAsyncStream)
 
-
-def watch_async(response: httpx.Response, watch: Watch | None) -> None:
-    """`watch_sync` for an async response."""
-    _watch(response, watch, TrackedAsyncStream)
-
-
-def track_sync(response: httpx.Response, on_close: OnClose) -> None:
-    """Have `on_close` called when `response`'s body is closed: at once for a response
-    already read (an in-memory one: httpx never closes it again), else by its stream."""
-    _track(response, on_close, TrackedSyncStream)
-
-
-def track_async(response: httpx.Response, on_close: OnClose) -> None:
-    """`track_sync` for an async response."""
-    _track(response, on_close, TrackedAsyncStream)
+#: `track_sync(response, on_close)`: have `on_close` called when `response`'s body is
+#: closed: at once for a response already read (an in-memory one: httpx never closes it
+#: again), else by its stream. `track_async`: the same for an async response. (Made per
+#: stream class, so the usual call pays no second function call.)
+track_sync = _tracker(TrackedSyncStream)
+track_async = _tracker(TrackedAsyncStream)

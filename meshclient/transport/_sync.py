@@ -64,10 +64,10 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         held: httpx.Response | None = None
         watch = watch_attempt(first.sent, first.left_ns, self.inner, first.runtime.service.name)
         try:
-            if first.traced is None:
+            if not first.traced:
                 held = self.inner.handle_request(first.sent)
             else:
-                with first.traced.sending():
+                with first.sending():
                     held = self.inner.handle_request(first.sent)
         except Exception as exc:  # the core decides what the caller sees
             flow = first.finish(None, watch.failed(exc))
@@ -99,11 +99,8 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
             elif isinstance(opened, First):
                 first = opened
                 try:
-                    if first.traced is None:
+                    with first.sending():
                         sent = self._send(first.as_send(), guard)
-                    else:
-                        with first.traced.sending():
-                            sent = self._send(first.as_send(), guard)
                 except BaseException:
                     first.cancelled()
                     raise

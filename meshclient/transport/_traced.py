@@ -4,6 +4,8 @@ told about it as `telemetry._flow.instrument` tells it about a flow's attempts."
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
+from functools import partial
+from typing import Any
 
 import httpx
 
@@ -17,41 +19,41 @@ from ..telemetry._flow import CURRENT_CALL, _suppress_http_instrumentation, inst
 from ..telemetry.tracing import Call
 
 
-class TracedFirst:
-    """`First.traced` for a call telemetry records (`Call`)."""
+class TracedFirst(First):
+    """A `First` whose call telemetry records (`call`)."""
 
     __slots__ = ("call",)
 
-    def __init__(self, call: Call) -> None:
+    traced = True
+
+    def __init__(self, call: Call, *args: Any) -> None:
+        super().__init__(*args)
         self.call = call
 
     def sending(self) -> AbstractContextManager[None]:
-        """Around the attempt's send: OpenTelemetry's httpx instrumentation suppressed while
-        meshclient records the attempt's span (see `instrument`)."""
+        """OpenTelemetry's httpx instrumentation suppressed while meshclient records the
+        attempt's span (see `instrument`)."""
         return _suppress_http_instrumentation(self.call) or nullcontext()
 
-    def finish(self, first: First, response: httpx.Response | None,
-               error: Exception | None) -> Flow | None:
+    def finish(self, response: httpx.Response | None,
+               error: Exception | None = None) -> Flow | None:
         call = self.call
         call.outcome(Outcome(response, error))
         token = CURRENT_CALL.set(call)
         try:
-            flow = first.settle(response, error)
+            flow = super().finish(response, error)
         except BaseException as exc:
             call.fail(exc)
             raise
         finally:
             CURRENT_CALL.reset(token)
         if flow is None:
-            first.on_close = call.finisher(first.on_close)
+            self.on_close = call.finisher(self.on_close)
             return None
         return instrument(flow, call)
 
     def cancelled(self) -> None:
         self.call.fail(None)
-
-    def __repr__(self) -> str:
-        return f"<TracedFirst attempts={self.call.attempts}>"
 
 
 def start_traced(request: httpx.Request, runtime: ServiceRuntime, inbound: Inbound | None,
@@ -60,13 +62,12 @@ def start_traced(request: httpx.Request, runtime: ServiceRuntime, inbound: Inbou
     told to `call`; an error starting it fails the call."""
     token = CURRENT_CALL.set(call)
     try:
-        first = start_first(request, runtime, inbound, decision)
+        first = start_first(request, runtime, inbound, decision, partial(TracedFirst, call))
     except BaseException as exc:
         call.fail(exc)
         raise
     finally:
         CURRENT_CALL.reset(token)
     if first is not None:
-        first.traced = TracedFirst(call)
         call.attempt(first.as_send())
     return first

@@ -298,7 +298,7 @@ def test_a_traced_call_takes_the_same_first_attempt_path(mesh, cluster: Loopback
     transport = meshclient.MeshTransport(cluster.policy("users"))
     request = httpx.Request("GET", "http://users/")
     opened = transport._open(request, transport._route(request))
-    assert isinstance(opened, First) and opened.traced is not None  # one path, traced or not
+    assert isinstance(opened, First) and opened.traced  # one path, traced or not
     opened.cancelled()  # not sent: the call's spans end
     transport.close()
     caller = mesh(cluster.policy("users"))
