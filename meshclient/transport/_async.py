@@ -123,8 +123,9 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         track_async(response, lambda _error: guard.release())
         return response
 
-    async def _drive(self, flow: Flow, guard: Guard | None,
-                     held: httpx.Response | None) -> httpx.Response:
+    async def _drive(
+            self, flow: Flow, guard: Guard | None, held: httpx.Response | None,
+    ) -> httpx.Response:
         """Run `flow` to its end, carrying out each action it yields. `held`: a response
         the flow already owns (a first attempt's, which it will discard or return)."""
         try:
@@ -141,9 +142,9 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
                     held = None
                     return response
                 elif isinstance(action, (Send, Hedge)):
-                    reply = await (self._send(action, guard) if isinstance(action, Send)
-                                   else self._racer.race(action,
-                                                         lambda s: self._send(s, guard)))
+                    reply = await (
+                        self._send(action, guard) if isinstance(action, Send)
+                        else self._racer.race(action, lambda s: self._send(s, guard)))
                     outcome = reply if isinstance(reply, Outcome) else reply.outcome
                     held = outcome.response or held
                     action = flow.send(reply)
@@ -203,8 +204,9 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         await self.inner.__aenter__()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None = None,
-                        exc_value: BaseException | None = None,
-                        traceback: TracebackType | None = None) -> None:
+    async def __aexit__(
+            self, exc_type: type[BaseException] | None = None,
+            exc_value: BaseException | None = None, traceback: TracebackType | None = None,
+    ) -> None:
         await self._close_mesh()
         await self.inner.__aexit__(exc_type, exc_value, traceback)

@@ -121,8 +121,9 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         track_sync(response, lambda _error: guard.release())
         return response
 
-    def _drive(self, flow: Flow, guard: Guard | None,
-                     held: httpx.Response | None) -> httpx.Response:
+    def _drive(
+            self, flow: Flow, guard: Guard | None, held: httpx.Response | None,
+    ) -> httpx.Response:
         """Run `flow` to its end, carrying out each action it yields. `held`: a response
         the flow already owns (a first attempt's, which it will discard or return)."""
         try:
@@ -139,9 +140,9 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
                     held = None
                     return response
                 elif isinstance(action, (Send, Hedge)):
-                    reply = (self._send(action, guard) if isinstance(action, Send)
-                                   else self._racer.race(action,
-                                                         lambda s: self._send(s, guard)))
+                    reply = (
+                        self._send(action, guard) if isinstance(action, Send)
+                        else self._racer.race(action, lambda s: self._send(s, guard)))
                     outcome = reply if isinstance(reply, Outcome) else reply.outcome
                     held = outcome.response or held
                     action = flow.send(reply)
@@ -201,8 +202,9 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         self.inner.__enter__()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None = None,
-                        exc_value: BaseException | None = None,
-                        traceback: TracebackType | None = None) -> None:
+    def __exit__(
+            self, exc_type: type[BaseException] | None = None,
+            exc_value: BaseException | None = None, traceback: TracebackType | None = None,
+    ) -> None:
         self._close_mesh()
         self.inner.__exit__(exc_type, exc_value, traceback)
