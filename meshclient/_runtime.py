@@ -1,5 +1,5 @@
-"""Process-wide live state per service: balancer (and, as they land, budget, breakers,
-endpoint cache). One `Registry` per `PolicyStore`, so every transport sharing a store
+"""Process-wide live state per service: balancer, resilience (budget, breakers),
+endpoint cache. One `Registry` per `PolicyStore`, so every transport sharing a store
 shares the state, and a test's private store has its own.
 """
 

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .security.asgi import admit, scope_headers
-from .security.inbound import InboundGate
+from .security.gated import Gated
 from .server._inbound import ServerScope, marked_headers
 from .server.shedding import limiter
 
@@ -38,7 +38,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 __all__ = ["MeshMiddleware"]
 
 
-class MeshMiddleware:
+class MeshMiddleware(Gated[ASGIApp]):
     """Wrap an ASGI app. `max_concurrency`: shed beyond this many requests in flight
     (None: never); `retry_after_s`: the `Retry-After` sent when shedding; `policy`: where
     the `authorization` rules come from (a `Policy`, `PolicyStore`, `AuthorizationPolicy`,
@@ -48,10 +48,8 @@ class MeshMiddleware:
     def __init__(self, app: ASGIApp, *, max_concurrency: int | None = None,
                  retry_after_s: float = 1.0, policy: Any = None,
                  service: str = "inbound") -> None:
-        self.app = app
         self.limit = limiter(max_concurrency, retry_after_s)
-        self.gate = InboundGate(policy, service)  # bad secrets fail here, at start-up
-        self.denials = self.gate.denials  # 403s counted per caller and rule
+        super().__init__(app, policy, service)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

@@ -20,7 +20,7 @@ import contextvars
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .security.inbound import InboundGate
+from .security.gated import Gated
 from .security.wsgi import client_tls
 from .server._inbound import ServerScope, marked_headers
 from .server.shedding import limiter
@@ -76,16 +76,14 @@ class _Body:
             self._server.exit(self._status[0], self._error)
 
 
-class MeshMiddleware:
+class MeshMiddleware(Gated[WSGIApp]):
     """Wrap a WSGI app; the parameters are `meshclient.asgi.MeshMiddleware`'s."""
 
     def __init__(self, app: WSGIApp, *, max_concurrency: int | None = None,
                  retry_after_s: float = 1.0, policy: Any = None,
                  service: str = "inbound") -> None:
-        self.app = app
         self.limit = limiter(max_concurrency, retry_after_s)
-        self.gate = InboundGate(policy, service)  # bad secrets fail here, at start-up
-        self.denials = self.gate.denials  # 403s counted per caller and rule
+        super().__init__(app, policy, service)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
         ctx = contextvars.copy_context()

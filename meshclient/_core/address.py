@@ -8,11 +8,13 @@ headers are appended to a copy of httpx's item list rather than through `Headers
 (which builds a second `Headers` and re-derives the encoding per key), and a header is
 read without deciding the encoding of all of them (`header`). If httpx's URL or
 header internals ever differ from what this expects, a self-check at import turns that
-shortcut off and `copy_with` / `update` are used instead.
+shortcut off (with a `RuntimeWarning`, once) and `copy_with` / `update` are used
+instead. Every read of httpx's private fields is in code those self-checks compare.
 """
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -35,39 +37,15 @@ _new_tuple = tuple.__new__
 _new_object = object.__new__
 
 
-def _fast_url(url: httpx.URL, scheme: str, host: str, port: int) -> httpx.URL:
-    s, h, p = _origin(scheme, host, port)
-    ref = url._uri_reference
-    out = object.__new__(httpx.URL)
-    # (scheme, userinfo, host, port, path, query, fragment), built directly: `_replace` is a
-    # Python-level rebuild of the whole tuple, and so is the NamedTuple's own `__new__`;
-    # `tuple.__new__` makes the same tuple in C (the self-check compares the result)
-    out._uri_reference = _new_tuple(type(ref), (s, ref.userinfo, h, p, ref.path, ref.query,
-                                                ref.fragment))
-    return out
-
-
 def _slow_url(url: httpx.URL, scheme: str, host: str, port: int) -> httpx.URL:
     return url.copy_with(scheme=scheme, host=host, port=port)
 
 
-def _self_check() -> Any:
-    samples = [("http://users/v1/x?a=1&b=%20#frag", "http", "127.0.0.2", 8001),
-               ("https://u:p@users:8443/", "https", "::1", 443),
-               ("http://Users/", "https", "Example.COM", 80)]
-    try:
-        for text, scheme, host, port in samples:
-            url = httpx.URL(text)
-            fast, slow = _fast_url(url, scheme, host, port), _slow_url(url, scheme, host, port)
-            if str(fast) != str(slow) or fast != slow or fast.port != slow.port:
-                return _slow_url
-    except Exception:  # pragma: no cover - only with an httpx whose internals changed
-        return _slow_url
-    return _fast_url
-
-
-#: `endpoint_url(url, scheme, host, port)`: `url` re-addressed to the endpoint.
-endpoint_url = _self_check()
+def _fell_back(shortcut: str) -> None:
+    """Say once, loudly, that a shortcut is off (this httpx's internals differ)."""
+    warnings.warn(f"meshclient: httpx's internals differ from what the {shortcut} shortcut "
+                  f"expects (httpx {httpx.__version__}); using the public API instead, which "
+                  f"is slower", RuntimeWarning, stacklevel=2)
 
 
 def _fast_headers(headers: httpx.Headers, extra: dict[str, str]) -> httpx.Headers:
@@ -130,12 +108,13 @@ def _headers_self_check() -> tuple[Any, Any]:
                 slow = _slow_headers(httpx.Headers(base, encoding), extra)
                 if (fast.raw != slow.raw or fast.encoding != slow.encoding
                         or list(fast.multi_items()) != list(slow.multi_items())):
-                    return _slow_headers, _slow_header
+                    raise AssertionError(extra)
             for name in (b"content-length", b"x-mesh-attempt", b"host"):
                 original = httpx.Headers(base, encoding)
                 if _fast_header(original, name) != _slow_header(original, name):
-                    return _slow_headers, _slow_header
+                    raise AssertionError(name)
     except Exception:  # pragma: no cover - only with an httpx whose internals changed
+        _fell_back("header")
         return _slow_headers, _slow_header
     return _fast_headers, _fast_header
 
@@ -192,7 +171,7 @@ def _fast_address(request: httpx.Request, service: Service, endpoint: Endpoint,
     s, h, p = _origin(scheme, endpoint.host, endpoint.port)
     url = _new_object(httpx.URL)
     url._uri_reference = _new_tuple(type(ref), (s, ref.userinfo, h, p, ref.path, ref.query,
-                                                ref.fragment))  # as in `_fast_url`
+                                                ref.fragment))
     attrs["url"] = url
     if deadline_ms is not None:  # an attempt: `attempt_headers`, on httpx's item list
         original = request.headers
@@ -241,7 +220,16 @@ def _slow_address(request: httpx.Request, service: Service, endpoint: Endpoint,
     return out
 
 
-def _address_self_check() -> Any:
+def _fast_host(request: httpx.Request) -> str:
+    host: str = request.url._uri_reference.host
+    return host
+
+
+def _slow_host(request: httpx.Request) -> str:
+    return request.url.raw_host.decode("ascii")
+
+
+def _address_self_check() -> tuple[Any, Any]:
     from ..discovery._base import Endpoint  # (imports nothing with I/O)
 
     class _Named:  # the two fields of `Service` used here
@@ -263,8 +251,9 @@ def _address_self_check() -> Any:
                         or fast.stream is not request.stream or fast.content != slow.content
                         or vars(fast).keys() != vars(request).keys()
                         or fast.headers is request.headers
-                        or fast.extensions is request.extensions):
-                    return _slow_address
+                        or fast.extensions is request.extensions
+                        or _fast_host(fast) != _slow_host(slow)):
+                    raise AssertionError(text)
         for base, encoding in _HEADER_SAMPLES:
             for attempt in (1, 2):
                 request = httpx.Request("GET", "http://users/",
@@ -275,10 +264,15 @@ def _address_self_check() -> Any:
                 slow_h = attempt_headers(request.headers, "900", attempt)
                 if (fast_h.raw != slow_h.raw or fast_h.encoding != slow_h.encoding
                         or list(fast_h.multi_items()) != list(slow_h.multi_items())):
-                    return _slow_address
+                    raise AssertionError(base)
+        for text in ("http://Users/", "http://xn--bcher-kva.example/", "http://[::1]:80/"):
+            request = httpx.Request("GET", text)
+            if _fast_host(request) != _slow_host(request):
+                raise AssertionError(text)
     except Exception:  # pragma: no cover - only with an httpx whose internals changed
-        return _slow_address
-    return _fast_address
+        _fell_back("request copy")
+        return _slow_address, _slow_host
+    return _fast_address, _fast_host
 
 
 #: `address_request(request, service, endpoint, headers=None)`: a copy of `request` sent to
@@ -289,4 +283,6 @@ def _address_self_check() -> Any:
 #: The body stream is shared, not copied; `headers` (a new `Headers`) replace the copy's,
 #: else with `deadline_ms` the copy gets `attempt_headers(request.headers, deadline_ms,
 #: attempt)` (built in the same step), else a copy of the request's.
-address_request = _address_self_check()
+#: `host_key(request)`: the request URL's host as parsed (for an IDNA name, its encoded
+#: form): `url.host` without the property's decoding step (a per-host cache's key).
+address_request, host_key = _address_self_check()

@@ -139,7 +139,7 @@ def observe(runtime: ServiceRuntime, state: EndpointState, ticket: int, start_ns
     5xx). A pool timeout (the caller's own pool had no connection free) is no verdict: the
     attempt is cancelled without a latency sample, breaker result or ejection streak."""
     if response is not None:
-        ok = response.status_code < 500  # `is_failure_status`, inlined
+        ok = response.status_code < 500  # a 5xx counts against the endpoint
         if ok and runtime.resilience.latency.samples:  # hedging at a percentile
             runtime.resilience.latency.observe(now_ns - start_ns)
     else:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import httpx
 
@@ -54,20 +54,42 @@ if TYPE_CHECKING:  # types only: the runtime holds locks, the core must not impo
     from .._runtime import ServiceRuntime
     from ..balance import EndpointState
     from ..routing import Decision
-    from .first import First
 
 Flow = Generator[Action, "Outcome | HedgeOutcome | None", None]
 _NS = 1_000_000_000
 
 
+def is_final(runtime: ServiceRuntime, response: httpx.Response) -> bool:
+    """THE rule for a response: final (returned as it is, never marked, no retry asked)
+    when its status is not one `retry.on` lists (`RetryRules.status_listed`, as the set
+    lookup it is: every call asks)."""
+    return response.status_code not in runtime.resilience.rules.statuses
+
+
+class Resume(NamedTuple):
+    """Attempt 1, made outside the generator (`first.First`), whose outcome is not final:
+    what the flow carries on from (steps 2-7 of attempt 1 are done)."""
+
+    outcome: Outcome
+    ok: bool  # the endpoint did well (`observe`)
+    now_ns: int  # when the outcome was observed
+    state: EndpointState
+    ticket: int  # the breaker's
+    start_ns: int  # the endpoint's load measurement
+    capped: bool  # the attempt's timeout was the call's deadline
+    at_ns: int  # the call's deadline (`Deadline`'s fields)
+    per_try_ns: int | None
+    inherited: bool
+
+
 def request_flow(request: httpx.Request, runtime: ServiceRuntime,
                  inbound: Inbound | None = None, decision: Decision | None = None,
-                 after: First | None = None) -> Flow:
+                 resume: Resume | None = None) -> Flow:
     """Route one logical request of `runtime.service` through the mesh. `inbound` is the
     request being handled when this call is made (`context.inbound`), if any; `decision`
-    is the routing step's result (`runtime` is already its destination's). `after`: the
+    is the routing step's result (`runtime` is already its destination's). `resume`: the
     call's first attempt was made by `first.start_first` and its outcome is not final; the
-    flow takes over from that outcome."""
+    flow carries on from that outcome."""
     service = runtime.service
     clock = runtime.clock
     name = service.name
@@ -79,7 +101,7 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
     tried: set[str] = set()
     attempt = 0
     last: Outcome | None = None
-    if after is None:
+    if resume is None:
         now = clock.now_ns()
         if decision is not None and decision.mirror is not None:  # leaves first
             copy = mirror_copy(request, decision.mirror)
@@ -99,7 +121,7 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
                                            request=request, service=name)
             now = clock.now_ns()
     else:
-        deadline = Deadline(after.at_ns, after.per_try_ns, after.inherited)
+        deadline = Deadline(resume.at_ns, resume.per_try_ns, resume.inherited)
     # (the same after attempt 1: whether the body can be replayed, and whether a layer
     # above retries, do not change by sending it)
     max_attempts = attempts_allowed(request, retry.attempts, retry.one_layer, inbound)
@@ -109,12 +131,13 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
     in_retry = retry.one_layer and inbound is not None and inbound.is_retry
 
     while True:
-        if after is not None:  # attempt 1, made outside the generator: its outcome
-            state, ticket, start, capped = after.state, after.ticket, after.start, after.capped
-            outcome, ok, now = after.outcome, after.ok, after.now
+        if resume is not None:  # attempt 1, made outside the generator: its outcome
+            outcome, ok, now = resume.outcome, resume.ok, resume.now_ns
+            state, ticket, start, capped = (resume.state, resume.ticket, resume.start_ns,
+                                            resume.capped)
             attempt = 1
             tried.add(state.endpoint.key)
-            after = None
+            resume = None
         else:
             attempt += 1
             if attempt > 1:
@@ -182,11 +205,10 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
                     attempt += 1
         last = outcome
 
-        # 7-8. classify, then retry or return. The usual answer first: a response whose
-        # status is not in `retry.on` is final and never marked (what `_retry_wait` and
-        # `_finish` would decide, without asking them).
+        # 7-8. classify, then retry or return. The usual answer first: a final response is
+        # never marked (what `_retry_wait` and `_finish` would decide, without asking them).
         response = outcome.response
-        if response is not None and not rules.status_listed(response.status_code):
+        if response is not None and is_final(runtime, response):
             yield Done(stamp(response, name, state.endpoint.key, attempt),
                        partial(state.end, start, None, ok), attempt)
             return

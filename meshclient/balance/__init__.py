@@ -1,8 +1,8 @@
 """Endpoint selection: per-endpoint state, load metrics, pickers, outlier ejection, zones
 and panic mode (see docs/balancing.md)."""
 
-from ._base import DEGRADED, HEALTHY, UNAVAILABLE, Balancer, BreakerStatus, EndpointState
-from .balancer import LoadBalancer, RoundRobin, build_balancer
+from ._base import DEGRADED, HEALTHY, UNAVAILABLE, BreakerStatus, EndpointState
+from .balancer import LoadBalancer, build_balancer
 from .outlier import OutlierDetector
 from .p2c import P2C
 from .round_robin import RoundRobinPicker
@@ -13,13 +13,11 @@ __all__ = [
     "HEALTHY",
     "P2C",
     "UNAVAILABLE",
-    "Balancer",
     "BreakerStatus",
     "EndpointState",
     "LoadBalancer",
     "OutlierDetector",
     "RandomPicker",
-    "RoundRobin",
     "RoundRobinPicker",
     "build_balancer",
 ]

@@ -54,7 +54,7 @@ class EndpointState:
     """Live counters of one endpoint. Thread-safe: counters change under a small lock that
     is never held across I/O; readers (pickers, snapshots) read single attributes.
 
-    Attributes other branches use:
+    Attributes set from outside the balancer:
     - `breaker`: a `BreakerStatus` (set by the resilience layer), or None.
     - `set_health_check(ok)`: the active health checker's verdict (None: not checked).
     """
@@ -201,14 +201,3 @@ class EndpointState:
         return (f"<EndpointState {self.endpoint.key} in_flight={self.in_flight} "
                 f"requests={self.requests} failures={self.failures} "
                 f"health={self.health()}>")
-
-
-class Balancer(Protocol):
-    """Picks an endpoint of one service. `update` replaces the endpoint set, keeping the
-    state of survivors; `pick` never blocks and never does I/O."""
-
-    def update(self, endpoints: tuple[Endpoint, ...]) -> None: ...
-
-    def pick(self, exclude: frozenset[str] = frozenset()) -> EndpointState | None: ...
-
-    def states(self) -> tuple[EndpointState, ...]: ...

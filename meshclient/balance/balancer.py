@@ -53,7 +53,7 @@ _RECOUNT_NS = int(RECOUNT_S * 1e9)
 
 
 class LoadBalancer:
-    """The balancer of one service (implements the `Balancer` protocol).
+    """The balancer of one service.
 
     **Parameters:** `service` — name, for events and logs; `balancer`, `outlier` — the
     policy sections; `zone` — this process's zone or None; `clock`, `rng` — injected;
@@ -288,11 +288,3 @@ def build_balancer(service: str, balancer: BalancerPolicy, outlier: OutlierPolic
     """The balancer for a service's policy sections (the factory `_runtime` uses)."""
     return LoadBalancer(service, balancer, outlier, clock=clock, rng=rng, zone=zone,
                         carry=carry)
-
-
-def RoundRobin(service: str = "") -> LoadBalancer:  # the skeleton's name, kept for callers
-    """A round-robin `LoadBalancer` with default policies, the real clock and randomness."""
-    from .._clock import CLOCK, RNG
-
-    return LoadBalancer(service, BalancerPolicy(kind="round-robin"), OutlierPolicy(),
-                        clock=CLOCK, rng=RNG)

@@ -52,11 +52,6 @@ def error_kind(error: BaseException) -> str:
     return OTHER
 
 
-def is_failure_status(status: int) -> bool:
-    """Counts against the endpoint's breaker and load metric (5xx)."""
-    return status >= 500
-
-
 @dataclass(frozen=True, slots=True)
 class RetryRules:
     """`RetryPolicy.on` / `.methods` compiled to sets for O(1) checks."""

@@ -71,17 +71,6 @@ class Deadline:
     def remaining_ns(self, now_ns: int) -> int:
         return self.at_ns - now_ns
 
-    def header_ms(self, now_ns: int) -> str:
-        """The `x-mesh-deadline-ms` value: whole milliseconds left, never negative."""
-        return str(max(0, self.remaining_ns(now_ns) // 1_000_000))
-
-    def attempt_ns(self, now_ns: int) -> tuple[int, bool]:
-        """(bound of the next attempt, whether the deadline rather than per_try set it)."""
-        remaining = self.remaining_ns(now_ns)
-        if self.per_try_ns is None or remaining <= self.per_try_ns:
-            return remaining, True
-        return self.per_try_ns, False
-
 
 def bounds(policy: TimeoutPolicy, extensions: Mapping[str, Any], now_ns: int,
            inbound_deadline_ns: int | None) -> tuple[int, int | None, bool]:
@@ -114,8 +103,3 @@ def attempt_timeout(caller: Mapping[str, Any] | None, bound_s: float) -> dict[st
             value = float(value)
             out[key] = bound_s if value >= bound_s else value  # min(), NaN included
     return out
-    try:  # _HTTPX_KEYS, unrolled (every request); None, NaN or missing: no
-        return bool(caller["connect"] < bound_s and caller["read"] < bound_s
-                    and caller["write"] < bound_s and caller["pool"] < bound_s)
-    except (KeyError, TypeError):
-        return False

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .authz import Caller
+from .gated import Gated
 from .inbound import InboundGate
 
 Scope = MutableMapping[str, Any]
@@ -25,14 +26,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class AuthorizationMiddleware:
+class AuthorizationMiddleware(Gated[ASGIApp]):
     """**Parameters:** `app`; `policy` (an `AuthorizationPolicy`, `Policy`, `PolicyStore` or
     None for the process's store); `service` (the name events are reported under)."""
-
-    def __init__(self, app: ASGIApp, policy: Any = None, service: str = "inbound") -> None:
-        self.app = app
-        self.gate = InboundGate(policy, service)
-        self.denials = self.gate.denials
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):

@@ -29,7 +29,8 @@ import logging
 import threading
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import anyio
 import httpx
@@ -180,21 +181,30 @@ class OAuth2Credentials:
                     _check_progress(body, time.monotonic() - started, self._policy.timeout)
                 return response.status_code, bytes(body)
 
+    @contextmanager
+    def _refreshing(self, refresh: _Refresh) -> Iterator[list[tuple[int, bytes]]]:
+        """Around the fetch of a refresh this caller claimed: the answer put in the list
+        (or the error the fetch raised) finishes it; an interruption (cancelled, Ctrl-C)
+        finishes it too, so waiters never hang, and propagates. A fetch's error is kept
+        for the waiters and the caller (`_result`), not raised here."""
+        answer: list[tuple[int, bytes]] = []
+        try:
+            yield answer
+        except Exception as exc:
+            self._finish(refresh, None, exc)
+        except BaseException as exc:
+            self._finish(refresh, None, exc)
+            raise
+        else:
+            self._finish(refresh, answer[0], None)
+
     def header_value_sync(self) -> str:
         usable, refresh, mine = self._claim()
         if refresh is None:
             return usable if usable is not None else self._result(self._last_error)
         if mine:
-            answer: tuple[int, bytes] | None = None
-            error: BaseException | None = None
-            try:
-                answer = self._fetch_sync()
-            except Exception as exc:
-                error = exc
-            except BaseException as exc:  # interrupted: never leave the waiters hanging
-                self._finish(refresh, None, exc)
-                raise
-            self._finish(refresh, answer, error)
+            with self._refreshing(refresh) as answer:
+                answer.append(self._fetch_sync())
         if usable is not None:
             return usable
         refresh.done.wait(self._wait_s())
@@ -205,16 +215,8 @@ class OAuth2Credentials:
         if refresh is None:
             return usable if usable is not None else self._result(self._last_error)
         if mine:
-            answer: tuple[int, bytes] | None = None
-            error: BaseException | None = None
-            try:
-                answer = await self._fetch_async()
-            except Exception as exc:
-                error = exc
-            except BaseException as exc:  # cancelled: never leave the waiters hanging
-                self._finish(refresh, None, exc)
-                raise
-            self._finish(refresh, answer, error)
+            with self._refreshing(refresh) as answer:
+                answer.append(await self._fetch_async())
         if usable is not None:
             return usable
         deadline = time.monotonic() + self._wait_s()

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .inbound import InboundGate
+from .gated import Gated
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -38,14 +38,9 @@ def client_tls(environ: dict[str, Any]) -> dict[str, Any] | None:
             "client_cert_error": None if verified else environ.get("SSL_CLIENT_VERIFY")}
 
 
-class AuthorizationMiddleware:
+class AuthorizationMiddleware(Gated[WSGIApp]):
     """**Parameters:** `app`; `policy` (an `AuthorizationPolicy`, `Policy`, `PolicyStore` or
     None for the process's store); `service` (the name events are reported under)."""
-
-    def __init__(self, app: WSGIApp, policy: Any = None, service: str = "inbound") -> None:
-        self.app = app
-        self.gate = InboundGate(policy, service)
-        self.denials = self.gate.denials
 
     def __call__(self, environ: dict[str, Any],
                  start_response: StartResponse) -> Iterable[bytes]:

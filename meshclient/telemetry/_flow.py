@@ -97,7 +97,7 @@ def _suppress_http_instrumentation(call: Call) -> AbstractContextManager[None] |
 
 def _is_hedge(action: object) -> bool:
     """A hedged pair (`Hedge(primary, secondary, …)`, resumed with a `HedgeOutcome`),
-    recognised by shape so this module does not depend on when hedging lands."""
+    recognised by its two sends."""
     return isinstance(getattr(action, "primary", None), Send) and \
         isinstance(getattr(action, "secondary", None), Send)
 

@@ -1,99 +1,120 @@
-"""`AsyncMeshTransport`: the awaiting shell around the sans-I/O core."""
+"""`AsyncMeshTransport`: the awaiting shell around the sans-I/O core. What the two shells
+do differently lives in the `_io_*.py` modules, under the same names."""
+# unasync: source only
+# The one hand-written shell: `_sync.py` (`MeshTransport`) is generated from this file by
+# `scripts/unasync.py` (run it after every change here; CI checks it).
+# unasync: end
 
 from __future__ import annotations
 
 from types import TracebackType
 from typing import Any
 
-import anyio
-import anyio.to_thread
 import httpx
 
-from .._core.actions import Discard, Done, Hedge, HedgeOutcome, Mirror, Outcome, Send, Sleep, WaitForEndpoints
+from .._core.actions import Discard, Done, Hedge, Mirror, Outcome, Send, Sleep, WaitForEndpoints
 from .._core.first import First
 from .._core.flow import Flow
-from ..discovery._base import EndpointWaiter
 from ..policy import Policy, PolicyStore
 from ..security.routes import Guard
 from ._base import Begun, MeshBase
 from ._deadline import Watch, arm, watch_attempt
+from ._io_async import Racer, close_mirrors, close_shielded, run_blocking, sleep, wait_ready
 from ._mirror import MirrorSender
 from ._streams import track_async, watch_async
 
 
-async def _wait_ready(waiter: EndpointWaiter, timeout_s: float) -> None:
-    """A service's first answer, awaited without a thread: polled with a short,
-    growing sleep (1 ms to 50 ms), so the deadline bounds it exactly and a burst of cold
-    requests does not fill the worker-thread pool. Only a service's first requests wait."""
-    waiter.wait(0)  # starts the cache if needed; never blocks
-    delay = 0.001
-    with anyio.move_on_after(timeout_s):
-        while not waiter.ready:
-            await anyio.sleep(delay)
-            delay = min(delay * 2, 0.05)
-
-
 class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
-    """The `httpx.AsyncBaseTransport` twin of `MeshTransport` (same parameters; `inner`
-    defaults to `httpx.AsyncHTTPTransport(**kwargs)`)."""
+    """An `httpx.AsyncBaseTransport` that routes requests for services in the policy
+    through the mesh and passes every other request straight to `inner`.
+
+    **Parameters:**
+
+    * **policy** - a `Policy`, a `PolicyStore`, or `None` for `meshclient.default_store()`
+      (the environment's policy, shared by the process).
+    * **inner** - the transport that does the I/O; default
+      `httpx.AsyncHTTPTransport(**kwargs)`.
+    * **kwargs** - passed to `httpx.AsyncHTTPTransport` when `inner` is not given.
+
+    Usage:
+    ```python
+    client = httpx.AsyncClient(transport=AsyncMeshTransport())
+    await client.get("http://users/v1/users/42")
+    ```
+    """
 
     def __init__(self, policy: Policy | PolicyStore | None = None,
                  inner: httpx.AsyncBaseTransport | None = None, **kwargs: Any) -> None:
         self._inner_kwargs = kwargs
         self._setup(policy)
         self.inner = inner if inner is not None else httpx.AsyncHTTPTransport(**kwargs)
+        self._racer = Racer()  # for hedged requests
         self.mirrors = MirrorSender(self.registry)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        # one policy snapshot, routed once; then limits, credentials, mTLS
-        start = self._start(request)
-        if start is None:
+        # routed once under one policy snapshot; then limits, credentials, mTLS
+        begun = self._route(request)
+        if begun.guard is not None:  # admission first
+            return await self._guarded(request, begun)
+        opened = self._open(request, begun)
+        if opened is None:
             return await self.inner.handle_async_request(request)
-        if not isinstance(start, First):
-            if isinstance(start, tuple):  # a guard: admission first
-                return await self._guarded(request, start)
-            return await self._drive(start, None, None)
+        if not isinstance(opened, First):
+            return await self._drive(opened, None, None)
         # the usual call: attempt 1 without the generator, held to the call's deadline
+        first = opened
         held: httpx.Response | None = None
-        watch = watch_attempt(start.sent, start.left_ns, self.inner, start.runtime.service.name)
+        watch = watch_attempt(first.sent, first.left_ns, self.inner, first.runtime.service.name)
         try:
-            held = await self.inner.handle_async_request(start.sent)
+            if not first.traced:
+                held = await self.inner.handle_async_request(first.sent)
+            else:
+                with first.sending():
+                    held = await self.inner.handle_async_request(first.sent)
         except Exception as exc:  # the core decides what the caller sees
-            flow = start.finish(None, watch.failed(exc))
+            flow = first.finish(None, watch.failed(exc))
         except BaseException:
             watch.disarm()
+            first.cancelled()
             raise
         else:
             watch_async(held, watch)
-            flow = start.finish(held)
+            flow = first.finish(held)
             if flow is None:  # final
-                track_async(held, start.on_close)
+                assert first.on_close is not None
+                track_async(held, first.on_close)
                 return held
         assert flow is not None
         return await self._drive(flow, None, held)  # not final: the flow takes over
 
     async def _guarded(self, request: httpx.Request, begun: Begun) -> httpx.Response:
-        """`handle_async_request` for a destination with a guard (`begun`: what
-        `_start` answered): admitted first, its attempts sent with the guard's credentials
-        and TLS, and the guard told the result."""
-        guard = begun[2]
+        """`handle_async_request` for a destination with a guard: admitted first, its
+        attempts sent with the guard's credentials and TLS, and the guard told the
+        result."""
+        guard = begun.guard
         assert guard is not None
         await guard.admit_async(request)
         try:
-            start = self._start(request, begun)
-            if start is None:  # pragma: no cover - a guard is only made for a service
+            opened = self._open(request, begun)
+            if opened is None:  # pragma: no cover - a guard is only made for a service
                 response = await self.inner.handle_async_request(request)
-            elif isinstance(start, First):
-                sent = await self._send(start.as_send(), guard)
-                flow = start.finish(sent.response, sent.error)
+            elif isinstance(opened, First):
+                first = opened
+                try:
+                    with first.sending():
+                        sent = await self._send(first.as_send(), guard)
+                except BaseException:
+                    first.cancelled()
+                    raise
+                flow = first.finish(sent.response, sent.error)
                 if flow is None:  # final
-                    assert sent.response is not None
+                    assert sent.response is not None and first.on_close is not None
                     response = sent.response
-                    track_async(response, start.on_close)
+                    track_async(response, first.on_close)
                 else:
                     response = await self._drive(flow, guard, sent.response)
             else:
-                response = await self._drive(start, guard, None)
+                response = await self._drive(opened, guard, None)
         except BaseException as exc:
             guard.observe(None, exc)
             guard.release()
@@ -102,8 +123,9 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         track_async(response, lambda _error: guard.release())
         return response
 
-    async def _drive(self, flow: Flow, guard: Guard | None,
-                     held: httpx.Response | None) -> httpx.Response:
+    async def _drive(
+            self, flow: Flow, guard: Guard | None, held: httpx.Response | None,
+    ) -> httpx.Response:
         """Run `flow` to its end, carrying out each action it yields. `held`: a response
         the flow already owns (a first attempt's, which it will discard or return)."""
         try:
@@ -120,8 +142,9 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
                     held = None
                     return response
                 elif isinstance(action, (Send, Hedge)):
-                    reply = await (self._send(action, guard) if isinstance(action, Send)
-                                   else self._hedge(action, guard))
+                    reply = await (
+                        self._send(action, guard) if isinstance(action, Send)
+                        else self._racer.race(action, lambda s: self._send(s, guard)))
                     outcome = reply if isinstance(reply, Outcome) else reply.outcome
                     held = outcome.response or held
                     action = flow.send(reply)
@@ -129,19 +152,18 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
                     self.mirrors.send_async(self.inner, action)
                     action = flow.send(None)
                 elif isinstance(action, Sleep):
-                    await anyio.sleep(action.seconds)
+                    await sleep(action.seconds)
                     action = flow.send(None)
                 elif isinstance(action, WaitForEndpoints):  # a service's first request
-                    await _wait_ready(action.waiter, action.timeout_s)
+                    await wait_ready(action.waiter, action.timeout_s)
                     action = flow.send(None)
                 else:
                     assert isinstance(action, Discard)
                     await action.response.aclose()
                     action = flow.send(None)
-        except BaseException:  # cancelled mid-call (or the flow raised): free the connection
+        except BaseException:  # interrupted mid-call (or the flow raised): free the connection
             if held is not None and not held.is_closed:
-                with anyio.CancelScope(shield=True):
-                    await held.aclose()
+                await close_shielded(held)
             raise
 
     async def _send(self, send: Send, guard: Guard | None) -> Outcome:
@@ -157,71 +179,34 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
             response = await inner.handle_async_request(request)
         except Exception as exc:  # the core decides what the caller sees
             return Outcome(error=exc if watch is None else watch.failed(exc))
-        except BaseException:  # cancelled (a losing hedge)
+        except BaseException:  # interrupted (a losing hedge)
             if watch is not None:
                 watch.disarm()
             raise
         watch_async(response, watch)
         return Outcome(response=response)
 
-    async def _hedge(self, hedge: Hedge, guard: Guard | None) -> HedgeOutcome:
-        """Race the primary and, after `delay_s`, the secondary; cancel the loser."""
-        results: list[Outcome | None] = [None, None]
-        order: list[int] = []
-        finished = [anyio.Event(), anyio.Event()]
-        changed = anyio.Event()
-
-        async def run(i: int, send: Send) -> None:
-            results[i] = await self._send(send, guard)
-            order.append(i)
-            finished[i].set()
-            changed.set()
-
-        winner: int | None = None
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(run, 0, hedge.primary)
-            with anyio.move_on_after(hedge.delay_s):
-                await finished[0].wait()
-            if finished[0].is_set():
-                return HedgeOutcome(0, results[0] or Outcome(), None, False)
-            hedge.on_secondary()
-            tg.start_soon(run, 1, hedge.secondary)
-            while winner is None:
-                await changed.wait()
-                changed = anyio.Event()
-                for i in list(order):
-                    outcome = results[i]
-                    if outcome is not None and hedge.good(outcome):
-                        winner = i
-                        break
-                if winner is None and len(order) == 2:
-                    winner = order[-1]  # neither good: report the later one
-            tg.cancel_scope.cancel()
-        assert winner is not None
-        loser = 1 - winner
-        other = results[loser]
-        if other is not None and other.response is not None:
-            await other.response.aclose()
-        won = results[winner]
-        assert won is not None
-        return HedgeOutcome(winner, won, other, True)
-
-    async def aclose(self) -> None:
-        await anyio.to_thread.run_sync(self._close_owned)  # joins threads off the loop
-        await self.mirrors.aclose()
+    async def _close_mesh(self) -> None:
+        """Everything but the inner transport, in order: hedges, mirror copies, the TLS
+        transports, the background work (discovery, health checks) of a store this
+        transport built."""
+        await self._racer.aclose()
+        await close_mirrors(self.mirrors)
         for inner in self._tls_transports():
             await inner.aclose()
+        await run_blocking(self._close_owned)  # joins threads
+
+    async def aclose(self) -> None:
+        await self._close_mesh()
         await self.inner.aclose()
 
     async def __aenter__(self) -> AsyncMeshTransport:
         await self.inner.__aenter__()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None = None,
-                        exc_value: BaseException | None = None,
-                        traceback: TracebackType | None = None) -> None:
-        await self.mirrors.aclose()
-        for inner in self._tls_transports():
-            await inner.aclose()
-        await anyio.to_thread.run_sync(self._close_owned)
+    async def __aexit__(
+            self, exc_type: type[BaseException] | None = None,
+            exc_value: BaseException | None = None, traceback: TracebackType | None = None,
+    ) -> None:
+        await self._close_mesh()
         await self.inner.__aexit__(exc_type, exc_value, traceback)

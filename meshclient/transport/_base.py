@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import Any, NamedTuple, TypeVar
 
 import httpx
 
+from .._core.address import host_key
 from .._core.first import First, start_first
 from .._core.flow import Flow, request_flow
 from .._runtime import Registry, ServiceRuntime, registry_for
@@ -19,6 +20,7 @@ from ..security.routes import Guard
 from ..server import admin
 from ..telemetry import start_call
 from ..telemetry._flow import instrument, passthrough_flow
+from ._traced import start_traced
 
 T = TypeVar("T")
 
@@ -34,11 +36,29 @@ def as_store(policy: Policy | PolicyStore | None) -> PolicyStore:
                     f"{type(policy).__name__}")
 
 
-#: (service, decision, guard, runtime of the decision's destination): see `MeshBase._begin`
-#: (internal to the transports)
-Begun = tuple[Service | None, Decision | None, Guard | None, ServiceRuntime | None]
-_OUTSIDE: Begun = (None, None, None, None)
-_PLAIN_HOSTS = 256  # most hosts `_begin` remembers
+class Begun(NamedTuple):
+    """Where a request goes, decided once per call (`MeshBase._route`): the service its
+    host names, the routing decision, what it must pass before its flow (`guard`: route
+    limits, then the destination's credentials and TLS), and the destination's runtime.
+    All None: a host outside the policy."""
+
+    service: Service | None
+    decision: Decision | None
+    guard: Guard | None
+    runtime: ServiceRuntime | None
+
+
+_OUTSIDE = Begun(None, None, None, None)
+_PLAIN_HOSTS = 256  # most hosts `_route` remembers
+
+
+def per_request(service: Service, guard: Guard | None) -> bool:
+    """THE rule of the per-host cache (`MeshBase._plain`): a service's `Begun` is decided
+    per request, never remembered, when routing may depend on more than the host (routes:
+    path, headers, weighted splits) or the call has something to pass first (a guard:
+    limits, credentials, TLS). A new per-request feature of routing or admission opts out
+    here."""
+    return bool(service.routes) or guard is not None
 
 
 class MeshBase:
@@ -54,8 +74,8 @@ class MeshBase:
         # security guards per service; bad TLS files or missing secrets fail here.
         self.security: SecurityRegistry = security_for(self.store)
         self.security.prepare(self.store.current.resolved)
-        # host -> (policy snapshot, its `_begin` answer), for hosts that need no routing or
-        # admission (passthrough hosts, and services with no routes, tls, auth or limits):
+        # host -> (policy snapshot, its `_route` answer), for hosts that need no per-request
+        # routing or admission (passthrough hosts, and services `per_request` allows):
         # one dict read per request instead of the lookup, routing and guard steps.
         self._plain: dict[str, tuple[Policy, Begun]] = {}
         self._tls_inners: dict[int, Any] = {}
@@ -68,62 +88,52 @@ class MeshBase:
         if self._owns_store:
             self.registry.close()
 
-    @overload
-    def _start(self, request: httpx.Request) -> First | Flow | Begun | None: ...
+    def _route(self, request: httpx.Request) -> Begun:
+        """Where `request` goes under the current policy (read once per request: the
+        request sees one version from start to end): remembered per host for the snapshot
+        when `per_request` allows, else decided by `_begin`."""
+        policy = self.store.current
+        plain = self._plain.get(host_key(request))
+        if plain is not None and plain[0] is policy:
+            return plain[1]
+        return self._begin(request, policy)
 
-    @overload
-    def _start(self, request: httpx.Request, begun: Begun) -> First | Flow | None: ...
-
-    def _start(self, request: httpx.Request, begun: Begun | None = None,
-               ) -> First | Flow | Begun | None:
-        """How the call starts: its first attempt made without the generator (`First`, when
-        telemetry is off and nothing else comes first: see `_core/first.py`), else its flow
-        (wrapped to trace it when telemetry is on); None: not a service, pass through
-        untraced. For a destination with a guard, the `_begin` answer instead:
-        the shell admits the request, then starts it with `_start(request, begun)`."""
-        if begun is None:
-            # the current policy (read once per request: the request sees one version from
-            # start to end), and what `_begin` answered for the host under it, if remembered
-            policy = self.store.current
-            # keyed by the URL's host as parsed (for an IDNA name, its encoded form), which
-            # is `url.host` without the property's decoding step
-            plain = self._plain.get(request.url._uri_reference.host)
-            begun = (plain[1] if plain is not None and plain[0] is policy
-                     else self._begin(request, policy))
-            if begun[2] is not None:
-                return begun  # a guard: admission first
+    def _open(self, request: httpx.Request, begun: Begun) -> First | Flow | None:
+        """How the call starts (after admission, for a guarded one): its first attempt
+        made without the generator (`First`, when nothing else comes first: see
+        `_core/first.py`; traced or not, the same path), else its flow (wrapped to trace it
+        when telemetry is on); None: not a service, pass through untraced."""
         service, decision, _guard, runtime = begun
         if runtime is None or service is None or decision is None:
             call = start_call(request, None)
             return None if call is None else instrument(passthrough_flow(request), call)
-        call = start_call(request, service.name)
-        if call is not None:
-            return instrument(request_flow(request, runtime, inbound.get(), decision), call)
         caller = inbound.get()
-        return (start_first(request, runtime, caller, decision)
-                or request_flow(request, runtime, caller, decision))
+        call = start_call(request, service.name)
+        if call is None:
+            return (start_first(request, runtime, caller, decision)
+                    or request_flow(request, runtime, caller, decision))
+        return (start_traced(request, runtime, caller, decision, call)
+                or instrument(request_flow(request, runtime, caller, decision), call))
 
     def _begin(self, request: httpx.Request, policy: Policy) -> Begun:
-        """The service the request's host names in `policy`, its routing decision, what it
-        must pass before its flow (`_admission`) and the destination's runtime; or (None,
-        None, None, None) for a host outside the policy. Routing happens here, once, before
-        admission: route limits and the destination's guard depend on it.
-        Answers that depend on nothing but the policy snapshot and the host are remembered
-        for that snapshot (`_plain`, read by `_start`)."""
+        """`_route`'s answer under `policy`, worked out: the service the request's host
+        names, its routing decision (routing happens here, once, before admission: route
+        limits and the destination's guard depend on it), its admission (`_admission`) and
+        the destination's runtime. Remembered for the snapshot unless `per_request`."""
         service = policy.resolved.get(request.url.host)
         if service is None:
-            begun: Begun = _OUTSIDE
+            begun = _OUTSIDE
         else:
             decision = route(request, service, policy, self.registry.rng)
+            guard = self._admission(service, decision)
             # a runtime is built or moved to a new snapshot once, then kept: remembering it
             # with the snapshot is the registry's own answer
-            begun = (service, decision, self._admission(service, decision),
-                     self.registry.runtime(decision.destination))
-            if service.routes or begun[2] is not None:
-                return begun  # decided per request
+            begun = Begun(service, decision, guard, self.registry.runtime(decision.destination))
+            if per_request(service, guard):
+                return begun
         if len(self._plain) >= _PLAIN_HOSTS:
             self._plain.clear()  # many hosts passing through: start again
-        self._plain[request.url._uri_reference.host] = (policy, begun)
+        self._plain[host_key(request)] = (policy, begun)
         return begun
 
     def _admission(self, service: Service | None, decision: Decision | None) -> Guard | None:

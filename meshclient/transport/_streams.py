@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, NoReturn
 
 import httpx
 
@@ -22,23 +23,46 @@ from .._core.actions import OnClose
 from ..errors import DeadlineExceeded
 from ._deadline import Watch
 
-_new_object = object.__new__
 _monotonic_ns = time.monotonic_ns
 
 
-class TrackedSyncStream(httpx.SyncByteStream):
+class _Tracked:
+    """What both tracked streams share: the inner stream, the callback, the watch."""
+
+    __slots__ = ("_on_close", "_stream", "_watch")
+
+    def __init__(self, stream: Any, on_close: OnClose | None,
+                 watch: Watch | None = None) -> None:
+        self._stream = stream
+        self._on_close: OnClose | None = on_close
+        self._watch: Watch | None = watch
+
+    def _closed(self) -> None:
+        """The body was closed: call back once, with the body's error (see the module's
+        docstring)."""
+        callback, self._on_close = self._on_close, None
+        if callback is not None:
+            error = sys.exc_info()[1]
+            callback(error if isinstance(error, httpx.TransportError) else None)
+
+
+def _failed(watch: Watch, exc: httpx.TransportError) -> NoReturn:
+    """A read failed with `exc` (being handled): raise `DeadlineExceeded` when the deadline
+    cut it short, else `exc` again."""
+    if watch.fired and not isinstance(exc, DeadlineExceeded):
+        raise watch.expired(exc) from exc
+    raise exc
+
+
+class TrackedSyncStream(_Tracked, httpx.SyncByteStream):
     """Wraps a sync response stream; calls `on_close` exactly once, when it is closed.
     With a `Watch` (the call's deadline, `_deadline.py`): the deadline is checked between
     chunks, a read the deadline cut short raises `DeadlineExceeded`, and closing disarms
     the watch (before the connection goes back to the pool)."""
 
-    __slots__ = ("_on_close", "_stream", "_watch")
+    __slots__ = ()
 
-    def __init__(self, stream: httpx.SyncByteStream, on_close: OnClose | None,
-                 watch: Watch | None = None) -> None:
-        self._stream = stream
-        self._on_close: OnClose | None = on_close
-        self._watch = watch
+    _stream: httpx.SyncByteStream
 
     def __iter__(self) -> Iterator[bytes]:
         if self._watch is None:
@@ -53,9 +77,7 @@ class TrackedSyncStream(httpx.SyncByteStream):
                     raise watch.expired(None)
                 yield chunk
         except httpx.TransportError as exc:
-            if watch.fired and not isinstance(exc, DeadlineExceeded):
-                raise watch.expired(exc) from exc
-            raise
+            _failed(watch, exc)
 
     def close(self) -> None:
         try:
@@ -63,22 +85,15 @@ class TrackedSyncStream(httpx.SyncByteStream):
                 self._watch.disarm()
             self._stream.close()
         finally:
-            callback, self._on_close = self._on_close, None
-            if callback is not None:  # with the body's error: see the module's docstring
-                error = sys.exc_info()[1]
-                callback(error if isinstance(error, httpx.TransportError) else None)
+            self._closed()
 
 
-class TrackedAsyncStream(httpx.AsyncByteStream):
+class TrackedAsyncStream(_Tracked, httpx.AsyncByteStream):
     """`TrackedSyncStream` for an async response stream."""
 
-    __slots__ = ("_on_close", "_stream", "_watch")
+    __slots__ = ()
 
-    def __init__(self, stream: httpx.AsyncByteStream, on_close: OnClose | None,
-                 watch: Watch | None = None) -> None:
-        self._stream = stream
-        self._on_close: OnClose | None = on_close
-        self._watch = watch
+    _stream: httpx.AsyncByteStream
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         if self._watch is None:
@@ -93,9 +108,7 @@ class TrackedAsyncStream(httpx.AsyncByteStream):
                     raise watch.expired(None)
                 yield chunk
         except httpx.TransportError as exc:
-            if watch.fired and not isinstance(exc, DeadlineExceeded):
-                raise watch.expired(exc) from exc
-            raise
+            _failed(watch, exc)
 
     async def aclose(self) -> None:
         try:
@@ -103,69 +116,47 @@ class TrackedAsyncStream(httpx.AsyncByteStream):
                 self._watch.disarm()
             await self._stream.aclose()
         finally:
-            callback, self._on_close = self._on_close, None
-            if callback is not None:  # with the body's error: see the module's docstring
-                error = sys.exc_info()[1]
-                callback(error if isinstance(error, httpx.TransportError) else None)
+            self._closed()
 
 
-def watch_sync(response: httpx.Response, watch: Watch | None) -> None:
-    """Put `response`'s body under the attempt's deadline (see `TrackedSyncStream`); the
-    watch learns the connection's network stream. No watch: nothing to do."""
-    if watch is None:
-        return
-    if response.is_closed:  # read already (in memory): httpx never closes it again
-        watch.disarm()
-        return
-    extensions = response.extensions
-    watch.stream = (extensions.get("network_stream")
-                    if extensions.get("http_version") == b"HTTP/1.1" else None)
-    stream = _new_object(TrackedSyncStream)
-    stream._stream, stream._on_close, stream._watch = response.stream, None, watch  # type: ignore[assignment]
-    response.stream = stream
+def _watcher(kind: type[_Tracked]) -> Callable[[httpx.Response, Watch | None], None]:
+    def watch_stream(response: httpx.Response, watch: Watch | None) -> None:
+        if watch is None:
+            return
+        if response.is_closed:  # read already (in memory): httpx never closes it again
+            watch.disarm()
+            return
+        extensions = response.extensions
+        watch.stream = (extensions.get("network_stream")
+                        if extensions.get("http_version") == b"HTTP/1.1" else None)
+        response.stream = kind(response.stream, None, watch)  # type: ignore[assignment]
+
+    return watch_stream
 
 
-def watch_async(response: httpx.Response, watch: Watch | None) -> None:
-    """`watch_sync` for an async response."""
-    if watch is None:
-        return
-    if response.is_closed:  # read already (in memory): httpx never closes it again
-        watch.disarm()
-        return
-    extensions = response.extensions
-    watch.stream = (extensions.get("network_stream")
-                    if extensions.get("http_version") == b"HTTP/1.1" else None)
-    stream = _new_object(TrackedAsyncStream)
-    stream._stream, stream._on_close, stream._watch = response.stream, None, watch  # type: ignore[assignment]
-    response.stream = stream
+def _tracker(kind: type[_Tracked]) -> Callable[[httpx.Response, OnClose], None]:
+    def track(response: httpx.Response, on_close: OnClose) -> None:
+        if response.is_closed:
+            on_close(None)
+            return
+        stream: Any = response.stream
+        if type(stream) is kind and stream._on_close is None:  # watched, untracked
+            stream._on_close = on_close
+        else:
+            response.stream = kind(stream, on_close)  # type: ignore[assignment]
+
+    return track
 
 
-def track_sync(response: httpx.Response, on_close: OnClose) -> None:
-    """Have `on_close` called when `response`'s body is closed: at once for a response
-    already read (an in-memory one: httpx never closes it again), else by its stream."""
-    if response.is_closed:
-        on_close(None)
-        return
-    stream = response.stream
-    if type(stream) is TrackedSyncStream and stream._on_close is None:  # watched, untracked
-        stream._on_close = on_close
-    else:  # `TrackedSyncStream(response.stream, on_close)`, without the `__init__` frame
-        tracked = _new_object(TrackedSyncStream)
-        tracked._stream, tracked._on_close, tracked._watch = (
-            response.stream, on_close, None)  # type: ignore[assignment]
-        response.stream = tracked
+#: `watch_sync(response, watch)`: put `response`'s body under the attempt's deadline (see
+#: `TrackedSyncStream`); the watch learns the connection's network stream. No watch:
+#: nothing to do. `watch_async`: the same for an async response.
+watch_sync = _watcher(TrackedSyncStream)
+watch_async = _watcher(TrackedAsyncStream)
 
-
-def track_async(response: httpx.Response, on_close: OnClose) -> None:
-    """`track_sync` for an async response."""
-    if response.is_closed:
-        on_close(None)
-        return
-    stream = response.stream
-    if type(stream) is TrackedAsyncStream and stream._on_close is None:  # watched, untracked
-        stream._on_close = on_close
-    else:  # `TrackedAsyncStream(response.stream, on_close)`, without the `__init__` frame
-        tracked = _new_object(TrackedAsyncStream)
-        tracked._stream, tracked._on_close, tracked._watch = (
-            response.stream, on_close, None)  # type: ignore[assignment]
-        response.stream = tracked
+#: `track_sync(response, on_close)`: have `on_close` called when `response`'s body is
+#: closed: at once for a response already read (an in-memory one: httpx never closes it
+#: again), else by its stream. `track_async`: the same for an async response. (Made per
+#: stream class, so the usual call pays no second function call.)
+track_sync = _tracker(TrackedSyncStream)
+track_async = _tracker(TrackedAsyncStream)

@@ -1,38 +1,37 @@
-"""`MeshTransport`: the blocking shell around the sans-I/O core."""
+# GENERATED from meshclient/transport/_async.py by scripts/unasync.py: do not edit; edit the async
+# source and run `python scripts/unasync.py`.
+"""`MeshTransport`: the blocking shell around the sans-I/O core. What the two shells
+do differently lives in the `_io_*.py` modules, under the same names."""
 
 from __future__ import annotations
 
-import threading
-import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from types import TracebackType
 from typing import Any
 
 import httpx
 
-from .._core.actions import Discard, Done, Hedge, HedgeOutcome, Mirror, Outcome, Send, Sleep, WaitForEndpoints
+from .._core.actions import Discard, Done, Hedge, Mirror, Outcome, Send, Sleep, WaitForEndpoints
 from .._core.first import First
 from .._core.flow import Flow
 from ..policy import Policy, PolicyStore
 from ..security.routes import Guard
 from ._base import Begun, MeshBase
 from ._deadline import Watch, arm, watch_attempt
+from ._io_sync import Racer, close_mirrors, close_shielded, run_blocking, sleep, wait_ready
 from ._mirror import MirrorSender
 from ._streams import track_sync, watch_sync
 
-#: Most threads the sync shell uses for hedged requests (created on first use, on demand).
-HEDGE_THREADS = 32
-
 
 class MeshTransport(MeshBase, httpx.BaseTransport):
-    """An `httpx.BaseTransport` that routes requests for services in the policy through the
-    mesh and passes every other request straight to `inner`.
+    """An `httpx.BaseTransport` that routes requests for services in the policy
+    through the mesh and passes every other request straight to `inner`.
 
     **Parameters:**
 
     * **policy** - a `Policy`, a `PolicyStore`, or `None` for `meshclient.default_store()`
       (the environment's policy, shared by the process).
-    * **inner** - the transport that does the I/O; default `httpx.HTTPTransport(**kwargs)`.
+    * **inner** - the transport that does the I/O; default
+      `httpx.HTTPTransport(**kwargs)`.
     * **kwargs** - passed to `httpx.HTTPTransport` when `inner` is not given.
 
     Usage:
@@ -47,60 +46,73 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         self._inner_kwargs = kwargs
         self._setup(policy)
         self.inner = inner if inner is not None else httpx.HTTPTransport(**kwargs)
-        self._pool: ThreadPoolExecutor | None = None  # for hedged requests, made on first use
-        self._pool_lock = threading.Lock()
+        self._racer = Racer()  # for hedged requests
         self.mirrors = MirrorSender(self.registry)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        # one policy snapshot, routed once; then limits, credentials, mTLS
-        start = self._start(request)
-        if start is None:
+        # routed once under one policy snapshot; then limits, credentials, mTLS
+        begun = self._route(request)
+        if begun.guard is not None:  # admission first
+            return self._guarded(request, begun)
+        opened = self._open(request, begun)
+        if opened is None:
             return self.inner.handle_request(request)
-        if not isinstance(start, First):
-            if isinstance(start, tuple):  # a guard: admission first
-                return self._guarded(request, start)
-            return self._drive(start, None, None)
+        if not isinstance(opened, First):
+            return self._drive(opened, None, None)
         # the usual call: attempt 1 without the generator, held to the call's deadline
+        first = opened
         held: httpx.Response | None = None
-        watch = watch_attempt(start.sent, start.left_ns, self.inner, start.runtime.service.name)
+        watch = watch_attempt(first.sent, first.left_ns, self.inner, first.runtime.service.name)
         try:
-            held = self.inner.handle_request(start.sent)
+            if not first.traced:
+                held = self.inner.handle_request(first.sent)
+            else:
+                with first.sending():
+                    held = self.inner.handle_request(first.sent)
         except Exception as exc:  # the core decides what the caller sees
-            flow = start.finish(None, watch.failed(exc))
+            flow = first.finish(None, watch.failed(exc))
         except BaseException:
             watch.disarm()
+            first.cancelled()
             raise
         else:
             watch_sync(held, watch)
-            flow = start.finish(held)
+            flow = first.finish(held)
             if flow is None:  # final
-                track_sync(held, start.on_close)
+                assert first.on_close is not None
+                track_sync(held, first.on_close)
                 return held
         assert flow is not None
         return self._drive(flow, None, held)  # not final: the flow takes over
 
     def _guarded(self, request: httpx.Request, begun: Begun) -> httpx.Response:
-        """`handle_request` for a destination with a guard (`begun`: what
-        `_start` answered): admitted first, its attempts sent with the guard's credentials
-        and TLS, and the guard told the result."""
-        guard = begun[2]
+        """`handle_request` for a destination with a guard: admitted first, its
+        attempts sent with the guard's credentials and TLS, and the guard told the
+        result."""
+        guard = begun.guard
         assert guard is not None
         guard.admit_sync(request)
         try:
-            start = self._start(request, begun)
-            if start is None:  # pragma: no cover - a guard is only made for a service
+            opened = self._open(request, begun)
+            if opened is None:  # pragma: no cover - a guard is only made for a service
                 response = self.inner.handle_request(request)
-            elif isinstance(start, First):
-                sent = self._send(start.as_send(), guard)
-                flow = start.finish(sent.response, sent.error)
+            elif isinstance(opened, First):
+                first = opened
+                try:
+                    with first.sending():
+                        sent = self._send(first.as_send(), guard)
+                except BaseException:
+                    first.cancelled()
+                    raise
+                flow = first.finish(sent.response, sent.error)
                 if flow is None:  # final
-                    assert sent.response is not None
+                    assert sent.response is not None and first.on_close is not None
                     response = sent.response
-                    track_sync(response, start.on_close)
+                    track_sync(response, first.on_close)
                 else:
                     response = self._drive(flow, guard, sent.response)
             else:
-                response = self._drive(start, guard, None)
+                response = self._drive(opened, guard, None)
         except BaseException as exc:
             guard.observe(None, exc)
             guard.release()
@@ -109,8 +121,9 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         track_sync(response, lambda _error: guard.release())
         return response
 
-    def _drive(self, flow: Flow, guard: Guard | None,
-               held: httpx.Response | None) -> httpx.Response:
+    def _drive(
+            self, flow: Flow, guard: Guard | None, held: httpx.Response | None,
+    ) -> httpx.Response:
         """Run `flow` to its end, carrying out each action it yields. `held`: a response
         the flow already owns (a first attempt's, which it will discard or return)."""
         try:
@@ -127,8 +140,9 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
                     held = None
                     return response
                 elif isinstance(action, (Send, Hedge)):
-                    reply = (self._send(action, guard) if isinstance(action, Send)
-                             else self._hedge(action, guard))
+                    reply = (
+                        self._send(action, guard) if isinstance(action, Send)
+                        else self._racer.race(action, lambda s: self._send(s, guard)))
                     outcome = reply if isinstance(reply, Outcome) else reply.outcome
                     held = outcome.response or held
                     action = flow.send(reply)
@@ -136,10 +150,10 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
                     self.mirrors.send_sync(self.inner, action)
                     action = flow.send(None)
                 elif isinstance(action, Sleep):
-                    time.sleep(action.seconds)
+                    sleep(action.seconds)
                     action = flow.send(None)
                 elif isinstance(action, WaitForEndpoints):  # a service's first request
-                    action.waiter.wait(action.timeout_s)
+                    wait_ready(action.waiter, action.timeout_s)
                     action = flow.send(None)
                 else:
                     assert isinstance(action, Discard)
@@ -147,7 +161,7 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
                     action = flow.send(None)
         except BaseException:  # interrupted mid-call (or the flow raised): free the connection
             if held is not None and not held.is_closed:
-                held.close()
+                close_shielded(held)
             raise
 
     def _send(self, send: Send, guard: Guard | None) -> Outcome:
@@ -163,80 +177,34 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
             response = inner.handle_request(request)
         except Exception as exc:  # the core decides what the caller sees
             return Outcome(error=exc if watch is None else watch.failed(exc))
-        except BaseException:
+        except BaseException:  # interrupted (a losing hedge)
             if watch is not None:
                 watch.disarm()
             raise
         watch_sync(response, watch)
         return Outcome(response=response)
 
-    def _hedge(self, hedge: Hedge, guard: Guard | None) -> HedgeOutcome:
-        """Race the primary and, after `delay_s`, the secondary on a small thread pool. A
-        blocking call cannot be cancelled: the loser is abandoned and its response closed
-        when it arrives."""
-        with self._pool_lock:
-            if self._pool is None:
-                # Threads start on demand; abandoned losers keep theirs until they end
-                # (bounded by the attempt's timeout), so the cap leaves room for them.
-                self._pool = ThreadPoolExecutor(HEDGE_THREADS,
-                                                thread_name_prefix="meshclient-hedge")
-            pool = self._pool
-        first = pool.submit(self._send, hedge.primary, guard)
-        done, _ = wait([first], timeout=hedge.delay_s)
-        if done:
-            return HedgeOutcome(0, first.result(), None, False)
-        hedge.on_secondary()
-        futures = [first, pool.submit(self._send, hedge.secondary, guard)]
-        pending = set(futures)
-        finished: list[int] = []
-        winner: int | None = None
-        while winner is None:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            finished += sorted(futures.index(f) for f in done)
-            for i in finished:
-                if hedge.good(futures[i].result()):
-                    winner = i
-                    break
-            if winner is None and not pending:
-                winner = finished[-1]  # neither good: report the later one
-        loser = futures[1 - winner]
-        other = None
-        if loser.done():
-            other = loser.result()
-            if other.response is not None:
-                other.response.close()
-        else:
-            loser.add_done_callback(_close_abandoned)
-        return HedgeOutcome(winner, futures[winner].result(), other, True)
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+    def _close_mesh(self) -> None:
+        """Everything but the inner transport, in order: hedges, mirror copies, the TLS
+        transports, the background work (discovery, health checks) of a store this
+        transport built."""
+        self._racer.close()
+        close_mirrors(self.mirrors)
         for inner in self._tls_transports():
             inner.close()
-        self._close_owned()  # discovery of a store this transport built
+        run_blocking(self._close_owned)  # joins threads
+
+    def close(self) -> None:
+        self._close_mesh()
         self.inner.close()
 
     def __enter__(self) -> MeshTransport:
         self.inner.__enter__()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None = None,
-                 exc_value: BaseException | None = None,
-                 traceback: TracebackType | None = None) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-        for inner in self._tls_transports():
-            inner.close()
-        self._close_owned()
+    def __exit__(
+            self, exc_type: type[BaseException] | None = None,
+            exc_value: BaseException | None = None, traceback: TracebackType | None = None,
+    ) -> None:
+        self._close_mesh()
         self.inner.__exit__(exc_type, exc_value, traceback)
-
-
-def _close_abandoned(future: Future[Outcome]) -> None:
-    if future.cancelled():
-        return
-    response = future.result().response
-    if response is not None:
-        response.close()

@@ -156,7 +156,7 @@ class _Scripted:
 
     store: meshclient.PolicyStore
 
-    def _start(self, request: httpx.Request, begun: Any = None) -> Flow | None:
+    def _open(self, request: httpx.Request, begun: Any) -> Flow | None:
         service = self.store.current.resolved.get(request.url.host)
         assert service is not None and service.name == "users"
         call = telemetry.start_call(request, "users")
@@ -287,10 +287,23 @@ def test_no_sdk_fast_path(cluster: LoopbackCluster) -> None:
     request = httpx.Request("GET", "http://users/")
     assert telemetry.start_call(request, "users") is None
     transport = meshclient.MeshTransport(cluster.policy("users"))
-    flow = transport._start(request)
+    flow = transport._open(request, transport._route(request))
     assert isinstance(flow, First)  # not wrapped: the first attempt without the generator
     outside = httpx.Request("GET", cluster[0].url)
-    assert transport._start(outside) is None
+    assert transport._open(outside, transport._route(outside)) is None
+
+
+def test_a_traced_call_takes_the_same_first_attempt_path(mesh, cluster: LoopbackCluster,
+                                                         otel: Otel) -> None:
+    transport = meshclient.MeshTransport(cluster.policy("users"))
+    request = httpx.Request("GET", "http://users/")
+    opened = transport._open(request, transport._route(request))
+    assert isinstance(opened, First) and opened.traced  # one path, traced or not
+    opened.cancelled()  # not sent: the call's spans end
+    transport.close()
+    caller = mesh(cluster.policy("users"))
+    assert caller.get("http://users/").status_code == 200
+    assert len(otel.named("GET users")) == 2 and len(otel.named("GET")) == 2
 
 
 def test_no_sdk_still_forwards_an_inbound_trace_context(mesh, cluster: LoopbackCluster) -> None:

@@ -6,18 +6,18 @@ import httpx
 import pytest
 
 from meshclient._core.address import (
+    _address_self_check,
     _fast_address,
     _fast_header,
     _fast_headers,
-    _fast_url,
+    _fast_host,
     _slow_address,
     _slow_header,
     _slow_headers,
-    _slow_url,
     address_request,
     attempt_headers,
-    endpoint_url,
     header,
+    host_key,
     with_headers,
 )
 from meshclient.discovery._base import Endpoint
@@ -30,9 +30,16 @@ TARGETS = [("http", "127.0.0.2", 8001), ("https", "127.0.0.3", 443), ("http", ":
 
 
 def test_the_shortcut_is_active() -> None:
-    assert endpoint_url is _fast_url
     assert with_headers is _fast_headers and header is _fast_header
-    assert address_request is _fast_address
+    assert address_request is _fast_address and host_key is _fast_host
+
+
+def test_a_failed_self_check_falls_back_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    import meshclient._core.address as address
+
+    monkeypatch.setattr(address, "_fast_host", lambda request: "not-the-host")
+    with pytest.warns(RuntimeWarning, match="httpx's internals differ"):
+        assert _address_self_check() == (address._slow_address, address._slow_host)
 
 
 @pytest.mark.slow
@@ -90,17 +97,6 @@ def test_fast_headers_match_update(base: list[tuple[str, str]]) -> None:
 def test_fast_header_matches_get(base: list[tuple[str, str]]) -> None:
     for name in (b"content-length", b"host", b"x"):
         assert _fast_header(httpx.Headers(base), name) == _slow_header(httpx.Headers(base), name)
-
-
-@pytest.mark.parametrize("text", URLS)
-@pytest.mark.parametrize(("scheme", "host", "port"), TARGETS)
-def test_fast_url_matches_copy_with(text: str, scheme: str, host: str, port: int) -> None:
-    url = httpx.URL(text)
-    fast, slow = _fast_url(url, scheme, host, port), _slow_url(url, scheme, host, port)
-    assert fast == slow and str(fast) == str(slow)
-    assert (fast.scheme, fast.host, fast.port, fast.raw_path, fast.fragment) == (
-        slow.scheme, slow.host, slow.port, slow.raw_path, slow.fragment)
-    assert url == httpx.URL(text)  # the logical URL is untouched
 
 
 def _service(scheme: str) -> object:

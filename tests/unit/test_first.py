@@ -237,3 +237,41 @@ def test_an_open_breaker_sends_the_first_attempt_elsewhere() -> None:
         assert first is not None and first.state is states[2]
         assert first.finish(httpx.Response(200)) is None
         first.on_close(None)
+
+
+def test_a_first_attempt_hands_the_flow_an_immutable_resume() -> None:
+    from meshclient._core.flow import Resume
+
+    clock = FakeClock()
+    rt = runtime(clock, retry={"attempts": 2, "on": ["503"]})
+    first = start_first(get(), rt, None, None)
+    assert isinstance(first, First) and first.on_close is None  # made whole by its constructor
+    handed: list[Resume] = []
+    import meshclient._core.first as first_module
+
+    real = first_module.request_flow
+
+    def spy(*args: Any) -> Any:
+        handed.append(args[4])
+        return real(*args)
+
+    first_module.request_flow = spy  # type: ignore[assignment]
+    try:
+        step = first.finish(httpx.Response(503))
+    finally:
+        first_module.request_flow = real
+    assert step is not None and len(handed) == 1
+    resume = handed[0]
+    assert isinstance(resume, Resume) and resume.outcome.response is not None
+    assert (resume.state, resume.ticket, resume.at_ns) == (first.state, first.ticket, first.at_ns)
+    with pytest.raises(AttributeError):
+        resume.ok = False  # type: ignore[misc]
+    assert [type(a).__name__ for a in drive(step, [httpx.Response(200)], clock)][-1] == "Done"
+
+
+def test_first_and_flow_share_one_finality_rule() -> None:
+    from meshclient._core.flow import is_final
+
+    rt = runtime(FakeClock(), retry={"on": ["503", "gateway-error"]})
+    assert is_final(rt, httpx.Response(200)) and is_final(rt, httpx.Response(500))
+    assert not is_final(rt, httpx.Response(503)) and not is_final(rt, httpx.Response(502))

@@ -260,14 +260,6 @@ def test_concurrent_picks_keep_counters_consistent(kind: str) -> None:
     assert sum(s.requests for s in lb.states()) == 8 * 500
 
 
-def test_round_robin_compat_name() -> None:
-    from meshclient.balance import RoundRobin
-
-    lb = RoundRobin()
-    lb.update(endpoints(2))
-    assert lb.kind == "round-robin" and lb.pick() is not None
-
-
 @given(st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=8))
 @settings(max_examples=60, deadline=None)
 def test_smooth_schedule_serves_each_exactly_its_weight(weights: list[int]) -> None:

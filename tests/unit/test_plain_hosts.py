@@ -65,3 +65,18 @@ def test_the_remembered_runtime_follows_the_snapshot() -> None:
     with httpx.Client(transport=transport) as client:  # the remembered answer is used
         assert client.get("http://users/").status_code == 200
     assert transport._plain["users"] == (store.current, again)
+
+
+def test_the_cache_rule_is_one_named_function() -> None:
+    from meshclient.transport._base import Begun, per_request
+
+    policy = _policy({"endpoints": ["127.0.0.2:8001"]},
+                     v2={"endpoints": ["127.0.0.4:8001"], "routes": [{"to": [{"service": "users"}]}]})
+    transport = MeshTransport(policy, inner=httpx.MockTransport(lambda r: httpx.Response(200)))
+    begun = transport._route(httpx.Request("GET", "http://users/"))
+    assert isinstance(begun, Begun) and begun.guard is None and begun.runtime is not None
+    assert not per_request(policy.resolved["users"], None)
+    assert per_request(policy.resolved["v2"], None)  # routes: decided per request
+    assert transport._route(httpx.Request("GET", "http://users/")) is begun  # remembered
+    assert transport._route(httpx.Request("GET", "http://nowhere/")) == Begun(None, None, None, None)
+    transport.close()

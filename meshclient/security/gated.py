@@ -1,0 +1,22 @@
+"""What every inbound middleware holds, ASGI or WSGI: the app it wraps and the
+authorization gate (`InboundGate`) with its denial counts. The middlewares differ only in
+how they talk to their server."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from .inbound import InboundGate
+
+App = TypeVar("App")
+
+
+class Gated(Generic[App]):
+    """`app`, and `gate` built from `policy` (an `AuthorizationPolicy`, `Policy`,
+    `PolicyStore`, or None for the process's store; bad secrets fail here, at start-up)
+    with denials reported under `service`."""
+
+    def __init__(self, app: App, policy: Any = None, service: str = "inbound") -> None:
+        self.app = app
+        self.gate = InboundGate(policy, service)
+        self.denials = self.gate.denials  # 403s counted per caller and rule

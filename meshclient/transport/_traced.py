@@ -1,0 +1,73 @@
+"""A traced call's first attempt: the same `First` as an untraced call's, with telemetry
+told about it as `telemetry._flow.instrument` tells it about a flow's attempts."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from functools import partial
+from typing import Any
+
+import httpx
+
+from .._core.actions import Outcome
+from .._core.first import First, start_first
+from .._core.flow import Flow
+from .._runtime import ServiceRuntime
+from ..context import Inbound
+from ..routing import Decision
+from ..telemetry._flow import CURRENT_CALL, _suppress_http_instrumentation, instrument
+from ..telemetry.tracing import Call
+
+
+class TracedFirst(First):
+    """A `First` whose call telemetry records (`call`)."""
+
+    __slots__ = ("call",)
+
+    traced = True
+
+    def __init__(self, call: Call, *args: Any) -> None:
+        super().__init__(*args)
+        self.call = call
+
+    def sending(self) -> AbstractContextManager[None]:
+        """OpenTelemetry's httpx instrumentation suppressed while meshclient records the
+        attempt's span (see `instrument`)."""
+        return _suppress_http_instrumentation(self.call) or nullcontext()
+
+    def finish(self, response: httpx.Response | None,
+               error: Exception | None = None) -> Flow | None:
+        call = self.call
+        call.outcome(Outcome(response, error))
+        token = CURRENT_CALL.set(call)
+        try:
+            flow = super().finish(response, error)
+        except BaseException as exc:
+            call.fail(exc)
+            raise
+        finally:
+            CURRENT_CALL.reset(token)
+        if flow is None:
+            self.on_close = call.finisher(self.on_close)
+            return None
+        return instrument(flow, call)
+
+    def cancelled(self) -> None:
+        self.call.fail(None)
+
+
+def start_traced(request: httpx.Request, runtime: ServiceRuntime, inbound: Inbound | None,
+                 decision: Decision | None, call: Call) -> First | None:
+    """`start_first` for a traced call: run as the call's (`CURRENT_CALL`), the attempt
+    told to `call`; an error starting it fails the call."""
+    token = CURRENT_CALL.set(call)
+    try:
+        first = start_first(request, runtime, inbound, decision, partial(TracedFirst, call))
+    except BaseException as exc:
+        call.fail(exc)
+        raise
+    finally:
+        CURRENT_CALL.reset(token)
+    if first is not None:
+        call.attempt(first.as_send())
+    return first
