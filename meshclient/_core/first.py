@@ -74,19 +74,9 @@ class First:
         self.on_close: OnClose | None = None
 
     def __repr__(self) -> str:
-        # slots fill in as the attempt goes (`finish` sets `outcome` and `ok`)
-        request = getattr(self, "request", None)
-        state = getattr(self, "state", None)
-        outcome = getattr(self, "outcome", None)
-        if outcome is None:
-            result = "final" if hasattr(self, "on_close") else "in flight"
-        elif outcome.response is not None:
-            result = f"status={outcome.response.status_code} ok={self.ok}"
-        else:
-            result = f"error={type(outcome.error).__name__} ok={self.ok}"
-        return (f"<First {request.method if request else None} "
-                f"{request.url if request else None} "
-                f"endpoint={state.key if state is not None else None} {result}>")
+        result = "in flight" if self.on_close is None else "final"
+        return (f"<First {self.request.method} {self.request.url} "
+                f"endpoint={self.state.endpoint.key} ticket={self.ticket} {result}>")
 
     def as_send(self) -> Send:
         """The attempt as a `Send` (for telemetry, and a shell whose guard attaches
