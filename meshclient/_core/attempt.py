@@ -47,11 +47,17 @@ def attempts_allowed(request: httpx.Request, attempts: int, one_layer: bool,
                                           and int(length) <= MAX_REPLAY_BYTES) else 1
 
 
+def _left_s(deadline_ns: int | None, now_ns: int) -> float | None:
+    """Seconds the call has left, for a breaker whose shared storage must not outlast it."""
+    return None if deadline_ns is None else (deadline_ns - now_ns) / 1e9
+
+
 def pick_and_guard(runtime: ServiceRuntime, tried: set[str], now_ns: int,
-                   ) -> tuple[EndpointState, int] | str | None:
+                   deadline_ns: int | None = None) -> tuple[EndpointState, int] | str | None:
     """Pick an endpoint not yet tried (the balancer reuses one when all were) whose breaker
-    admits the attempt, at `now_ns`. Returns (state, breaker ticket), `ALL_OPEN` when every candidate's
-    breaker refused, or None when the service has no endpoints."""
+    admits the attempt, at `now_ns`, within the call's `deadline_ns`. Returns (state,
+    breaker ticket), `ALL_OPEN` when every candidate's breaker refused, or None when the
+    service has no endpoints."""
     balancer = runtime.balancer
     if not tried:  # a first attempt: the usual case, one pick, one admission
         state = balancer.pick(_NO_KEYS, now_ns)
@@ -59,7 +65,8 @@ def pick_and_guard(runtime: ServiceRuntime, tried: set[str], now_ns: int,
             return None
         breaker = state.breaker
         # a clean breaker (closed, nothing counted) would admit: not asked
-        ticket = NORMAL if breaker is None or breaker.clean else breaker.admit()
+        ticket = (NORMAL if breaker is None or breaker.clean
+                  else breaker.admit(_left_s(deadline_ns, now_ns)))
         if ticket != REFUSED:
             return state, ticket
         refused = {state.endpoint.key}
@@ -73,7 +80,7 @@ def pick_and_guard(runtime: ServiceRuntime, tried: set[str], now_ns: int,
         if refused and state.endpoint.key in refused:
             break
         breaker = state.breaker
-        ticket = NORMAL if breaker is None else breaker.admit()
+        ticket = NORMAL if breaker is None else breaker.admit(_left_s(deadline_ns, now_ns))
         if ticket != REFUSED:
             return state, ticket
         refused.add(state.endpoint.key)
@@ -131,7 +138,8 @@ def attempt_request(request: httpx.Request, runtime: ServiceRuntime, state: Endp
 
 
 def observe(runtime: ServiceRuntime, state: EndpointState, ticket: int, start_ns: int,
-            response: httpx.Response | None, error: Exception | None, now_ns: int) -> bool:
+            response: httpx.Response | None, error: Exception | None, now_ns: int,
+            deadline_ns: int | None = None) -> bool:
     """Record an attempt's result (its response, or the error sending it raised) in its
     breaker (and, while hedging at a percentile, its time in the latency ring); for an
     error, end the endpoint's load measurement too (a response's ends when its body
@@ -154,7 +162,8 @@ def observe(runtime: ServiceRuntime, state: EndpointState, ticket: int, start_ns
         state.end(start_ns, now_ns, ok)
     breaker = state.breaker
     if breaker is not None and not (ok and ticket == NORMAL and breaker.clean):
-        breaker.record(ticket, ok)  # (a success on a clean breaker changes nothing)
+        # (a success on a clean breaker changes nothing)
+        breaker.record(ticket, ok, _left_s(deadline_ns, now_ns))
     return ok
 
 

@@ -95,7 +95,7 @@ class First:
         runtime = self.runtime
         now = runtime.clock.now_ns()
         state, start = self.state, self.start_ns
-        ok = observe(runtime, state, self.ticket, start, response, error, now)
+        ok = observe(runtime, state, self.ticket, start, response, error, now, self.at_ns)
         if response is not None and is_final(runtime, response):
             self.on_close = partial(state.end, start, None, ok)
             response.extensions[EXTENSION] = CallInfo(runtime.service.name, state.endpoint.key, 1)
@@ -131,7 +131,7 @@ def start_first(request: httpx.Request, runtime: ServiceRuntime, inbound: Inboun
     if at - now <= 0:
         return None  # the flow raises DeadlineExceeded
     runtime.resilience.budget.budget.deposit(now)
-    chosen = pick_and_guard(runtime, _NOT_TRIED, now)
+    chosen = pick_and_guard(runtime, _NOT_TRIED, now, at)
     if not isinstance(chosen, tuple):
         raise no_pick(chosen, request, runtime)
     state, ticket = chosen

@@ -149,7 +149,7 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
                                                 f"before attempt {attempt}", request=request,
                                                 service=name), name, attempt - 1, tried)
             # 3-5. pick and guard.
-            chosen = pick_and_guard(runtime, tried, now)
+            chosen = pick_and_guard(runtime, tried, now, deadline.at_ns)
             if not isinstance(chosen, tuple):
                 if last is not None:  # a retry found nowhere to go: the last real outcome
                     yield from _give_up(last, attempt - 1, request, runtime, retrying_layer,
@@ -183,14 +183,14 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
                 outcome = injected_outcome(fault.abort, send.request)
                 now = clock.now_ns()
                 ok = observe(runtime, state, ticket, start, outcome.response, outcome.error,
-                             now)
+                             now, deadline.at_ns)
             elif hedge is None:
                 reply = yield send
                 assert isinstance(reply, Outcome)
                 outcome = reply
                 now = clock.now_ns()
                 ok = observe(runtime, state, ticket, start, outcome.response, outcome.error,
-                             now)
+                             now, deadline.at_ns)
             else:
                 h_state, h_ticket, h_send = hedge
                 secondary = Secondary(runtime, h_state)

@@ -38,7 +38,7 @@ def plan_hedge(request: httpx.Request, runtime: ServiceRuntime, tried: set[str],
     known. The token is taken only if the hedge is actually sent."""
     if runtime.resilience.budget.budget.balance < 1 or hedge_delay_s(runtime) == float("inf"):
         return None
-    chosen = pick_and_guard(runtime, tried, now)
+    chosen = pick_and_guard(runtime, tried, now, deadline.at_ns)
     if not isinstance(chosen, tuple) or chosen[0].endpoint.key in tried:
         if isinstance(chosen, tuple) and chosen[0].breaker is not None:
             chosen[0].breaker.release(chosen[1])

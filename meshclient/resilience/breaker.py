@@ -120,10 +120,13 @@ class Breaker:
         # kept here: the state, counter and opened_at are read through the storage's
         # public API (pybreaker's breaker keeps its own reference private)
         self._storage = storage
-        self._cb = pybreaker.CircuitBreaker(
-            fail_max=policy.failures, reset_timeout=policy.reset,
-            state_storage=storage, name=f"{service}/{endpoint}",
-            listeners=[_Listener(service, endpoint)], throw_new_error_on_trip=False)
+        # built from the local copy (a breaker is made while endpoints are published, maybe
+        # on a request's path): the first admission is the first Redis round trip
+        with call_time_left(None if self._memory else 0.0):
+            self._cb = pybreaker.CircuitBreaker(
+                fail_max=policy.failures, reset_timeout=policy.reset,
+                state_storage=storage, name=f"{service}/{endpoint}",
+                listeners=[_Listener(service, endpoint)], throw_new_error_on_trip=False)
         self._lock = threading.Lock()
         self._opened_ns: int | None = None  # when this process saw it open (monotonic)
         self._probing = False
@@ -235,6 +238,14 @@ class Breaker:
                 self._probing = False
 
     def status(self) -> str:
+        """The state for ranking endpoints (read on every pick): from this process's copy
+        of shared storage, never a Redis round trip; admission reads the shared state."""
+        if not self._memory:
+            with call_time_left(0.0):
+                return self._status()
+        return self._status()
+
+    def _status(self) -> str:
         state = self._cb.current_state
         if state != OPEN:
             return str(state)

@@ -139,6 +139,11 @@ class _GuardedClient:
         return guarded
 
 
+#: Values read from Redis that the local copy takes over, so that it is this process's
+#: latest view of the shared state (for ranking, and for running on while Redis is away).
+_MIRRORED = frozenset({"state", "opened_at"})
+
+
 class FallbackStorage(pybreaker.CircuitBreakerStorage):
     """pybreaker storage: Redis while it answers, the local copy otherwise."""
 
@@ -180,6 +185,8 @@ class FallbackStorage(pybreaker.CircuitBreakerStorage):
         if remote is not None:
             value = getattr(remote, name)
             if self.health.up:
+                if name in _MIRRORED:  # the local copy follows what Redis last said
+                    setattr(self.local, name, value)
                 return value
         return getattr(self.local, name)
 

@@ -125,3 +125,22 @@ def test_a_call_with_less_time_left_than_a_redis_timeout_never_waits_on_redis() 
             assert not health_for(server.url).up
         finally:
             os.kill(pid, signal.SIGCONT)
+
+
+def test_a_call_shorter_than_a_redis_timeout_never_asks_a_frozen_redis(mesh) -> None:
+    """`timeout.total` below one Redis operation's timeout: the breakers of the call use
+    their local state, so a frozen Redis cannot hold the call past its deadline."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    with RedisServer() as server, LoopbackCluster(1) as cluster:
+        caller = mesh(cluster.policy("users", retry={"attempts": 1},
+                                     timeout={"total": "150ms"},
+                                     breaker={"storage": server.url}))
+        pid = server._proc.pid  # type: ignore[union-attr]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            for _ in range(3):
+                assert caller.get("http://users/a").status_code == 200
+            assert health_for(server.url).up  # never asked, so never seen frozen
+        finally:
+            os.kill(pid, signal.SIGCONT)
