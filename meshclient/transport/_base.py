@@ -8,6 +8,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import httpx
 
+from .. import _fork
 from .._core.address import host_key
 from .._core.first import First, start_first
 from .._core.flow import Flow, request_flow
@@ -66,6 +67,7 @@ class MeshBase:
 
     store: PolicyStore
     registry: Registry
+    _stale_inner = False  # set in a forked child until its first request
 
     def _setup(self, policy: Policy | PolicyStore | None) -> None:
         self.store = as_store(policy)
@@ -83,6 +85,26 @@ class MeshBase:
         # A store built here from a Policy is this transport's alone: close() stops its
         # background work (discovery, health checks). A shared store's outlives it.
         self._owns_store = isinstance(policy, Policy)
+        _fork.track(self)  # a forked child gets its own connections (`_after_fork_in_child`)
+
+    # -- forked child (meshclient/_fork.py) ----------------------------------------------
+    # Connections pooled before a fork are shared with the parent: a child that used them
+    # would interleave its bytes with the parent's on one socket. The child forgets them
+    # (they are not closed: closing an HTTP/2 connection writes to the shared socket; the
+    # child's descriptors close when collected) and builds fresh transports on first use.
+
+    def _after_fork_in_child(self) -> None:
+        self._tls_inners = {}
+        self._tls_lock = threading.Lock()
+        self._stale_inner = True
+
+    def _resume_after_fork(self) -> None:
+        if self._stale_inner:
+            self._stale_inner = False
+            self._renew_after_fork()
+
+    def _renew_after_fork(self) -> None:
+        """The shell's part: a fresh inner transport (when it built its own) and racer."""
 
     def _close_owned(self) -> None:
         if self._owns_store:
@@ -92,6 +114,8 @@ class MeshBase:
         """Where `request` goes under the current policy (read once per request: the
         request sees one version from start to end): remembered per host for the snapshot
         when `per_request` allows, else decided by `_begin`."""
+        if _fork.pending:  # first request of a forked child: restart background work
+            _fork.resume()
         policy = self.store.current
         plain = self._plain.get(host_key(request))
         if plain is not None and plain[0] is policy:

@@ -44,10 +44,16 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
     def __init__(self, policy: Policy | PolicyStore | None = None,
                  inner: httpx.BaseTransport | None = None, **kwargs: Any) -> None:
         self._inner_kwargs = kwargs
+        self._owns_inner = inner is None
         self._setup(policy)
         self.inner = inner if inner is not None else httpx.HTTPTransport(**kwargs)
         self._racer = Racer()  # for hedged requests
         self.mirrors = MirrorSender(self.registry)
+
+    def _renew_after_fork(self) -> None:
+        if self._owns_inner:
+            self.inner = httpx.HTTPTransport(**self._inner_kwargs)
+        self._racer = Racer()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         # routed once under one policy snapshot; then limits, credentials, mTLS

@@ -237,3 +237,46 @@ def test_gunicorn_preforked_workers_follow_policy_changes(
             server.wait(5)
         assert server.stderr is not None
         server.stderr.close()
+
+
+def _local_port(response: httpx.Response) -> int:
+    """The client-side port of the connection that carried `response`."""
+    stream = response.extensions["network_stream"]
+    return int(stream.get_extra_info("client_addr")[1])
+
+
+@pytest.mark.parametrize("shell", ["sync", "async"])
+def test_a_forked_child_does_not_share_its_parents_pooled_connections(shell: str) -> None:
+    """Keep-alive connections pooled before the fork belong to the parent: the child's
+    first call opens its own (two processes on one socket would mix their bytes)."""
+    with LoopbackCluster(1) as cluster:
+        policy = cluster.policy("users")
+        if shell == "sync":
+            client = httpx.Client(transport=meshclient.MeshTransport(policy))
+            parent_port = _local_port(client.get("http://users/"))
+            assert _local_port(client.get("http://users/")) == parent_port  # kept alive
+
+            def child() -> dict[str, Any]:
+                return {"port": _local_port(client.get("http://users/"))}
+        else:
+            aclient = httpx.AsyncClient(transport=meshclient.AsyncMeshTransport(policy))
+
+            async def parent_call() -> int:
+                return _local_port(await aclient.get("http://users/"))
+
+            loop = asyncio.new_event_loop()
+            parent_port = loop.run_until_complete(parent_call())
+            assert loop.run_until_complete(parent_call()) == parent_port
+
+            def child() -> dict[str, Any]:
+                return {"port": asyncio.new_event_loop().run_until_complete(parent_call())}
+        seen = _collect(_fork(child))
+        assert "error" not in seen, seen
+        assert seen["port"] != parent_port  # a connection of its own
+        if shell == "sync":
+            assert _local_port(client.get("http://users/")) == parent_port  # the parent's is intact
+            client.close()
+        else:
+            assert loop.run_until_complete(parent_call()) == parent_port
+            loop.run_until_complete(aclient.aclose())
+            loop.close()
