@@ -46,11 +46,12 @@ def _child_sync(store: PolicyStore, client: httpx.Client) -> dict[str, Any]:
     deadline = time.monotonic() + CHILD_S
     seen: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        seen = {"version": store.current.version,
-                "orders": client.get("http://orders/").json()["backend"],
+        seen = {"orders": client.get("http://orders/").json()["backend"],
                 "users": client.get("http://users/").json()["backend"],
-                "alive": store.refresher.alive, "threads": _threads()}
-        if seen["orders"] == "backend-1" and seen["users"] == "backend-2":
+                "alive": store.refresher.alive, "threads": _threads(),
+                "version": store.current.version}  # read last: the calls restart the refresher
+        if (seen["orders"] == "backend-1" and seen["users"] == "backend-2"
+                and seen["version"] == "v2"):
             break
         time.sleep(0.05)  # polls until the change shows or the deadline; the parent asserts
     return seen
@@ -61,11 +62,12 @@ async def _child_async(store: PolicyStore) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     async with httpx.AsyncClient(transport=meshclient.AsyncMeshTransport(store)) as client:
         while time.monotonic() < deadline:
-            seen = {"version": store.current.version,
-                    "orders": (await client.get("http://orders/")).json()["backend"],
+            seen = {"orders": (await client.get("http://orders/")).json()["backend"],
                     "users": (await client.get("http://users/")).json()["backend"],
-                    "alive": store.refresher.alive, "threads": _threads()}
-            if seen["orders"] == "backend-1" and seen["users"] == "backend-2":
+                    "alive": store.refresher.alive, "threads": _threads(),
+                    "version": store.current.version}  # read last, as in `_child_sync`
+            if (seen["orders"] == "backend-1" and seen["users"] == "backend-2"
+                    and seen["version"] == "v2"):
                 break
             await asyncio.sleep(0.05)  # polls until the change shows or the deadline
     return seen
