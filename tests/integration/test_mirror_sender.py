@@ -155,7 +155,7 @@ def test_senders_start_again_in_a_forked_child(cluster: LoopbackCluster) -> None
             done, status = os.waitpid(pid, os.WNOHANG)
             if done or time.monotonic() > deadline:
                 break
-            time.sleep(0.02)
+            time.sleep(0.02)  # polls for the child's exit, bounded by the deadline
         if not done:
             os.kill(pid, 9)
             os.waitpid(pid, 0)
