@@ -47,7 +47,14 @@ def test_a_missing_part_warns_once_naming_it(monkeypatch: pytest.MonkeyPatch) ->
 
 def _shadow_api(root: Path) -> None:
     """A copy of the API's trace, metrics and context packages with the private globals
-    renamed (`opentelemetry` is a namespace package, so the copy wins for these three)."""
+    renamed. `opentelemetry` is a namespace package, so the copy wins for these three; where
+    another distribution made it a regular package (xds-protos ships an empty
+    `opentelemetry/__init__.py`), the copy's `__init__.py` extends its path to the original."""
+    original = Path(opentelemetry.trace.__file__ or "").parent.parent
+    if (original / "__init__.py").exists():
+        (root / "opentelemetry").mkdir(parents=True)
+        (root / "opentelemetry" / "__init__.py").write_text(
+            f"__path__.append({str(original)!r})\n")
     for package in (opentelemetry.trace, opentelemetry.metrics, opentelemetry.context):
         src = Path(package.__file__ or "").parent
         dst = root / "opentelemetry" / src.name
