@@ -67,7 +67,7 @@ def main() -> int:
         "retry": {"attempts": 4, "backoff": {"base": 0.01, "max": 0.05}}}}}))
     stats = budget_for("orders", store.current.resolved["orders"].retry.budget)
     try:
-        with deadline(2.0):  # one deadline for the query and the HTTP call below
+        with deadline(10.0):  # one deadline for the query and the HTTP call below
             for attempt in retrying("orders", retry=retry_if_exception_type(ConnectionError),
                                     store=store):
                 with attempt:
