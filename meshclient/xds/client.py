@@ -251,9 +251,11 @@ class XdsClient:
         with self._lock:
             self._send(self.protocol.accept(candidate))
             absent = set(self.protocol.absent)
+            complete = {name for name, waiter in self._waiters.items()
+                        if not waiter.ready and self.protocol.complete(name)}
         _events.emit(_events.XDS_UPDATE, "", type=SHORT[type_url], version=candidate.version,
                      resources=len(response.resources))
-        self._wake(policy, absent)
+        self._wake(policy, absent, complete)
 
     def _refuse(self, type_url: str, nonce: str, exc: PolicyError) -> None:
         """Under the lock: NACK, log, event; the last good resources stay."""
@@ -283,13 +285,14 @@ class XdsClient:
             write_cache(self.cache + ".xds", json.dumps(sorted(self.protocol.listeners.items()))
                         .encode())
 
-    def _wake(self, policy: Policy, absent: set[str]) -> None:
+    def _wake(self, policy: Policy, absent: set[str], complete: set[str]) -> None:
         for waiter in list(self._waiters.values()):
             if waiter.listener in absent and waiter.listener not in self._logged_absent:
                 self._logged_absent.add(waiter.listener)
                 logger.warning("xDS server has no listener %s: requests to %s pass through",
                                waiter.listener, waiter.host)
-            if not waiter.ready and (waiter.host in policy.resolved or waiter.listener in absent):
+            if not waiter.ready and (waiter.listener in absent or (
+                    waiter.listener in complete and waiter.host in policy.resolved)):
                 waiter.set()
 
     def _on_replace(self, old: Policy, new: Policy) -> None:

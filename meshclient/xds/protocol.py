@@ -168,6 +168,21 @@ class AdsProtocol:
                             wanted[ref_type].add(ref_name)
         return wanted
 
+    def complete(self, listener: str) -> bool:
+        """Whether `listener` and everything it references (routes, clusters, endpoints)
+        are held: what a host's first requests wait for."""
+        todo, seen = [(LISTENER, listener)], set()
+        while todo:
+            type_url, name = todo.pop()
+            if (type_url, name) in seen:
+                continue
+            seen.add((type_url, name))
+            msg = getattr(self.state, _FIELD[type_url]).get(name)
+            if msg is None:
+                return False
+            todo.extend(ref for ref in resources.references(type_url, msg) if ref[0] in _FIELD)
+        return True
+
     def _prune(self, state: XdsState) -> None:
         wanted = self._wanted(state)
         for type_url in ORDER:
