@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("grpc")
 pytest.importorskip("envoy.service.discovery.v3.ads_pb2_grpc")
 
-from tests.servers.xds_world import URL, XdsWorld  # noqa: E402
+from tests.servers.xds_world import URL, XdsWorld
 
 ROOT = Path(__file__).resolve().parents[2]
 _CHILD = """

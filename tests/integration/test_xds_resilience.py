@@ -12,14 +12,14 @@ import pytest
 pytest.importorskip("grpc")
 pytest.importorskip("envoy.service.discovery.v3.ads_pb2_grpc")
 
-from meshclient._cli.status import render_xds  # noqa: E402
-from meshclient.policy import PolicyStore  # noqa: E402
-from meshclient.xds import attach, parse_bootstrap  # noqa: E402
-from tests.servers.ads import CLUSTER, ENDPOINT  # noqa: E402
-from tests.servers.caller import Caller  # noqa: E402
-from tests.servers.helpers import until  # noqa: E402
-from tests.servers.xds_resources import UNHEALTHY, assignment  # noqa: E402
-from tests.servers.xds_world import URL, XdsWorld, backend_of, tally  # noqa: E402
+from meshclient._cli.status import render_xds
+from meshclient.policy import PolicyStore
+from meshclient.xds import attach, parse_bootstrap
+from tests.servers.ads import CLUSTER, ENDPOINT
+from tests.servers.caller import Caller
+from tests.servers.helpers import until
+from tests.servers.xds_resources import UNHEALTHY, assignment
+from tests.servers.xds_world import URL, XdsWorld, backend_of, tally
 
 
 @pytest.fixture

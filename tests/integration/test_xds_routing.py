@@ -11,11 +11,11 @@ import pytest
 pytest.importorskip("grpc")
 pytest.importorskip("envoy.service.discovery.v3.ads_pb2_grpc")
 
-from tests.servers.ads import LISTENER, ROUTE  # noqa: E402
-from tests.servers.caller import Caller  # noqa: E402
-from tests.servers.helpers import until  # noqa: E402
-from tests.servers.xds_resources import listener, route, route_config  # noqa: E402
-from tests.servers.xds_world import TARGET, URL, XdsWorld, backend_of, tally  # noqa: E402
+from tests.servers.ads import LISTENER, ROUTE
+from tests.servers.caller import Caller
+from tests.servers.helpers import until
+from tests.servers.xds_resources import listener, route, route_config
+from tests.servers.xds_world import TARGET, URL, XdsWorld, backend_of, tally
 
 
 @pytest.fixture

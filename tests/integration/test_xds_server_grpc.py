@@ -10,18 +10,17 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 pytest.importorskip("grpc")
 pytest.importorskip("envoy.service.discovery.v3.ads_pb2_grpc")
 
-from envoy.config.listener.v3 import listener_pb2  # noqa: E402
+from envoy.config.listener.v3 import listener_pb2
 
-from tests.servers.ads import LISTENER, AdsServer  # noqa: E402
-from tests.servers.grpc_backend import GrpcBackend  # noqa: E402
-from tests.servers.xds_resources import serve_split  # noqa: E402
+from tests.servers.ads import LISTENER, AdsServer
+from tests.servers.grpc_backend import GrpcBackend
+from tests.servers.xds_resources import serve_split
 
 TARGET = "users.default.svc.cluster.local:8080"
 ROOT = Path(__file__).resolve().parents[2]

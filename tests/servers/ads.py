@@ -209,6 +209,6 @@ class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
     def __init__(self, server: AdsServer) -> None:
         self.server = server
 
-    def StreamAggregatedResources(self, request_iterator: Iterator[Any],  # noqa: N802
+    def StreamAggregatedResources(self, request_iterator: Iterator[Any],
                                   context: grpc.ServicerContext) -> Iterator[Any]:
         return self.server.stream(request_iterator, context)

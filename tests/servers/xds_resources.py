@@ -45,7 +45,7 @@ def listener(name: str, route_config: str) -> Any:
 
 def duration(seconds: float) -> Any:
     whole = int(seconds)
-    return duration_pb2.Duration(seconds=whole, nanos=int(round((seconds - whole) * 1e9)))
+    return duration_pb2.Duration(seconds=whole, nanos=round((seconds - whole) * 1e9))
 
 
 def route(*, prefix: str = "/", cluster: str | None = None,
