@@ -29,7 +29,7 @@ import meshclient
 from meshclient.policy import Policy, PolicyStore, policy_to_dict
 from meshclient.testing import LoopbackCluster
 
-from ._common import base_parser, interleave, measure, median_ratio, table
+from ._common import base_parser, interleave, median_ratio, table
 
 TARGET = "users.default.svc.cluster.local:8080"
 URL = f"http://{TARGET}/"
@@ -104,7 +104,7 @@ def _push_to_first_use(server: object, cluster: LoopbackCluster, pushes: int) ->
             delays.append((time.perf_counter() - start) * 1000)
     store.close()
     delays.sort()
-    p99 = delays[min(len(delays) - 1, int(round(0.99 * (len(delays) - 1))))]
+    p99 = delays[min(len(delays) - 1, round(0.99 * (len(delays) - 1)))]
     print(f"push to first use over {pushes} pushes: p50 {statistics.median(delays):.1f} ms, "
           f"p99 {p99:.1f} ms, max {delays[-1]:.1f} ms")
 
