@@ -102,6 +102,7 @@ class XdsClient:
         self._call: Any = None
         self._local = store.current  # the policy without xDS
         self._applied: Policy | None = None  # the last policy this client swapped in
+        self._version = "xds"  # the xDS part of the version of the policy in force
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._forked = False
@@ -273,7 +274,9 @@ class XdsClient:
         versions = {t: self.protocol.types[t].version for t in ORDER}
         versions[candidate.type_url] = candidate.version
         version = "xds:" + "/".join(f"{SHORT[t]}={versions[t] or '-'}" for t in ORDER)
-        return compose(self._local, fragment, version)
+        composed = compose(self._local, fragment, version)
+        self._version = version
+        return composed
 
     def _swap(self, policy: Policy, document: dict[str, Any]) -> None:
         if policy == self.store.current:
@@ -308,7 +311,7 @@ class XdsClient:
                 return  # nothing from xDS yet
         try:
             fragment = resources.translate(state, listeners)
-            policy, _document = compose(new, fragment, self.store.current.version)
+            policy, _document = compose(new, fragment, self._version)
         except PolicyError as exc:
             logger.error("local policy %r conflicts with the xDS services, which are "
                          "dropped until the next update: %s", new.version, exc)
