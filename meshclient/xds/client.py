@@ -15,60 +15,29 @@ In a forked child the thread starts again on first use (`meshclient/_fork.py`).
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
-from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc
-from google.protobuf import struct_pb2
 
 from .. import _events, _fork
 from .._clock import RNG
 from .._types import Rng
-from ..control.cache import read_cache, write_cache
 from ..errors import PolicyError
 from ..policy import Policy, PolicyStore
 from . import resources
 from .bootstrap import Bootstrap
+from .cache import read, write
+from .channel import END, channel, node_proto, requests
 from .hosts import HostPatterns, ListenerWaiter, listener_name
 from .merge import compose
 from .protocol import ORDER, SHORT, AdsProtocol, Candidate
 
 logger = logging.getLogger("meshclient.xds")
-_END = object()
 MAX_ERROR_CHARS = 4096
-
-
-def node_proto(bootstrap: Bootstrap) -> Any:
-    from .. import __version__
-
-    node = bootstrap.node
-    metadata = struct_pb2.Struct()
-    metadata.update(dict(node.metadata))
-    return base_pb2.Node(id=node.id, cluster=node.cluster, metadata=metadata,
-                         locality=base_pb2.Locality(**dict(node.locality)),
-                         user_agent_name="meshclient", user_agent_version=__version__)
-
-
-def _channel(bootstrap: Bootstrap) -> grpc.Channel:
-    if bootstrap.channel_creds == "insecure":
-        return grpc.insecure_channel(bootstrap.target)
-    if bootstrap.channel_creds == "google_default":
-        return grpc.secure_channel(bootstrap.target, grpc.google_default_channel_credentials())
-    return grpc.secure_channel(bootstrap.target, grpc.ssl_channel_credentials())
-
-
-def _requests(outbox: queue.Queue[Any]) -> Iterator[Any]:
-    while True:
-        item = outbox.get()
-        if item is _END:
-            return
-        yield item
 
 
 class XdsClient:
@@ -96,6 +65,9 @@ class XdsClient:
         self.last_connection_error = ""
         self._rng = rng
         self._lock = threading.Lock()  # protocol, waiters, outbox; held for no I/O
+        # composing and swapping the policy (xDS update or local replace); no network I/O
+        # under it (the cache write is local disk)
+        self._apply_lock = threading.RLock()
         self._waiters: dict[str, ListenerWaiter] = {}
         self._logged_absent: set[str] = set()
         self._outbox: queue.Queue[Any] | None = None
@@ -152,6 +124,7 @@ class XdsClient:
 
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
+        self._apply_lock = threading.RLock()
         self._thread, self._call, self._outbox = None, None, None  # the parent's
         self._forked = True
 
@@ -184,7 +157,7 @@ class XdsClient:
             self._stop.wait(ceiling * (0.5 + 0.5 * self._rng.random()))
 
     def _stream_once(self) -> bool:
-        channel = _channel(self.bootstrap)
+        grpc_channel = channel(self.bootstrap)
         outbox: queue.Queue[Any] = queue.Queue()
         with self._lock:
             self._outbox = outbox
@@ -192,8 +165,8 @@ class XdsClient:
                 outbox.put(request)
         self.connection = "connecting"
         answered = False
-        call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources(
-            _requests(outbox))
+        call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(grpc_channel).StreamAggregatedResources(
+            requests(outbox))
         self._call = call
         try:
             if self._stop.is_set():
@@ -217,9 +190,9 @@ class XdsClient:
         finally:
             with self._lock:
                 self._outbox = None
-            outbox.put(_END)
+            outbox.put(END)
             call.cancel()
-            channel.close()
+            grpc_channel.close()
             if self.connection != "closed":
                 self.connection = "disconnected"
             if answered:
@@ -236,19 +209,20 @@ class XdsClient:
                 self._refuse(type_url, response.nonce, exc)
                 return
             listeners = dict(self.protocol.listeners)
-        try:
-            policy, document = self._compose(candidate, listeners)
-        except PolicyError as exc:
-            with self._lock:
-                self._refuse(type_url, response.nonce, exc)
-            return
-        except Exception as exc:  # translation must not kill the stream: refuse it
-            with self._lock:
-                self._refuse(type_url, response.nonce, PolicyError(
-                    f"{SHORT.get(type_url, type_url)} version {response.version_info!r} could "
-                    f"not be translated ({type(exc).__name__}): {exc}"))
-            return
-        self._swap(policy, document)
+        with self._apply_lock:  # compose and swap as one step against a local replace
+            try:
+                policy, document = self._compose(candidate, listeners)
+            except PolicyError as exc:
+                with self._lock:
+                    self._refuse(type_url, response.nonce, exc)
+                return
+            except Exception as exc:  # translation must not kill the stream: refuse it
+                with self._lock:
+                    self._refuse(type_url, response.nonce, PolicyError(
+                        f"{SHORT.get(type_url, type_url)} version {response.version_info!r} "
+                        f"could not be translated ({type(exc).__name__}): {exc}"))
+                return
+            self._swap(policy, document)
         with self._lock:
             self._send(self.protocol.accept(candidate))
             absent = set(self.protocol.absent)
@@ -284,9 +258,7 @@ class XdsClient:
         self._applied = policy
         self.store.replace(policy)
         if self.cache is not None:
-            write_cache(self.cache, json.dumps(document).encode())
-            write_cache(self.cache + ".xds", json.dumps(sorted(self.protocol.listeners.items()))
-                        .encode())
+            write(self.cache, document, dict(self.protocol.listeners))
 
     def _wake(self, policy: Policy, absent: set[str], complete: set[str]) -> None:
         for waiter in list(self._waiters.values()):
@@ -303,42 +275,37 @@ class XdsClient:
         local policy; compose the xDS services over it again."""
         if new is self._applied:
             return
-        self._local = new
-        with self._lock:
-            state = self.protocol.state
-            listeners = dict(self.protocol.listeners)
-            if not any(self.protocol.types[t].version for t in ORDER):
-                return  # nothing from xDS yet
-        try:
-            fragment = resources.translate(state, listeners)
-            policy, _document = compose(new, fragment, self._version)
-        except PolicyError as exc:
-            logger.error("local policy %r conflicts with the xDS services, which are "
-                         "dropped until the next update: %s", new.version, exc)
-            return
-        self._applied = policy
-        self.store.replace(policy)
+        with self._apply_lock:
+            self._local = new
+            with self._lock:
+                state = self.protocol.state
+                listeners = dict(self.protocol.listeners)
+                if not any(self.protocol.types[t].version for t in ORDER):
+                    return  # nothing from xDS yet
+            try:
+                fragment = resources.translate(state, listeners)
+                policy, _document = compose(new, fragment, self._version)
+            except PolicyError as exc:
+                logger.error("local policy %r conflicts with the xDS services, which are "
+                             "dropped until the next update: %s", new.version, exc)
+                return
+            self._applied = policy
+            self.store.replace(policy)
 
     def _restore(self, path: str) -> None:
-        cached = read_cache(path)
-        if cached is None:
+        restored = read(path)
+        if restored is None:
             return
-        try:
-            with open(path + ".xds", "rb") as file:
-                pairs = json.loads(file.read(1 << 20))
-            listeners = {str(name): str(host) for name, host in pairs}
-        except (OSError, ValueError, TypeError) as exc:
-            logger.warning("xDS listener cache %s.xds not read: %s", path, exc)
-            listeners = {}
+        policy, listeners = restored
         with self._lock:
             for name, host in listeners.items():
                 self.protocol.want(name, host)
                 waiter = self._waiters[name] = ListenerWaiter(name, host, self.wait_s)
                 waiter.set()
-        self._applied = cached[0]
-        self.store.replace(cached[0])
+        self._applied = policy
+        self.store.replace(policy)
         logger.info("policy %r restored from the cache %s until the xDS server answers",
-                    cached[0].version, path)
+                    policy.version, path)
 
     # -- status ------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
