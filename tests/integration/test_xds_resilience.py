@@ -110,3 +110,7 @@ def test_status_shows_server_connection_versions_and_nacks(world: XdsWorld,
     assert world.server.address in text and "lds  version 1" in text
     if world.server.nacks:  # the resource module may accept an EDS cluster without config
         assert "last NACK" in text
+    from meshclient.server import admin
+
+    served = [r["xds"] for r in admin.status()["registries"] if "xds" in r]
+    assert any(x["server"] == world.server.address for x in served)

@@ -71,6 +71,7 @@ def test_invalid_resource_is_nacked_and_the_last_good_config_serves(
     assert world.server.wait_for(lambda: bool(world.server.nacks))
     nack = world.server.nacks[-1]
     assert nack.type_url == LISTENER and "api_listener" in nack.error
+    assert nack.version == "1"  # the NACK names the version still in force
     assert store.current.version == good
     assert tally(caller, 10) == {"backend-0": 10}
     status = store.xds.snapshot()["resources"]["lds"]
@@ -102,3 +103,17 @@ def test_a_listener_the_server_does_not_have_passes_through(
     assert time.monotonic() - started < 4.0  # the server's answer, not the wait bound
     assert store.xds.snapshot()["absent"] == [world.cluster[1].address]
     assert backend_of(caller.get(world.cluster[1].url + "/")) == "backend-1"
+
+
+def test_a_first_request_waits_at_most_the_bound_when_the_server_is_down(
+        world: XdsWorld, mesh: Callable[..., Caller]) -> None:
+    world.server.stop()
+    store = world.store(hosts=("*.svc.cluster.local", "127.0.0.3"), wait_s=0.5)
+    caller = mesh(store)
+    started = time.monotonic()
+    assert backend_of(caller.get(world.cluster[1].url + "/")) == "backend-1"  # passed through
+    waited = time.monotonic() - started
+    assert 0.4 <= waited < 3.0, waited
+    started = time.monotonic()
+    assert backend_of(caller.get(world.cluster[1].url + "/")) == "backend-1"
+    assert time.monotonic() - started < 0.4  # waited once, not on every request
