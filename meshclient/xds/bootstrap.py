@@ -8,7 +8,9 @@ inline when it starts with `{`), `GRPC_XDS_BOOTSTRAP` (a path), `GRPC_XDS_BOOTST
 * `xds_servers[0].server_uri`: `host:port`, `[v6]:port`, `dns:///host:port` or
   `unix:///path` (istio-agent's `unix:///etc/istio/proxy/XDS`);
 * `xds_servers[0].channel_creds`: the first supported type of the list (`insecure`, `tls`,
-  `google_default`), as gRPC does; none supported is an error;
+  `google_default`), as gRPC does; none supported is an error. A `tls` entry's `config` may
+  name PEM files (`ca_certificate_file`, `certificate_file`, `private_key_file`, gRFC A65);
+  without them the system roots are used;
 * `xds_servers[0].server_features`: `xds_v3`, `ignore_resource_deletion` (a listener or
   cluster missing from an answer is kept rather than removed);
 * `node`: `id`, `cluster`, `metadata` (an object), `locality` (`region`, `zone`,
@@ -53,6 +55,8 @@ class Bootstrap:
     server_features: tuple[str, ...]
     node: Node
     origin: str = "bootstrap"
+    #: the `tls` credentials' PEM files by key (`ca_certificate_file`, …)
+    tls_files: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def target(self) -> str:
@@ -87,7 +91,28 @@ def _server_uri(origin: str, value: object) -> str:
     return value
 
 
-def _creds(origin: str, value: object) -> str:
+_TLS_FILES = ("ca_certificate_file", "certificate_file", "private_key_file")
+
+
+def _tls_files(origin: str, path: str, config: object) -> dict[str, str]:
+    if config is None:
+        return {}
+    if not isinstance(config, Mapping):
+        raise _fail(origin, f"{path}.config", "must be an object", config)
+    out = {}
+    for key in _TLS_FILES:
+        value = config.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise _fail(origin, f"{path}.config.{key}", "must be a file path", value)
+        if value:
+            out[key] = value
+    if ("certificate_file" in out) != ("private_key_file" in out):
+        raise _fail(origin, f"{path}.config", "needs certificate_file and private_key_file "
+                    "together", sorted(out))
+    return out
+
+
+def _creds(origin: str, value: object) -> tuple[str, dict[str, str]]:
     path = "xds_servers[0].channel_creds"
     if not isinstance(value, list) or not value:
         raise _fail(origin, path, "must be a non-empty list of {\"type\": …}", value)
@@ -95,7 +120,9 @@ def _creds(origin: str, value: object) -> str:
         if not isinstance(item, Mapping) or not isinstance(item.get("type"), str):
             raise _fail(origin, f"{path}[{i}]", "must be an object with a string \"type\"", item)
         if item["type"] in CREDS:
-            return str(item["type"])
+            files = (_tls_files(origin, f"{path}[{i}]", item.get("config"))
+                     if item["type"] == "tls" else {})
+            return str(item["type"]), files
     types = [item["type"] for item in value]
     raise _fail(origin, path, f"has no supported type (supported: {', '.join(CREDS)})", types)
 
@@ -147,9 +174,11 @@ def parse_bootstrap(text: str | bytes, origin: str = "bootstrap") -> Bootstrap:
     server = servers[0]
     if not isinstance(server, Mapping):
         raise _fail(origin, "xds_servers[0]", "must be an object", server)
+    creds, tls_files = _creds(origin, server.get("channel_creds"))
     return Bootstrap(
         server_uri=_server_uri(origin, server.get("server_uri")),
-        channel_creds=_creds(origin, server.get("channel_creds")),
+        channel_creds=creds,
+        tls_files=tls_files,
         server_features=_strings(origin, "xds_servers[0].server_features",
                                  server.get("server_features")),
         node=_node(origin, doc.get("node")),

@@ -114,3 +114,31 @@ def test_status_shows_server_connection_versions_and_nacks(world: XdsWorld,
 
     served = [r["xds"] for r in admin.status()["registries"] if "xds" in r]
     assert any(x["server"] == world.server.address for x in served)
+
+
+def test_tls_channel_creds_with_the_bootstraps_ca_file(tmp_path: Path,
+                                                       mesh: Callable[..., Caller]) -> None:
+    pytest.importorskip("cryptography")
+    from tests.servers.ads import AdsServer
+    from tests.servers.certs import CA
+    from tests.servers.xds_resources import serve_split
+    from tests.servers.xds_world import TARGET
+
+    ca = CA()
+    server = AdsServer(tls=ca.issue("localhost", dns=("localhost",))).start()
+    world = XdsWorld(1)
+    try:
+        serve_split(server, TARGET, {"c-0": 1}, {"c-0": world.endpoints(0)})
+        (tmp_path / "ca.pem").write_bytes(ca.pem)
+        doc = server.bootstrap()
+        doc["xds_servers"][0]["server_uri"] = f"localhost:{server.port}"
+        doc["xds_servers"][0]["channel_creds"] = [
+            {"type": "tls", "config": {"ca_certificate_file": str(tmp_path / "ca.pem")}}]
+        store = PolicyStore()
+        attach(store, parse_bootstrap(json.dumps(doc)), wait_s=5.0)
+        world.stores.append(store)
+        assert tally(mesh(store), 3) == {"backend-0": 3}
+        assert server.acks
+    finally:
+        world.close()
+        server.stop()

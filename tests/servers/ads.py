@@ -50,9 +50,12 @@ def _name(msg: Any) -> str:
 class AdsServer:
     """ADS on `host:port` (port 0: a free one, kept across restarts)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0,
+                 tls: tuple[bytes, bytes] | None = None) -> None:
+        """`tls`: (certificate PEM, key PEM) to serve over TLS instead of plaintext."""
         self.host = host
         self.port = port
+        self.tls = tls
         self._lock = threading.Lock()
         self._resources: dict[str, dict[str, Any]] = {t: {} for t in
                                                       (LISTENER, ROUTE, CLUSTER, ENDPOINT)}
@@ -71,8 +74,9 @@ class AdsServer:
 
     def bootstrap(self, node_id: str = "test-node", **node: Any) -> dict[str, Any]:
         """A bootstrap document pointing at this server."""
+        creds: dict[str, Any] = {"type": "insecure"} if self.tls is None else {"type": "tls"}
         return {"xds_servers": [{"server_uri": self.address,
-                                 "channel_creds": [{"type": "insecure"}],
+                                 "channel_creds": [creds],
                                  "server_features": ["xds_v3"]}],
                 "node": {"id": node_id, **node}}
 
@@ -108,7 +112,11 @@ class AdsServer:
     def start(self) -> AdsServer:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(_Servicer(self), server)
-        self.port = server.add_insecure_port(self.address)
+        if self.tls is None:
+            self.port = server.add_insecure_port(self.address)
+        else:
+            creds = grpc.ssl_server_credentials([(self.tls[1], self.tls[0])])
+            self.port = server.add_secure_port(self.address, creds)
         server.start()
         self._server = server
         return self

@@ -50,6 +50,17 @@ def test_server_uris_accepted(uri: str) -> None:
     assert parse_bootstrap(json.dumps(_with(server_uri=uri))).server_uri == uri
 
 
+def test_tls_creds_config_names_pem_files() -> None:
+    doc = _with(channel_creds=[{"type": "tls", "config": {
+        "ca_certificate_file": "/ca.pem", "certificate_file": "/c.pem",
+        "private_key_file": "/k.pem"}}])
+    b = parse_bootstrap(json.dumps(doc))
+    assert b.channel_creds == "tls" and b.tls_files["ca_certificate_file"] == "/ca.pem"
+    bad = _with(channel_creds=[{"type": "tls", "config": {"certificate_file": "/c.pem"}}])
+    with pytest.raises(PolicyError, match=r"channel_creds\[0\]\.config needs certificate_file"):
+        parse_bootstrap(json.dumps(bad))
+
+
 def test_the_first_supported_channel_creds_win() -> None:
     doc = _with(channel_creds=[{"type": "spiffe"}, {"type": "tls"}, {"type": "insecure"}])
     assert parse_bootstrap(json.dumps(doc)).channel_creds == "tls"
