@@ -17,7 +17,6 @@ from envoy.config.route.v3 import route_components_pb2 as rc
 from ._translate_common import Where, fraction_percent
 
 
-
 def _ci(text: str, ignore_case: bool) -> str:
     return f"(?i){text}" if ignore_case else text
 

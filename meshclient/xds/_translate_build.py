@@ -62,7 +62,7 @@ def build(state: Any, wanted: Mapping[str, str], providers: Any) -> dict[str, An
         if info.inline is not None:
             vhosts = parse_route_config(listener, info.inline, info.max_stream_duration,
                                         kind="listener")
-        elif info.rds_name in state.routes:
+        elif info.rds_name is not None and info.rds_name in state.routes:
             vhosts = parse_route_config(info.rds_name, state.routes[info.rds_name],
                                         info.max_stream_duration)
         else:

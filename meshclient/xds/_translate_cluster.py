@@ -24,7 +24,9 @@ from typing import Any
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import base_pb2
 
-from ._translate_common import Where, seconds, type_name
+from ..policy._model import BalancerPolicy, OutlierPolicy
+from ..policy._security import TlsPolicy
+from ._translate_common import Where, check, seconds, type_name
 from ._translate_tls import tls_document
 
 C = cluster_pb2.Cluster
@@ -125,9 +127,11 @@ def parse_cluster(name: str, msg: cluster_pb2.Cluster, providers: Any = None,
             raise where.at("common_lb_config.healthy_panic_threshold").error(
                 f"must be between 0 and 100: {value:g}")
         balancer["panic_threshold"] = value
+    check(where, BalancerPolicy, balancer)
     section["balancer"] = balancer
     if msg.HasField("outlier_detection"):
         section["outlier"] = _outlier(where.at("outlier_detection"), msg.outlier_detection)
+        check(where.at("outlier_detection"), OutlierPolicy, section["outlier"])
     for i, t in enumerate(msg.circuit_breakers.thresholds):
         if t.priority == base_pb2.DEFAULT and t.HasField("max_requests"):
             value = t.max_requests.value
@@ -139,6 +143,7 @@ def parse_cluster(name: str, msg: cluster_pb2.Cluster, providers: Any = None,
     if check_tls and msg.HasField("transport_socket"):
         tls = tls_document(where.at("transport_socket"), msg.transport_socket, providers)
         if tls is not None:
+            check(where.at("transport_socket"), TlsPolicy, tls)
             section["tls"] = tls
             section["scheme"] = "https"
     return ClusterInfo(eds_name, section)

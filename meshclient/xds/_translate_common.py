@@ -48,7 +48,7 @@ def seconds(where: Where, value: duration_pb2.Duration) -> float:
     if value.seconds < 0 or value.nanos < 0 or value.nanos >= 1_000_000_000:
         raise where.error(f"must be a non-negative duration: {value.seconds}s "
                           f"{value.nanos}ns")
-    total = value.seconds + value.nanos / 1e9
+    total = float(value.seconds + value.nanos / 1e9)
     if total > MAX_SECONDS:
         raise where.error(f"must be at most 365 days: {total:g}s")
     return total
@@ -60,7 +60,7 @@ def fraction_percent(where: Where, value: Any) -> float:
     denominator = denominators.get(value.denominator)
     if denominator is None:
         raise where.at("denominator").error(f"unknown denominator: {value.denominator}")
-    return min(100.0, value.numerator * 100.0 / denominator)
+    return min(100.0, float(value.numerator) * 100.0 / denominator)
 
 
 def type_name(value: any_pb2.Any) -> str:
@@ -70,8 +70,8 @@ def type_name(value: any_pb2.Any) -> str:
 
         inner = typed_struct_pb2.TypedStruct()
         if value.value and _parse(inner, value.value):
-            return inner.type_url.rpartition("/")[2]
-    return value.type_url.rpartition("/")[2]
+            return str(inner.type_url).rpartition("/")[2]
+    return str(value.type_url).rpartition("/")[2]
 
 
 def unpack(where: Where, value: any_pb2.Any, cls: type[M]) -> M:
@@ -79,7 +79,7 @@ def unpack(where: Where, value: any_pb2.Any, cls: type[M]) -> M:
     expected = cls.DESCRIPTOR.full_name
     if value.type_url.rpartition("/")[2] != expected:
         raise where.error(f"must hold {expected}, not {value.type_url!r}")
-    out = cls()
+    out: M = cls()
     if not _parse(out, value.value):
         raise where.error(f"is not a valid {expected}")
     return out
@@ -91,3 +91,14 @@ def _parse(message: Message, data: bytes) -> bool:
     except (DecodeError, RuntimeError, ValueError):  # RuntimeError: recursion limit
         return False
     return True
+
+
+def check(where: Where, cls: type[Any], document: Any) -> None:
+    """Build the policy model `cls` from `document` as the policy parser would, so a value
+    meshclient refuses (a regex, a header name, a bound) is refused here, at its field."""
+    from ..policy._parse import _build
+
+    errors: list[str] = []
+    _build(cls, document, "", errors)
+    if errors:
+        raise where.error("; ".join(errors))

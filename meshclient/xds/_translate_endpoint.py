@@ -15,7 +15,8 @@ from typing import Any
 from envoy.config.core.v3 import health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 
-from ._translate_common import Where
+from ..policy._model import EndpointSpec
+from ._translate_common import Where, check
 
 USABLE = (health_check_pb2.UNKNOWN, health_check_pb2.HEALTHY)
 MAX_WEIGHT = 65535
@@ -59,6 +60,7 @@ def endpoint_documents(name: str, msg: endpoint_pb2.ClusterLoadAssignment,
                                       ("sub_zone", loc.locality.sub_zone)) if v}
             if meta:
                 doc["metadata"] = meta
+            check(here, EndpointSpec, doc)
             out.append(doc)
     if priorities and sorted(priorities) != list(range(len(priorities))):
         raise Where("cluster_load_assignment", name, "endpoints").error(

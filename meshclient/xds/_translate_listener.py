@@ -26,7 +26,8 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 
-from ._translate_common import Where, seconds, type_name, unpack
+from ..policy._routing import FaultPolicy
+from ._translate_common import Where, check, seconds, type_name, unpack
 from ._translate_fault import FAULT, fault_document
 
 HCM = hcm_pb2.HttpConnectionManager.DESCRIPTOR.full_name
@@ -78,6 +79,8 @@ def _filters(where: Where, hcm: hcm_pb2.HttpConnectionManager) -> dict[str, Any]
                 fault = fault_document(here.at("typed_config"),
                                        unpack(here.at("typed_config"), f.typed_config,
                                               fault_pb2.HTTPFault))
+                if fault is not None:
+                    check(here.at("typed_config"), FaultPolicy, fault)
             continue
         if not f.is_optional:
             raise here.error(f"filter {f.name!r} of type {kind!r} is not supported and not "

@@ -24,7 +24,8 @@ from typing import Any
 
 from envoy.config.route.v3 import route_components_pb2 as rc
 
-from ._translate_common import Where, seconds
+from ..policy._model import RetryPolicy
+from ._translate_common import Where, check, seconds
 
 RETRY_ON = {
     "5xx": ("5xx",),
@@ -65,6 +66,7 @@ def retry_document(where: Where, p: rc.RetryPolicy) -> tuple[dict[str, Any], flo
                 raise here.at("max_interval").error(
                     f"must not be less than base_interval ({base:g}s): {ceiling:g}s")
         out["backoff"] = {"base": base, "max": ceiling}
+    check(where, RetryPolicy, out)
     per_try = None
     if p.HasField("per_try_timeout"):
         per_try = seconds(where.at("per_try_timeout"), p.per_try_timeout) or None

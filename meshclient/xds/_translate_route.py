@@ -22,7 +22,9 @@ from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 
 from ._match import route_match
-from ._translate_common import Where, fraction_percent, seconds, type_name, unpack
+from ..policy._fields import HEADER_NAME
+from ..policy._routing import FaultPolicy, RouteMatch
+from ._translate_common import Where, check, fraction_percent, seconds, type_name, unpack
 from ._translate_fault import FAULT, fault_document
 from ._translate_retry import retry_document
 
@@ -58,8 +60,11 @@ def _fault(where: Where, configs: Any) -> dict[str, Any] | None:
     for key in sorted(configs):
         value = configs[key]
         if type_name(value) == FAULT:
-            return fault_document(where.at(key), unpack(where.at(key), value,
-                                                        fault_pb2.HTTPFault))
+            fault = fault_document(where.at(key), unpack(where.at(key), value,
+                                                         fault_pb2.HTTPFault))
+            if fault is not None:
+                check(where.at(key), FaultPolicy, fault)
+            return fault
     return None
 
 
@@ -127,8 +132,11 @@ def _action(where: Where, r: rc.Route, vh: rc.VirtualHost, listener_msd: float |
     elif vh.HasField("retry_policy"):
         retry, per_try = retry_document(Where(where.kind, where.name,
                                               "virtual_host.retry_policy"), vh.retry_policy)
-    hash_on = next((h.header.header_name for h in a.hash_policy
+    hash_on = next((h.header.header_name.lower() for h in a.hash_policy
                     if h.WhichOneof("policy_specifier") == "header"), None)
+    if hash_on is not None and not HEADER_NAME.fullmatch(hash_on):
+        raise here.at("hash_policy").error(f"header_name is not a valid header name: "
+                                           f"{hash_on!r}")
     mirror = None
     for i, m in enumerate(a.request_mirror_policies):
         if m.cluster:
@@ -160,6 +168,7 @@ def parse_route_config(name: str, msg: route_pb2.RouteConfiguration,
             match = route_match(at.at("match"), r.match)
             if match is None:
                 continue
+            check(at.at("match"), RouteMatch, match)
             info = _action(at, r, vh, listener_msd, match)
             if info is not None:
                 routes.append(info)

@@ -96,7 +96,7 @@ def validate(type_url: str, msg: Any, providers: Mapping[str, Any] | None = None
 
 
 def _route_clusters(hosts: tuple[VirtualHostInfo, ...]) -> set[str]:
-    out = set()
+    out: set[str] = set()
     for vh in hosts:
         for r in vh.routes:
             out.update(c for c, _ in r.clusters)
