@@ -28,23 +28,23 @@ def _digest(name: str) -> str:
     return hashlib.blake2b(name.encode("utf-8", "surrogateescape"), digest_size=4).hexdigest()
 
 
-def _candidate(name: str) -> tuple[str, bool]:
-    """(candidate, clean): clean when only `|` was replaced."""
-    replaced = name.replace("|", "_")
-    lowered = _OTHER.sub("_", replaced.lower())
-    return lowered, lowered == replaced and valid_service_name(lowered)
+def _candidate(name: str) -> str:
+    return _OTHER.sub("_", name.replace("|", "_").lower())
 
 
 def cluster_names(clusters: Iterable[str], hosts: Iterable[str]) -> dict[str, str]:
     """Cluster name -> service name, for every cluster of `clusters`."""
     taken = set(hosts)
     clusters = sorted(set(clusters))
-    candidates = {c: _candidate(c) for c in clusters}
-    counts = Counter(cand for cand, _ in candidates.values())
+    exact = {c for c in clusters if valid_service_name(c) and c not in taken}
+    counts = Counter(_candidate(c) for c in clusters if c not in exact)
     out: dict[str, str] = {}
     for c in clusters:
-        cand, clean = candidates[c]
-        if clean and counts[cand] == 1 and cand not in taken:
+        cand = _candidate(c)
+        if c in exact:
+            out[c] = c
+        elif (cand == c.replace("|", "_") and valid_service_name(cand) and counts[cand] == 1
+              and cand not in exact and cand not in taken):
             out[c] = cand
         else:
             base = cand.strip("_.-")[:200] or "cluster"
