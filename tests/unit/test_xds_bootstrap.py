@@ -155,3 +155,15 @@ def test_host_patterns_and_listener_names() -> None:
     assert listener_name("Users.default.svc", None, "http") == "users.default.svc:80"
     assert listener_name("users.default.svc", None, "https") == "users.default.svc:443"
     assert listener_name("users.default.svc", 8080, "http") == "users.default.svc:8080"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40))
+def test_any_hosts_value_parses_or_is_refused_naming_the_variable(value: str) -> None:
+    try:
+        hosts = settings_from_env({"MESHCLIENT_XDS_HOSTS": value}).xds_hosts
+    except PolicyError as exc:
+        assert str(exc).startswith("MESHCLIENT_XDS_HOSTS")
+        return
+    assert hosts and all(h == h.strip().lower() and h for h in hosts)
+    HostPatterns(hosts).matches("users.default.svc.cluster.local")  # compiles and runs
