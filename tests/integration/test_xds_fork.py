@@ -18,8 +18,6 @@ import meshclient
 from tests.integration.test_fork import CHILD_S, _collect, _fork
 from tests.servers.xds_world import URL, XdsWorld, backend_of
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
 def world() -> Iterator[XdsWorld]:
