@@ -48,6 +48,13 @@ class ClusterInfo:
     section: dict[str, Any]  # service sections: balancer, outlier, limits, tls, endpoints
 
 
+def _enum(enum: Any, value: int) -> str:
+    try:
+        return str(enum.Name(value))
+    except ValueError:  # a value this version of the protos does not know
+        return str(value)
+
+
 def _policy_list(where: Where, policy: Any, depth: int = 0) -> str:
     for i, p in enumerate(policy.policies):
         config = p.typed_extension_config.typed_config
@@ -108,7 +115,7 @@ def parse_cluster(name: str, msg: cluster_pb2.Cluster, providers: Any = None,
 
         section["endpoints"] = endpoint_documents(name, msg.load_assignment)
     else:
-        shown = C.DiscoveryType.Name(msg.type) if kind == "type" else kind
+        shown = _enum(C.DiscoveryType, msg.type) if kind == "type" else kind
         raise where.at("type").error(f"must be EDS or STATIC, not {shown}")
     balancer: dict[str, Any] = {}
     if msg.HasField("load_balancing_policy"):
@@ -118,7 +125,7 @@ def parse_cluster(name: str, msg: cluster_pb2.Cluster, providers: Any = None,
         balancer["kind"] = LB_POLICIES[msg.lb_policy]
     else:
         raise where.at("lb_policy").error(
-            f"{C.LbPolicy.Name(msg.lb_policy)} is not supported (ROUND_ROBIN, LEAST_REQUEST "
+            f"{_enum(C.LbPolicy, msg.lb_policy)} is not supported (ROUND_ROBIN, LEAST_REQUEST "
             "or RANDOM, or load_balancing_policy)")
     common = msg.common_lb_config
     if msg.HasField("common_lb_config") and common.HasField("healthy_panic_threshold"):
