@@ -451,6 +451,10 @@ def test_endpoints_health_weight_zone_priority() -> None:
     got = [(e.address, e.weight, e.zone, e.priority) for e in policy.resolved[S1].endpoints]
     assert got == [("127.0.0.2:8001", 3, "zone-a", 0), ("[::1]:8002", 1, "zone-a", 0),
                    ("127.0.0.5:8001", 1, None, 1)]
+    # the priority reaches the balancer's endpoints (its priority groups)
+    from meshclient.discovery.static import endpoints_from_specs
+
+    assert [e.priority for e in endpoints_from_specs(policy.resolved[S1].endpoints)] == [0, 0, 1]
 
 
 def test_static_cluster_uses_its_load_assignment() -> None:
