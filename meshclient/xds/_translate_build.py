@@ -99,9 +99,7 @@ def build(state: Any, wanted: Mapping[str, str], providers: Any) -> dict[str, An
                 rule["hash_on"] = r.hash_on
             if r.mirror is not None:
                 rule["mirror"] = {"to": names[r.mirror[0]], "percent": r.mirror[1]}
-            if r.abort_status is not None:
-                rule["fault"] = {"abort": {"percent": 100.0, "status": r.abort_status}}
-            elif r.fault is not None:
+            if r.abort_status is None and r.fault is not None:
                 rule["fault"] = r.fault
             routes.append(rule)
         doc["routes"] = routes

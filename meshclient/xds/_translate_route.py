@@ -7,9 +7,10 @@ smallest non-zero of `timeout`, `max_stream_duration.max_stream_duration` and th
 listener's `max_stream_duration`), a retry policy (the route's, else the virtual host's)
 and a fault (`typed_per_filter_config` of the fault filter: the route's, else the virtual
 host's). A route that cannot be evaluated by a client (see `_match.py`), or whose action
-names clusters through a header or a plugin, is skipped, as gRPC does; a redirect or
-other non-forwarding action fails its requests (an abort with 503), a `direct_response`
-answers with its status.
+names clusters through a header or a plugin, is skipped, as gRPC does. A redirect, a
+`direct_response` or another non-forwarding action keeps its place but has no
+destination: its requests fail (`NoEndpointsAvailable`), as gRPC fails them with
+UNAVAILABLE.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class RouteInfo:
     timeout: float | None = None  # the route's deadline
     retry: dict[str, Any] | None = None
     per_try: float | None = None
-    abort_status: int | None = None  # a non-forwarding action
+    abort_status: int | None = None  # a non-forwarding action (its status, or 503)
 
 
 @dataclass(frozen=True, slots=True)

@@ -315,18 +315,18 @@ def test_mirror_and_fault_filters() -> None:
     assert policy.resolved[HOST].fault is not None
 
 
-def test_non_forwarding_actions_abort() -> None:
+def test_non_forwarding_actions_fail_in_place() -> None:
     rc = route_config()
     first_rule(rc).ClearField("route")
     first_rule(rc).direct_response.status = 404
     redirect = rc.virtual_hosts[0].routes.add()
     redirect.match.prefix = "/old"
     redirect.redirect.path_redirect = "/new"
-    doc, _ = translate(world(rc))
+    doc, policy = translate(world(rc))
     routes = doc["services"][HOST]["routes"]
-    assert routes[0]["fault"] == {"abort": {"percent": 100.0, "status": 404}}
-    assert routes[1]["fault"] == {"abort": {"percent": 100.0, "status": 503}}
-    assert "to" not in routes[0]
+    assert routes == [{"match": {"path": {"prefix": "/"}}},
+                      {"match": {"path": {"prefix": "/old"}}}]
+    assert go(policy, "/old") == HOST  # the host's own service: no endpoints, the call fails
 
 
 @pytest.mark.parametrize(("lb", "kind"), [
