@@ -31,6 +31,8 @@ def _cluster_service(state: Any, cluster: str, providers: Any) -> dict[str, Any]
         return {"endpoints": []}  # not arrived yet: no endpoints (calls fail, as in gRPC)
     info = parse_cluster(cluster, msg, providers)
     section = dict(info.section)
+    if "discovery" in section:
+        return section
     if info.eds_name is not None:
         cla = state.endpoints.get(info.eds_name)
         section["endpoints"] = endpoint_documents(info.eds_name, cla) if cla else []

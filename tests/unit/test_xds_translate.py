@@ -465,6 +465,15 @@ def test_static_cluster_uses_its_load_assignment() -> None:
     assert R.references(R.CLUSTER, c) == set()
 
 
+def test_dns_cluster_becomes_dns_discovery() -> None:
+    c = cluster_pb2.Cluster(name="ext", type=cluster_pb2.Cluster.LOGICAL_DNS)
+    c.load_assignment.CopyFrom(assignment("ext", (("api.example.internal", 443),)))
+    _, policy = translate(world(route_config(cluster="ext"), c))
+    discovery = policy.resolved["ext"].discovery
+    assert discovery is not None and discovery.url == "dns://api.example.internal:443"
+    assert R.references(R.CLUSTER, c) == set()
+
+
 def test_cluster_names_are_valid_stable_and_distinct() -> None:
     from meshclient.xds._translate_names import cluster_names
 

@@ -144,7 +144,7 @@ def clusters_msgs(draw: st.DrawFn) -> cluster_pb2.Cluster:
     if draw(st.booleans()):
         c.type = draw(st.integers(0, 5))
         if draw(st.booleans()):
-            c.load_assignment.cluster_name = c.name
+            c.load_assignment.CopyFrom(draw(assignments(c.name)))
     c.lb_policy = draw(st.integers(0, 7))
     if draw(st.booleans()):
         o = c.outlier_detection
