@@ -25,11 +25,13 @@ from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import base_pb2
+from envoy.extensions.load_balancing_policies.wrr_locality.v3 import wrr_locality_pb2
 
 from ..policy._discovery import DiscoveryPolicy
 from ..policy._model import BalancerPolicy, OutlierPolicy
 from ..policy._security import TlsPolicy
-from ._translate_common import Where, check, seconds, type_name
+from ._translate_common import Where, check, seconds, type_name, unpack
+from ._translate_endpoint import endpoint_documents
 from ._translate_tls import tls_document
 
 C = cluster_pb2.Cluster
@@ -79,11 +81,6 @@ def _policy_list(where: Where, policy: Any, depth: int = 0) -> str:
         if kind in _POLICY_TYPES:
             return _POLICY_TYPES[kind]
         if kind == WRR_LOCALITY and depth < 4:
-            from envoy.extensions.load_balancing_policies.wrr_locality.v3 import (
-                wrr_locality_pb2,
-            )
-
-            from ._translate_common import unpack
             inner = unpack(where.at(i), config, wrr_locality_pb2.WrrLocality)
             return _policy_list(where.at(i).at("endpoint_picking_policy"),
                                 inner.endpoint_picking_policy, depth + 1)
@@ -128,8 +125,6 @@ def parse_cluster(name: str, msg: cluster_pb2.Cluster, providers: Any = None,
                 "must be ads or self (the xDS server's own stream)")
         eds_name = msg.eds_cluster_config.service_name or msg.name
     elif kind == "type" and msg.type == C.STATIC:
-        from ._translate_endpoint import endpoint_documents
-
         section["endpoints"] = endpoint_documents(name, msg.load_assignment)
     elif kind == "type" and msg.type in (C.LOGICAL_DNS, C.STRICT_DNS):
         section["discovery"] = _dns(where.at("load_assignment"), msg)

@@ -28,6 +28,7 @@ from ._match import route_match
 from ._translate_common import Where, check, fraction_percent, seconds, type_name, unpack
 from ._translate_fault import FAULT, fault_document
 from ._translate_retry import retry_document
+from ._translate_vhost import check_domain
 
 #: Weights above this are scaled down together (meshclient's weight ceiling).
 MAX_WEIGHT = 1_000_000
@@ -154,8 +155,6 @@ def parse_route_config(name: str, msg: route_pb2.RouteConfiguration,
                        listener_msd: float | None = None,
                        kind: str = "route_config") -> tuple[VirtualHostInfo, ...]:
     """The virtual hosts of `msg`; raises PolicyError naming the resource and field."""
-    from ._translate_vhost import check_domain
-
     hosts = []
     for i, vh in enumerate(msg.virtual_hosts):
         here = Where(kind, name, f"virtual_hosts[{i}]")
