@@ -31,6 +31,8 @@ def _cluster_service(state: Any, cluster: str, providers: Any) -> dict[str, Any]
         return {"endpoints": []}  # not arrived yet: no endpoints (calls fail, as in gRPC)
     info = parse_cluster(cluster, msg, providers)
     section = dict(info.section)
+    if "discovery" in section:
+        return section
     if info.eds_name is not None:
         cla = state.endpoints.get(info.eds_name)
         section["endpoints"] = endpoint_documents(info.eds_name, cla) if cla else []
@@ -99,9 +101,7 @@ def build(state: Any, wanted: Mapping[str, str], providers: Any) -> dict[str, An
                 rule["hash_on"] = r.hash_on
             if r.mirror is not None:
                 rule["mirror"] = {"to": names[r.mirror[0]], "percent": r.mirror[1]}
-            if r.abort_status is not None:
-                rule["fault"] = {"abort": {"percent": 100.0, "status": r.abort_status}}
-            elif r.fault is not None:
+            if r.abort_status is None and r.fault is not None:
                 rule["fault"] = r.fault
             routes.append(rule)
         doc["routes"] = routes

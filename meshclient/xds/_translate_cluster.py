@@ -1,8 +1,10 @@
 """CDS: a `Cluster` -> a meshclient service section (balancer, outlier, limits, tls).
 
 - Discovery: `EDS` (its `eds_config` must be `ads` or `self`; the assignment is named by
-  `eds_cluster_config.service_name`, else the cluster name) or `STATIC` with an inline
-  `load_assignment`; other types are refused, as gRPC's xDS client refuses them.
+  `eds_cluster_config.service_name`, else the cluster name), `STATIC` with an inline
+  `load_assignment`, or `LOGICAL_DNS` / `STRICT_DNS` with one host name and port, which
+  becomes meshclient's `dns://host:port` discovery (gRFC A27's logical DNS cluster);
+  other types (original destination, aggregate) are refused.
 - `lb_policy`: ROUND_ROBIN -> `round-robin`, LEAST_REQUEST -> `p2c-least-request`
   (Envoy's default two choices), RANDOM -> `random`; others are refused.
   `load_balancing_policy`, when set, wins: its first policy meshclient knows is used
@@ -23,10 +25,13 @@ from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import base_pb2
+from envoy.extensions.load_balancing_policies.wrr_locality.v3 import wrr_locality_pb2
 
+from ..policy._discovery import DiscoveryPolicy
 from ..policy._model import BalancerPolicy, OutlierPolicy
 from ..policy._security import TlsPolicy
-from ._translate_common import Where, check, seconds, type_name
+from ._translate_common import Where, check, seconds, type_name, unpack
+from ._translate_endpoint import endpoint_documents
 from ._translate_tls import tls_document
 
 C = cluster_pb2.Cluster
@@ -48,6 +53,27 @@ class ClusterInfo:
     section: dict[str, Any]  # service sections: balancer, outlier, limits, tls, endpoints
 
 
+def _enum(enum: Any, value: int) -> str:
+    try:
+        return str(enum.Name(value))
+    except ValueError:  # a value this version of the protos does not know
+        return str(value)
+
+
+def _dns(where: Where, msg: cluster_pb2.Cluster) -> str:
+    """A DNS cluster's one host name and port, as meshclient's `dns://` discovery."""
+    found = [lb for loc in msg.load_assignment.endpoints for lb in loc.lb_endpoints]
+    if len(found) != 1:
+        raise where.error(f"a DNS cluster needs exactly one endpoint, not {len(found)}")
+    sa = found[0].endpoint.address.socket_address
+    if not sa.address or not 0 < sa.port_value < 65536:
+        raise where.error(f"needs a host name and a port between 1 and 65535: "
+                          f"{sa.address!r}:{sa.port_value}")
+    url = f"dns://{sa.address}:{sa.port_value}"
+    check(where, DiscoveryPolicy, {"url": url})
+    return url
+
+
 def _policy_list(where: Where, policy: Any, depth: int = 0) -> str:
     for i, p in enumerate(policy.policies):
         config = p.typed_extension_config.typed_config
@@ -55,11 +81,6 @@ def _policy_list(where: Where, policy: Any, depth: int = 0) -> str:
         if kind in _POLICY_TYPES:
             return _POLICY_TYPES[kind]
         if kind == WRR_LOCALITY and depth < 4:
-            from envoy.extensions.load_balancing_policies.wrr_locality.v3 import (
-                wrr_locality_pb2,
-            )
-
-            from ._translate_common import unpack
             inner = unpack(where.at(i), config, wrr_locality_pb2.WrrLocality)
             return _policy_list(where.at(i).at("endpoint_picking_policy"),
                                 inner.endpoint_picking_policy, depth + 1)
@@ -104,12 +125,13 @@ def parse_cluster(name: str, msg: cluster_pb2.Cluster, providers: Any = None,
                 "must be ads or self (the xDS server's own stream)")
         eds_name = msg.eds_cluster_config.service_name or msg.name
     elif kind == "type" and msg.type == C.STATIC:
-        from ._translate_endpoint import endpoint_documents
-
         section["endpoints"] = endpoint_documents(name, msg.load_assignment)
+    elif kind == "type" and msg.type in (C.LOGICAL_DNS, C.STRICT_DNS):
+        section["discovery"] = _dns(where.at("load_assignment"), msg)
     else:
-        shown = C.DiscoveryType.Name(msg.type) if kind == "type" else kind
-        raise where.at("type").error(f"must be EDS or STATIC, not {shown}")
+        shown = _enum(C.DiscoveryType, msg.type) if kind == "type" else kind
+        raise where.at("type").error(f"must be EDS, STATIC, LOGICAL_DNS or STRICT_DNS, not "
+                                     f"{shown}")
     balancer: dict[str, Any] = {}
     if msg.HasField("load_balancing_policy"):
         balancer["kind"] = _policy_list(where.at("load_balancing_policy.policies"),
@@ -118,7 +140,7 @@ def parse_cluster(name: str, msg: cluster_pb2.Cluster, providers: Any = None,
         balancer["kind"] = LB_POLICIES[msg.lb_policy]
     else:
         raise where.at("lb_policy").error(
-            f"{C.LbPolicy.Name(msg.lb_policy)} is not supported (ROUND_ROBIN, LEAST_REQUEST "
+            f"{_enum(C.LbPolicy, msg.lb_policy)} is not supported (ROUND_ROBIN, LEAST_REQUEST "
             "or RANDOM, or load_balancing_policy)")
     common = msg.common_lb_config
     if msg.HasField("common_lb_config") and common.HasField("healthy_panic_threshold"):

@@ -7,9 +7,10 @@ smallest non-zero of `timeout`, `max_stream_duration.max_stream_duration` and th
 listener's `max_stream_duration`), a retry policy (the route's, else the virtual host's)
 and a fault (`typed_per_filter_config` of the fault filter: the route's, else the virtual
 host's). A route that cannot be evaluated by a client (see `_match.py`), or whose action
-names clusters through a header or a plugin, is skipped, as gRPC does; a redirect or
-other non-forwarding action fails its requests (an abort with 503), a `direct_response`
-answers with its status.
+names clusters through a header or a plugin, is skipped, as gRPC does. A redirect, a
+`direct_response` or another non-forwarding action keeps its place but has no
+destination: its requests fail (`NoEndpointsAvailable`), as gRPC fails them with
+UNAVAILABLE.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 
-from ._match import route_match
 from ..policy._fields import HEADER_NAME
 from ..policy._routing import FaultPolicy, RouteMatch
+from ._match import route_match
 from ._translate_common import Where, check, fraction_percent, seconds, type_name, unpack
 from ._translate_fault import FAULT, fault_document
 from ._translate_retry import retry_document
+from ._translate_vhost import check_domain
 
 #: Weights above this are scaled down together (meshclient's weight ceiling).
 MAX_WEIGHT = 1_000_000
@@ -46,7 +48,7 @@ class RouteInfo:
     timeout: float | None = None  # the route's deadline
     retry: dict[str, Any] | None = None
     per_try: float | None = None
-    abort_status: int | None = None  # a non-forwarding action
+    abort_status: int | None = None  # a non-forwarding action (its status, or 503)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +155,6 @@ def parse_route_config(name: str, msg: route_pb2.RouteConfiguration,
                        listener_msd: float | None = None,
                        kind: str = "route_config") -> tuple[VirtualHostInfo, ...]:
     """The virtual hosts of `msg`; raises PolicyError naming the resource and field."""
-    from ._translate_vhost import check_domain
-
     hosts = []
     for i, vh in enumerate(msg.virtual_hosts):
         here = Where(kind, name, f"virtual_hosts[{i}]")

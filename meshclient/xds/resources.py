@@ -74,7 +74,8 @@ def decode(type_url: str, any_msg: any_pb2.Any) -> tuple[str, Message]:
 
 
 def validate(type_url: str, msg: Any, providers: Mapping[str, Any] | None = None) -> None:
-    """Raise `PolicyError` (naming resource and field) when `msg` cannot be applied."""
+    """Raise `PolicyError` (naming resource and field) when `msg` cannot be applied.
+    `providers`: the bootstrap's `certificate_providers`, which a cluster's TLS may name."""
     _check_type(type_url)
     name = _name(msg)
     if type_url == LISTENER:

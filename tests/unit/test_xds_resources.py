@@ -184,9 +184,11 @@ def test_bad_domain_is_nacked() -> None:
 
 
 @pytest.mark.parametrize(("edit", "message"), [
+    (lambda c: c.__setattr__("type", cluster_pb2.Cluster.ORIGINAL_DST),
+     "cluster 'outbound|8080|v1|users.default.svc.cluster.local': type: must be EDS, STATIC, "
+     "LOGICAL_DNS or STRICT_DNS, not ORIGINAL_DST"),
     (lambda c: c.__setattr__("type", cluster_pb2.Cluster.LOGICAL_DNS),
-     "cluster 'outbound|8080|v1|users.default.svc.cluster.local': type: must be EDS or STATIC, "
-     "not LOGICAL_DNS"),
+     "load_assignment: a DNS cluster needs exactly one endpoint, not 0"),
     (lambda c: c.__setattr__("lb_policy", cluster_pb2.Cluster.MAGLEV),
      "lb_policy: MAGLEV is not supported"),
     (lambda c: c.eds_cluster_config.eds_config.__setattr__("path", "/x"),

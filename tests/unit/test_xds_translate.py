@@ -315,18 +315,18 @@ def test_mirror_and_fault_filters() -> None:
     assert policy.resolved[HOST].fault is not None
 
 
-def test_non_forwarding_actions_abort() -> None:
+def test_non_forwarding_actions_fail_in_place() -> None:
     rc = route_config()
     first_rule(rc).ClearField("route")
     first_rule(rc).direct_response.status = 404
     redirect = rc.virtual_hosts[0].routes.add()
     redirect.match.prefix = "/old"
     redirect.redirect.path_redirect = "/new"
-    doc, _ = translate(world(rc))
+    doc, policy = translate(world(rc))
     routes = doc["services"][HOST]["routes"]
-    assert routes[0]["fault"] == {"abort": {"percent": 100.0, "status": 404}}
-    assert routes[1]["fault"] == {"abort": {"percent": 100.0, "status": 503}}
-    assert "to" not in routes[0]
+    assert routes == [{"match": {"path": {"prefix": "/"}}},
+                      {"match": {"path": {"prefix": "/old"}}}]
+    assert go(policy, "/old") == HOST  # the host's own service: no endpoints, the call fails
 
 
 @pytest.mark.parametrize(("lb", "kind"), [
@@ -451,6 +451,10 @@ def test_endpoints_health_weight_zone_priority() -> None:
     got = [(e.address, e.weight, e.zone, e.priority) for e in policy.resolved[S1].endpoints]
     assert got == [("127.0.0.2:8001", 3, "zone-a", 0), ("[::1]:8002", 1, "zone-a", 0),
                    ("127.0.0.5:8001", 1, None, 1)]
+    # the priority reaches the balancer's endpoints (its priority groups)
+    from meshclient.discovery.static import endpoints_from_specs
+
+    assert [e.priority for e in endpoints_from_specs(policy.resolved[S1].endpoints)] == [0, 0, 1]
 
 
 def test_static_cluster_uses_its_load_assignment() -> None:
@@ -458,6 +462,15 @@ def test_static_cluster_uses_its_load_assignment() -> None:
     c.load_assignment.CopyFrom(assignment("static-one"))
     _, policy = translate(world(route_config(cluster="static-one"), c))
     assert [e.address for e in policy.resolved["static-one"].endpoints] == ["127.0.0.2:8001"]
+    assert R.references(R.CLUSTER, c) == set()
+
+
+def test_dns_cluster_becomes_dns_discovery() -> None:
+    c = cluster_pb2.Cluster(name="ext", type=cluster_pb2.Cluster.LOGICAL_DNS)
+    c.load_assignment.CopyFrom(assignment("ext", (("api.example.internal", 443),)))
+    _, policy = translate(world(route_config(cluster="ext"), c))
+    discovery = policy.resolved["ext"].discovery
+    assert discovery is not None and discovery.url == "dns://api.example.internal:443"
     assert R.references(R.CLUSTER, c) == set()
 
 
