@@ -28,6 +28,9 @@ DISCOVERY_REFRESH = "discovery_refresh"  # attrs: endpoints, source
 DISCOVERY_ERROR = "discovery_error"  # attrs: error, stale_s
 RATE_LIMITED = "rate_limited"  # attrs: reason ("rate", "quota", "concurrency", "adaptive")
 QUOTA_FALLBACK = "quota_fallback"  # attrs: key, active (bool: True when Redis is unreachable)
+XDS_UPDATE = "xds_update"  # attrs: type (lds/rds/cds/eds), version, resources
+XDS_NACK = "xds_nack"  # attrs: type, version (the one kept), error
+XDS_CONNECTION = "xds_connection"  # attrs: server, state ("connected", "disconnected")
 AUTHZ_DENIED = "authz_denied"  # attrs: caller, rule, first (bool: first for this caller+rule)
 
 Listener = Callable[[str, str, dict[str, Any]], None]

@@ -27,11 +27,11 @@ def _name(requirement: str) -> str:
 
 def _imported(top_level_only: bool) -> set[str]:
     """Third-party top-level modules imported by meshclient (at module level, or anywhere).
-    At module level, the demo package is left out: it is the demo extra's, and loads its
-    renderers only when rich is there."""
+    At module level, the demo and xds packages are left out: they are the demo and xds
+    extras', loaded only when rich is there (the demo) or a bootstrap is present (xDS)."""
     found: set[str] = set()
     for path in (ROOT / "meshclient").rglob("*.py"):
-        if top_level_only and "demo" in path.relative_to(ROOT).parts:
+        if top_level_only and {"demo", "xds"} & set(path.relative_to(ROOT).parts):
             continue
         tree = ast.parse(path.read_text())
         nodes = tree.body if top_level_only else list(ast.walk(tree))

@@ -59,12 +59,31 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def render_xds(xds: dict[str, Any]) -> list[str]:
+    """The xDS section: server, connection, each resource type's version and last ACK/NACK."""
+    lines = [f"  xds {xds.get('server')}  {xds.get('connection')}  node {xds.get('node') or '-'}"
+             f"  listeners {','.join(xds.get('listeners', [])) or '-'}"]
+    if xds.get("absent"):
+        lines.append(f"    not on the server (pass through): {','.join(xds['absent'])}")
+    if xds.get("last_connection_error"):
+        lines.append(f"    last connection error: {xds['last_connection_error']}")
+    for kind, info in sorted(xds.get("resources", {}).items()):
+        line = (f"    {kind}  version {info.get('version') or '-'}  resources "
+                f"{info.get('resources')}  acks {info.get('acks')}  nacks {info.get('nacks')}")
+        if info.get("last_error"):
+            line += f"  last NACK: {info['last_error']}"
+        lines.append(line)
+    return lines
+
+
 def render(doc: dict[str, Any]) -> str:
     """The status document as text: one table per service."""
     lines = [f"pid {doc.get('pid')}"]
     for reg in doc.get("registries", []):
         version = reg.get("policy") or "(unversioned)"
         lines.append(f"policy {version} (generation {reg.get('generation')})")
+        if reg.get("xds"):
+            lines.extend(render_xds(reg["xds"]))
         for name, svc in sorted(reg.get("services", {}).items()):
             extra = {k: v for k, v in svc.items() if k not in ("service", "endpoints")}
             budget = extra.pop("budget_balance", extra.pop("budget", None))

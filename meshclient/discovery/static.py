@@ -51,5 +51,6 @@ def endpoints_from_specs(specs: Any, source: str = "static") -> tuple[Endpoint, 
     out = []
     for spec in specs:
         host, port = split_address(spec.address)
-        out.append(Endpoint(host, port, spec.weight, spec.zone, spec.metadata, source))
+        out.append(Endpoint(host, port, spec.weight, spec.zone, spec.metadata, source,
+                            spec.priority))
     return tuple(out)

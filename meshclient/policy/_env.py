@@ -71,12 +71,49 @@ VARIABLES: tuple[EnvVar, ...] = (
            "or etcd may name secret files under (`token_file`, `client_secret_file`)."),
     EnvVar("MESHCLIENT_SECRET_<NAME>", "(unset)", "A secret that policies from a control "
            "endpoint or etcd may name by default (see `MESHCLIENT_SECRET_ENV`)."),
+    EnvVar("MESHCLIENT_XDS_BOOTSTRAP", "(unset)", "xDS bootstrap for this process: a path, or "
+           "the JSON inline (a value starting with `{`). Wins over `GRPC_XDS_BOOTSTRAP` and "
+           "`GRPC_XDS_BOOTSTRAP_CONFIG`. See docs/xds.md."),
+    EnvVar("GRPC_XDS_BOOTSTRAP", "(unset)", "Path of the xDS bootstrap, as gRPC reads it "
+           "(istio-agent sets it for proxyless workloads). Its presence turns xDS on."),
+    EnvVar("GRPC_XDS_BOOTSTRAP_CONFIG", "(unset)", "The xDS bootstrap JSON inline, as gRPC "
+           "reads it (used when `GRPC_XDS_BOOTSTRAP` is unset)."),
+    EnvVar("MESHCLIENT_XDS_HOSTS", "*.svc.cluster.local,*.svc", "Comma-separated host patterns "
+           "(`*` matches any characters) whose requests are resolved through xDS when a "
+           "bootstrap is present; other hosts pass through as without xDS."),
+    EnvVar("MESHCLIENT_XDS_WAIT", "5s", "Longest a first request to a new xDS host waits for "
+           "its listener, routes, clusters and endpoints; then it passes through."),
 )
 _KNOWN = {v.name for v in VARIABLES if "<" not in v.name}
 #: One-line values (unlike MESHCLIENT_POLICY, whose inline JSON may span lines); the error
 #: does not repeat the value, which may be a secret.
 _PLAIN_SETTINGS = ("MESHCLIENT_SERVICE", "MESHCLIENT_ZONE", "MESHCLIENT_CONTROL_URL",
                    "MESHCLIENT_CONTROL_TOKEN", "MESHCLIENT_POLICY_CACHE")
+
+
+DEFAULT_XDS_HOSTS = ("*.svc.cluster.local", "*.svc")
+_XDS_BOOTSTRAP_VARS = ("MESHCLIENT_XDS_BOOTSTRAP", "GRPC_XDS_BOOTSTRAP",
+                       "GRPC_XDS_BOOTSTRAP_CONFIG")
+_HOST_PATTERN = re.compile(r"^[A-Za-z0-9.\-*_]+$")
+
+
+def _xds_hosts(value: str) -> tuple[str, ...]:
+    items = tuple(item.strip().lower() for item in value.split(",") if item.strip())
+    for item in items:
+        if not _HOST_PATTERN.match(item):
+            raise PolicyError(f"MESHCLIENT_XDS_HOSTS items must be host patterns (letters, "
+                              f"digits, `.`, `-`, `*`): {item!r}")
+    if not items:
+        raise PolicyError(f"MESHCLIENT_XDS_HOSTS must name at least one pattern: {value!r}")
+    return items
+
+
+def _xds_bootstrap(env: Mapping[str, str]) -> tuple[str, str] | None:
+    for name in _XDS_BOOTSTRAP_VARS:
+        value = env.get(name)
+        if value is not None and value.strip():
+            return name, value
+    return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,6 +128,10 @@ class EnvSettings:
     policy_cache: str | None = None
     dns_nameservers: tuple[tuple[str, int], ...] = ()
     admin: tuple[str, int] | None = None
+    #: (variable, value) of the xDS bootstrap in force, or None: xDS is off
+    xds_bootstrap: tuple[str, str] | None = None
+    xds_hosts: tuple[str, ...] = DEFAULT_XDS_HOSTS
+    xds_wait: float = 5.0
 
 
 def _environ(environ: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -142,6 +183,9 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> EnvSettings:
                           f"etcd://: {control_url!r}")
     admin = _read(env, "MESHCLIENT_ADMIN",
                   lambda v: _addresses("MESHCLIENT_ADMIN", v)[0])
+    xds_wait = _read(env, "MESHCLIENT_XDS_WAIT", parse_duration)
+    if xds_wait is not None and xds_wait < 0:
+        raise PolicyError(f"MESHCLIENT_XDS_WAIT must not be negative: {xds_wait!r}")
     return EnvSettings(
         service=env.get("MESHCLIENT_SERVICE") or None,
         zone=env.get("MESHCLIENT_ZONE") or None,
@@ -152,6 +196,9 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> EnvSettings:
         dns_nameservers=_read(env, "MESHCLIENT_DNS_NAMESERVERS",
                               lambda v: _addresses("MESHCLIENT_DNS_NAMESERVERS", v)) or (),
         admin=admin,
+        xds_bootstrap=_xds_bootstrap(env),
+        xds_hosts=_read(env, "MESHCLIENT_XDS_HOSTS", _xds_hosts) or DEFAULT_XDS_HOSTS,
+        xds_wait=5.0 if xds_wait is None else xds_wait,
     )
 
 

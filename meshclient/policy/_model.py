@@ -162,11 +162,15 @@ class OutlierPolicy(Model):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EndpointSpec(Model):
-    """One static endpoint: `"host:port"` or `{"address", "weight", "zone", "metadata"}`."""
+    """One static endpoint: `"host:port"` or `{"address", "weight", "zone", "priority",
+    "metadata"}`."""
 
     address: str = setting(doc="host:port ([v6]:port for IPv6).")
     weight: int = setting(1, doc="Relative share of traffic.", lo=1, hi=65535)
     zone: str | None = setting(None, doc="Locality, for zone-aware balancing.")
+    priority: int = setting(0, doc="Priority group: lower groups are used first, the next "
+                            "only when too few endpoints of the lower ones are healthy.",
+                            lo=0, hi=65535)
     metadata: Mapping[str, str] = setting(factory=dict, doc="Free-form labels.")
 
     def _check(self) -> list[str]:

@@ -23,6 +23,7 @@ from ._regex import Matcher, compile_regex
 from ._security import LimitsPolicy  # per-route limits
 
 ABORT_ERRORS = ("connect", "reset")
+_VALUE_KINDS = ("exact", "prefix", "suffix", "regex", "present")
 
 
 def _compile(name: str, pattern: str | None) -> tuple[Matcher | None, list[str]]:
@@ -60,32 +61,45 @@ class PathMatch(Model):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ValueMatch(Model):
-    """A header or query parameter: `{"exact": v}`, `{"regex": r}` (whole value) or
-    `{"present": true|false}`."""
+    """A header or query parameter: `{"exact": v}`, `{"prefix": p}`, `{"suffix": s}`,
+    `{"regex": r}` (whole value) or `{"present": true|false}`; `invert` negates the
+    result. As in gRPC's xDS client, a missing value never matches a value condition,
+    inverted or not; only `present` speaks of absence."""
 
     exact: str | None = setting(None, doc="The value equals this.")
+    prefix: str | None = setting(None, doc="The value starts with this.")
+    suffix: str | None = setting(None, doc="The value ends with this.")
     regex: str | None = setting(None, doc="The whole value matches this regular expression.")
     present: bool | None = setting(None, doc="true: the name is present (any value); "
                                    "false: it is absent.")
+    invert: bool = setting(False, doc="Negate the result (for a value condition, only when "
+                           "the name is present).")
     compiled: Matcher | None = field(init=False, repr=False, compare=False, default=None)
 
     def _check(self) -> list[str]:
-        given = [k for k in ("exact", "regex", "present") if getattr(self, k) is not None]
+        given = [k for k in _VALUE_KINDS if getattr(self, k) is not None]
         if len(given) != 1:
-            return [f"exactly one of exact, regex, present must be set, not {given or 'none'}"]
+            return [f"exactly one of {', '.join(_VALUE_KINDS)} must be set, not "
+                    f"{given or 'none'}"]
         compiled, errors = _compile("regex", self.regex)
         object.__setattr__(self, "compiled", compiled)
         return errors
 
     def matches(self, value: str | None) -> bool:
         if self.present is not None:
-            return (value is not None) == self.present
+            return ((value is not None) == self.present) != self.invert
         if value is None:
             return False
         if self.exact is not None:
-            return value == self.exact
-        assert self.compiled is not None
-        return self.compiled.fullmatch(value) is not None
+            found = value == self.exact
+        elif self.prefix is not None:
+            found = value.startswith(self.prefix)
+        elif self.suffix is not None:
+            found = value.endswith(self.suffix)
+        else:
+            assert self.compiled is not None
+            found = self.compiled.fullmatch(value) is not None
+        return found != self.invert
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,6 +113,9 @@ class RouteMatch(Model):
     query: Mapping[str, ValueMatch] = setting(factory=dict, doc="Query parameter name "
                                               "(case-sensitive) to condition; the first "
                                               "value of a repeated parameter is tested.")
+    percent: float | None = setting(None, doc="Only this share (0-100) of the requests that "
+                                    "meet the other conditions matches, drawn per request "
+                                    "(Envoy's `runtime_fraction`); unset: all.", lo=0, hi=100)
 
     def _check(self) -> list[str]:
         errors = [f"method must be upper-case HTTP methods: {m!r}"

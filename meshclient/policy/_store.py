@@ -49,6 +49,8 @@ class PolicyStore:
         self._subscribers: list[Subscriber] = []
         self._attachments: dict[str, Any] = {}
         self._refresher: RefreshThread | None = None  # once watched
+        #: the `meshclient.xds.XdsClient` following an xDS server, once attached
+        self.xds: Any = None
         _fork.track(self)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -159,6 +161,9 @@ class PolicyStore:
         with self._lock:
             refresher, self._refresher = self._refresher, None
             attachments = list(self._attachments.values())
+            xds, self.xds = self.xds, None
+        if xds is not None:
+            xds.close()
         if refresher is not None:
             refresher.close()
         for item in attachments:
@@ -182,6 +187,8 @@ def default_store() -> PolicyStore:
     Raises `PolicyError` when the environment is invalid, so a bad deployment fails at start-up.
     With `MESHCLIENT_CONTROL_URL` set it also starts the refresher (restoring
     `MESHCLIENT_POLICY_CACHE` first) and waits up to 2 s for the endpoint's first answer.
+    With an xDS bootstrap (`GRPC_XDS_BOOTSTRAP`, …) it also follows that xDS server
+    (docs/xds.md).
     """
     global _default
     if _fork.pending:
@@ -204,6 +211,10 @@ def _from_env() -> PolicyStore:
         store.watch(settings.control_url, interval_s=settings.control_interval,
                     token=settings.control_token, cache=settings.policy_cache,
                     wait=min(2.0, settings.control_interval))
+    if settings.xds_bootstrap is not None:  # only then is anything xDS imported
+        from ..xds import from_env
+
+        from_env(store, settings)
     return store
 
 

@@ -45,7 +45,7 @@ def route(request: httpx.Request, service: Service, policy: Policy, rng: Rng) ->
         return Decision(service, service.fault)
     index = 0
     for rule in service.routes:  # the first route that matches
-        if matches(rule.match, request):
+        if matches(rule.match, request, rng):
             break
         index += 1
     else:

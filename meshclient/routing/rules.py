@@ -2,7 +2,8 @@
 
 Conditions of one match are ANDed: method, path (exact / prefix / whole-path regex, query
 string excluded, as Envoy does), headers (case-insensitive names) and query parameters
-(case-sensitive names, first value), each `exact`, whole-value `regex` or `present`.
+(case-sensitive names, first value), each `exact`, `prefix`, `suffix`, whole-value
+`regex` or `present`, optionally inverted; then a `percent` of the rest, drawn per request.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from collections.abc import Sequence
 
 import httpx
 
+from .._types import Rng
 from ..policy._routing import RouteMatch, RouteRule
 
 
-def matches(match: RouteMatch, request: httpx.Request) -> bool:
-    """True when every condition of `match` holds for `request`."""
+def matches(match: RouteMatch, request: httpx.Request, rng: Rng | None = None) -> bool:
+    """True when every condition of `match` holds for `request`; a `percent` match draws
+    from `rng` last (without one it counts as not drawn: no match)."""
     if match.method and request.method not in match.method:
         return False
     if match.path is not None and not match.path.matches(request.url.path):
@@ -30,12 +33,15 @@ def matches(match: RouteMatch, request: httpx.Request) -> bool:
         for name, cond in match.query.items():
             if not cond.matches(params.get(name)):
                 return False
+    if match.percent is not None:
+        return rng is not None and rng.random() * 100 < match.percent
     return True
 
 
-def first_match(routes: Sequence[RouteRule], request: httpx.Request) -> RouteRule | None:
+def first_match(routes: Sequence[RouteRule], request: httpx.Request,
+                rng: Rng | None = None) -> RouteRule | None:
     """The first route that matches, or None (the request goes to the service itself)."""
     for rule in routes:
-        if matches(rule.match, request):
+        if matches(rule.match, request, rng):
             return rule
     return None

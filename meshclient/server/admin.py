@@ -78,8 +78,11 @@ def status() -> dict[str, Any]:
         if store is None:
             continue
         generation, policy = store.snapshot
-        registries.append({"policy": policy.version, "generation": generation,
-                           "services": registry.snapshot()})
+        entry = {"policy": policy.version, "generation": generation,
+                 "services": registry.snapshot()}
+        if store.xds is not None:
+            entry["xds"] = store.xds.snapshot()
+        registries.append(entry)
     return {"pid": os.getpid(), "registries": registries}
 
 

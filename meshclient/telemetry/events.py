@@ -79,6 +79,10 @@ def _record(kind: str, service: str, attrs: dict[str, Any], m: Instruments) -> N
         m.policy_applied.add(1, {})
     elif kind == ev.POLICY_REJECTED:
         m.policy_rejected.add(1, _attrs("", attrs, "source"))
+    elif kind == ev.XDS_UPDATE:
+        m.xds_updates.add(1, {"meshclient.xds.type": str(attrs.get("type"))})
+    elif kind == ev.XDS_NACK:
+        m.xds_nacks.add(1, {"meshclient.xds.type": str(attrs.get("type"))})
     elif kind == ev.DISCOVERY_REFRESH:
         m.discovery_refreshes.add(1, _attrs(service, attrs))
         m.discovery_staleness.set(0.0, _attrs(service, attrs))

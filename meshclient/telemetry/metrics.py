@@ -86,6 +86,10 @@ class Instruments:
                                       "Policy snapshots applied.")
         self.policy_rejected = counter("meshclient.policy.rejections", "{rejection}",
                                        "Policy documents rejected as invalid.")
+        self.xds_updates = counter("meshclient.xds.updates", "{update}",
+                                   "xDS answers applied and ACKed, by type (lds, rds, cds, eds).")
+        self.xds_nacks = counter("meshclient.xds.nacks", "{nack}",
+                                 "xDS answers refused (NACKed) as invalid, by type.")
         self.discovery_refreshes = counter("meshclient.discovery.refreshes", "{refresh}",
                                            "Successful discovery refreshes.")
         self.discovery_errors = counter("meshclient.discovery.errors", "{error}",

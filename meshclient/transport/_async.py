@@ -60,6 +60,11 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         # routed once under one policy snapshot; then limits, credentials, mTLS
         begun = self._route(request)
+        if begun.runtime is None and self.store.xds is not None:  # a new xDS host?
+            waiter = self._xds_waiter(request)
+            if waiter is not None:  # its first requests wait, bounded, for its resources
+                await wait_ready(waiter, waiter.timeout_s)
+                begun = self._route(request)
         if begun.guard is not None:  # admission first
             return await self._guarded(request, begun)
         opened = self._open(request, begun)

@@ -122,6 +122,12 @@ class MeshBase:
             return plain[1]
         return self._begin(request, policy)
 
+    def _xds_waiter(self, request: httpx.Request) -> Any:
+        """For a host outside the policy while xDS is on: what its first requests wait on
+        (`meshclient.xds.hosts.ListenerWaiter`), or None (pass through)."""
+        url = request.url
+        return self.store.xds.waiter(url.host, url.port, url.scheme)
+
     def _open(self, request: httpx.Request, begun: Begun) -> First | Flow | None:
         """How the call starts (after admission, for a guarded one): its first attempt
         made without the generator (`First`, when nothing else comes first: see

@@ -58,6 +58,11 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         # routed once under one policy snapshot; then limits, credentials, mTLS
         begun = self._route(request)
+        if begun.runtime is None and self.store.xds is not None:  # a new xDS host?
+            waiter = self._xds_waiter(request)
+            if waiter is not None:  # its first requests wait, bounded, for its resources
+                wait_ready(waiter, waiter.timeout_s)
+                begun = self._route(request)
         if begun.guard is not None:  # admission first
             return self._guarded(request, begun)
         opened = self._open(request, begun)

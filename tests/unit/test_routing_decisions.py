@@ -34,7 +34,7 @@ def test_destination_must_exist_with_field_path() -> None:
     ({"match": {"path": {"exact": "/a", "prefix": "/"}}}, "exactly one of exact, prefix, "
      "regex"),
     ({"match": {"headers": {"x": {}}}}, "services.users.routes[0].match.headers.x.exactly "
-     "one of exact, regex, present"),
+     "one of exact, prefix, suffix, regex, present"),
     ({"to": [{"service": "users", "weight": 0}]}, "to weights must not all be 0"),
     ({"to": [{"service": "users", "weight": -1}]}, "weight must be between 0"),
     ({"mirror": {"to": "shadow", "percent": 101}}, "mirror.percent must be between 0 and 100"),
