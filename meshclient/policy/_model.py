@@ -18,6 +18,7 @@ from .._addresses import split_address
 from ._discovery import DiscoveryPolicy, HealthPolicy, service_errors
 from ._fields import Model, host_error, setting
 from ._routing import FaultPolicy, RouteRule, check_routes
+from ._authn import AuthenticationPolicy
 from ._security import AuthorizationPolicy, AuthPolicy, LimitsPolicy, TlsPolicy
 
 RETRY_CONDITIONS = ("connect-error", "reset", "read-error", "timeout", "5xx", "gateway-error")
@@ -266,6 +267,8 @@ class Policy(Model):
     version: str = setting("", doc="Free-form version, logged when a policy is applied.")
     defaults: Defaults = setting(factory=Defaults, doc="Sections every service inherits.")
     services: Mapping[str, ServicePolicy] = setting(factory=dict, doc="Services by name.")
+    authentication: AuthenticationPolicy | None = setting(
+        None, doc="End-user authentication of inbound requests (see docs/authentication.md).")
     authorization: AuthorizationPolicy | None = setting(
         None, doc="Inbound authorization of this process (see docs/authorization.md).")
     resolved: Mapping[str, Service] = field(init=False, repr=False, compare=False)
