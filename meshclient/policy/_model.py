@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._addresses import split_address
+from ._authn import AuthenticationPolicy
 from ._discovery import DiscoveryPolicy, HealthPolicy, service_errors
 from ._fields import Model, host_error, setting
 from ._routing import FaultPolicy, RouteRule, check_routes
-from ._authn import AuthenticationPolicy
 from ._security import AuthorizationPolicy, AuthPolicy, LimitsPolicy, TlsPolicy
 
 RETRY_CONDITIONS = ("connect-error", "reset", "read-error", "timeout", "5xx", "gateway-error")
