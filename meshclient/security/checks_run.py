@@ -15,6 +15,8 @@ import asyncio
 import concurrent.futures
 import inspect
 import logging
+import os
+import queue
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +28,46 @@ logger = logging.getLogger("meshclient.security")
 MAX_WORKERS = 16
 #: Envoy ext_authz's default timeout.
 DEFAULT_TIMEOUT_S = 0.2
-_pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+class _Workers:
+    """At most `size` daemon threads running checks (a daemon thread never holds up the
+    process's exit, as a stuck check in a `ThreadPoolExecutor` would)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._jobs: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], RunCheck]] = (
+            queue.SimpleQueue())
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+
+    def submit(self, action: RunCheck) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._jobs.put((future, action))
+        with self._lock:
+            if self._idle == 0 and self._threads < self._size:
+                self._threads += 1
+                threading.Thread(target=self._work, name="meshclient-check",
+                                 daemon=True).start()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            future, action = self._jobs.get()
+            with self._lock:
+                self._idle -= 1
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(_call_in_thread(action))
+            except BaseException as exc:  # the check's failure, reported to its caller
+                future.set_exception(exc)
+
+
+_pool: _Workers | None = None
 _pool_lock = threading.Lock()
 _pool_pid = 0
 
@@ -42,13 +83,14 @@ class RunCheck:
     fail_open: bool = False
 
 
-def _executor() -> concurrent.futures.ThreadPoolExecutor:
-    import os
-
+def _executor() -> _Workers:
     global _pool, _pool_pid
+    pool = _pool
+    if pool is not None and _pool_pid == os.getpid():
+        return pool
     with _pool_lock:
         if _pool is None or _pool_pid != os.getpid():  # a forked child has no workers
-            _pool = concurrent.futures.ThreadPoolExecutor(MAX_WORKERS, "meshclient-check")
+            _pool = _Workers(MAX_WORKERS)
             _pool_pid = os.getpid()
         return _pool
 
@@ -76,7 +118,7 @@ def _call_in_thread(action: RunCheck) -> Any:
 
 def run_check_sync(action: RunCheck) -> Verdict:
     """Run the check from a thread without an event loop (WSGI, sync handlers)."""
-    future = _executor().submit(_call_in_thread, action)
+    future = _executor().submit(action)
     try:
         return _verdict(action, future.result(action.timeout_s))
     except concurrent.futures.TimeoutError:
@@ -93,7 +135,7 @@ async def run_check_async(action: RunCheck) -> Verdict:
         else:
             loop = asyncio.get_running_loop()
             result = await asyncio.wait_for(
-                asyncio.wrap_future(_executor().submit(_call_in_thread, action), loop=loop),
+                asyncio.wrap_future(_executor().submit(action), loop=loop),
                 action.timeout_s)
         return _verdict(action, result)
     except asyncio.TimeoutError:
