@@ -177,7 +177,7 @@ class Authenticator:
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, ValueError, TypeError):  # UnicodeError is a ValueError
             return Invalid("Jwt is not in the form of Header.Payload.Signature")
         alg = header.get("alg")
         iss = unverified.get("iss")
@@ -210,7 +210,7 @@ class Authenticator:
                 return Invalid("Audiences in Jwt are not allowed")
             except jwt.InvalidIssuerError:
                 return Invalid("Jwt issuer is not configured")
-            except jwt.PyJWTError:
+            except (jwt.PyJWTError, ValueError, TypeError):
                 continue  # another key with this kid may verify it
             return _verified(claims, rule, location)
         return Invalid(error)
