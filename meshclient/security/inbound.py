@@ -20,7 +20,7 @@ from ..policy._authn import AuthenticationPolicy
 from ..policy._security import AuthorizationPolicy
 from .authz import Authorizer, Caller, DenialLog
 from .checks import CheckFn
-from .gate import Admitted, CheckSpec, InboundRequest, Refused, flow, run_async, run_sync
+from .gate import Admitted, CheckSpec, InboundRequest, Refused, flow, quick, run_async, run_sync
 
 logger = logging.getLogger("meshclient.security")
 
@@ -119,13 +119,20 @@ class InboundGate:
         return flow(req, self.source.authenticator(), self.source.current(), self._check,
                     self.denials)
 
+    def _quick(self, req: InboundRequest) -> Admitted | Refused | None:
+        authz = self.source.current()
+        if (authz is None or self._check is not None or authz.policies
+                or self.source.authenticator() is not None):
+            return None
+        return quick(req, authz, self.denials)
+
     def decide_sync(self, req: InboundRequest) -> Admitted | Refused:
         """The decision, blocking this thread for JWKS fetches and checks (bounded)."""
-        return run_sync(self._flow(req))
+        return self._quick(req) or run_sync(self._flow(req))
 
     async def decide_async(self, req: InboundRequest) -> Admitted | Refused:
         """The decision, from a task."""
-        return await run_async(self._flow(req))
+        return self._quick(req) or await run_async(self._flow(req))
 
     def check(self, *, headers: Mapping[str, str], address: str | None,
               tls: Mapping[str, Any] | None, method: str, path: str) -> Caller | None:

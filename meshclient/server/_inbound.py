@@ -29,13 +29,13 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from .._clock import CLOCK
 from .._types import Clock
 from ..context import RETRIES_SPENT_HEADER, Inbound, RequestAuth, inbound, parse_inbound, request_auth, spent_mark
+from ..security.authz import Caller
+from ..security.gate import Admitted, InboundRequest, Refused
 from ..telemetry import _providers
 from ..telemetry import semconv as sc
 from .shedding import ConcurrencyLimit
 
 if TYPE_CHECKING:
-    from ..security.authz import Caller
-    from ..security.gate import Admitted, Refused
     from ..security.inbound import InboundGate
     from ..telemetry.metrics import Instruments
 
@@ -159,15 +159,11 @@ class ServerScope:
             rejection = self._admit(await self._gate.decide_async(self._request()))
         return self._counted(rejection)
 
-    def _request(self) -> Any:
-        from ..security.gate import InboundRequest
-
+    def _request(self) -> InboundRequest:
         return InboundRequest(self._headers, self._method, self._path or "/", self._query,
                               self._address, self._tls, self._port)
 
     def _admit(self, outcome: Admitted | Refused) -> Rejection | None:
-        from ..security.gate import Refused
-
         if isinstance(outcome, Refused):
             detail = outcome.body if outcome.reason != "denied" else None
             return Rejection(outcome.status, outcome.reason, outcome.headers, detail)
@@ -206,8 +202,6 @@ class ServerScope:
         rejection = admission(self.inbound, self._clock.now_ns(), self._limit)
         self._permit = rejection is None and self._limit is not None
         if rejection is None and self._gate is not None:
-            from ..security.authz import Caller
-
             self.caller = Caller(None, "none", self._address)
         return rejection
 
