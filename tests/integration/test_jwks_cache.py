@@ -97,3 +97,30 @@ def test_a_forked_child_fetches_for_itself() -> None:
             pytest.fail("the forked child hung")
         assert os.waitstatus_to_exitcode(status) == 0
         assert server.requests == 2  # the child's own fetch reached the server
+
+
+def test_a_jwks_file_is_read_again_when_it_changes(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from meshclient.security.jwt import Authenticator, Invalid, Verified
+    from tests.servers.jwks import jwks_text
+
+    path = Path(str(tmp_path)) / "jwks.json"
+    old, new = SigningKey("EC", "file-old"), SigningKey("EC", "file-new")
+    path.write_text(jwks_text(old))
+    authn = Authenticator(Policy.from_dict({"authentication": {"jwt": [
+        {"issuer": ISSUER, "jwks_file": str(path)}]}}).authentication)  # type: ignore[arg-type]
+
+    def verify(key: SigningKey) -> object:
+        gen = authn.authenticate({"authorization": f"Bearer {key.token(aud=None)}"})
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+        raise AssertionError("a file never needs a fetch")
+
+    assert isinstance(verify(old), Verified) and isinstance(verify(new), Invalid)
+    path.write_text(jwks_text(new))
+    os.utime(path, (time.time() + 5, time.time() + 5))  # a new mtime, whatever the clock
+    assert _wait(lambda: isinstance(verify(new), Verified))  # checked at most once a second
+    assert isinstance(verify(old), Invalid)
