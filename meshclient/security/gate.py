@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,9 +85,11 @@ def _deny_refused(verdict: Deny) -> Refused:
 
 
 def flow(req: InboundRequest, authn: Authenticator | None, authz: Authorizer | None,
-         check: CheckSpec | None, denials: DenialLog
+         check: CheckSpec | None, denials: DenialLog,
+         named: Callable[[str], CheckFn | None] = registered_check
          ) -> Generator[Action, Any, Admitted | Refused]:
-    """One request's decision (see the module docstring)."""
+    """One request's decision (see the module docstring). `named` finds the check a
+    CUSTOM policy's `provider` names."""
     caller = (authz.identify(headers=req.headers, address=req.address, tls=req.tls)
               if authz is not None else Caller(None, "none", req.address))
     verified = None
@@ -136,7 +138,7 @@ def flow(req: InboundRequest, authn: Authenticator | None, authz: Authorizer | N
         for policy in authz.policies.custom:
             if not policy.matches(view):
                 continue
-            fn = registered_check(policy.entry.provider or "")
+            fn = named(policy.entry.provider or "")
             if fn is None:
                 fn = _missing(policy.entry.provider or "")
             checks.append(RunCheck(policy.entry.provider or policy.name, fn, view,

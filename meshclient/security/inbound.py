@@ -19,7 +19,7 @@ from ..policy import Policy, PolicyStore, default_store
 from ..policy._authn import AuthenticationPolicy
 from ..policy._security import AuthorizationPolicy
 from .authz import Authorizer, Caller, DenialLog
-from .checks import CheckFn
+from .checks import CheckFn, registered_check
 from .gate import Admitted, CheckSpec, InboundRequest, Refused, flow, quick, run_async, run_sync
 
 logger = logging.getLogger("meshclient.security")
@@ -51,6 +51,10 @@ class AuthorizerSource:
         self._authn: tuple[AuthenticationPolicy | None, Any] = (None, None)
         self.current()  # bad secrets fail at start-up
         self.authenticator()
+
+    def named_check(self, name: str) -> CheckFn | None:
+        """The check a CUSTOM policy's `provider` names (the process's registry)."""
+        return registered_check(name)
 
     def authenticator(self) -> Any:
         """The `jwt.Authenticator` for the current `authentication` section, or None."""
@@ -117,7 +121,7 @@ class InboundGate:
 
     def _flow(self, req: InboundRequest) -> Any:
         return flow(req, self.source.authenticator(), self.source.current(), self._check,
-                    self.denials)
+                    self.denials, self.source.named_check)
 
     def _quick(self, req: InboundRequest) -> Admitted | Refused | None:
         authz = self.source.current()
