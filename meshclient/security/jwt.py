@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from .._clock import CLOCK
+from ..errors import MeshError
 from ..policy._authn import HMAC_ALGORITHMS, AuthenticationPolicy, JwtRule
 from .bearer import read_secret
 from .jwks import JwksCache, JwksError, KeySet, NeedKeys, parse_jwks, shared_cache
@@ -119,8 +120,11 @@ class Authenticator:
 
     def __init__(self, policy: AuthenticationPolicy,
                  environ: Mapping[str, str] | None = None) -> None:
-        import jwt  # fail at start-up, with the extra's name, when PyJWT is missing
-
+        try:
+            import jwt  # lazy: only processes that verify end-user tokens need PyJWT
+        except ImportError:
+            raise MeshError("authentication.jwt needs PyJWT with cryptography "
+                            "(pip install 'meshclient[jwt]')") from None
         self._jwt = jwt
         self.policy = policy
         self._issuers = {rule.issuer: _Issuer(rule, i, environ)
