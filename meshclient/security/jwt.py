@@ -250,8 +250,11 @@ def claim_header_value(value: Any) -> str | None:
     numbers and booleans as JSON, lists comma-joined; objects are not copied."""
     if isinstance(value, str):
         return value
-    if isinstance(value, (bool, int, float)):
-        return json.dumps(value)
-    if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
-        return ",".join(v if isinstance(v, str) else json.dumps(v) for v in value)
+    try:
+        if isinstance(value, (bool, int, float)):
+            return json.dumps(value)
+        if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+            return ",".join(v if isinstance(v, str) else json.dumps(v) for v in value)
+    except ValueError:  # an integer too long to write out
+        return None
     return None
