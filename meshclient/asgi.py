@@ -8,9 +8,12 @@ Each HTTP request: trace context, deadline and attempt number are read into cont
 variables for the app (so its outbound mesh calls continue the trace and inherit the
 deadline and the one-layer retry rule), a SERVER span wraps it, and
 `http.server.request.duration` is recorded. An expired deadline is answered 504, a full
-concurrency limit 503 + `Retry-After`, and a caller the policy's `authorization` section
-denies 403 with no body (docs/authorization.md), without calling the app; an admitted
-caller is in `scope["meshclient.caller"]`. A WebSocket passes the same authorization
+concurrency limit 503 + `Retry-After`, an invalid end-user token 401 + `WWW-Authenticate`
+(docs/authentication.md), a denying check with its own answer (docs/checks.md), and a
+caller the policy's `authorization` section denies 403 with no body
+(docs/authorization.md), without calling the app; an admitted caller is in
+`scope["meshclient.caller"]` and the verified end user in
+`meshclient.context.current_auth()`. A WebSocket passes the same authorization
 (a denied caller's handshake is closed with 1008 before it is accepted, which the server
 answers 403) and then goes to the app; other scopes (lifespan) pass through.
 
@@ -24,7 +27,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from .security.asgi import admit, scope_headers
+from .security.asgi import admit, edit_headers, scope_headers
+from .security.checks import CheckFn
 from .security.gated import Gated
 from .server._inbound import ServerScope, marked_headers
 from .server.shedding import limiter
@@ -43,13 +47,17 @@ class MeshMiddleware(Gated[ASGIApp]):
     (None: never); `retry_after_s`: the `Retry-After` sent when shedding; `policy`: where
     the `authorization` rules come from (a `Policy`, `PolicyStore`, `AuthorizationPolicy`,
     or None for `meshclient.default_store()`); `service`: the name denials are reported
-    under."""
+    under; `check`: a function of a `RequestView` answering `Allow` or `Deny`, sync or
+    async, run for every request within `check_timeout` seconds (`check_fail_open`: what
+    a failed or late check means; docs/checks.md)."""
 
     def __init__(self, app: ASGIApp, *, max_concurrency: int | None = None,
                  retry_after_s: float = 1.0, policy: Any = None,
-                 service: str = "inbound") -> None:
+                 service: str = "inbound", check: CheckFn | None = None,
+                 check_timeout: float = 0.2, check_fail_open: bool = False) -> None:
         self.limit = limiter(max_concurrency, retry_after_s)
-        super().__init__(app, policy, service)
+        super().__init__(app, policy, service, check=check, check_timeout=check_timeout,
+                         check_fail_open=check_fail_open)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -58,11 +66,14 @@ class MeshMiddleware(Gated[ASGIApp]):
                 await self.app(scope, receive, send)
             return
         client = scope.get("client")
+        port = scope.get("server")
         server = ServerScope(scope_headers(scope), scope.get("method", "GET"), scope.get("path"),
                              scheme=scope.get("scheme", "http"), limit=self.limit,
                              gate=self.gate, address=client[0] if client else None,
-                             tls=(scope.get("extensions") or {}).get("tls"))
-        rejection = server.enter()
+                             tls=(scope.get("extensions") or {}).get("tls"),
+                             query=scope.get("query_string", b"").decode("latin-1"),
+                             port=port[1] if port and len(port) > 1 else None)
+        rejection = await server.enter_async()
         if rejection is not None:
             try:
                 body = rejection.body
@@ -76,6 +87,7 @@ class MeshMiddleware(Gated[ASGIApp]):
                 server.exit(rejection.status)
             return
         scope["meshclient.caller"] = server.caller
+        edit_headers(scope, server.admitted)
         status: int | None = None
 
         async def send_status(message: Message) -> None:

@@ -122,3 +122,28 @@ def inbound_context(value: Inbound) -> Iterator[Inbound]:
         yield value
     finally:
         inbound.reset(token)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAuth:
+    """Who the request being handled comes from, as the inbound policy verified it.
+
+    `principal` is the end user's `iss/sub` from a verified JWT (Istio's request principal)
+    and `claims` its claims (None and empty without a token); `source_principal` is the
+    calling workload's identity (SPIFFE ID or certificate name from mTLS, a named token),
+    None when anonymous.
+    """
+
+    principal: str | None = None
+    claims: Mapping[str, object] = field(default_factory=dict)
+    audiences: tuple[str, ...] = ()
+    source_principal: str | None = None
+
+
+request_auth: contextvars.ContextVar[RequestAuth | None] = contextvars.ContextVar(
+    "meshclient_request_auth", default=None)
+
+
+def current_auth() -> RequestAuth | None:
+    """The `RequestAuth` of the inbound request being handled, or None outside one."""
+    return request_auth.get()

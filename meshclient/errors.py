@@ -14,6 +14,7 @@ Exception
       ├── TokenAnswerError (ValueError)   a token endpoint's answer is unusable
       ├── TlsError                        TLS material cannot be loaded
       ├── CredentialsError                a credential source is misconfigured
+      ├── JwksError                       a JSON Web Key Set cannot be fetched or read
       ├── BreakerError                    a breaker's shared storage cannot be set up
       ├── ControlError                    the control endpoint cannot be read (logged, counted)
       ├── EtcdError                       etcd cannot be reached or refused a call
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     from .retrying import RetryingError
     from .security.bearer import CredentialsError
     from .security.credentials import CredentialsUnavailable
+    from .security.jwks import JwksError
     from .security.tls import TlsError
     from .security.token import TokenAnswerError
     from .security.trust import SchemeDowngrade
@@ -79,6 +81,7 @@ ELSEWHERE = {
     "DiscoveryError": "meshclient.discovery._base",
     "EtcdError": "meshclient._etcd",
     "HandlerRejected": "meshclient.server.decorators",
+    "JwksError": "meshclient.security.jwks",
     "RedactionError": "meshclient.telemetry.redact",
     "RegistrationError": "meshclient.discovery.register",
     "RetryingError": "meshclient.retrying",
@@ -101,6 +104,7 @@ __all__ = [
     "DiscoveryError",
     "EtcdError",
     "HandlerRejected",
+    "JwksError",
     "MeshError",
     "MeshTransportError",
     "NoEndpointsAvailable",

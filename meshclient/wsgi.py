@@ -20,8 +20,9 @@ import contextvars
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from .security.checks import CheckFn
 from .security.gated import Gated
-from .security.wsgi import client_tls
+from .security.wsgi import client_tls, edit_environ, server_port, status_line
 from .server._inbound import ServerScope, marked_headers
 from .server.shedding import limiter
 
@@ -29,8 +30,6 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 __all__ = ["MeshMiddleware"]
-
-_REASONS = {403: "403 Forbidden", 503: "503 Service Unavailable", 504: "504 Gateway Timeout"}
 
 
 def environ_headers(environ: dict[str, Any]) -> dict[str, str]:
@@ -81,9 +80,11 @@ class MeshMiddleware(Gated[WSGIApp]):
 
     def __init__(self, app: WSGIApp, *, max_concurrency: int | None = None,
                  retry_after_s: float = 1.0, policy: Any = None,
-                 service: str = "inbound") -> None:
+                 service: str = "inbound", check: CheckFn | None = None,
+                 check_timeout: float = 0.2, check_fail_open: bool = False) -> None:
         self.limit = limiter(max_concurrency, retry_after_s)
-        super().__init__(app, policy, service)
+        super().__init__(app, policy, service, check=check, check_timeout=check_timeout,
+                         check_fail_open=check_fail_open)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
         ctx = contextvars.copy_context()
@@ -95,12 +96,13 @@ class MeshMiddleware(Gated[WSGIApp]):
                              environ.get("PATH_INFO"),
                              scheme=environ.get("wsgi.url_scheme", "http"), limit=self.limit,
                              gate=self.gate, address=environ.get("REMOTE_ADDR"),
-                             tls=client_tls(environ))
+                             tls=client_tls(environ), query=environ.get("QUERY_STRING", ""),
+                             port=server_port(environ))
         rejection = server.enter()
         if rejection is not None:
             body = rejection.body
             try:
-                start_response(_REASONS.get(rejection.status, str(rejection.status)),
+                start_response(status_line(rejection.status),
                                [("Content-Type", "text/plain"),
                                 ("Content-Length", str(len(body))),
                                 *rejection.headers])
@@ -108,6 +110,7 @@ class MeshMiddleware(Gated[WSGIApp]):
                 server.exit(rejection.status)
             return [body]
         environ["meshclient.caller"] = server.caller
+        edit_environ(environ, server.admitted)
         status: list[int | None] = [None]
 
         def start(status_line: str, headers: list[tuple[str, str]],

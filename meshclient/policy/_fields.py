@@ -123,7 +123,7 @@ def check_value(name: str, value: Any, meta: dict[str, Any]) -> str | None:
     if message is not None:
         return message
     choices = meta.get("choices")
-    if choices is not None:
+    if choices is not None and value is not None:
         values = value if isinstance(value, tuple) else (value,)
         for item in values:
             if item not in choices:

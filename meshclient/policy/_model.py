@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._addresses import split_address
+from ._authn import AuthenticationPolicy
 from ._discovery import DiscoveryPolicy, HealthPolicy, service_errors
 from ._fields import Model, host_error, setting
 from ._routing import FaultPolicy, RouteRule, check_routes
@@ -270,6 +271,8 @@ class Policy(Model):
     version: str = setting("", doc="Free-form version, logged when a policy is applied.")
     defaults: Defaults = setting(factory=Defaults, doc="Sections every service inherits.")
     services: Mapping[str, ServicePolicy] = setting(factory=dict, doc="Services by name.")
+    authentication: AuthenticationPolicy | None = setting(
+        None, doc="End-user authentication of inbound requests (see docs/authentication.md).")
     authorization: AuthorizationPolicy | None = setting(
         None, doc="Inbound authorization of this process (see docs/authorization.md).")
     resolved: Mapping[str, Service] = field(init=False, repr=False, compare=False)

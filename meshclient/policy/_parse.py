@@ -11,6 +11,7 @@ path, and each object is built only from values that converted.
 from __future__ import annotations
 
 import dataclasses
+import keyword
 import sys
 import types
 import typing
@@ -72,6 +73,8 @@ def _build(cls: type[Any], data: object, path: str, errors: list[str]) -> Any:
     kwargs: dict[str, Any] = {}
     for key, raw in data.items():
         here = _join(path, key)
+        if isinstance(key, str) and keyword.iskeyword(key) and key + "_" in fields:
+            key = key + "_"  # a field named after a keyword (`from`) is spelt `from_`
         if key not in fields:
             errors.append(f"{_join(path, show(key)) if not isinstance(key, str) else here} "
                           f"is not a known field (expected one of: {', '.join(fields)})")
@@ -217,7 +220,8 @@ def _plain(value: Any, duration: bool = False) -> Any:
             if item is None or (isinstance(item, (tuple, Mapping)) and not item
                                 and f.name in ("metadata",)):
                 continue
-            out[f.name] = _plain(item, bool(f.metadata.get("duration")))
+            name = f.name[:-1] if keyword.iskeyword(f.name[:-1]) else f.name
+            out[name] = _plain(item, bool(f.metadata.get("duration")))
         return out
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ._authz import AuthzPolicyEntry
 from ._fields import HEADER_NAME, Model, host_error, setting
 
 AUTHZ_ACTIONS = ("allow", "deny")
@@ -181,11 +182,17 @@ class AuthzRule(Model):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AuthorizationPolicy(Model):
-    """Who may call this process (inbound). Address lists first, then rules in order, then
-    `default`."""
+    """Who may call this process (inbound): Istio's policies (`policies`: CUSTOM, then
+    DENY, then ALLOW; AUDIT only logs) and the shorthand (address lists, first-match
+    `rules`, `default`). See docs/authorization.md for the order."""
 
-    default: str = setting("deny", doc="Action when no rule matches.", choices=AUTHZ_ACTIONS)
-    rules: tuple[AuthzRule, ...] = setting((), doc="Rules, first match wins.")
+    policies: tuple[AuthzPolicyEntry, ...] = setting((), doc="Istio-style policies "
+                                                     "(docs/authorization.md).")
+    default: str | None = setting(None, doc="Action when nothing else decides; unset: "
+                                  "`deny` when `rules` are set or `policies` are not "
+                                  "(the shorthand's default), else `allow` (Istio's: no "
+                                  "ALLOW policy means allow).", choices=AUTHZ_ACTIONS)
+    rules: tuple[AuthzRule, ...] = setting((), doc="Shorthand rules, first match wins.")
     allow_addresses: tuple[str, ...] = setting((), doc="Only these client addresses/CIDRs may "
                                                "call (empty: any).")
     deny_addresses: tuple[str, ...] = setting((), doc="Client addresses/CIDRs always denied.")
@@ -195,8 +202,17 @@ class AuthorizationPolicy(Model):
     trust_caller_header: str | None = setting(None, doc="Header naming the caller, trusted "
                                               "only when set here (a trusted network).")
 
+    @property
+    def default_action(self) -> str:
+        if self.default is not None:
+            return self.default
+        return "allow" if self.policies and not self.rules else "deny"
+
     def _check(self) -> list[str]:
         errors = []
+        names = [p.name for p in self.policies if p.name]
+        errors += [f"policies name appears twice: {n!r}" for n in sorted(set(names))
+                   if names.count(n) > 1]
         for field_name in ("allow_addresses", "deny_addresses"):
             for i, item in enumerate(getattr(self, field_name)):
                 try:

@@ -5,6 +5,10 @@
   parsed in `token`) for outbound requests;
 - `trust`: what a policy from a remote source may do (docs/security.md);
 - `authz`, `inbound`, `asgi`, `wsgi`: inbound caller identity and authorization;
+- `jwt`, `jwks`, `cache_control`: end-user JWT authentication and the JWKS cache;
+- `rbac`: Istio-style authorization policies, matched against a `RequestView`;
+- `checks`, `checks_run`: programmable checks and how they run (timeout, failure mode);
+- `gate`: the inbound pipeline in Istio's order, driven from a thread or a task;
 - `limits`, `throttle`, `quota`: token bucket, bulkhead, adaptive throttling, Redis quotas;
 - `admission`: the `Limiter` (throttle, rate, bulkhead) of one service or route;
 - `outbound`, `routes`, `registry`: the per-service guard, a route's limiter in front of

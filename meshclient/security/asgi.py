@@ -1,4 +1,5 @@
-"""ASGI authorization: 403 (no body detail) for callers the policy denies.
+"""ASGI authorization: 403 (no body detail) for callers the policy denies, 401 for an
+invalid end-user token, a check's own answer when it denies.
 
 Chain it inside the mesh middleware (or use it alone):
 ```python
@@ -16,6 +17,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from .authz import Caller
+from .gate import Admitted, InboundRequest, Refused
 from .gated import Gated
 from .inbound import InboundGate
 
@@ -47,26 +49,50 @@ def scope_headers(scope: Scope) -> dict[str, str]:
             for k, v in scope.get("headers", ())}
 
 
-async def admit(gate: InboundGate, scope: Scope, send: Send) -> bool:
-    """The authorization check for an HTTP or WebSocket scope, shared by this middleware
-    and `meshclient.asgi.MeshMiddleware`: True with the `Caller` in
-    `scope["meshclient.caller"]`, or False after answering the denial (403, or a WebSocket
-    closed with 1008 before it is accepted, which the server answers 403)."""
+def scope_request(scope: Scope) -> InboundRequest:
+    """What the inbound policy sees of an ASGI scope."""
     client = scope.get("client")
-    caller = gate.check(headers=scope_headers(scope), address=client[0] if client else None,
-                        tls=(scope.get("extensions") or {}).get("tls"),
-                        method=scope.get("method", "GET"), path=scope.get("path", "/"))
-    if caller is None:
-        await _deny(scope, send)
+    server = scope.get("server")
+    raw_query = scope.get("query_string", b"")
+    return InboundRequest(scope_headers(scope), scope.get("method", "GET"),
+                          scope.get("path", "/"), raw_query.decode("latin-1"),
+                          client[0] if client else None,
+                          (scope.get("extensions") or {}).get("tls"),
+                          server[1] if server and len(server) > 1 else None)
+
+
+def edit_headers(scope: Scope, admitted: Admitted | None) -> None:
+    """Apply the gate's header edits (a verified token removed, claims and a check's
+    headers added) to the scope the app sees."""
+    if admitted is None or not (admitted.add_headers or admitted.remove_headers):
+        return
+    drop = {n.encode("latin-1") for n in admitted.remove_headers}
+    drop |= {k.encode("latin-1") for k, _ in admitted.add_headers}
+    headers = [(k, v) for k, v in scope.get("headers", ()) if k.lower() not in drop]
+    headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in admitted.add_headers]
+    scope["headers"] = headers
+
+
+async def admit(gate: InboundGate, scope: Scope, send: Send) -> bool:
+    """The inbound policy for an HTTP or WebSocket scope, shared by this middleware and
+    `meshclient.asgi.MeshMiddleware`'s WebSocket path: True with the `Caller` in
+    `scope["meshclient.caller"]`, or False after answering the refusal (its status, or a
+    WebSocket closed with 1008 before it is accepted, which the server answers 403)."""
+    outcome = await gate.decide_async(scope_request(scope))
+    if isinstance(outcome, Refused):
+        await _deny(scope, send, outcome)
         return False
-    scope["meshclient.caller"] = caller
+    scope["meshclient.caller"] = outcome.caller
+    edit_headers(scope, outcome)
     return True
 
 
-async def _deny(scope: Scope, send: Send) -> None:
+async def _deny(scope: Scope, send: Send, refused: Refused) -> None:
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1008})  # servers answer 403
         return
-    await send({"type": "http.response.start", "status": 403,
-                "headers": [(b"content-length", b"0")]})
-    await send({"type": "http.response.body", "body": b""})
+    await send({"type": "http.response.start", "status": refused.status,
+                "headers": [(b"content-length", str(len(refused.body)).encode()),
+                            *((k.encode("latin-1"), v.encode("latin-1"))
+                              for k, v in refused.headers)]})
+    await send({"type": "http.response.body", "body": refused.body})

@@ -8,9 +8,11 @@ Identity, strongest source first:
 3. the `trust_caller_header`, only when the policy names one (a network you trust).
 Otherwise the caller is anonymous.
 
-Decision, in order (Mixer's list checks, then RBAC-style rules): a client address in
-`deny_addresses` is denied; when `allow_addresses` is set, an address outside it is denied;
-then the first rule whose callers, methods and paths all match decides; then `default`.
+Decision (`decide`, without the CUSTOM checks, which `security.gate` runs): a client address
+in `deny_addresses` is denied; when `allow_addresses` is set, an address outside it is
+denied; then Istio's policies (`security.rbac`): a matching DENY policy denies, a matching
+ALLOW policy allows; then the first shorthand rule whose callers, methods and paths all
+match decides; then, when ALLOW policies are in force, deny; else `default`.
 
 `DenialLog` counts every denial and logs the first one per (caller, rule), so a noisy
 caller cannot flood the log; each denial is also an `authz_denied` event.
@@ -30,7 +32,9 @@ from typing import Any
 
 from .. import _events
 from ..policy._security import AuthorizationPolicy, AuthzRule
+from .checks import RequestView
 from .credentials import read_secret
+from .rbac import Evaluation, Policies
 
 logger = logging.getLogger("meshclient.security")
 
@@ -139,6 +143,8 @@ class Authorizer:
         self._allow = tuple(ipaddress.ip_network(a, strict=False)
                             for a in policy.allow_addresses)
         self._rules = tuple(_Rule(r, i) for i, r in enumerate(policy.rules))
+        self.policies = Policies(policy.policies)
+        self._default = policy.default_action == "allow"
         tokens = []
         for i, item in enumerate(policy.tokens):
             name, _, source = item.partition("=")
@@ -175,20 +181,47 @@ class Authorizer:
                 return Caller(value, "header", address)
         return Caller(None, "none", address)
 
-    def decide(self, caller: Caller, method: str, path: str) -> Decision:
+    def addresses(self, caller: Caller) -> Decision | None:
+        """The address lists' denial, or None."""
         if self._deny or self._allow:
             ip = _ip(caller.address)
             if ip is not None and any(ip in net for net in self._deny):
                 return Decision(False, "deny_addresses")
             if self._allow and (ip is None or not any(ip in net for net in self._allow)):
                 return Decision(False, "allow_addresses")
+        return None
+
+    def rules(self, caller: Caller, method: str, path: str,
+              evaluation: Evaluation | None = None) -> Decision:
+        """DENY policies, ALLOW policies, shorthand rules, default (after the addresses
+        and the CUSTOM checks)."""
+        if evaluation is not None:
+            if evaluation.denied_by is not None:
+                return Decision(False, evaluation.denied_by)
+            if evaluation.allowed_by is not None:
+                return Decision(True, evaluation.allowed_by)
         for rule in self._rules:
             if rule.matches(caller, method, path):
                 return Decision(rule.action == "allow", rule.name)
-        return Decision(self.policy.default == "allow", "default")
+        if self.policies.has_allow:
+            return Decision(False, "no ALLOW policy matched")
+        return Decision(self._default, "default")
+
+    def decide(self, caller: Caller, method: str, path: str,
+               view: RequestView | None = None) -> Decision:
+        """The whole decision but the CUSTOM checks."""
+        denied = self.addresses(caller)
+        if denied is not None:
+            return denied
+        evaluation = None
+        if self.policies:
+            view = view or RequestView(method=method, path=path, source_ip=caller.address,
+                                       source_principal=caller.identity)
+            evaluation = self.policies.evaluate(view)
+        return self.rules(caller, method, path, evaluation)
 
     def __repr__(self) -> str:
-        return (f"<Authorizer default={self.policy.default} rules={len(self._rules)} "
+        return (f"<Authorizer default={self.policy.default_action} rules={len(self._rules)} "
                 f"tokens={len(self._tokens)}>")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
+from .checks import CheckFn
 from .inbound import InboundGate
 
 App = TypeVar("App")
@@ -14,9 +15,13 @@ App = TypeVar("App")
 class Gated(Generic[App]):
     """`app`, and `gate` built from `policy` (an `AuthorizationPolicy`, `Policy`,
     `PolicyStore`, or None for the process's store; bad secrets fail here, at start-up)
-    with denials reported under `service`."""
+    with denials reported under `service`, and the optional `check` function (with
+    `check_timeout` and `check_fail_open`, see docs/checks.md)."""
 
-    def __init__(self, app: App, policy: Any = None, service: str = "inbound") -> None:
+    def __init__(self, app: App, policy: Any = None, service: str = "inbound", *,
+                 check: CheckFn | None = None, check_timeout: float = 0.2,
+                 check_fail_open: bool = False) -> None:
         self.app = app
-        self.gate = InboundGate(policy, service)
+        self.gate = InboundGate(policy, service, check=check, check_timeout=check_timeout,
+                                check_fail_open=check_fail_open)
         self.denials = self.gate.denials  # 403s counted per caller and rule

@@ -1,10 +1,11 @@
 """The inbound check every entry point shares (ASGI and WSGI middleware, the handler
-decorator): find the current rules, identify the caller, decide, count a denial.
+decorator): find the current `authentication` and `authorization` sections, then run the
+pipeline of `security.gate` (authenticate, identify, checks, decide, count a denial).
 
 ```python
-gate = InboundGate(policy=store)              # or an AuthorizationPolicy / Policy / None
-caller = gate.check(headers=..., address=..., tls=..., method="GET", path="/x")
-if caller is None: ...                        # denied: answer 403 with no body
+gate = InboundGate(policy=store, check=my_check)   # or an AuthorizationPolicy / Policy / None
+outcome = gate.decide_sync(InboundRequest(headers=..., method="GET", path="/x"))
+outcome = await gate.decide_async(request)         # in a task: fetches and checks awaited
 ```
 """
 
@@ -15,8 +16,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..policy import Policy, PolicyStore, default_store
+from ..policy._authn import AuthenticationPolicy
 from ..policy._security import AuthorizationPolicy
 from .authz import Authorizer, Caller, DenialLog
+from .checks import CheckFn, registered_check
+from .gate import Admitted, CheckSpec, InboundRequest, Refused, flow, quick, run_async, run_sync
 
 logger = logging.getLogger("meshclient.security")
 
@@ -44,7 +48,33 @@ class AuthorizerSource:
             raise TypeError(f"policy must be an AuthorizationPolicy, Policy, PolicyStore or "
                             f"None, not {type(policy).__name__}")
         self._built: tuple[AuthorizationPolicy | None, Authorizer | None] = (None, None)
+        self._authn: tuple[AuthenticationPolicy | None, Any] = (None, None)
         self.current()  # bad secrets fail at start-up
+        self.authenticator()
+
+    def named_check(self, name: str) -> CheckFn | None:
+        """The check a CUSTOM policy's `provider` names (the process's registry)."""
+        return registered_check(name)
+
+    def authenticator(self) -> Any:
+        """The `jwt.Authenticator` for the current `authentication` section, or None."""
+        section = None if self._store is None else self._store.current.authentication
+        built_for, authenticator = self._authn
+        if section is built_for:
+            return authenticator
+        if section is None or not section.jwt:
+            self._authn = (section, None)
+            return None
+        from .jwt import Authenticator
+
+        try:
+            authenticator = Authenticator(section, self._environ)
+        except Exception as exc:
+            if authenticator is None:
+                raise
+            logger.warning("authentication: %s; keeping the previous issuers", exc)
+        self._authn = (section, authenticator)
+        return authenticator
 
     def current(self) -> Authorizer | None:
         section = self._fixed if self._store is None else self._store.current.authorization
@@ -65,25 +95,53 @@ class AuthorizerSource:
 
 
 class InboundGate:
-    """Current rules + identity + decision + denial accounting. Thread- and task-safe.
-
-    `check()` returns the `Caller` when the request may proceed (an anonymous `Caller` when
-    no `authorization` section is in force), or None when it must get a 403.
-    """
+    """Current sections + the middleware's check + denial accounting. Thread- and
+    task-safe. `check`: a function (`security.checks`) consulted for every request, with
+    `check_timeout` and `check_fail_open` (Envoy ext_authz's 200 ms and fail-closed)."""
 
     def __init__(self, policy: Any = None, service: str = "inbound",
-                 environ: Mapping[str, str] | None = None) -> None:
+                 environ: Mapping[str, str] | None = None, *, check: CheckFn | None = None,
+                 check_timeout: float = 0.2, check_fail_open: bool = False) -> None:
+        if check is not None and not callable(check):
+            raise TypeError(f"check must be a function of a RequestView, not "
+                            f"{type(check).__name__}")
+        if not check_timeout > 0:
+            raise ValueError(f"check_timeout must be greater than 0: {check_timeout!r}")
         self.source = AuthorizerSource(policy, environ)
         self.denials = DenialLog(service)
+        self._check = (CheckSpec(check, check_timeout, check_fail_open,
+                                 getattr(check, "__name__", "check"))
+                       if check is not None else None)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing to enforce now (no sections, no check): requests pass untouched."""
+        return (self._check is None and self.source.current() is None
+                and self.source.authenticator() is None)
+
+    def _flow(self, req: InboundRequest) -> Any:
+        return flow(req, self.source.authenticator(), self.source.current(), self._check,
+                    self.denials, self.source.named_check)
+
+    def _quick(self, req: InboundRequest) -> Admitted | Refused | None:
+        authz = self.source.current()
+        if (authz is None or self._check is not None or authz.policies
+                or self.source.authenticator() is not None):
+            return None
+        return quick(req, authz, self.denials)
+
+    def decide_sync(self, req: InboundRequest) -> Admitted | Refused:
+        """The decision, blocking this thread for JWKS fetches and checks (bounded)."""
+        return self._quick(req) or run_sync(self._flow(req))
+
+    async def decide_async(self, req: InboundRequest) -> Admitted | Refused:
+        """The decision, from a task."""
+        return self._quick(req) or await run_async(self._flow(req))
 
     def check(self, *, headers: Mapping[str, str], address: str | None,
               tls: Mapping[str, Any] | None, method: str, path: str) -> Caller | None:
-        authorizer = self.source.current()
-        if authorizer is None:
-            return Caller(None, "none", address)
-        caller = authorizer.identify(headers=headers, address=address, tls=tls)
-        decision = authorizer.decide(caller, method, path)
-        if decision.allowed:
-            return caller
-        self.denials.record(caller, decision, method, path)
-        return None
+        """The `Caller` when the request may proceed (anonymous when no section is in
+        force), or None when it must be refused (sync; see `decide_sync`)."""
+        outcome = self.decide_sync(InboundRequest(headers, method, path, address=address,
+                                                  tls=tls))
+        return outcome.caller if isinstance(outcome, Admitted) else None

@@ -8,7 +8,8 @@ Two places enforce it:
   before a swap): a remote policy is rejected whole, with one `field.path: reason` per
   problem, when it
   - turns a service the local policy declares `https` into `http`;
-  - names a secret (`token_env`, `token_file`, `client_secret_env`, `client_secret_file`)
+  - names a secret (`token_env`, `token_file`, `client_secret_env`, `client_secret_file`,
+    a JWT issuer's `secret_env`, `secret_file`)
     that is neither on the local allowlist (`MESHCLIENT_SECRET_ENV`,
     `MESHCLIENT_SECRET_PATHS`) nor named by the local policy itself; the mesh's own
     variables (`MESHCLIENT_CONTROL_TOKEN`, `MESHCLIENT_ADMIN_TOKEN`, …) never are;
@@ -112,6 +113,16 @@ def _secret_fields(prefix: str, service: Service) -> Iterator[tuple[str, str, st
                 yield f"{where}.auth.{name}.{attr}", kind, value
 
 
+def _authn_secret_fields(policy: Policy) -> Iterator[tuple[str, str, str]]:
+    """(field path, 'env' or 'file', value) for the shared secrets of JWT issuers."""
+    authn = policy.authentication
+    for i, rule in enumerate(authn.jwt if authn is not None else ()):
+        for kind, attr in (("env", "secret_env"), ("file", "secret_file")):
+            value = getattr(rule, attr)
+            if value is not None:
+                yield f"authentication.jwt[{i}].{attr}", kind, value
+
+
 def _under(path: str, roots: tuple[str, ...]) -> bool:
     real = os.path.realpath(path)
     for root in roots:
@@ -126,13 +137,10 @@ def check_remote(remote: Policy, local: Policy, settings: TrustSettings) -> list
     errors: list[str] = []
     local_secrets = {(kind, value) for name, service in local.resolved.items()
                      for _, kind, value in _secret_fields(f"services.{name}", service)}
-    for name, service in sorted(remote.resolved.items()):
-        prefix = f"services.{name}"
-        mine = local.resolved.get(name)
-        if service.scheme == "http" and mine is not None and mine.scheme == "https":
-            errors.append(f"{prefix}.scheme: a remote policy may not downgrade a service the "
-                          f"local policy declares https to plain http: 'http'")
-        for path, kind, value in _secret_fields(prefix, service):
+    local_secrets |= {(kind, value) for _, kind, value in _authn_secret_fields(local)}
+
+    def check_secrets(fields: Iterator[tuple[str, str, str]]) -> None:
+        for path, kind, value in fields:
             if (kind, value) in local_secrets:
                 continue
             if kind == "env" and (value in _OWN_VARIABLES or not any(
@@ -144,6 +152,15 @@ def check_remote(remote: Policy, local: Policy, settings: TrustSettings) -> list
                 errors.append(f"{path}: a remote policy may read only files under "
                               f"MESHCLIENT_SECRET_PATHS ({','.join(settings.secret_paths)}): "
                               f"{value!r}")
+
+    check_secrets(_authn_secret_fields(remote))
+    for name, service in sorted(remote.resolved.items()):
+        prefix = f"services.{name}"
+        mine = local.resolved.get(name)
+        if service.scheme == "http" and mine is not None and mine.scheme == "https":
+            errors.append(f"{prefix}.scheme: a remote policy may not downgrade a service the "
+                          f"local policy declares https to plain http: 'http'")
+        check_secrets(_secret_fields(prefix, service))
         tls, local_tls = service.tls, mine.tls if mine is not None else None
         for attr in ("server_name", "spiffe_id"):
             chosen = getattr(tls, attr) if tls is not None else None

@@ -12,8 +12,10 @@ or a trusted caller header (see `authz`). The `Caller` is put in
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import Any
 
+from .gate import Admitted, InboundRequest, Refused
 from .gated import Gated
 
 StartResponse = Callable[..., Any]
@@ -38,17 +40,44 @@ def client_tls(environ: dict[str, Any]) -> dict[str, Any] | None:
             "client_cert_error": None if verified else environ.get("SSL_CLIENT_VERIFY")}
 
 
+def status_line(code: int) -> str:
+    """`"403 Forbidden"` for 403; a code without a standard phrase gets "Unknown"."""
+    try:
+        return f"{code} {HTTPStatus(code).phrase}"
+    except ValueError:
+        return f"{code} Unknown"
+
+
+def server_port(environ: dict[str, Any]) -> int | None:
+    port = environ.get("SERVER_PORT")
+    return int(port) if isinstance(port, str) and port.isdigit() and len(port) <= 5 else None
+
+
+def edit_environ(environ: dict[str, Any], admitted: Admitted | None) -> None:
+    """Apply the gate's header edits (a verified token removed, claims and a check's
+    headers added) to the environ the app sees."""
+    if admitted is None:
+        return
+    for name in admitted.remove_headers:
+        environ.pop("HTTP_" + name.upper().replace("-", "_"), None)
+    for name, value in admitted.add_headers:
+        environ["HTTP_" + name.upper().replace("-", "_")] = value
+
+
 class AuthorizationMiddleware(Gated[WSGIApp]):
     """**Parameters:** `app`; `policy` (an `AuthorizationPolicy`, `Policy`, `PolicyStore` or
     None for the process's store); `service` (the name events are reported under)."""
 
     def __call__(self, environ: dict[str, Any],
                  start_response: StartResponse) -> Iterable[bytes]:
-        caller = self.gate.check(headers=_headers(environ), address=environ.get("REMOTE_ADDR"),
-                                 tls=client_tls(environ), method=environ.get("REQUEST_METHOD", "GET"),
-                                 path=environ.get("PATH_INFO", "/"))
-        if caller is None:
-            start_response("403 Forbidden", [("Content-Length", "0")])
-            return [b""]
-        environ["meshclient.caller"] = caller
+        outcome = self.gate.decide_sync(InboundRequest(
+            _headers(environ), environ.get("REQUEST_METHOD", "GET"),
+            environ.get("PATH_INFO", "/"), environ.get("QUERY_STRING", ""),
+            environ.get("REMOTE_ADDR"), client_tls(environ), server_port(environ)))
+        if isinstance(outcome, Refused):
+            start_response(status_line(outcome.status),
+                           [("Content-Length", str(len(outcome.body))), *outcome.headers])
+            return [outcome.body]
+        environ["meshclient.caller"] = outcome.caller
+        edit_environ(environ, outcome)
         return self.app(environ, start_response)

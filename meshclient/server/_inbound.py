@@ -1,10 +1,11 @@
 """What every inbound entry point (decorator, ASGI, WSGI) does around a handler.
 
 The decisions are pure (`admission`): an expired deadline is answered 504 without running
-the handler; a full concurrency limit is answered 503 with `Retry-After`; a caller the
-policy's `authorization` section denies is answered 403 with no body (the shared
-`security.inbound.InboundGate`, so the decorator and both middlewares enforce the same
-rules). `ServerScope`
+the handler; a full concurrency limit is answered 503 with `Retry-After`; then the shared
+`security.inbound.InboundGate` (so the decorator and both middlewares enforce the same
+rules): an invalid end-user token is answered 401 with `WWW-Authenticate`, a check's denial
+with the check's answer, a caller the `authorization` section denies 403 with no body.
+`enter()` runs the gate in the calling thread, `enter_async()` from a task. `ServerScope`
 does the rest: extracts the trace context with the global propagator, opens a SERVER
 span, sets `meshclient.context.inbound` (deadline, attempt) for the handler's outbound
 calls, and records `http.server.request.duration` when the handler is done.
@@ -27,13 +28,14 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .._clock import CLOCK
 from .._types import Clock
-from ..context import RETRIES_SPENT_HEADER, Inbound, inbound, parse_inbound, spent_mark
+from ..context import RETRIES_SPENT_HEADER, Inbound, RequestAuth, inbound, parse_inbound, request_auth, spent_mark
+from ..security.authz import Caller
+from ..security.gate import Admitted, InboundRequest, Refused
 from ..telemetry import _providers
 from ..telemetry import semconv as sc
 from .shedding import ConcurrencyLimit
 
 if TYPE_CHECKING:
-    from ..security.authz import Caller
     from ..security.inbound import InboundGate
     from ..telemetry.metrics import Instruments
 
@@ -43,11 +45,14 @@ class Rejection:
     """An answer given instead of running the handler."""
 
     status: int
-    reason: str  # "deadline" | "shed" | "denied"
+    reason: str  # "deadline" | "shed" | "denied" | "unauthenticated" | "check"
     headers: tuple[tuple[str, str], ...] = ()
+    detail: bytes | None = None  # the body, when the gate or a check chose one
 
     @property
     def body(self) -> bytes:
+        if self.detail is not None:
+            return self.detail
         if self.reason == "denied":
             return b""  # no detail for a denied caller
         return (b"deadline exceeded before the handler ran\n" if self.reason == "deadline"
@@ -105,16 +110,22 @@ def marked_headers(request: Inbound, status: int,
 class ServerScope:
     """One inbound request, from `enter()` to `exit()`. `headers` has lower-case keys."""
 
-    __slots__ = ("_address", "_clock", "_gate", "_headers", "_instruments", "_limit", "_method",
-                 "_otel_token", "_path", "_permit", "_route", "_scheme", "_span", "_start",
-                 "_tls", "_token", "caller", "inbound")
+    __slots__ = ("_address", "_auth_token", "_clock", "_gate", "_headers", "_instruments",
+                 "_limit", "_method", "_otel_token", "_path", "_permit", "_port", "_query",
+                 "_route", "_scheme", "_span", "_start", "_tls", "_token", "admitted", "caller",
+                 "inbound")
 
     def __init__(self, headers: Mapping[str, str], method: str, path: str | None = None, *,
                  route: str | None = None, scheme: str = "http",
                  limit: ConcurrencyLimit | None = None, clock: Clock = CLOCK,
                  gate: InboundGate | None = None, address: str | None = None,
-                 tls: Mapping[str, Any] | None = None) -> None:
+                 tls: Mapping[str, Any] | None = None, query: str = "",
+                 port: int | None = None) -> None:
         self._headers = headers
+        self._query = query
+        self._port = port
+        self._auth_token: contextvars.Token[RequestAuth | None] | None = None
+        self.admitted: Admitted | None = None  # the gate's header edits, once admitted
         self._method = method
         self._path = path
         self._route = route
@@ -135,7 +146,39 @@ class ServerScope:
 
     def enter(self) -> Rejection | None:
         """Set up the request's context; None to run the handler, else a rejection to send
-        (call `exit(rejection.status)` after sending it)."""
+        (call `exit(rejection.status)` after sending it). The gate runs in this thread."""
+        rejection = self._begin()
+        if rejection is None and self._gate is not None and not self._gate.idle:
+            rejection = self._admit(self._gate.decide_sync(self._request()))
+        return self._counted(rejection)
+
+    async def enter_async(self) -> Rejection | None:
+        """`enter()` from a task: JWKS fetches and checks are awaited."""
+        rejection = self._begin()
+        if rejection is None and self._gate is not None and not self._gate.idle:
+            rejection = self._admit(await self._gate.decide_async(self._request()))
+        return self._counted(rejection)
+
+    def _request(self) -> InboundRequest:
+        return InboundRequest(self._headers, self._method, self._path or "/", self._query,
+                              self._address, self._tls, self._port)
+
+    def _admit(self, outcome: Admitted | Refused) -> Rejection | None:
+        if isinstance(outcome, Refused):
+            detail = outcome.body if outcome.reason != "denied" else None
+            return Rejection(outcome.status, outcome.reason, outcome.headers, detail)
+        self.caller = outcome.caller
+        self.admitted = outcome
+        if outcome.auth is not None:
+            self._auth_token = request_auth.set(outcome.auth)
+        return None
+
+    def _counted(self, rejection: Rejection | None) -> Rejection | None:
+        if rejection is not None and self._instruments is not None:
+            self._instruments.server_rejections.add(1, {"meshclient.reason": rejection.reason})
+        return rejection
+
+    def _begin(self) -> Rejection | None:
         self._start = time.perf_counter_ns()
         self._instruments = _providers.instruments()  # the same provider from end to end
         self.inbound = parse_inbound(self._headers, self._clock.now_ns())
@@ -159,13 +202,7 @@ class ServerScope:
         rejection = admission(self.inbound, self._clock.now_ns(), self._limit)
         self._permit = rejection is None and self._limit is not None
         if rejection is None and self._gate is not None:
-            self.caller = self._gate.check(headers=self._headers, address=self._address,
-                                           tls=self._tls, method=self._method,
-                                           path=self._path or "/")
-            if self.caller is None:
-                rejection = Rejection(403, "denied")
-        if rejection is not None and self._instruments is not None:
-            self._instruments.server_rejections.add(1, {"meshclient.reason": rejection.reason})
+            self.caller = Caller(None, "none", self._address)
         return rejection
 
     def exit(self, status: int | None, error: BaseException | None = None, *,
@@ -202,6 +239,9 @@ class ServerScope:
                 if error is not None:
                     span.record_exception(error)
             span.end()
+        if self._auth_token is not None:
+            request_auth.reset(self._auth_token)
+            self._auth_token = None
         if self._token is not None:
             inbound.reset(self._token)
             self._token = None

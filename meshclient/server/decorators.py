@@ -3,9 +3,9 @@
 The request object is found among the handler's arguments (the first with `.headers`,
 or a `request=` keyword) or, for Flask, the active `flask.request`. Adapters cover
 Starlette/FastAPI, Flask and Django requests, and any object with a `.headers` mapping.
-A rejection (504 expired deadline, 503 shed, 403 denied by the policy's `authorization`
-section) is returned in the framework's own response type; for a generic request object,
-`HandlerRejected` is raised instead.
+A rejection (504 expired deadline, 503 shed, 401 invalid end-user token, a check's denial,
+403 denied by the policy's `authorization` section) is returned in the framework's own
+response type; for a generic request object, `HandlerRejected` is raised instead.
 
 FastAPI calls an endpoint with the parameters its signature declares, by keyword, so an
 endpoint without a `request` parameter would never show the decorator its request. Where
@@ -28,6 +28,7 @@ from typing import Any, TypeVar, overload
 
 from ..context import RETRIES_SPENT_HEADER, spent_mark
 from ..errors import MeshError
+from ..security.checks import CheckFn
 from ..security.inbound import InboundGate
 from ._inbound import Rejection, ServerScope, status_of
 from .shedding import limiter
@@ -37,8 +38,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 class HandlerRejected(MeshError):
     """Raised by a handler on a generic request object when the request is rejected
-    (expired deadline: 504; shed: 503; denied: 403). `status` and `headers` say what to
-    answer."""
+    (expired deadline: 504; shed: 503; invalid token: 401; a check's denial: its status;
+    denied: 403). `status` and `headers` say what to answer."""
 
     def __init__(self, rejection: Rejection) -> None:
         super().__init__(rejection.body.decode().strip())
@@ -142,8 +143,9 @@ class LazyGate:
     """The handler's `InboundGate`, built at its first request rather than at import time
     (decorators run before the process has configured its policy)."""
 
-    def __init__(self, policy: Any, service: str) -> None:
+    def __init__(self, policy: Any, service: str, **options: Any) -> None:
         self._args = (policy, service)
+        self._options = options
         self._gate: InboundGate | None = None
         self._lock = threading.Lock()
 
@@ -152,7 +154,7 @@ class LazyGate:
         if gate is None:
             with self._lock:
                 if self._gate is None:
-                    self._gate = InboundGate(*self._args)
+                    self._gate = InboundGate(*self._args, **self._options)
                 gate = self._gate
         return gate
 
@@ -169,6 +171,19 @@ def _address(req: Any) -> str | None:
     return meta.get("REMOTE_ADDR") if isinstance(meta, Mapping) else None
 
 
+def _query(req: Any) -> str:
+    url = getattr(req, "url", None)
+    query = getattr(url, "query", None)  # Starlette
+    if isinstance(query, str):
+        return query
+    raw = getattr(req, "query_string", None)  # Flask
+    if isinstance(raw, bytes):
+        return raw.decode("latin-1")
+    meta = getattr(req, "META", None)  # Django
+    value = meta.get("QUERY_STRING") if isinstance(meta, Mapping) else None
+    return value if isinstance(value, str) else ""
+
+
 def scope_for(req: Any, limit: Any, route: str | None,
               gate: InboundGate | None = None) -> ServerScope:
     if req is None:
@@ -181,7 +196,7 @@ def scope_for(req: Any, limit: Any, route: str | None,
     scheme = getattr(url, "scheme", None) or getattr(req, "scheme", None) or "http"
     return ServerScope(lower_headers(req.headers), str(getattr(req, "method", "GET")), path,
                        route=route, scheme=str(scheme), limit=limit, gate=gate,
-                       address=_address(req))
+                       address=_address(req), query=_query(req))
 
 
 def finish(scope: ServerScope, result: Any) -> Any:
@@ -227,12 +242,16 @@ def handler(fn: F) -> F: ...
 @overload
 def handler(fn: None = None, *, max_concurrency: int | None = None,
             retry_after_s: float = 1.0, route: str | None = None, policy: Any = None,
-            service: str = "inbound") -> Callable[[F], F]: ...
+            service: str = "inbound", check: CheckFn | None = None,
+            check_timeout: float = 0.2, check_fail_open: bool = False
+            ) -> Callable[[F], F]: ...
 
 
 def handler(fn: F | None = None, *, max_concurrency: int | None = None,
             retry_after_s: float = 1.0, route: str | None = None, policy: Any = None,
-            service: str = "inbound") -> F | Callable[[F], F]:
+            service: str = "inbound", check: CheckFn | None = None,
+            check_timeout: float = 0.2, check_fail_open: bool = False
+            ) -> F | Callable[[F], F]:
     """Decorate an inbound handler (sync or async).
 
     **Parameters:**
@@ -240,8 +259,13 @@ def handler(fn: F | None = None, *, max_concurrency: int | None = None,
     * **max_concurrency** - shed (503 + `Retry-After: retry_after_s`) beyond this many
       requests in this handler at once; None (default) never sheds.
     * **route** - the route template for span names and `http.route` (e.g. `/users/{id}`).
-    * **policy**, **service** - where the `authorization` rules come from (default: the
-      process's store, read at the first request) and the name denials are reported under.
+    * **policy**, **service** - where the `authentication` and `authorization` sections
+      come from (default: the process's store, read at the first request) and the name
+      denials are reported under.
+    * **check**, **check_timeout**, **check_fail_open** - a function of a `RequestView`
+      answering `Allow` or `Deny`, run for every request (docs/checks.md). Headers an
+      `Allow` adds are not applied to a framework's request object here (the middlewares
+      apply them); the verified end user is in `meshclient.context.current_auth()`.
 
     Usage (FastAPI; a `request: Request` parameter is optional, see the module docstring):
     ```python
@@ -251,17 +275,29 @@ def handler(fn: F | None = None, *, max_concurrency: int | None = None,
     ```
     """
     limit = limiter(max_concurrency, retry_after_s)
-    gate = LazyGate(policy, service)
+    if check is not None and not callable(check):
+        raise TypeError(f"check must be a function of a RequestView, not "
+                        f"{type(check).__name__}")
+    gate = LazyGate(policy, service, check=check, check_timeout=check_timeout,
+                    check_fail_open=check_fail_open)
+
+    def rejected(scope: ServerScope, req: Any, rejection: Rejection | None) -> Any:
+        if rejection is None:
+            return None
+        scope.exit(rejection.status)
+        return reject_response(req, rejection)
 
     def enter(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[ServerScope, Any]:
         """The request's scope, entered; and the rejection response to return, or None."""
         req = find_request(args, kwargs)
         scope = scope_for(req, limit, route, gate.get())
-        rejection = scope.enter()
-        if rejection is None:
-            return scope, None
-        scope.exit(rejection.status)
-        return scope, reject_response(req, rejection)
+        return scope, rejected(scope, req, scope.enter())
+
+    async def enter_async(args: tuple[Any, ...], kwargs: dict[str, Any]
+                          ) -> tuple[ServerScope, Any]:
+        req = find_request(args, kwargs)
+        scope = scope_for(req, limit, route, gate.get())
+        return scope, rejected(scope, req, await scope.enter_async())
 
     def failed(scope: ServerScope, exc: BaseException) -> None:
         status = error_status(exc)  # an HTTPException(404) is an answer, not a failure
@@ -271,9 +307,9 @@ def handler(fn: F | None = None, *, max_concurrency: int | None = None,
         if inspect.iscoroutinefunction(func):
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                scope, rejected = enter(args, kwargs)
-                if rejected is not None:
-                    return rejected
+                scope, refusal = await enter_async(args, kwargs)
+                if refusal is not None:
+                    return refusal
                 try:
                     result = await func(*args, **kwargs)
                 except BaseException as exc:
@@ -286,9 +322,9 @@ def handler(fn: F | None = None, *, max_concurrency: int | None = None,
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            scope, rejected = enter(args, kwargs)
-            if rejected is not None:
-                return rejected
+            scope, refusal = enter(args, kwargs)
+            if refusal is not None:
+                return refusal
             try:
                 result = func(*args, **kwargs)
             except BaseException as exc:

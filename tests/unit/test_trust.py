@@ -86,3 +86,18 @@ def test_secret_variables_are_documented_not_typos() -> None:
         policy_from_env({"MESHCLIENT_SECRET_BILLING": "t", "MESHCLIENT_SECRET_ENV": "A",
                          "MESHCLIENT_SECRET_PATHS": "/x", "MESHCLIENT_ADMIN_TOKEN": "t",
                          "MESHCLIENT_ADMIN_HOSTS": "h"})
+
+
+def test_a_remote_policy_may_not_name_any_jwt_secret() -> None:
+    def authn(**secret: str) -> Policy:
+        return Policy.from_dict({"authentication": {"jwt": [
+            {"issuer": "https://i.test", "algorithms": ["HS256"], **secret}]}})
+
+    local = authn(secret_env="LOCAL_JWT")
+    assert check_remote(authn(secret_env="LOCAL_JWT"), local, SETTINGS) == []
+    assert check_remote(authn(secret_env="AWS_SECRET_ACCESS_KEY"), local, SETTINGS) == [
+        "authentication.jwt[0].secret_env: a remote policy may read only environment "
+        "variables matching MESHCLIENT_SECRET_ENV (APP_*): "
+        "'AWS_SECRET_ACCESS_KEY'"]
+    assert "secret_file: a remote policy may read only files" in check_remote(
+        authn(secret_file="/etc/shadow"), local, SETTINGS)[0]

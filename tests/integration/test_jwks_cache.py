@@ -1,0 +1,126 @@
+"""The JWKS cache against real servers on loopback: cache headers decide when it fetches
+again, a JWKS endpoint that never answers costs a request at most the fetch timeout, and a
+forked child fetches for itself."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from meshclient.policy import Policy, PolicyStore
+from meshclient.security.jwks import JwksCache, NeedKeys
+from tests.integration.inbound_apps import serve
+from tests.servers.jwks import ISSUER, JwksServer, SigningKey
+
+KEY = SigningKey("RSA", "cache-1")
+
+
+def _wait(cond: object, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:  # bounded poll on a condition
+        if cond():  # type: ignore[operator]
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_max_age_is_honoured() -> None:
+    with JwksServer(KEY, cache_control="max-age=300") as server:
+        cache = JwksCache(server.url, timeout_s=5)
+        NeedKeys(cache, unknown_kid=False).run()
+        assert cache.keys() is not None and server.requests == 1
+        for _ in range(20):
+            assert cache.keys() is not None
+        assert server.requests == 1  # fresh for five minutes: no fetch
+    with JwksServer(KEY, cache_control="max-age=1") as server:
+        cache = JwksCache(server.url, timeout_s=5)
+        NeedKeys(cache, unknown_kid=False).run()
+        assert _wait(lambda: cache.keys() is not None and server.requests >= 2)
+
+
+@pytest.fixture
+def silent() -> Iterator[str]:
+    """A port that accepts connections and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/jwks.json"
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize("kind", ["mesh-asgi", "mesh-wsgi"])
+def test_a_silent_jwks_endpoint_costs_at_most_the_fetch_timeout(kind: str,
+                                                                silent: str) -> None:
+    store = PolicyStore(Policy.from_dict({"authentication": {"jwt": [
+        {"issuer": ISSUER, "jwks_uri": silent, "timeout": "300ms"}]}}))
+    with serve(kind, policy=store) as url:
+        started = time.monotonic()
+        r = httpx.get(f"{url}/x", headers={"authorization": f"Bearer {KEY.token()}"},
+                      timeout=10)
+        assert r.status_code == 401
+        assert time.monotonic() - started < 5
+        assert httpx.get(f"{url}/x", timeout=10).status_code == 200  # no token: not blocked
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_fetches_for_itself() -> None:
+    with JwksServer(KEY) as server:
+        cache = JwksCache(server.url, timeout_s=5)
+        NeedKeys(cache, unknown_kid=False).run()
+        assert server.requests == 1
+        cache._done = object()  # type: ignore[assignment]  # as if a fetch were in flight
+        pid = os.fork()
+        if pid == 0:  # the child: the parent's fetch thread does not exist here
+            code = 1
+            try:
+                NeedKeys(cache, unknown_kid=True).run()
+                code = 0 if server.requests == 2 or cache.fetches == 2 else 2
+            finally:
+                os._exit(code)
+        cache._done = None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # bounded poll of the child's exit
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.02)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung")
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert server.requests == 2  # the child's own fetch reached the server
+
+
+def test_a_jwks_file_is_read_again_when_it_changes(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from meshclient.security.jwt import Authenticator, Invalid, Verified
+    from tests.servers.jwks import jwks_text
+
+    path = Path(str(tmp_path)) / "jwks.json"
+    old, new = SigningKey("EC", "file-old"), SigningKey("EC", "file-new")
+    path.write_text(jwks_text(old))
+    authn = Authenticator(Policy.from_dict({"authentication": {"jwt": [
+        {"issuer": ISSUER, "jwks_file": str(path)}]}}).authentication)  # type: ignore[arg-type]
+
+    def verify(key: SigningKey) -> object:
+        gen = authn.authenticate({"authorization": f"Bearer {key.token(aud=None)}"})
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+        raise AssertionError("a file never needs a fetch")
+
+    assert isinstance(verify(old), Verified) and isinstance(verify(new), Invalid)
+    path.write_text(jwks_text(new))
+    os.utime(path, (time.time() + 5, time.time() + 5))  # a new mtime, whatever the clock
+    assert _wait(lambda: isinstance(verify(new), Verified))  # checked at most once a second
+    assert isinstance(verify(old), Invalid)
