@@ -1,5 +1,6 @@
 """The policy model, its parsers, the environment reader and the store."""
 
+from ._checks import ExtAuthzHttpPolicy, ExtensionProvider
 from ._duration import format_duration, parse_duration
 from ._env import VARIABLES, EnvSettings, policy_from_env, settings_from_env
 from ._model import (
@@ -29,6 +30,8 @@ __all__ = [
     "Defaults",
     "EndpointSpec",
     "EnvSettings",
+    "ExtAuthzHttpPolicy",
+    "ExtensionProvider",
     "HedgePolicy",
     "OutlierPolicy",
     "Policy",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._addresses import split_address
+from ._checks import ExtensionProvider, provider_errors
 from ._discovery import DiscoveryPolicy, HealthPolicy, service_errors
 from ._fields import Model, host_error, setting
 from ._routing import FaultPolicy, RouteRule, check_routes
@@ -268,6 +269,8 @@ class Policy(Model):
     services: Mapping[str, ServicePolicy] = setting(factory=dict, doc="Services by name.")
     authorization: AuthorizationPolicy | None = setting(
         None, doc="Inbound authorization of this process (see docs/authorization.md).")
+    extension_providers: tuple[ExtensionProvider, ...] = setting(
+        (), doc="Named external checks (Istio's `extensionProviders`; see docs/ext-authz.md).")
     resolved: Mapping[str, Service] = field(init=False, repr=False, compare=False)
 
     def _check(self) -> list[str]:
@@ -278,6 +281,7 @@ class Policy(Model):
                     for name, spec in self.services.items()}
         object.__setattr__(self, "resolved", types.MappingProxyType(resolved))
         errors += check_routes(self.services)  # destinations name services
+        errors += provider_errors(self.extension_providers)
         return errors
 
     @classmethod

@@ -16,6 +16,8 @@ from .._core.actions import Discard, Done, Hedge, Mirror, Outcome, Send, Sleep, 
 from .._core.first import First
 from .._core.flow import Flow
 from ..policy import Policy, PolicyStore
+from ..security.checks import CheckFn
+from ..security.egress import check_async
 from ..security.routes import Guard
 from ._base import Begun, MeshBase
 from ._deadline import Watch, arm, watch_attempt
@@ -34,6 +36,8 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
       (the environment's policy, shared by the process).
     * **inner** - the transport that does the I/O; default
       `httpx.AsyncHTTPTransport(**kwargs)`.
+    * **check** - asked about every request before it leaves (an egress policy; see
+      docs/ext-authz.md): `Allow` adds its headers, `Deny` raises `CheckDenied`.
     * **kwargs** - passed to `httpx.AsyncHTTPTransport` when `inner` is not given.
 
     Usage:
@@ -44,8 +48,10 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
     """
 
     def __init__(self, policy: Policy | PolicyStore | None = None,
-                 inner: httpx.AsyncBaseTransport | None = None, **kwargs: Any) -> None:
+                 inner: httpx.AsyncBaseTransport | None = None, *,
+                 check: CheckFn | None = None, **kwargs: Any) -> None:
         self._inner_kwargs = kwargs
+        self.check = check
         self._owns_inner = inner is None
         self._setup(policy)
         self.inner = inner if inner is not None else httpx.AsyncHTTPTransport(**kwargs)
@@ -58,6 +64,8 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         self._racer = Racer()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.check is not None:  # before anything else: a denied call costs nothing
+            await check_async(self.check, request)
         # routed once under one policy snapshot; then limits, credentials, mTLS
         begun = self._route(request)
         if begun.guard is not None:  # admission first

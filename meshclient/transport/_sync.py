@@ -14,6 +14,8 @@ from .._core.actions import Discard, Done, Hedge, Mirror, Outcome, Send, Sleep, 
 from .._core.first import First
 from .._core.flow import Flow
 from ..policy import Policy, PolicyStore
+from ..security.checks import CheckFn
+from ..security.egress import check_sync
 from ..security.routes import Guard
 from ._base import Begun, MeshBase
 from ._deadline import Watch, arm, watch_attempt
@@ -32,6 +34,8 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
       (the environment's policy, shared by the process).
     * **inner** - the transport that does the I/O; default
       `httpx.HTTPTransport(**kwargs)`.
+    * **check** - asked about every request before it leaves (an egress policy; see
+      docs/ext-authz.md): `Allow` adds its headers, `Deny` raises `CheckDenied`.
     * **kwargs** - passed to `httpx.HTTPTransport` when `inner` is not given.
 
     Usage:
@@ -42,8 +46,10 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
     """
 
     def __init__(self, policy: Policy | PolicyStore | None = None,
-                 inner: httpx.BaseTransport | None = None, **kwargs: Any) -> None:
+                 inner: httpx.BaseTransport | None = None, *,
+                 check: CheckFn | None = None, **kwargs: Any) -> None:
         self._inner_kwargs = kwargs
+        self.check = check
         self._owns_inner = inner is None
         self._setup(policy)
         self.inner = inner if inner is not None else httpx.HTTPTransport(**kwargs)
@@ -56,6 +62,8 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         self._racer = Racer()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.check is not None:  # before anything else: a denied call costs nothing
+            check_sync(self.check, request)
         # routed once under one policy snapshot; then limits, credentials, mTLS
         begun = self._route(request)
         if begun.guard is not None:  # admission first
