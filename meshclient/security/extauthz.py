@@ -58,7 +58,6 @@ class ExtAuthz:
     * **config** - the service and its options (`ExtAuthzHttpPolicy`).
     * **name** - shown in logs (the provider's name).
     * **clock** - for the decision cache's TTL.
-    * **transport** - the `httpx` transport of blocking checks (default: a plain one).
     """
 
     def __init__(self, config: ExtAuthzHttpPolicy, *, name: str = "ext_authz",
@@ -112,7 +111,7 @@ class ExtAuthz:
             keep = self._downstream
             verdict = Deny(response.status_code,
                            tuple((k, v) for k, v in response.headers.multi_items()
-                                 if (k in keep) if keep else (k not in _NOT_FORWARDED)),
+                                 if ((k in keep) if keep else (k not in _NOT_FORWARDED))),
                            body)
         if self._ttl_ns:
             with self._lock:
