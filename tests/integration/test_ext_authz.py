@@ -198,6 +198,7 @@ def test_sync_transport_refuses_an_async_check() -> None:
     async def egress(v: RequestView) -> Allow:
         return Allow()
 
-    with httpx.Client(transport=meshclient.MeshTransport(Policy(), check=egress)) as client:
-        with pytest.raises(TypeError, match="AsyncMeshTransport"):
-            client.get("http://127.0.0.1:1/")
+    transport = meshclient.MeshTransport(Policy(), check=egress)
+    with httpx.Client(transport=transport) as client, pytest.raises(
+            TypeError, match="AsyncMeshTransport"):
+        client.get("http://127.0.0.1:1/")
