@@ -271,6 +271,9 @@ class Policy(Model):
         None, doc="Inbound authorization of this process (see docs/authorization.md).")
     extension_providers: tuple[ExtensionProvider, ...] = setting(
         (), doc="Named external checks (Istio's `extensionProviders`; see docs/ext-authz.md).")
+    inbound_limits: LimitsPolicy | None = setting(
+        None, doc="Rate limit on requests this process serves, answered 429 with "
+        "`Retry-After` (Envoy's local and global rate limit; see docs/limits.md).")
     resolved: Mapping[str, Service] = field(init=False, repr=False, compare=False)
 
     def _check(self) -> list[str]:
@@ -282,6 +285,8 @@ class Policy(Model):
         object.__setattr__(self, "resolved", types.MappingProxyType(resolved))
         errors += check_routes(self.services)  # destinations name services
         errors += provider_errors(self.extension_providers)
+        if self.inbound_limits is not None and self.inbound_limits.rate is None:
+            errors.append("inbound_limits.rate must be set")
         return errors
 
     @classmethod
