@@ -2,6 +2,7 @@
 
 from ._checks import ExtAuthzHttpPolicy, ExtensionProvider
 from ._duration import format_duration, parse_duration
+from ._limitkey import LimitKey, parse_limit_key
 from ._env import VARIABLES, EnvSettings, policy_from_env, settings_from_env
 from ._model import (
     BackoffPolicy,
@@ -33,6 +34,7 @@ __all__ = [
     "ExtAuthzHttpPolicy",
     "ExtensionProvider",
     "HedgePolicy",
+    "LimitKey",
     "OutlierPolicy",
     "Policy",
     "PolicyStore",
@@ -44,6 +46,7 @@ __all__ = [
     "format_duration",
     "load_policy_file",
     "parse_duration",
+    "parse_limit_key",
     "policy_from_dict",
     "policy_from_env",
     "policy_from_text",

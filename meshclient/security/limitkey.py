@@ -12,7 +12,7 @@ import contextvars
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from ..policy._limitkey import LimitKey
+from ..policy import LimitKey
 
 #: Longest key value used as is; longer ones are cut (a bucket name, not the whole value).
 MAX_VALUE = 256
