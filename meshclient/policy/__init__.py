@@ -2,8 +2,8 @@
 
 from ._checks import ExtAuthzHttpPolicy, ExtensionProvider
 from ._duration import format_duration, parse_duration
-from ._limitkey import LimitKey, parse_limit_key
 from ._env import VARIABLES, EnvSettings, policy_from_env, settings_from_env
+from ._limitkey import LimitKey, parse_limit_key
 from ._model import (
     BackoffPolicy,
     BalancerPolicy,

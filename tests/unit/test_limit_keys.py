@@ -3,6 +3,8 @@ and the LRU cap of keyed buckets (fake clock)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,9 +31,9 @@ def test_keys_parse(text: str, key: LimitKey) -> None:
 @pytest.mark.parametrize("text", ["", "header", "header:", "header:x y", "claim:", "claim:a..b",
                                   "principal:x", "tenant", "route:"])
 def test_bad_keys_are_refused_with_the_value(text: str) -> None:
-    with pytest.raises(ValueError, match=repr(text).replace("[", r"\[").replace("?", r"\?")):
+    with pytest.raises(ValueError, match=re.escape(repr(text))):
         parse_limit_key(text)
-    with pytest.raises(PolicyError, match="defaults.limits.key"):
+    with pytest.raises(PolicyError, match=r"defaults\.limits\.key"):
         Policy.from_dict({"defaults": {"limits": {"rate": 1, "key": text}}})
 
 
