@@ -30,7 +30,8 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 __all__ = ["MeshMiddleware"]
 
-_REASONS = {403: "403 Forbidden", 503: "503 Service Unavailable", 504: "504 Gateway Timeout"}
+_REASONS = {403: "403 Forbidden", 429: "429 Too Many Requests", 503: "503 Service Unavailable",
+            504: "504 Gateway Timeout"}
 
 
 def environ_headers(environ: dict[str, Any]) -> dict[str, str]:

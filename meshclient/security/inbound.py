@@ -17,6 +17,7 @@ from typing import Any
 from ..policy import Policy, PolicyStore, default_store
 from ..policy._security import AuthorizationPolicy
 from .authz import Authorizer, Caller, DenialLog
+from .inbound_limits import InboundLimits
 
 logger = logging.getLogger("meshclient.security")
 
@@ -75,6 +76,7 @@ class InboundGate:
                  environ: Mapping[str, str] | None = None) -> None:
         self.source = AuthorizerSource(policy, environ)
         self.denials = DenialLog(service)
+        self.limits = InboundLimits(policy)  # `inbound_limits`: 429 + Retry-After
 
     def check(self, *, headers: Mapping[str, str], address: str | None,
               tls: Mapping[str, Any] | None, method: str, path: str) -> Caller | None:

@@ -2,7 +2,8 @@
 
 The decisions are pure (`admission`): an expired deadline is answered 504 without running
 the handler; a full concurrency limit is answered 503 with `Retry-After`; a caller the
-policy's `authorization` section denies is answered 403 with no body (the shared
+policy's `authorization` section denies is answered 403 with no body, and one over the
+policy's `inbound_limits` 429 with `Retry-After` (the shared
 `security.inbound.InboundGate`, so the decorator and both middlewares enforce the same
 rules). `ServerScope`
 does the rest: extracts the trace context with the global propagator, opens a SERVER
@@ -28,6 +29,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from .._clock import CLOCK
 from .._types import Clock
 from ..context import RETRIES_SPENT_HEADER, Inbound, inbound, parse_inbound, spent_mark
+from ..security.limitkey import Identity, identity
 from ..telemetry import _providers
 from ..telemetry import semconv as sc
 from .shedding import ConcurrencyLimit
@@ -43,13 +45,15 @@ class Rejection:
     """An answer given instead of running the handler."""
 
     status: int
-    reason: str  # "deadline" | "shed" | "denied"
+    reason: str  # "deadline" | "shed" | "denied" | "rate"
     headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def body(self) -> bytes:
         if self.reason == "denied":
             return b""  # no detail for a denied caller
+        if self.reason == "rate":
+            return b"rate limit exceeded\n"
         return (b"deadline exceeded before the handler ran\n" if self.reason == "deadline"
                 else b"overloaded: concurrency limit reached\n")
 
@@ -105,9 +109,9 @@ def marked_headers(request: Inbound, status: int,
 class ServerScope:
     """One inbound request, from `enter()` to `exit()`. `headers` has lower-case keys."""
 
-    __slots__ = ("_address", "_clock", "_gate", "_headers", "_instruments", "_limit", "_method",
-                 "_otel_token", "_path", "_permit", "_route", "_scheme", "_span", "_start",
-                 "_tls", "_token", "caller", "inbound")
+    __slots__ = ("_address", "_clock", "_gate", "_headers", "_identity", "_instruments",
+                 "_limit", "_method", "_otel_token", "_path", "_permit", "_route", "_scheme",
+                 "_span", "_start", "_tls", "_token", "caller", "inbound")
 
     def __init__(self, headers: Mapping[str, str], method: str, path: str | None = None, *,
                  route: str | None = None, scheme: str = "http",
@@ -129,6 +133,7 @@ class ServerScope:
         self._otel_token: object | None = None
         self._token: contextvars.Token[Inbound | None] | None = None
         self._permit = False
+        self._identity: contextvars.Token[Identity | None] | None = None
         self._start = 0
         self._instruments: Instruments | None = None
         self.inbound = Inbound()
@@ -164,9 +169,25 @@ class ServerScope:
                                            path=self._path or "/")
             if self.caller is None:
                 rejection = Rejection(403, "denied")
+            else:
+                rejection = self._limited(self.caller)
         if rejection is not None and self._instruments is not None:
             self._instruments.server_rejections.add(1, {"meshclient.reason": rejection.reason})
         return rejection
+
+    def _limited(self, caller: Caller) -> Rejection | None:
+        """The inbound rate limit (`inbound_limits`): a 429 with `Retry-After`, or None.
+        An identified caller's principal is kept for the handler's outbound calls (keyed
+        limits there)."""
+        assert self._gate is not None
+        retry_after = self._gate.limits.admit(
+            headers=self._headers, address=self._address, principal=caller.identity,
+            route=self._route or self._path)
+        if retry_after is not None:
+            return Rejection(429, "rate", (("retry-after", str(retry_after)),))
+        if caller.identity is not None:
+            self._identity = identity.set(Identity(caller.identity, {}))
+        return None
 
     def exit(self, status: int | None, error: BaseException | None = None, *,
              route: str | None = None) -> None:
@@ -205,6 +226,9 @@ class ServerScope:
         if self._token is not None:
             inbound.reset(self._token)
             self._token = None
+        if self._identity is not None:
+            identity.reset(self._identity)
+            self._identity = None
         if self._otel_token is not None:
             otel_context.detach(self._otel_token)  # type: ignore[arg-type]
             self._otel_token = None

@@ -37,7 +37,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 class HandlerRejected(MeshError):
     """Raised by a handler on a generic request object when the request is rejected
-    (expired deadline: 504; shed: 503; denied: 403). `status` and `headers` say what to
+    (expired deadline: 504; shed: 503; denied: 403; over `inbound_limits`: 429). `status` and `headers` say what to
     answer."""
 
     def __init__(self, rejection: Rejection) -> None:
