@@ -167,10 +167,8 @@ class ServerScope:
             self.caller = self._gate.check(headers=self._headers, address=self._address,
                                            tls=self._tls, method=self._method,
                                            path=self._path or "/")
-            if self.caller is None:
-                rejection = Rejection(403, "denied")
-            else:
-                rejection = self._limited(self.caller)
+            rejection = (Rejection(403, "denied") if self.caller is None
+                         else self._limited(self.caller))
         if rejection is not None and self._instruments is not None:
             self._instruments.server_rejections.add(1, {"meshclient.reason": rejection.reason})
         return rejection

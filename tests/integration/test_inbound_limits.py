@@ -82,6 +82,6 @@ def test_handler_decorator_answers_429() -> None:
 
 
 def test_inbound_limits_needs_a_rate() -> None:
-    with pytest.raises(meshclient.PolicyError, match="inbound_limits.rate must be set"):
+    with pytest.raises(meshclient.PolicyError, match=r"inbound_limits\.rate must be set"):
         Policy.from_dict({"inbound_limits": {"burst": 2}})
     assert json.dumps(Policy.from_dict(POLICY).to_dict()["inbound_limits"])
