@@ -2,7 +2,14 @@
 
 from ._checks import ExtAuthzHttpPolicy, ExtensionProvider
 from ._duration import format_duration, parse_duration
-from ._env import VARIABLES, EnvSettings, policy_from_env, settings_from_env
+from ._env import (
+    VARIABLES,
+    AccessLogSettings,
+    EnvSettings,
+    access_log_from_env,
+    policy_from_env,
+    settings_from_env,
+)
 from ._limitkey import LimitKey, parse_limit_key
 from ._model import (
     BackoffPolicy,
@@ -24,6 +31,7 @@ from ._store import PolicyStore, default_store, reset_default_store
 
 __all__ = [
     "VARIABLES",
+    "AccessLogSettings",
     "BackoffPolicy",
     "BalancerPolicy",
     "BreakerPolicy",
@@ -42,6 +50,7 @@ __all__ = [
     "Service",
     "ServicePolicy",
     "TimeoutPolicy",
+    "access_log_from_env",
     "default_store",
     "format_duration",
     "load_policy_file",

@@ -30,13 +30,14 @@ from .._clock import CLOCK
 from .._types import Clock
 from ..context import RETRIES_SPENT_HEADER, Inbound, inbound, parse_inbound, spent_mark
 from ..security.limitkey import Identity, identity
-from ..telemetry import _providers
+from ..telemetry import _providers, access_log
 from ..telemetry import semconv as sc
 from .shedding import ConcurrencyLimit
 
 if TYPE_CHECKING:
     from ..security.authz import Caller
     from ..security.inbound import InboundGate
+    from ..telemetry.access_log import AccessLog
     from ..telemetry.metrics import Instruments
 
 
@@ -110,8 +111,8 @@ class ServerScope:
     """One inbound request, from `enter()` to `exit()`. `headers` has lower-case keys."""
 
     __slots__ = ("_address", "_clock", "_gate", "_headers", "_identity", "_instruments",
-                 "_limit", "_method", "_otel_token", "_path", "_permit", "_route", "_scheme",
-                 "_span", "_start", "_tls", "_token", "caller", "inbound")
+                 "_limit", "_log", "_method", "_otel_token", "_path", "_permit", "_reason",
+                 "_route", "_scheme", "_span", "_start", "_tls", "_token", "caller", "inbound")
 
     def __init__(self, headers: Mapping[str, str], method: str, path: str | None = None, *,
                  route: str | None = None, scheme: str = "http",
@@ -134,6 +135,8 @@ class ServerScope:
         self._token: contextvars.Token[Inbound | None] | None = None
         self._permit = False
         self._identity: contextvars.Token[Identity | None] | None = None
+        self._log: AccessLog | None = None  # sampled for the access log
+        self._reason: str | None = None
         self._start = 0
         self._instruments: Instruments | None = None
         self.inbound = Inbound()
@@ -143,6 +146,9 @@ class ServerScope:
         (call `exit(rejection.status)` after sending it)."""
         self._start = time.perf_counter_ns()
         self._instruments = _providers.instruments()  # the same provider from end to end
+        log = access_log.current()
+        if log is not None and log.sampled():
+            self._log = log
         self.inbound = parse_inbound(self._headers, self._clock.now_ns())
         ctx = trace_context(self._headers)
         tracer = _providers.tracer()
@@ -169,8 +175,11 @@ class ServerScope:
                                            path=self._path or "/")
             rejection = (Rejection(403, "denied") if self.caller is None
                          else self._limited(self.caller))
-        if rejection is not None and self._instruments is not None:
-            self._instruments.server_rejections.add(1, {"meshclient.reason": rejection.reason})
+        if rejection is not None:
+            self._reason = rejection.reason
+            if self._instruments is not None:
+                self._instruments.server_rejections.add(
+                    1, {"meshclient.reason": rejection.reason})
         return rejection
 
     def _limited(self, caller: Caller) -> Rejection | None:
@@ -186,6 +195,20 @@ class ServerScope:
         if caller.identity is not None:
             self._identity = identity.set(Identity(caller.identity, {}))
         return None
+
+    def _logged(self, log: AccessLog, status: int, route: str | None) -> None:
+        """The request's access-log line (once)."""
+        self._log = None
+        duration = time.perf_counter_ns() - self._start
+        span = self._span
+        ctx = span.get_span_context() if span is not None else None
+        log.write(access_log.inbound_entry(
+            start_ns=time.time_ns() - duration, duration_ns=duration, method=self._method,
+            path=self._path, status=status, reason=self._reason,
+            principal=self.caller.identity if self.caller is not None else None,
+            address=self._address, trace_id=(f"{ctx.trace_id:032x}" if ctx is not None
+                                             and ctx.is_valid else None),
+            bytes_received=_length(self._headers), route=route))
 
     def exit(self, status: int | None, error: BaseException | None = None, *,
              route: str | None = None) -> None:
@@ -207,6 +230,8 @@ class ServerScope:
                 attrs[sc.ERROR_TYPE] = err_type
             instruments.server_duration.record(
                 (time.perf_counter_ns() - self._start) / 1e9, attrs)
+        if self._log is not None:
+            self._logged(self._log, status, route)
         span = self._span
         if span is not None:
             self._span = None
@@ -230,3 +255,8 @@ class ServerScope:
         if self._otel_token is not None:
             otel_context.detach(self._otel_token)  # type: ignore[arg-type]
             self._otel_token = None
+
+
+def _length(headers: Mapping[str, str]) -> int:
+    value = headers.get("content-length", "")
+    return int(value) if value.isdigit() and len(value) < 16 else 0

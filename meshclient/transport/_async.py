@@ -19,6 +19,8 @@ from ..policy import Policy, PolicyStore
 from ..security.checks import CheckFn
 from ..security.egress import check_async
 from ..security.routes import Guard
+from ..telemetry import access_log
+from ..telemetry.access_log import OutboundEntry
 from ._base import Begun, MeshBase
 from ._deadline import Watch, arm, watch_attempt
 from ._io_async import Racer, close_mirrors, close_shielded, run_blocking, sleep, wait_ready
@@ -52,6 +54,7 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
                  check: CheckFn | None = None, **kwargs: Any) -> None:
         self._inner_kwargs = kwargs
         self.check = check
+        self.access_log = access_log.current()  # MESHCLIENT_ACCESS_LOG; None: off
         self._owns_inner = inner is None
         self._setup(policy)
         self.inner = inner if inner is not None else httpx.AsyncHTTPTransport(**kwargs)
@@ -64,6 +67,23 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         self._racer = Racer()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        log = self.access_log
+        if log is not None and (entry := log.outbound(request)) is not None:
+            return await self._logged(request, entry)
+        return await self._handle(request)
+
+    async def _logged(self, request: httpx.Request, entry: OutboundEntry) -> httpx.Response:
+        """`_handle`, with the access-log line written when the body closes (or the call
+        fails)."""
+        try:
+            response = await self._handle(request)
+        except BaseException as exc:
+            entry.failed(exc)
+            raise
+        track_async(response, lambda error: entry.closed(response, error))
+        return response
+
+    async def _handle(self, request: httpx.Request) -> httpx.Response:
         if self.check is not None:  # before anything else: a denied call costs nothing
             await check_async(self.check, request)
         # routed once under one policy snapshot; then limits, credentials, mTLS

@@ -17,6 +17,8 @@ from ..policy import Policy, PolicyStore
 from ..security.checks import CheckFn
 from ..security.egress import check_sync
 from ..security.routes import Guard
+from ..telemetry import access_log
+from ..telemetry.access_log import OutboundEntry
 from ._base import Begun, MeshBase
 from ._deadline import Watch, arm, watch_attempt
 from ._io_sync import Racer, close_mirrors, close_shielded, run_blocking, sleep, wait_ready
@@ -50,6 +52,7 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
                  check: CheckFn | None = None, **kwargs: Any) -> None:
         self._inner_kwargs = kwargs
         self.check = check
+        self.access_log = access_log.current()  # MESHCLIENT_ACCESS_LOG; None: off
         self._owns_inner = inner is None
         self._setup(policy)
         self.inner = inner if inner is not None else httpx.HTTPTransport(**kwargs)
@@ -62,6 +65,23 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         self._racer = Racer()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        log = self.access_log
+        if log is not None and (entry := log.outbound(request)) is not None:
+            return self._logged(request, entry)
+        return self._handle(request)
+
+    def _logged(self, request: httpx.Request, entry: OutboundEntry) -> httpx.Response:
+        """`_handle`, with the access-log line written when the body closes (or the call
+        fails)."""
+        try:
+            response = self._handle(request)
+        except BaseException as exc:
+            entry.failed(exc)
+            raise
+        track_sync(response, lambda error: entry.closed(response, error))
+        return response
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
         if self.check is not None:  # before anything else: a denied call costs nothing
             check_sync(self.check, request)
         # routed once under one policy snapshot; then limits, credentials, mTLS
