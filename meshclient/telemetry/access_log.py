@@ -35,6 +35,8 @@ from ..policy import AccessLogSettings, access_log_from_env
 from .redact import redact_query
 
 logger = logging.getLogger("meshclient.telemetry")
+#: One encoder for every line (`json.dumps` with options builds a new one per call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 
 #: Envoy's response flags for the errors a mesh call can end with (first match wins).
 _ERROR_FLAGS: tuple[tuple[type[BaseException], str], ...] = (
@@ -62,11 +64,17 @@ def error_flags(error: BaseException) -> str:
     return "URX" if attempts > 1 else flag
 
 
+_second: tuple[int, str] = (-1, "")
+
+
 def start_time(ns: int) -> str:
     """ISO 8601 in UTC with milliseconds (Envoy's `%START_TIME%` default format)."""
+    global _second
     seconds, rest = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + (
-        f".{rest // 1_000_000:03d}Z")
+    held = _second
+    if held[0] != seconds:  # formatted once a second
+        held = _second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+    return f"{held[1]}.{rest // 1_000_000:03d}Z"
 
 
 def _trace_id() -> str | None:
@@ -104,14 +112,18 @@ class AccessLog:
         self._rng = rng
         self._otel: Any = _otel_logger() if settings.otel else None
         self._lock = threading.Lock()  # stdout/stderr: a line is written and flushed whole
+        self._locked = settings.destination in ("stdout", "stderr")
 
     def sampled(self) -> bool:
         return self._sample >= 1.0 or self._rng.random() < self._sample
 
     def write(self, entry: dict[str, Any]) -> None:
-        line = (json.dumps(entry, separators=(",", ":"), default=str) + "\n").encode()
+        line = (_ENCODER.encode(entry) + "\n").encode()
         try:
-            with self._lock:
+            if self._locked:
+                with self._lock:
+                    self._write(line)
+            else:  # one os.write on an O_APPEND file: whole lines, no lock needed
                 self._write(line)
         except OSError as exc:  # a full disk must not fail requests
             logger.warning("access log %s: %s", self.settings.destination, exc)
