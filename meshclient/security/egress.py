@@ -18,15 +18,20 @@ import httpx
 
 from ..errors import CheckDenied
 from .checks import Allow, CheckFn, Deny, RequestView, Verdict
+from .limitkey import identity
 
 
 def outbound_view(request: httpx.Request) -> RequestView:
-    """What a check sees of an outbound request (`service`: its host)."""
+    """What a check sees of an outbound request (`service`: its host). The principal and
+    claims are those of the request being served, if any (`limitkey.identity`)."""
     url = request.url
+    who = identity.get()
     return RequestView(
         method=request.method, path=url.path, query=url.query.decode("ascii", "replace"),
         headers={k.lower(): v for k, v in request.headers.items()}, host=url.host,
-        port=url.port, direction="outbound", service=url.host)
+        port=url.port, direction="outbound", service=url.host,
+        source_principal=who.principal if who is not None else None,
+        claims=who.claims if who is not None else {})
 
 
 def _apply(request: httpx.Request, verdict: object) -> None:

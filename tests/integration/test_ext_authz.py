@@ -187,6 +187,7 @@ def test_outbound_check_function(kind: str) -> None:
             assert r.json()["headers"]["x-egress"] == "ok"
             assert (seen[-1].direction, seen[-1].path, seen[-1].query) == ("outbound", "/x",
                                                                             "q=1")
+            assert seen[-1].source_principal is None  # no request being served
             with pytest.raises(meshclient.CheckDenied) as info:
                 caller.get("http://localhost.invalid/x")
             assert info.value.status == 451
@@ -202,3 +203,16 @@ def test_sync_transport_refuses_an_async_check() -> None:
     with httpx.Client(transport=transport) as client, pytest.raises(
             TypeError, match="AsyncMeshTransport"):
         client.get("http://127.0.0.1:1/")
+
+
+def test_outbound_view_carries_the_served_callers_principal() -> None:
+    from meshclient.security.egress import outbound_view
+    from meshclient.security.limitkey import Identity, identity
+
+    token = identity.set(Identity("spiffe://t/frontend", {"sub": "u1"}))
+    try:
+        view = outbound_view(httpx.Request("POST", "http://orders/x?y=1"))
+    finally:
+        identity.reset(token)
+    assert (view.source_principal, view.claims["sub"], view.service) == (
+        "spiffe://t/frontend", "u1", "orders")
