@@ -285,8 +285,16 @@ class Policy(Model):
         object.__setattr__(self, "resolved", types.MappingProxyType(resolved))
         errors += check_routes(self.services)  # destinations name services
         errors += provider_errors(self.extension_providers)
-        if self.inbound_limits is not None and self.inbound_limits.rate is None:
-            errors.append("inbound_limits.rate must be set")
+        inbound = self.inbound_limits
+        if inbound is not None:
+            if inbound.rate is None:
+                errors.append("inbound_limits.rate must be set")
+            if inbound.max_concurrent is not None or inbound.max_wait:
+                errors.append("inbound_limits takes rate, burst, key, max_keys, redis and "
+                              "redis_key only (shed load with the middleware's "
+                              "max_concurrency): "
+                              f"max_concurrent={inbound.max_concurrent!r}, "
+                              f"max_wait={inbound.max_wait!r}")
         return errors
 
     @classmethod

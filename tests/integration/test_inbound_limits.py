@@ -84,4 +84,6 @@ def test_handler_decorator_answers_429() -> None:
 def test_inbound_limits_needs_a_rate() -> None:
     with pytest.raises(meshclient.PolicyError, match=r"inbound_limits\.rate must be set"):
         Policy.from_dict({"inbound_limits": {"burst": 2}})
+    with pytest.raises(meshclient.PolicyError, match="max_concurrent=3"):
+        Policy.from_dict({"inbound_limits": {"rate": 1, "max_concurrent": 3}})
     assert json.dumps(Policy.from_dict(POLICY).to_dict()["inbound_limits"])
