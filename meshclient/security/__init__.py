@@ -5,7 +5,12 @@
   parsed in `token`) for outbound requests;
 - `trust`: what a policy from a remote source may do (docs/security.md);
 - `authz`, `inbound`, `asgi`, `wsgi`: inbound caller identity and authorization;
-- `limits`, `throttle`, `quota`: token bucket, bulkhead, adaptive throttling, Redis quotas;
+- `checks`, `extauthz`, `providers`, `egress`: programmable checks, an HTTP authorization
+  service (`ExtAuthz`), checks by name (policy providers, then registered ones), and the
+  outbound check hook of the transports;
+- `limits`, `throttle`, `quota`: token bucket (and keyed buckets), bulkhead, adaptive
+  throttling, Redis quotas; `limitkey`: what a keyed limit buckets a request by;
+- `inbound_limits`: the rate limit on requests this process serves (429);
 - `admission`: the `Limiter` (throttle, rate, bulkhead) of one service or route;
 - `outbound`, `routes`, `registry`: the per-service guard, a route's limiter in front of
   it, and the registry the transports ask for both (`admission()`).
