@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable
 from typing import Any
@@ -141,9 +142,10 @@ class ExtAuthz:
         if client is None:
             with self._lock:
                 client = self._client = self._client or httpx.Client(timeout=self._timeout)
+        deadline = time.monotonic() + self.config.timeout
         try:
             with client.stream(view.method, url, headers=headers) as response:
-                body = _read_sync(response)
+                body = _read_sync(response, deadline)
         except httpx.HTTPError as exc:
             return self._failed(exc)
         return self._decide(key, response, body)
@@ -196,12 +198,15 @@ class ExtAuthz:
                 f"cached={len(self._cache)}>")
 
 
-def _read_sync(response: httpx.Response) -> bytes:
+def _read_sync(response: httpx.Response, deadline: float) -> bytes:
+    """The body (at most `MAX_BODY`); a body still arriving at `deadline` is a timeout."""
     body = bytearray()
     for chunk in response.iter_bytes():
         body += chunk
         if len(body) >= MAX_BODY:
             break
+        if time.monotonic() > deadline:
+            raise httpx.ReadTimeout("the authorization service's answer is too slow")
     return bytes(body[:MAX_BODY])
 
 
