@@ -13,7 +13,7 @@ from pathlib import Path
 
 #: Benchmark modules, in the order they run by default.
 KNOWN = ("overhead", "essential", "balance", "retry", "tracing", "control", "discovery_warm",
-         "security_overhead", "xds", "imports")
+         "security_overhead", "xds", "access_log", "imports")
 ROOT = Path(__file__).resolve().parent.parent
 
 

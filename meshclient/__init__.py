@@ -20,6 +20,7 @@ import typing as _typing
 from . import errors
 from .errors import ELSEWHERE as _ERRORS_ELSEWHERE
 from .errors import (
+    CheckDenied,
     CircuitOpen,
     DeadlineExceeded,
     MeshError,
@@ -66,6 +67,7 @@ __all__ = [
     "BackoffError",
     "BreakerError",
     "BudgetError",
+    "CheckDenied",
     "CircuitOpen",
     "Client",
     "ControlError",

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 
 from .policy import Policy, PolicyStore
+from .security.checks import CheckFn
 from .transport import AsyncMeshTransport, MeshTransport
 
 _TRANSPORT_ARGS = ("verify", "cert", "http1", "http2", "limits", "trust_env")
@@ -21,12 +22,14 @@ class Client(httpx.Client):
 
     **Parameters:** `policy` (a `Policy`, `PolicyStore` or `None` for the process default),
     `transport` (the inner transport; default built from `verify`, `cert`, `http1`, `http2`,
-    `limits`, `trust_env`), and every other `httpx.Client` argument.
+    `limits`, `trust_env`), `check` (asked about every request before it leaves; see
+    `MeshTransport`), and every other `httpx.Client` argument.
     """
 
     def __init__(self, *, policy: Policy | PolicyStore | None = None,
-                 transport: httpx.BaseTransport | None = None, **kwargs: Any) -> None:
-        mesh = MeshTransport(policy, inner=transport, **_split(kwargs))
+                 transport: httpx.BaseTransport | None = None, check: CheckFn | None = None,
+                 **kwargs: Any) -> None:
+        mesh = MeshTransport(policy, inner=transport, check=check, **_split(kwargs))
         super().__init__(transport=mesh, **kwargs)
         self.mesh = mesh
 
@@ -35,7 +38,8 @@ class AsyncClient(httpx.AsyncClient):
     """`httpx.AsyncClient` whose transport is an `AsyncMeshTransport` (see `Client`)."""
 
     def __init__(self, *, policy: Policy | PolicyStore | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None, **kwargs: Any) -> None:
-        mesh = AsyncMeshTransport(policy, inner=transport, **_split(kwargs))
+                 transport: httpx.AsyncBaseTransport | None = None, check: CheckFn | None = None,
+                 **kwargs: Any) -> None:
+        mesh = AsyncMeshTransport(policy, inner=transport, check=check, **_split(kwargs))
         super().__init__(transport=mesh, **kwargs)
         self.mesh = mesh

@@ -27,6 +27,7 @@ Exception
            ├── NoEndpointsAvailable (httpx.ConnectError)     no usable endpoint
            ├── CircuitOpen (httpx.ConnectError)              every endpoint's breaker is open
            ├── RateLimited                                   a client-side limit refused it
+           ├── CheckDenied                                   an outbound check refused it
            ├── DeadlineExceeded (httpx.TimeoutException)     the call's deadline passed
            ├── CredentialsUnavailable                        no token could be fetched
            └── SchemeDowngrade (httpx.UnsupportedProtocol)   https would become plain http
@@ -96,6 +97,7 @@ __all__ = [
     "BackoffError",
     "BreakerError",
     "BudgetError",
+    "CheckDenied",
     "CircuitOpen",
     "ControlError",
     "CredentialsError",
@@ -170,6 +172,19 @@ class CircuitOpen(MeshTransportError, httpx.ConnectError):
 
 class RateLimited(MeshTransportError):
     """A client-side rate or concurrency limit refused the request."""
+
+
+class CheckDenied(MeshTransportError):
+    """An outbound check (`MeshTransport(check=...)`) refused the request before it was
+    sent. `status`, `headers` and `body` are the check's `Deny`."""
+
+    def __init__(self, message: str, *, request: httpx.Request | None = None,
+                 service: str | None = None, status: int = 403,
+                 headers: tuple[tuple[str, str], ...] = (), body: bytes = b"") -> None:
+        super().__init__(message, request=request, service=service)
+        self.status = status
+        self.headers = headers
+        self.body = body
 
 
 class DeadlineExceeded(MeshTransportError, httpx.TimeoutException):

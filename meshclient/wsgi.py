@@ -33,8 +33,12 @@ __all__ = ["MeshMiddleware"]
 
 
 def environ_headers(environ: dict[str, Any]) -> dict[str, str]:
-    return {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
-            if key.startswith("HTTP_")}
+    headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
+               if key.startswith("HTTP_")}
+    for key, name in (("CONTENT_LENGTH", "content-length"), ("CONTENT_TYPE", "content-type")):
+        if environ.get(key):  # PEP 3333 keeps these two out of HTTP_*
+            headers[name] = environ[key]
+    return headers
 
 
 class _Body:

@@ -36,7 +36,7 @@ SUBS = [
     (r"\b__aenter__\b", "__enter__"),
     (r"\b__aexit__\b", "__exit__"),
     (r"\b_io_async\b", "_io_sync"),
-    (r"\b(track|watch|admit|attach|send)_async\b", r"\1_sync"),
+    (r"\b(track|watch|admit|attach|send|check)_async\b", r"\1_sync"),
     (r"\bawaiting\b", "blocking"),
 ]
 

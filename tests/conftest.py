@@ -9,6 +9,7 @@ import pytest
 
 from meshclient.policy import reset_default_store
 from meshclient.resilience.budget import reset_budgets
+from meshclient.telemetry import access_log
 from meshclient.testing import LoopbackCluster
 from tests.servers.caller import Caller
 
@@ -25,9 +26,11 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             monkeypatch.delenv(name)
     reset_default_store()
     reset_budgets()  # retry budgets are process-wide per service name
+    access_log.reset()  # read from the (cleaned) environment again
     yield
     reset_default_store()
     reset_budgets()
+    access_log.reset()
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,8 @@ import httpx
 
 #: The key of `response.extensions` holding the call's `CallInfo`.
 EXTENSION = "meshclient"
+#: The attribute of an error raised by a mesh call holding its attempt count.
+ATTEMPTS_ATTR = "meshclient_attempts"
 
 
 class CallInfo(NamedTuple):
@@ -35,6 +37,11 @@ def annotate(error: BaseException, service: str, attempts: int,
     """Add a note naming the service, the attempts and the endpoints tried to the error
     the caller will see (once; Python 3.11+, where exceptions have `add_note`), and return
     it."""
+    try:  # for the access log's attempt count (`telemetry.access_log`)
+        if ATTEMPTS_ATTR not in error.__dict__:
+            error.__dict__[ATTEMPTS_ATTR] = attempts
+    except AttributeError:  # pragma: no cover - every exception class has a __dict__
+        pass
     add_note = getattr(error, "add_note", None)
     notes = getattr(error, "__notes__", ())
     if add_note is not None and not any(n.startswith("meshclient:") for n in notes):

@@ -83,6 +83,11 @@ VARIABLES: tuple[EnvVar, ...] = (
            "bootstrap is present; other hosts pass through as without xDS."),
     EnvVar("MESHCLIENT_XDS_WAIT", "5s", "Longest a first request to a new xDS host waits for "
            "its listener, routes, clusters and endpoints; then it passes through."),
+    EnvVar("MESHCLIENT_ACCESS_LOG", "(off)", "`stdout`, `stderr` or a file path: one JSON "
+           "line per inbound and per outbound request (docs/access-log.md)."),
+    EnvVar("MESHCLIENT_ACCESS_LOG_SAMPLE", "1", "Fraction of requests logged, from 0 to 1."),
+    EnvVar("MESHCLIENT_ACCESS_LOG_OTEL", "0", "`1`: also emit each entry as an "
+           "OpenTelemetry log record (through the global logger provider)."),
 )
 _KNOWN = {v.name for v in VARIABLES if "<" not in v.name}
 #: One-line values (unlike MESHCLIENT_POLICY, whose inline JSON may span lines); the error
@@ -132,6 +137,48 @@ class EnvSettings:
     xds_bootstrap: tuple[str, str] | None = None
     xds_hosts: tuple[str, ...] = DEFAULT_XDS_HOSTS
     xds_wait: float = 5.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccessLogSettings:
+    """Where access-log lines go (`stdout`, `stderr` or a path; None: off), the fraction of
+    requests logged, and whether they also go to OpenTelemetry's log bridge."""
+
+    destination: str | None = None
+    sample: float = 1.0
+    otel: bool = False
+
+
+def _fraction(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"must be a number from 0 to 1: {value!r}") from None
+    if not 0.0 <= number <= 1.0:  # NaN fails too
+        raise ValueError(f"must be a number from 0 to 1: {value!r}")
+    return number
+
+
+def _flag(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"must be 1 or 0 (true or false): {value!r}")
+
+
+def access_log_from_env(environ: Mapping[str, str] | None = None) -> AccessLogSettings:
+    """Read the access-log settings; raises `PolicyError` naming the variable and value."""
+    env = _environ(environ)
+    destination = env.get("MESHCLIENT_ACCESS_LOG") or None
+    if destination is not None and control_error("MESHCLIENT_ACCESS_LOG", destination):
+        raise PolicyError("MESHCLIENT_ACCESS_LOG must not contain control characters: "
+                          f"{destination!r}")
+    sample = _read(env, "MESHCLIENT_ACCESS_LOG_SAMPLE", _fraction)
+    otel = _read(env, "MESHCLIENT_ACCESS_LOG_OTEL", _flag)
+    return AccessLogSettings(destination=destination, sample=1.0 if sample is None else sample,
+                             otel=bool(otel))
 
 
 def _environ(environ: Mapping[str, str] | None) -> Mapping[str, str]:

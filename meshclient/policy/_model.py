@@ -16,6 +16,7 @@ from typing import Any
 
 from .._addresses import split_address
 from ._authn import AuthenticationPolicy
+from ._checks import ExtensionProvider, provider_errors
 from ._discovery import DiscoveryPolicy, HealthPolicy, service_errors
 from ._fields import Model, host_error, setting
 from ._routing import FaultPolicy, RouteRule, check_routes
@@ -275,6 +276,11 @@ class Policy(Model):
         None, doc="End-user authentication of inbound requests (see docs/authentication.md).")
     authorization: AuthorizationPolicy | None = setting(
         None, doc="Inbound authorization of this process (see docs/authorization.md).")
+    extension_providers: tuple[ExtensionProvider, ...] = setting(
+        (), doc="Named external checks (Istio's `extensionProviders`; see docs/ext-authz.md).")
+    inbound_limits: LimitsPolicy | None = setting(
+        None, doc="Rate limit on requests this process serves, answered 429 with "
+        "`Retry-After` (Envoy's local and global rate limit; see docs/limits.md).")
     resolved: Mapping[str, Service] = field(init=False, repr=False, compare=False)
 
     def _check(self) -> list[str]:
@@ -285,6 +291,17 @@ class Policy(Model):
                     for name, spec in self.services.items()}
         object.__setattr__(self, "resolved", types.MappingProxyType(resolved))
         errors += check_routes(self.services)  # destinations name services
+        errors += provider_errors(self.extension_providers)
+        inbound = self.inbound_limits
+        if inbound is not None:
+            if inbound.rate is None:
+                errors.append("inbound_limits.rate must be set")
+            if inbound.max_concurrent is not None or inbound.max_wait:
+                errors.append("inbound_limits takes rate, burst, key, max_keys, redis and "
+                              "redis_key only (shed load with the middleware's "
+                              "max_concurrency): "
+                              f"max_concurrent={inbound.max_concurrent!r}, "
+                              f"max_wait={inbound.max_wait!r}")
         return errors
 
     @classmethod

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from ._authz import AuthzPolicyEntry
 from ._fields import HEADER_NAME, Model, host_error, setting
+from ._limitkey import LimitKey, parse_limit_key
 
 AUTHZ_ACTIONS = ("allow", "deny")
 _SPIFFE = re.compile(r"^spiffe://[a-z0-9.\-_]+(/[A-Za-z0-9.\-_/*]*)?$")
@@ -153,9 +154,26 @@ class LimitsPolicy(Model):
     redis_key: str | None = setting(None, doc="Key of the shared quota (default "
                                     "`meshclient:quota:<service>`, for a route's limits "
                                     "`meshclient:quota:<service>:<route name or routes[i]>`).")
+    key: str | None = setting(None, doc="One rate bucket per value of: `header:<name>`, "
+                              "`claim:<name>`, `principal`, `route` or `address` "
+                              "(docs/limits.md); a request without a value is not limited "
+                              "by `rate`. Unset: one bucket.")
+    max_keys: int = setting(10_000, doc="Most keyed buckets kept in memory (least recently "
+                            "used dropped first).", lo=1, hi=10_000_000)
+
+    @property
+    def parsed_key(self) -> LimitKey | None:
+        return None if self.key is None else parse_limit_key(self.key)
 
     def _check(self) -> list[str]:
         errors = []
+        if self.key is not None:
+            try:
+                parse_limit_key(self.key)
+            except ValueError as exc:
+                errors.append(str(exc))
+            if self.rate is None:
+                errors.append(f"key needs rate to be set: {self.key!r}")
         if self.redis is not None and not self.redis.startswith(
                 ("redis://", "rediss://", "unix://")):
             errors.append(f"redis must be a redis://, rediss:// or unix:// URL: {self.redis!r}")

@@ -7,6 +7,10 @@ has a plain `Limiter` of its own (`security.routes`). Waiting is the only I/O he
 sync helpers sleep, the async ones await; the decisions stay in `limits`, `throttle` and
 `quota`.
 
+With `limits.key`, the rate (local bucket and shared quota alike) is kept per key value
+(`limitkey`): a tenant, a caller, a route; concurrency and adaptive throttling stay
+per service or route.
+
 Every call to `admit_*` that returns must be followed by `release()` when the call ends,
 or by `undo(took)` when the request is not sent after all (a later limiter refused it):
 `undo` also gives back the local token taken, as a bulkhead refusal does.
@@ -27,7 +31,8 @@ from .. import _events, context
 from .._types import Clock, Rng
 from ..errors import RateLimited
 from ..policy._security import LimitsPolicy
-from .limits import Bulkhead, TokenBucket
+from .limitkey import key_value
+from .limits import Bulkhead, KeyedBuckets, TokenBucket
 from .quota import REFUSED, RedisQuota
 from .throttle import REJECT_STATUSES, AdaptiveThrottle
 
@@ -59,11 +64,16 @@ class Limiter:
         self.quota: RedisQuota | None = None
         self.bulkhead: Bulkhead | None = None
         self.throttle: AdaptiveThrottle | None = None
+        self.key = limits.parsed_key if limits is not None else None
+        self.keyed: KeyedBuckets | None = None
         if limits is None:
             return
         if limits.rate is not None:
             burst = limits.burst or max(1, math.ceil(limits.rate))
-            self.bucket = TokenBucket(limits.rate, burst, clock)
+            if self.key is None:
+                self.bucket = TokenBucket(limits.rate, burst, clock)
+            else:
+                self.keyed = KeyedBuckets(limits.rate, burst, limits.max_keys, clock)
             if limits.redis is not None:
                 default_key = f"meshclient:quota:{service}" + (
                     "" if route is None else f":{route}")
@@ -92,24 +102,36 @@ class Limiter:
         return max(0.0, min(self.max_wait_s,
                             (inbound.deadline_ns - self.clock.now_ns()) / _NS))
 
+    def _rate_key(self, request: httpx.Request | None) -> tuple[TokenBucket | None,
+                                                                 str | None, bool]:
+        """This request's local bucket, shared-quota suffix, and whether the rate limits
+        it at all (a keyed limit skips a request without a key value)."""
+        if self.keyed is None or self.key is None:
+            return self.bucket, None, True
+        value = key_value(self.key, headers=request.headers if request is not None else {},
+                          route=self.route or (request.url.path if request else None))
+        if value is None:
+            return None, None, False
+        return self.keyed.bucket(value), value, True
+
     def _rate_wait(self, reply: float | None, max_wait_s: float,
-                   request: httpx.Request | None) -> float:
+                   request: httpx.Request | None, bucket: TokenBucket | None) -> float:
         """Seconds to wait for the rate limit, from the shared quota's reply (None: use
         the local bucket)."""
-        if reply is None and self.bucket is not None:
-            reply = self.bucket.reserve(max_wait_s)
+        if reply is None and bucket is not None:
+            reply = bucket.reserve(max_wait_s)
             if reply is None:
-                raise self._refuse(f"rate limit {self.bucket.rate:g}/s exceeded", request)
+                raise self._refuse(f"rate limit {bucket.rate:g}/s exceeded", request)
         if reply == REFUSED:
             assert self.quota is not None
             raise self._refuse(f"shared quota {self.quota.rate:g}/s exceeded", request, "quota")
         return reply or 0.0
 
-    def _full(self, reply: float | None, request: httpx.Request | None) -> RateLimited:
+    def _full(self, took: TokenBucket | None, request: httpx.Request | None) -> RateLimited:
         """The bulkhead refused: give back a local token taken for this request."""
         assert self.bulkhead is not None
-        if reply is None and self.bucket is not None:
-            self.bucket.refund()
+        if took is not None:
+            took.refund()
         return self._refuse(f"{self.bulkhead.limit} requests already in flight", request,
                             "concurrency")
 
@@ -118,21 +140,24 @@ class Limiter:
             raise self._refuse("adaptive throttling (the service is rejecting requests)",
                                request, "adaptive")
 
-    def admit_sync(self, request: httpx.Request | None = None) -> bool:
-        """Wait for admission (blocking). Returns whether a local token was taken (for
-        `undo`)."""
+    def admit_sync(self, request: httpx.Request | None = None) -> TokenBucket | None:
+        """Wait for admission (blocking). Returns the local bucket a token was taken from,
+        if any (for `undo`)."""
         start = self.clock.now_ns()
         max_wait_s = self._max_wait()
         self._throttled(request)
-        reply = self.quota.reserve(max_wait_s) if self.quota is not None else None
-        wait_s = self._rate_wait(reply, max_wait_s, request)
+        bucket, suffix, limited = self._rate_key(request)
+        reply = (self.quota.reserve(max_wait_s, suffix)
+                 if self.quota is not None and limited else None)
+        wait_s = self._rate_wait(reply, max_wait_s, request, bucket)
+        took = bucket if reply is None else None
         if wait_s > 0:
             time.sleep(wait_s)
         if self.bulkhead is not None and not self.bulkhead.try_enter():
             left_s = max_wait_s - (self.clock.now_ns() - start) / _NS
             if not self._wait_bulkhead_sync(left_s):
-                raise self._full(reply, request)
-        return reply is None and self.bucket is not None
+                raise self._full(took, request)
+        return took
 
     def _wait_bulkhead_sync(self, left_s: float) -> bool:
         bulkhead = self.bulkhead
@@ -149,22 +174,24 @@ class Limiter:
             if time.monotonic() >= deadline:
                 return False
 
-    async def admit_async(self, request: httpx.Request | None = None) -> bool:
-        """Wait for admission (awaiting). Returns whether a local token was taken."""
+    async def admit_async(self, request: httpx.Request | None = None) -> TokenBucket | None:
+        """Wait for admission (awaiting). Returns the local bucket a token was taken from."""
         start = self.clock.now_ns()
         max_wait_s = self._max_wait()
         self._throttled(request)
+        bucket, suffix, limited = self._rate_key(request)
         reply = None
-        if self.quota is not None:
-            reply = await anyio.to_thread.run_sync(self.quota.reserve, max_wait_s)
-        wait_s = self._rate_wait(reply, max_wait_s, request)
+        if self.quota is not None and limited:
+            reply = await anyio.to_thread.run_sync(self.quota.reserve, max_wait_s, suffix)
+        wait_s = self._rate_wait(reply, max_wait_s, request, bucket)
+        took = bucket if reply is None else None
         if wait_s > 0:
             await anyio.sleep(wait_s)
         if self.bulkhead is not None and not self.bulkhead.try_enter():
             left_s = max_wait_s - (self.clock.now_ns() - start) / _NS
             if not await self._wait_bulkhead_async(left_s):
-                raise self._full(reply, request)
-        return reply is None and self.bucket is not None
+                raise self._full(took, request)
+        return took
 
     async def _wait_bulkhead_async(self, left_s: float) -> bool:
         bulkhead = self.bulkhead
@@ -208,12 +235,12 @@ class Limiter:
         if self.bulkhead is not None:
             self.bulkhead.leave()
 
-    def undo(self, took_token: bool) -> None:
+    def undo(self, took: TokenBucket | None) -> None:
         """Admitted, but not sent (a later limiter refused): free the bulkhead slot and
-        give back the local token `admit_*` took (`took_token`, what it returned)."""
+        give back the local token `admit_*` took (`took`, what it returned)."""
         self.release()
-        if took_token and self.bucket is not None:
-            self.bucket.refund()
+        if took is not None:
+            took.refund()
 
     def close(self) -> None:
         if self.quota is not None:

@@ -19,8 +19,10 @@ from ..policy import Policy, PolicyStore, default_store
 from ..policy._authn import AuthenticationPolicy
 from ..policy._security import AuthorizationPolicy
 from .authz import Authorizer, Caller, DenialLog
-from .checks import CheckFn, registered_check
+from .checks import CheckFn
 from .gate import Admitted, CheckSpec, InboundRequest, Refused, flow, quick, run_async, run_sync
+from .inbound_limits import InboundLimits
+from .providers import named_check
 
 logger = logging.getLogger("meshclient.security")
 
@@ -53,8 +55,9 @@ class AuthorizerSource:
         self.authenticator()
 
     def named_check(self, name: str) -> CheckFn | None:
-        """The check a CUSTOM policy's `provider` names (the process's registry)."""
-        return registered_check(name)
+        """The check a CUSTOM policy's `provider` names: a provider of the current policy's
+        `extension_providers`, else a registered check."""
+        return named_check(None if self._store is None else self._store.current, name)
 
     def authenticator(self) -> Any:
         """The `jwt.Authenticator` for the current `authentication` section, or None."""
@@ -112,6 +115,7 @@ class InboundGate:
         self._check = (CheckSpec(check, check_timeout, check_fail_open,
                                  getattr(check, "__name__", "check"))
                        if check is not None else None)
+        self.limits = InboundLimits(policy)  # `inbound_limits`: 429 + Retry-After
 
     @property
     def idle(self) -> bool:

@@ -17,7 +17,7 @@ Thread- and task-safe: each object has one small lock held only for arithmetic.
 from __future__ import annotations
 
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 
 from .._types import Clock
@@ -79,6 +79,47 @@ class TokenBucket:
 
     def __repr__(self) -> str:
         return f"<TokenBucket rate={self.rate:g}/s burst={self.burst} tokens={self.tokens:.2f}>"
+
+
+class KeyedBuckets:
+    """One `TokenBucket` per key (a tenant, a caller), at most `max_keys` of them: the least
+    recently used is dropped first (a dropped key starts again with a full bucket).
+
+    Usage:
+    ```python
+    buckets = KeyedBuckets(rate=10, burst=10, max_keys=10_000, clock=CLOCK)
+    wait_s = buckets.bucket("acme").reserve(0.0)
+    ```
+    """
+
+    def __init__(self, rate: float, burst: int, max_keys: int, clock: Clock) -> None:
+        if max_keys < 1:
+            raise ValueError(f"max_keys must be at least 1: {max_keys!r}")
+        TokenBucket(rate, burst, clock)  # validates rate and burst
+        self.rate = float(rate)
+        self.burst = burst
+        self.max_keys = max_keys
+        self._clock = clock
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def bucket(self, key: str) -> TokenBucket:
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = self._buckets[key] = TokenBucket(self.rate, self.burst, self._clock)
+                if len(self._buckets) > self.max_keys:
+                    self._buckets.popitem(last=False)
+            else:
+                self._buckets.move_to_end(key)
+            return bucket
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def __repr__(self) -> str:
+        return (f"<KeyedBuckets rate={self.rate:g}/s burst={self.burst} "
+                f"keys={len(self._buckets)}/{self.max_keys}>")
 
 
 Wake = Callable[[], None]

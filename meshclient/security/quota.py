@@ -98,14 +98,16 @@ class RedisQuota:
         self._down = False
         self._lock = threading.Lock()
 
-    def reserve(self, max_wait_s: float = 0.0) -> float | None:
+    def reserve(self, max_wait_s: float = 0.0, suffix: str | None = None) -> float | None:
         """Seconds to wait for a token (0.0: go now), `REFUSED`, or None when Redis did not
-        answer (the caller uses its local limit)."""
+        answer (the caller uses its local limit). `suffix`: a keyed limit's key (the
+        bucket is `<key>:<suffix>`)."""
         now = self._clock.now_ns()
         if now < self._down_until_ns:
             return None
+        key = self.key if suffix is None else f"{self.key}:{suffix}"
         try:
-            reply = self._script(keys=[self.key], args=[self.rate, self.burst, max_wait_s])
+            reply = self._script(keys=[key], args=[self.rate, self.burst, max_wait_s])
         except self._errors as exc:
             self._mark_down(exc)
             return None

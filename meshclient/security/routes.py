@@ -18,6 +18,7 @@ import httpx
 
 from .._core.actions import Send
 from .admission import Limiter
+from .limits import TokenBucket
 from .outbound import ServiceGuard
 from .tls import RotatingContext
 
@@ -33,7 +34,7 @@ class RouteGuard:
         self.guard = guard
         self.tls: RotatingContext | None = guard.tls if guard is not None else None
 
-    def admit_sync(self, request: httpx.Request | None = None) -> bool:
+    def admit_sync(self, request: httpx.Request | None = None) -> TokenBucket | None:
         took = self.limiter.admit_sync(request)
         if self.guard is not None:
             try:
@@ -43,7 +44,7 @@ class RouteGuard:
                 raise
         return took
 
-    async def admit_async(self, request: httpx.Request | None = None) -> bool:
+    async def admit_async(self, request: httpx.Request | None = None) -> TokenBucket | None:
         took = await self.limiter.admit_async(request)
         if self.guard is not None:
             try:

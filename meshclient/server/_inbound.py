@@ -4,8 +4,9 @@ The decisions are pure (`admission`): an expired deadline is answered 504 withou
 the handler; a full concurrency limit is answered 503 with `Retry-After`; then the shared
 `security.inbound.InboundGate` (so the decorator and both middlewares enforce the same
 rules): an invalid end-user token is answered 401 with `WWW-Authenticate`, a check's denial
-with the check's answer, a caller the `authorization` section denies 403 with no body.
-`enter()` runs the gate in the calling thread, `enter_async()` from a task. `ServerScope`
+with the check's answer, a caller the `authorization` section denies 403 with no body, and
+one over the policy's `inbound_limits` 429 with `Retry-After`. `enter()` runs the gate in
+the calling thread, `enter_async()` from a task. `ServerScope`
 does the rest: extracts the trace context with the global propagator, opens a SERVER
 span, sets `meshclient.context.inbound` (deadline, attempt) for the handler's outbound
 calls, and records `http.server.request.duration` when the handler is done.
@@ -28,15 +29,25 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .._clock import CLOCK
 from .._types import Clock
-from ..context import RETRIES_SPENT_HEADER, Inbound, RequestAuth, inbound, parse_inbound, request_auth, spent_mark
+from ..context import (
+    RETRIES_SPENT_HEADER,
+    Inbound,
+    RequestAuth,
+    inbound,
+    parse_inbound,
+    request_auth,
+    spent_mark,
+)
 from ..security.authz import Caller
 from ..security.gate import Admitted, InboundRequest, Refused
-from ..telemetry import _providers
+from ..security.limitkey import Identity, identity
+from ..telemetry import _providers, access_log
 from ..telemetry import semconv as sc
 from .shedding import ConcurrencyLimit
 
 if TYPE_CHECKING:
     from ..security.inbound import InboundGate
+    from ..telemetry.access_log import AccessLog
     from ..telemetry.metrics import Instruments
 
 
@@ -45,7 +56,7 @@ class Rejection:
     """An answer given instead of running the handler."""
 
     status: int
-    reason: str  # "deadline" | "shed" | "denied" | "unauthenticated" | "check"
+    reason: str  # "deadline" | "shed" | "denied" | "unauthenticated" | "check" | "rate"
     headers: tuple[tuple[str, str], ...] = ()
     detail: bytes | None = None  # the body, when the gate or a check chose one
 
@@ -55,6 +66,8 @@ class Rejection:
             return self.detail
         if self.reason == "denied":
             return b""  # no detail for a denied caller
+        if self.reason == "rate":
+            return b"rate limit exceeded\n"
         return (b"deadline exceeded before the handler ran\n" if self.reason == "deadline"
                 else b"overloaded: concurrency limit reached\n")
 
@@ -110,10 +123,10 @@ def marked_headers(request: Inbound, status: int,
 class ServerScope:
     """One inbound request, from `enter()` to `exit()`. `headers` has lower-case keys."""
 
-    __slots__ = ("_address", "_auth_token", "_clock", "_gate", "_headers", "_instruments",
-                 "_limit", "_method", "_otel_token", "_path", "_permit", "_port", "_query",
-                 "_route", "_scheme", "_span", "_start", "_tls", "_token", "admitted", "caller",
-                 "inbound")
+    __slots__ = ("_address", "_auth_token", "_clock", "_gate", "_headers", "_identity",
+                 "_instruments", "_limit", "_log", "_method", "_otel_token", "_path", "_permit",
+                 "_port", "_query", "_reason", "_route", "_scheme", "_span", "_start", "_tls",
+                 "_token", "admitted", "caller", "inbound")
 
     def __init__(self, headers: Mapping[str, str], method: str, path: str | None = None, *,
                  route: str | None = None, scheme: str = "http",
@@ -140,6 +153,9 @@ class ServerScope:
         self._otel_token: object | None = None
         self._token: contextvars.Token[Inbound | None] | None = None
         self._permit = False
+        self._identity: contextvars.Token[Identity | None] | None = None
+        self._log: AccessLog | None = None  # sampled for the access log
+        self._reason: str | None = None
         self._start = 0
         self._instruments: Instruments | None = None
         self.inbound = Inbound()
@@ -150,14 +166,14 @@ class ServerScope:
         rejection = self._begin()
         if rejection is None and self._gate is not None and not self._gate.idle:
             rejection = self._admit(self._gate.decide_sync(self._request()))
-        return self._counted(rejection)
+        return self._counted(self._limited() if rejection is None else rejection)
 
     async def enter_async(self) -> Rejection | None:
         """`enter()` from a task: JWKS fetches and checks are awaited."""
         rejection = self._begin()
         if rejection is None and self._gate is not None and not self._gate.idle:
             rejection = self._admit(await self._gate.decide_async(self._request()))
-        return self._counted(rejection)
+        return self._counted(self._limited() if rejection is None else rejection)
 
     def _request(self) -> InboundRequest:
         return InboundRequest(self._headers, self._method, self._path or "/", self._query,
@@ -174,13 +190,19 @@ class ServerScope:
         return None
 
     def _counted(self, rejection: Rejection | None) -> Rejection | None:
-        if rejection is not None and self._instruments is not None:
-            self._instruments.server_rejections.add(1, {"meshclient.reason": rejection.reason})
+        if rejection is not None:
+            self._reason = rejection.reason  # for the access log
+            if self._instruments is not None:
+                self._instruments.server_rejections.add(
+                    1, {"meshclient.reason": rejection.reason})
         return rejection
 
     def _begin(self) -> Rejection | None:
         self._start = time.perf_counter_ns()
         self._instruments = _providers.instruments()  # the same provider from end to end
+        log = access_log.current()
+        if log is not None and log.sampled():
+            self._log = log
         self.inbound = parse_inbound(self._headers, self._clock.now_ns())
         ctx = trace_context(self._headers)
         tracer = _providers.tracer()
@@ -205,6 +227,38 @@ class ServerScope:
             self.caller = Caller(None, "none", self._address)
         return rejection
 
+    def _limited(self) -> Rejection | None:
+        """After admission, the inbound rate limit (`inbound_limits`): a 429 with
+        `Retry-After`, or None. The caller's principal and verified claims are kept for the
+        handler's outbound calls (keyed limits there)."""
+        if self._gate is None or self.caller is None:
+            return None
+        auth = self.admitted.auth if self.admitted is not None else None
+        claims = auth.claims if auth is not None else {}
+        principal = self.caller.identity
+        retry_after = self._gate.limits.admit(
+            headers=self._headers, address=self._address, principal=principal,
+            claims=claims, route=self._route or self._path)
+        if retry_after is not None:
+            return Rejection(429, "rate", (("retry-after", str(retry_after)),))
+        if principal is not None or claims:
+            self._identity = identity.set(Identity(principal, claims))
+        return None
+
+    def _logged(self, log: AccessLog, status: int, route: str | None) -> None:
+        """The request's access-log line (once)."""
+        self._log = None
+        duration = time.perf_counter_ns() - self._start
+        span = self._span
+        ctx = span.get_span_context() if span is not None else None
+        log.write(access_log.inbound_entry(
+            start_ns=time.time_ns() - duration, duration_ns=duration, method=self._method,
+            path=self._path, status=status, reason=self._reason,
+            principal=self.caller.identity if self.caller is not None else None,
+            address=self._address, trace_id=(f"{ctx.trace_id:032x}" if ctx is not None
+                                             and ctx.is_valid else None),
+            bytes_received=_length(self._headers), route=route))
+
     def exit(self, status: int | None, error: BaseException | None = None, *,
              route: str | None = None) -> None:
         """The handler finished (or was never run); `status` None means unknown (500)."""
@@ -225,6 +279,8 @@ class ServerScope:
                 attrs[sc.ERROR_TYPE] = err_type
             instruments.server_duration.record(
                 (time.perf_counter_ns() - self._start) / 1e9, attrs)
+        if self._log is not None:
+            self._logged(self._log, status, route)
         span = self._span
         if span is not None:
             self._span = None
@@ -245,6 +301,14 @@ class ServerScope:
         if self._token is not None:
             inbound.reset(self._token)
             self._token = None
+        if self._identity is not None:
+            identity.reset(self._identity)
+            self._identity = None
         if self._otel_token is not None:
             otel_context.detach(self._otel_token)  # type: ignore[arg-type]
             self._otel_token = None
+
+
+def _length(headers: Mapping[str, str]) -> int:
+    value = headers.get("content-length", "")
+    return int(value) if value.isdigit() and len(value) < 16 else 0

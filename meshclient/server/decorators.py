@@ -39,7 +39,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 class HandlerRejected(MeshError):
     """Raised by a handler on a generic request object when the request is rejected
     (expired deadline: 504; shed: 503; invalid token: 401; a check's denial: its status;
-    denied: 403). `status` and `headers` say what to answer."""
+    denied: 403; over `inbound_limits`: 429). `status` and `headers` say what to answer."""
 
     def __init__(self, rejection: Rejection) -> None:
         super().__init__(rejection.body.decode().strip())

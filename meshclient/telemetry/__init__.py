@@ -2,6 +2,7 @@
 
 With no SDK configured, every hook takes a fast path (no spans, no measurements); set a
 global tracer/meter provider, or call `configure(...)`, and meshclient records.
+Access logs (`access_log`, JSON lines per request) are read from `MESHCLIENT_ACCESS_LOG`.
 """
 
 from __future__ import annotations

@@ -16,7 +16,11 @@ from .._core.actions import Discard, Done, Hedge, Mirror, Outcome, Send, Sleep, 
 from .._core.first import First
 from .._core.flow import Flow
 from ..policy import Policy, PolicyStore
+from ..security.checks import CheckFn
+from ..security.egress import check_async
 from ..security.routes import Guard
+from ..telemetry import access_log
+from ..telemetry.access_log import OutboundEntry
 from ._base import Begun, MeshBase
 from ._deadline import Watch, arm, watch_attempt
 from ._io_async import Racer, close_mirrors, close_shielded, run_blocking, sleep, wait_ready
@@ -34,6 +38,8 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
       (the environment's policy, shared by the process).
     * **inner** - the transport that does the I/O; default
       `httpx.AsyncHTTPTransport(**kwargs)`.
+    * **check** - asked about every request before it leaves (an egress policy; see
+      docs/ext-authz.md): `Allow` adds its headers, `Deny` raises `CheckDenied`.
     * **kwargs** - passed to `httpx.AsyncHTTPTransport` when `inner` is not given.
 
     Usage:
@@ -44,8 +50,11 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
     """
 
     def __init__(self, policy: Policy | PolicyStore | None = None,
-                 inner: httpx.AsyncBaseTransport | None = None, **kwargs: Any) -> None:
+                 inner: httpx.AsyncBaseTransport | None = None, *,
+                 check: CheckFn | None = None, **kwargs: Any) -> None:
         self._inner_kwargs = kwargs
+        self.check = check
+        self.access_log = access_log.current()  # MESHCLIENT_ACCESS_LOG; None: off
         self._owns_inner = inner is None
         self._setup(policy)
         self.inner = inner if inner is not None else httpx.AsyncHTTPTransport(**kwargs)
@@ -58,6 +67,25 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         self._racer = Racer()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        log = self.access_log
+        if log is not None and (entry := log.outbound(request)) is not None:
+            return await self._logged(request, entry)
+        return await self._handle(request)
+
+    async def _logged(self, request: httpx.Request, entry: OutboundEntry) -> httpx.Response:
+        """`_handle`, with the access-log line written when the body closes (or the call
+        fails)."""
+        try:
+            response = await self._handle(request)
+        except BaseException as exc:
+            entry.failed(exc)
+            raise
+        track_async(response, lambda error: entry.closed(response, error))
+        return response
+
+    async def _handle(self, request: httpx.Request) -> httpx.Response:
+        if self.check is not None:  # before anything else: a denied call costs nothing
+            await check_async(self.check, request)
         # routed once under one policy snapshot; then limits, credentials, mTLS
         begun = self._route(request)
         if begun.runtime is None and self.store.xds is not None:  # a new xDS host?

@@ -14,7 +14,11 @@ from .._core.actions import Discard, Done, Hedge, Mirror, Outcome, Send, Sleep, 
 from .._core.first import First
 from .._core.flow import Flow
 from ..policy import Policy, PolicyStore
+from ..security.checks import CheckFn
+from ..security.egress import check_sync
 from ..security.routes import Guard
+from ..telemetry import access_log
+from ..telemetry.access_log import OutboundEntry
 from ._base import Begun, MeshBase
 from ._deadline import Watch, arm, watch_attempt
 from ._io_sync import Racer, close_mirrors, close_shielded, run_blocking, sleep, wait_ready
@@ -32,6 +36,8 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
       (the environment's policy, shared by the process).
     * **inner** - the transport that does the I/O; default
       `httpx.HTTPTransport(**kwargs)`.
+    * **check** - asked about every request before it leaves (an egress policy; see
+      docs/ext-authz.md): `Allow` adds its headers, `Deny` raises `CheckDenied`.
     * **kwargs** - passed to `httpx.HTTPTransport` when `inner` is not given.
 
     Usage:
@@ -42,8 +48,11 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
     """
 
     def __init__(self, policy: Policy | PolicyStore | None = None,
-                 inner: httpx.BaseTransport | None = None, **kwargs: Any) -> None:
+                 inner: httpx.BaseTransport | None = None, *,
+                 check: CheckFn | None = None, **kwargs: Any) -> None:
         self._inner_kwargs = kwargs
+        self.check = check
+        self.access_log = access_log.current()  # MESHCLIENT_ACCESS_LOG; None: off
         self._owns_inner = inner is None
         self._setup(policy)
         self.inner = inner if inner is not None else httpx.HTTPTransport(**kwargs)
@@ -56,6 +65,25 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         self._racer = Racer()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        log = self.access_log
+        if log is not None and (entry := log.outbound(request)) is not None:
+            return self._logged(request, entry)
+        return self._handle(request)
+
+    def _logged(self, request: httpx.Request, entry: OutboundEntry) -> httpx.Response:
+        """`_handle`, with the access-log line written when the body closes (or the call
+        fails)."""
+        try:
+            response = self._handle(request)
+        except BaseException as exc:
+            entry.failed(exc)
+            raise
+        track_sync(response, lambda error: entry.closed(response, error))
+        return response
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
+        if self.check is not None:  # before anything else: a denied call costs nothing
+            check_sync(self.check, request)
         # routed once under one policy snapshot; then limits, credentials, mTLS
         begun = self._route(request)
         if begun.runtime is None and self.store.xds is not None:  # a new xDS host?
