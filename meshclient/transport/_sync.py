@@ -55,6 +55,10 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
             self.inner = httpx.HTTPTransport(**self._inner_kwargs)
         self._racer = Racer()
 
+    def _mirror(self, action: Mirror) -> None:
+        """Hand a mirror copy to the background senders: a queue put, never waiting."""
+        self.mirrors.send_sync(self.inner, action)
+
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         # routed once under one policy snapshot; then limits, credentials, mTLS
         begun = self._route(request)
@@ -152,9 +156,6 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
                     outcome = reply if isinstance(reply, Outcome) else reply.outcome
                     held = outcome.response or held
                     action = flow.send(reply)
-                elif isinstance(action, Mirror):  # fire and forget, bounded
-                    self.mirrors.send_sync(self.inner, action)
-                    action = flow.send(None)
                 elif isinstance(action, Sleep):
                     sleep(action.seconds)
                     action = flow.send(None)
