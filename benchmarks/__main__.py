@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 #: Benchmark modules, in the order they run by default.
-KNOWN = ("overhead", "essential", "balance", "retry", "tracing", "control", "discovery_warm",
-         "security_overhead", "xds", "access_log", "imports")
+KNOWN = ("overhead", "essential", "balance", "scale", "retry", "mirror", "tracing", "control",
+         "discovery_warm", "security_overhead", "xds", "access_log", "imports")
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -25,7 +25,7 @@ import httpx
 
 from benchmarks._common import FastServer, base_parser, table
 from meshclient import AsyncMeshTransport, MeshTransport, Policy
-from meshclient._bench import LIMITS
+from meshclient._bench.measure import LIMITS
 
 VARIANTS = ("plain", "mirrored, never sent", "mirrored")
 

@@ -112,12 +112,13 @@ class HedgeOutcome:
 
 @dataclass(slots=True)
 class Mirror:
-    """Send `request` (a copy, already marked) to `service` in the background,
-    once, never waiting for it: drop it when the shell's mirror gate is full. Then resume
-    the flow with `None`. `service` is a `policy.Service`."""
+    """A mirror copy of `request` (the caller's own request, not a copy: the sender builds
+    the marked copy, off the caller's path) for `service` (a `policy.Service`). Not
+    yielded by the flow: the shell hands it to its background sender as the call starts,
+    once, never waiting for it."""
 
     request: httpx.Request
     service: object
 
 
-Action = Send | Hedge | Sleep | Discard | Done | Mirror | WaitForEndpoints
+Action = Send | Hedge | Sleep | Discard | Done | WaitForEndpoints

@@ -3,7 +3,8 @@
 Most calls are one attempt whose answer is final. `request_flow` handles every case, but a
 generator driven by a shell, with its setup for retries, hedges, faults and mirrors, costs
 more than the usual call needs. So when nothing has to happen before the first attempt
-(no mirror, no fault, no hedging, no discovery wait, time left), the shells use this
+(no fault, no hedging, no discovery wait, time left; a mirror copy leaves in the shell
+first), the shells use this
 instead:
 
     first = start_first(request, runtime, inbound, decision)   # None: use request_flow
@@ -119,7 +120,7 @@ def start_first(request: httpx.Request, runtime: ServiceRuntime, inbound: Inboun
     if decision is None:
         if service.fault:
             return None
-    elif decision.fault or decision.mirror is not None:
+    elif decision.fault:
         return None
     if retry.hedge is not None or (runtime.feed.cache is not None
                                    and runtime.discovery is not None):

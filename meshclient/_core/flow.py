@@ -1,13 +1,13 @@
 """THE request state machine, sans I/O.
 
 `request_flow` is a generator: it yields actions (`Send`, `Hedge`, `Sleep`, `Discard`,
-`Mirror`, `Done`) and receives what the shell observed (`Outcome` after a `Send`, `HedgeOutcome`
+`WaitForEndpoints`, `Done`) and receives what the shell observed (`Outcome` after a `Send`, `HedgeOutcome`
 after a `Hedge`, `None` otherwise). It raises the error the caller should see. Both
 transports drive it; neither re-implements a step.
 
 One call, in order:
-  1. route          (the shell routed already: `runtime` is the destination's; here the
-                    mirror copy leaves and the fault is rolled per attempt)
+  1. route          (the shell routed already: `runtime` is the destination's, and the
+                    mirror copy has left; here the fault is rolled per attempt)
   2. deadline, budget deposit, one-layer rule (rate-limit admission happens in the shell,
      once per call, before the flow starts: waiting is I/O)
   3-5. pick an endpoint not yet tried whose breaker admits the attempt
@@ -36,8 +36,7 @@ from ..resilience.classify import POOL_TIMEOUT, RETRY_AFTER_STATUSES, TIMEOUT, e
 from ..resilience.deadline import Deadline
 from ..resilience.retry_after import http_date_s, parse_retry_after
 from ..routing.fault import roll
-from ..routing.mirror import mirror_copy
-from .actions import Action, Discard, Done, Hedge, HedgeOutcome, Mirror, Outcome, Sleep, WaitForEndpoints
+from .actions import Action, Discard, Done, Hedge, HedgeOutcome, Outcome, Sleep, WaitForEndpoints
 from .attempt import (
     attempts_allowed,
     no_pick,
@@ -96,17 +95,13 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
     retry = service.retry
     rules = runtime.resilience.rules
     stats = runtime.resilience.budget
-    # 1. route: the mirror copy and the fault are the routing decision's.
+    # 1. route: the fault is the routing decision's (its mirror copy left in the shell).
     fault_policy = decision.fault if decision is not None else service.fault
     tried: set[str] = set()
     attempt = 0
     last: Outcome | None = None
     if resume is None:
         now = clock.now_ns()
-        if decision is not None and decision.mirror is not None:  # leaves first
-            copy = mirror_copy(request, decision.mirror)
-            if copy is not None:
-                yield Mirror(copy, decision.mirror)
         # 2. deadline, budget, one-layer rule.
         deadline = Deadline.start(service.timeout, request.extensions, now,
                                   inbound.deadline_ns if inbound is not None else None)

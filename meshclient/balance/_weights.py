@@ -32,14 +32,16 @@ class AliasTable:
 
     def __init__(self, weights: Sequence[int]) -> None:
         n = len(weights)
-        if any(w <= 0 for w in weights):
+        if n and min(weights) <= 0:
             raise ValueError(f"weights must be positive: {list(weights)!r}")
         self._n = n
-        self.uniform = n == 0 or len(set(weights)) == 1
+        self.uniform = n == 0 or min(weights) == max(weights)
+        self._prob: list[float] = []
+        self._alias: list[int] = []
+        if self.uniform:  # a plain draw: no columns to build
+            return
         self._prob = [1.0] * n
         self._alias = list(range(n))
-        if self.uniform:
-            return
         total = sum(weights)
         scaled = [w * n / total for w in weights]
         small = [i for i, p in enumerate(scaled) if p < 1.0]
@@ -54,18 +56,21 @@ class AliasTable:
             self._prob[i] = 1.0
 
     def draw(self, rng: Rng) -> int:
-        i = rng.randrange(self._n)
+        i = int(rng.random() * self._n)
         if self.uniform or rng.random() < self._prob[i]:
             return i
         return self._alias[i]
 
     def draw_two(self, rng: Rng) -> tuple[int, int]:
-        """Two distinct indices (needs n >= 2). Unweighted: unbiased in one step each;
-        weighted: the second is redrawn (at most 4 times) until it differs."""
+        """Two distinct indices (needs n >= 2). Unweighted: uniform in one step each;
+        weighted: the second is redrawn (at most 4 times) until it differs.
+
+        An index is `int(random() * n)`: one call into C where `randrange` runs several
+        Python-level steps, with a bias below n / 2**53 (nothing at any fleet size)."""
         n = self._n
         if self.uniform:
-            a = rng.randrange(n)
-            b = rng.randrange(n - 1)
+            a = int(rng.random() * n)
+            b = int(rng.random() * (n - 1))
             return a, b + 1 if b >= a else b
         a = self.draw(rng)
         for _ in range(4):

@@ -20,9 +20,9 @@ P2C with Updating`; grpc-go's picker generations).
   its endpoints are ejected.
 - **Counting** (`_levels.py`): unavailable endpoints are counted per endpoint as they
   change: at once on an ejection, return or health-check change, and by a rolling sweep
-  (`SWEEP_CHUNK` endpoints per pick, a pass starting at most every `RECOUNT_S`; up to
-  `SMALL_FLEET` endpoints, the whole set at once) for breaker transitions. A pick never
-  recounts the whole set, at any fleet size.
+  (`SWEEP_CHUNK` endpoints every `SWEEP_EVERY` picks, a pass starting at most every
+  `RECOUNT_S`; up to `SMALL_FLEET` endpoints, the whole set at once) for breaker
+  transitions. A pick never recounts the whole set, at any fleet size.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from .._types import Clock, Rng
 from ..discovery._base import Endpoint
 from ..policy import BalancerPolicy, OutlierPolicy
 from ._base import UNAVAILABLE, EndpointState
-from ._levels import SMALL_FLEET, SWEEP_CHUNK, Generation, build_levels
+from ._levels import SMALL_FLEET, SWEEP_CHUNK, SWEEP_EVERY, Generation, build_levels
 from ._pickers import ACCEPT, Picker, rank
 from .load.peak_ewma import PeakEwma
 from .outlier import OutlierDetector
@@ -82,6 +82,7 @@ class LoadBalancer:
         self._counters: dict[tuple[int, bool], Picker] = {}
         self._lock = threading.Lock()
         self._sweep_due_ns = 0
+        self._sweep_wait = 0  # picks until the next sweep step (large fleets)
         self._announced_panic = False
         self._announce_lock = threading.Lock()
         self._pending: list[EndpointState] = []  # touched endpoints, counted by the next pick
@@ -177,6 +178,13 @@ class LoadBalancer:
     def _sweep(self, now_ns: int) -> None:
         """One step of the rolling re-read (breaker transitions); skipped when another
         thread holds the lock (it is counting or updating)."""
+        gen = self._gen
+        n = len(gen.states)
+        if n > SMALL_FLEET:  # one step every SWEEP_EVERY picks (a racy count is harmless)
+            self._sweep_wait -= 1
+            if self._sweep_wait > 0:
+                return
+            self._sweep_wait = SWEEP_EVERY
         if not self._lock.acquire(blocking=False):
             return
         try:

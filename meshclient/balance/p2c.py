@@ -54,13 +54,17 @@ class P2C:
         if len(states) < 2:
             return states[0] if states else None
         cost = self._cost
+        draw_two = self._table.draw_two
+        rng = self._rng
         best: EndpointState | None = None
         best_key = (0, 0.0)
         for _ in range(MAX_EFFORT):
-            i, j = self._table.draw_two(self._rng)
+            i, j = draw_two(rng)
             a, b = states[i], states[j]
-            ka = (rank(a, exclude, panic), cost(a, now_ns))
-            kb = (rank(b, exclude, panic), cost(b, now_ns))
+            ra, rb = rank(a, exclude, panic), rank(b, exclude, panic)
+            if ra == rb and ra <= ACCEPT:  # the usual case: compare costs alone
+                return a if cost(a, now_ns) <= cost(b, now_ns) else b
+            ka, kb = (ra, cost(a, now_ns)), (rb, cost(b, now_ns))
             cand, key = (a, ka) if ka <= kb else (b, kb)
             if key[0] <= ACCEPT:
                 return cand

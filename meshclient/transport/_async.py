@@ -66,6 +66,10 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
             self.inner = httpx.AsyncHTTPTransport(**self._inner_kwargs)
         self._racer = Racer()
 
+    def _mirror(self, action: Mirror) -> None:
+        """Hand a mirror copy to the background senders: a queue put, never waiting."""
+        self.mirrors.send_async(self.inner, action)
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         log = self.access_log
         if log is not None and (entry := log.outbound(request)) is not None:
@@ -187,9 +191,6 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
                     outcome = reply if isinstance(reply, Outcome) else reply.outcome
                     held = outcome.response or held
                     action = flow.send(reply)
-                elif isinstance(action, Mirror):  # fire and forget, bounded
-                    self.mirrors.send_async(self.inner, action)
-                    action = flow.send(None)
                 elif isinstance(action, Sleep):
                     await sleep(action.seconds)
                     action = flow.send(None)

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple, TypeVar
 import httpx
 
 from .. import _fork
+from .._core.actions import Mirror
 from .._core.address import host_key
 from .._core.first import First, start_first
 from .._core.flow import Flow, request_flow
@@ -16,6 +17,7 @@ from .._runtime import Registry, ServiceRuntime, registry_for
 from ..context import inbound
 from ..policy import Policy, PolicyStore, Service, default_store
 from ..routing import Decision, route
+from ..routing.mirror import replayable_body
 from ..security.registry import SecurityRegistry, security_for
 from ..security.routes import Guard
 from ..server import admin
@@ -128,6 +130,10 @@ class MeshBase:
         url = request.url
         return self.store.xds.waiter(url.host, url.port, url.scheme)
 
+    def _mirror(self, action: Mirror) -> None:
+        """Hand a mirror copy to the shell's background senders (each shell's own)."""
+        raise NotImplementedError
+
     def _open(self, request: httpx.Request, begun: Begun) -> First | Flow | None:
         """How the call starts (after admission, for a guarded one): its first attempt
         made without the generator (`First`, when nothing else comes first: see
@@ -137,6 +143,8 @@ class MeshBase:
         if runtime is None or service is None or decision is None:
             call = start_call(request, None)
             return None if call is None else instrument(passthrough_flow(request), call)
+        if decision.mirror is not None and replayable_body(request) is not None:
+            self._mirror(Mirror(request, decision.mirror))  # leaves first, off the path
         caller = inbound.get()
         call = start_call(request, service.name)
         if call is None:

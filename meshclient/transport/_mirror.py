@@ -1,9 +1,9 @@
 """The shells' side of mirroring: a copy leaves the caller's path through a bounded queue to
 background senders, and is sent once from there.
 
-- **The caller only enqueues** (`send_sync` / `send_async`: a length check and a put). The
-  copy request is the core's (`routing/mirror.py`), its body the original's bytes object,
-  shared, not copied.
+- **The caller only enqueues** (`send_sync` / `send_async`: a length check and a put of the
+  caller's own request). The sender builds the marked copy (`routing/mirror.py`), its body
+  the original's bytes object, shared, not copied.
 - **Senders.** At most `gate.limit` (16) copies are in flight per transport. The sync shell's
   senders are daemon threads, the async shell's are tasks on the caller's event loop; they
   start on demand while copies wait and none is idle, and end after `IDLE_S` without work.
@@ -39,6 +39,7 @@ from .._core.address import address_request
 from .._runtime import Registry
 from ..policy import Service
 from ..routing.gate import MirrorGate
+from ..routing.mirror import mirror_copy
 from ..telemetry import _providers
 from ..telemetry.semconv import MESH_SERVICE
 
@@ -297,9 +298,12 @@ class MirrorSender:
 
 def _plan(registry: Registry, action: Mirror) -> tuple[httpx.Request, Any, int] | None:
     assert isinstance(action.service, Service)
+    copy = mirror_copy(action.request, action.service)  # built here, off the caller's path
+    if copy is None:
+        return None
     runtime = registry.runtime(action.service)
     state = runtime.balancer.pick()
     if state is None:
         return None
-    request = address_request(action.request, action.service, state.endpoint)
+    request = address_request(copy, action.service, state.endpoint)
     return request, state, state.begin(runtime.clock.now_ns())

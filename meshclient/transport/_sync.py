@@ -64,6 +64,10 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
             self.inner = httpx.HTTPTransport(**self._inner_kwargs)
         self._racer = Racer()
 
+    def _mirror(self, action: Mirror) -> None:
+        """Hand a mirror copy to the background senders: a queue put, never waiting."""
+        self.mirrors.send_sync(self.inner, action)
+
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         log = self.access_log
         if log is not None and (entry := log.outbound(request)) is not None:
@@ -185,9 +189,6 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
                     outcome = reply if isinstance(reply, Outcome) else reply.outcome
                     held = outcome.response or held
                     action = flow.send(reply)
-                elif isinstance(action, Mirror):  # fire and forget, bounded
-                    self.mirrors.send_sync(self.inner, action)
-                    action = flow.send(None)
                 elif isinstance(action, Sleep):
                     sleep(action.seconds)
                     action = flow.send(None)

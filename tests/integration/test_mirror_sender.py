@@ -19,6 +19,7 @@ from meshclient import Policy
 from meshclient._cli.status import render
 from meshclient._core.actions import Mirror
 from meshclient._runtime import Registry
+from meshclient.context import MIRROR_HEADER
 from meshclient.routing.mirror import mirror_copy
 from meshclient.testing import LoopbackCluster
 from meshclient.transport._mirror import MirrorSender
@@ -133,7 +134,7 @@ def test_senders_start_again_in_a_forked_child(cluster: LoopbackCluster) -> None
     shadow = p.resolved["shadow"]
 
     def action() -> Mirror:
-        copy = mirror_copy(httpx.Request("GET", "http://users/x"), shadow)
+        copy = httpx.Request("GET", "http://users/x")
         assert copy is not None
         return Mirror(copy, shadow)
 
@@ -162,3 +163,39 @@ def test_senders_start_again_in_a_forked_child(cluster: LoopbackCluster) -> None
         assert done and os.waitstatus_to_exitcode(status) == 0
         assert cluster[2].hits == 2
     sender.close()
+
+
+class RecordingSender(MirrorSender):
+    """A real sender that also keeps what the caller handed it."""
+
+    def __init__(self, registry: Registry) -> None:
+        super().__init__(registry)
+        self.handed: list[Mirror] = []
+
+    def send_sync(self, inner: Any, action: Mirror) -> None:
+        self.handed.append(action)
+        super().send_sync(inner, action)
+
+    def send_async(self, inner: Any, action: Mirror) -> None:
+        self.handed.append(action)
+        super().send_async(inner, action)
+
+
+def test_the_caller_hands_off_its_own_request_and_the_sender_builds_the_copy(
+        mesh, cluster: LoopbackCluster) -> None:
+    """Nothing is copied on the caller's path: the hand-off holds the caller's request (its
+    body the same bytes object); the marked copy is built by the sender and arrives."""
+    caller = mesh(policy(cluster))
+    sender = RecordingSender(caller.transport.registry)
+    caller.transport.mirrors = sender
+    body = b"x" * 4096
+    response = caller.request("POST", "http://users/echo", content=body)
+    assert response.status_code == 200
+    assert len(sender.handed) == 1
+    handed = sender.handed[0].request
+    assert handed is response.request and handed.content is response.request.content
+    assert MIRROR_HEADER not in handed.headers  # the caller's request stays unmarked
+    assert until(lambda: sender.gate.stats.sent == 1, 10)
+    copy = mirror_copy(handed, sender.handed[0].service)  # what the sender sends
+    assert copy is not None and copy.headers[MIRROR_HEADER] == "1"
+    assert copy.content is body  # shared, not copied

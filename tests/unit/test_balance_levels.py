@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshclient.balance import LoadBalancer
-from meshclient.balance._levels import SMALL_FLEET, SWEEP_CHUNK
-from meshclient.balance._weights import MAX_SMOOTH_WORK, SpreadSchedule, smooth_schedule
+from meshclient.balance._levels import SMALL_FLEET, SWEEP_CHUNK, SWEEP_EVERY
+from meshclient.balance._weights import MAX_SMOOTH_WORK, AliasTable, SpreadSchedule, smooth_schedule
 from meshclient.discovery._base import Endpoint
 from meshclient.policy import BalancerPolicy, OutlierPolicy
 from meshclient.testing import FakeClock, SeededRng
@@ -116,7 +116,7 @@ def test_large_fleet_breakers_are_seen_within_one_sweep_pass() -> None:
     breakers = [FakeBreaker("open") for _ in range(n)]
     for state, breaker in zip(lb.states()[:700], breakers, strict=False):
         state.breaker = breaker
-    passes = n // SWEEP_CHUNK + 1
+    passes = (n // SWEEP_CHUNK + 1) * SWEEP_EVERY  # picks in one pass
     for _ in range(passes):
         lb.pick()
     assert lb.panic
@@ -152,7 +152,7 @@ def test_fastest_in_a_large_fleet_comes_from_the_sweep() -> None:
     lb = make("p2c-ewma", fleet(SMALL_FLEET * 4), clock=clock)
     state = lb.states()[10]
     state.end(state.begin(clock.now_ns()), clock.now_ns() + 3_000_000, ok=True)  # 3 ms
-    for _ in range(len(lb.states()) // SWEEP_CHUNK + 1):
+    for _ in range((len(lb.states()) // SWEEP_CHUNK + 1) * SWEEP_EVERY):
         lb.pick()
     assert lb.fastest_ns() == 3_000_000
 
@@ -206,3 +206,34 @@ def test_priorities_sort_numerically_and_regroup_on_update() -> None:
                   for i, e in enumerate(fleet(3)))
     lb.update(moved)
     assert set(shares(lb, 30)) == {moved[0].key}
+
+
+def test_the_usual_pick_in_a_large_fleet_does_no_sweeping() -> None:
+    """A pass re-reads `SWEEP_CHUNK` endpoints once every `SWEEP_EVERY` picks: seven picks
+    in eight read no endpoint beyond their two candidates."""
+    lb = make("p2c-ewma", fleet(10_000))
+    lb.pick()  # the first pick starts a pass
+    gen = lb._gen
+    start = gen.cursor
+    picks = 80
+    for _ in range(picks):
+        lb.pick()
+    assert gen.cursor - start == picks // SWEEP_EVERY * SWEEP_CHUNK
+    assert (gen.cursor - start) / picks <= 2  # endpoints re-read per pick, on average
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=2, max_value=20_000), st.integers(min_value=0, max_value=2**32))
+def test_uniform_draws_are_two_distinct_indices_in_range(n: int, seed: int) -> None:
+    table = AliasTable([1] * n)
+    rng = SeededRng(seed)
+    for _ in range(20):
+        a, b = table.draw_two(rng)
+        assert 0 <= a < n and 0 <= b < n and a != b
+
+
+def test_uniform_draws_cover_every_index_evenly() -> None:
+    table, rng = AliasTable([1] * 10), SeededRng(3)
+    counts = Counter(i for _ in range(20_000) for i in table.draw_two(rng))
+    assert set(counts) == set(range(10))
+    assert max(counts.values()) < 1.1 * min(counts.values())

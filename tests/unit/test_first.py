@@ -163,7 +163,7 @@ def test_calls_that_need_the_flow_first_are_left_untouched(service: dict[str, An
     assert all(s.in_flight == 0 and s.requests == 0 for s in rt.balancer.states())
 
 
-def test_a_mirrored_or_faulted_route_uses_the_flow() -> None:
+def test_a_faulted_route_uses_the_flow_and_a_mirrored_one_does_not() -> None:
     clock = FakeClock()
     policy = Policy.from_dict({"services": {
         "users": {"endpoints": ENDPOINTS, "routes": [
@@ -174,10 +174,13 @@ def test_a_mirrored_or_faulted_route_uses_the_flow() -> None:
     registry = Registry(clock, SeededRng(3))
     service = policy.resolved["users"]
     rt = registry.runtime(service)
-    for path in ("/m", "/f"):
-        request = httpx.Request("GET", f"http://users{path}")
-        decision = route(request, service, policy, registry.rng)
-        assert start_first(request, rt, None, decision) is None
+    faulted = httpx.Request("GET", "http://users/f")
+    assert start_first(faulted, rt, None, route(faulted, service, policy, registry.rng)) is None
+    # a mirror copy leaves in the shell first: the call itself takes the usual path
+    mirrored = httpx.Request("GET", "http://users/m")
+    decision = route(mirrored, service, policy, registry.rng)
+    assert decision.mirror is not None
+    assert start_first(mirrored, rt, None, decision) is not None
     plain = httpx.Request("GET", "http://users/other")
     assert start_first(plain, rt, None, route(plain, service, policy, registry.rng)) is not None
 
