@@ -26,7 +26,7 @@ from typing import Any
 
 from .security.asgi import admit, scope_headers
 from .security.gated import Gated
-from .server._inbound import ServerScope, marked_headers
+from .server.inbound import ServerScope, marked_headers
 from .server.shedding import limiter
 
 Scope = MutableMapping[str, Any]

@@ -52,7 +52,7 @@ import httpx
 if TYPE_CHECKING:
     from ._etcd import EtcdError
     from .control.errors import ControlError
-    from .discovery._base import DiscoveryError
+    from .discovery.endpoint import DiscoveryError
     from .discovery.register import RegistrationError
     from .resilience.backoff import BackoffError
     from .resilience.breaker import BreakerError
@@ -76,7 +76,7 @@ ELSEWHERE = {
     "ControlError": "meshclient.control.errors",
     "CredentialsError": "meshclient.security.bearer",
     "CredentialsUnavailable": "meshclient.security.credentials",
-    "DiscoveryError": "meshclient.discovery._base",
+    "DiscoveryError": "meshclient.discovery.endpoint",
     "EtcdError": "meshclient._etcd",
     "HandlerRejected": "meshclient.server.decorators",
     "RedactionError": "meshclient.telemetry.redact",

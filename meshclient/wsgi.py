@@ -22,7 +22,7 @@ from typing import Any
 
 from .security.gated import Gated
 from .security.wsgi import client_tls
-from .server._inbound import ServerScope, marked_headers
+from .server.inbound import ServerScope, marked_headers
 from .server.shedding import limiter
 
 StartResponse = Callable[..., Any]

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 if TYPE_CHECKING:
-    from ..discovery._base import Endpoint
+    from ..discovery.endpoint import Endpoint
     from ..policy import Service
 
 
@@ -230,7 +230,7 @@ def _slow_host(request: httpx.Request) -> str:
 
 
 def _address_self_check() -> tuple[Any, Any]:
-    from ..discovery._base import Endpoint  # (imports nothing with I/O)
+    from ..discovery.endpoint import Endpoint  # (imports nothing with I/O)
 
     class _Named:  # the two fields of `Service` used here
         def __init__(self, scheme: str) -> None:

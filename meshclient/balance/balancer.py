@@ -34,7 +34,7 @@ from typing import Any
 
 from .. import _events
 from .._types import Clock, Rng
-from ..discovery._base import Endpoint
+from ..discovery.endpoint import Endpoint
 from ..policy import BalancerPolicy, OutlierPolicy
 from ._base import UNAVAILABLE, EndpointState
 from ._levels import SMALL_FLEET, SWEEP_CHUNK, Generation, build_levels

@@ -15,8 +15,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import PolicyError
-from ..policy import Policy, policy_from_text
-from ..policy._parse import MAX_DOCUMENT_BYTES
+from ..policy import MAX_DOCUMENT_BYTES, Policy, policy_from_text
 
 logger = logging.getLogger("meshclient.control")
 

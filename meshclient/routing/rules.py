@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import httpx
 
-from ..policy._routing import RouteMatch, RouteRule
+from ..policy import RouteMatch, RouteRule
 
 
 def matches(match: RouteMatch, request: httpx.Request) -> bool:

@@ -26,7 +26,7 @@ import httpx
 from .. import _events, context
 from .._types import Clock, Rng
 from ..errors import RateLimited
-from ..policy._security import LimitsPolicy
+from ..policy import LimitsPolicy
 from .limits import Bulkhead, TokenBucket
 from .quota import REFUSED, RedisQuota
 from .throttle import REJECT_STATUSES, AdaptiveThrottle

@@ -29,7 +29,7 @@ from fnmatch import translate
 from typing import Any
 
 from .. import _events
-from ..policy._security import AuthorizationPolicy, AuthzRule
+from ..policy import AuthorizationPolicy, AuthzRule
 from .credentials import read_secret
 
 logger = logging.getLogger("meshclient.security")

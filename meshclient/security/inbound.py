@@ -14,8 +14,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from ..policy import Policy, PolicyStore, default_store
-from ..policy._security import AuthorizationPolicy
+from ..policy import AuthorizationPolicy, Policy, PolicyStore, default_store
 from .authz import Authorizer, Caller, DenialLog
 
 logger = logging.getLogger("meshclient.security")

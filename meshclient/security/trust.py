@@ -37,8 +37,7 @@ from typing import NamedTuple
 import httpx
 
 from ..errors import MeshTransportError
-from ..policy import Policy, Service
-from ..policy._env import VARIABLES, TrustSettings, env_value, trust_from_env
+from ..policy import VARIABLES, Policy, Service, TrustSettings, env_value, trust_from_env
 
 logger = logging.getLogger("meshclient.security")
 

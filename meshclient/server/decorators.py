@@ -29,7 +29,7 @@ from typing import Any, TypeVar, overload
 from ..context import RETRIES_SPENT_HEADER, spent_mark
 from ..errors import MeshError
 from ..security.inbound import InboundGate
-from ._inbound import Rejection, ServerScope, status_of
+from .inbound import Rejection, ServerScope, status_of
 from .shedding import limiter
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -6,8 +6,8 @@ global tracer/meter provider, or call `configure(...)`, and meshclient records.
 
 from __future__ import annotations
 
-from ._providers import configure
 from .events import install as _install_listener
+from .providers import configure
 from .redact import add_sensitive_query_keys, sensitive_query_keys
 from .tracing import Call, start_call
 

@@ -20,7 +20,7 @@
 | `meshclient.server.rejections` | counter | {request} | `meshclient.reason` (`shed`, `deadline`) |
 | `meshclient.mirror.dropped` | counter | {copy} | service (the mirror target) |
 
-One `Instruments` exists per meter provider (see `_providers.py`).
+One `Instruments` exists per meter provider (see `providers.py`).
 """
 
 from __future__ import annotations

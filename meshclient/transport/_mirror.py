@@ -39,7 +39,7 @@ from .._core.address import address_request
 from .._runtime import Registry
 from ..policy import Service
 from ..routing.gate import MirrorGate
-from ..telemetry import _providers
+from ..telemetry import providers
 from ..telemetry.semconv import MESH_SERVICE
 
 logger = logging.getLogger("meshclient.routing")
@@ -121,7 +121,7 @@ class MirrorSender:
         with contextlib.suppress(Exception):  # telemetry never fails the caller
             if isinstance(action.service, Service):
                 self.registry.runtime(action.service).balancer.mirror_dropped += 1
-            instruments = _providers.instruments()
+            instruments = providers.instruments()
             if instruments is not None:
                 instruments.mirror_dropped.add(1, {MESH_SERVICE: service})
 

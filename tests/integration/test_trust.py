@@ -143,7 +143,7 @@ def test_remote_policy_cannot_choose_the_server_identity(nginx_server) -> None:
 
 def test_remote_split_keeps_the_requested_tls_name(nginx_server) -> None:
     from meshclient._core.address import address_request
-    from meshclient.discovery._base import Endpoint
+    from meshclient.discovery.endpoint import Endpoint
 
     store = PolicyStore(Policy.from_dict({"services": {
         "users": {"endpoints": ["127.0.0.2:443"], "scheme": "https"},

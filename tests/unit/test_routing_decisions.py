@@ -10,7 +10,8 @@ import pytest
 from meshclient.control import summarize
 from meshclient.errors import PolicyError
 from meshclient.policy import Policy
-from meshclient.routing import abort_result, roll, route, sticky_point
+from meshclient.routing import roll, route, sticky_point
+from meshclient.routing.fault import abort_result
 from meshclient.testing import SeededRng
 
 

@@ -28,7 +28,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from .._clock import CLOCK
 from .._types import Clock
 from ..context import RETRIES_SPENT_HEADER, Inbound, inbound, parse_inbound, spent_mark
-from ..telemetry import _providers
+from ..telemetry import providers
 from ..telemetry import semconv as sc
 from .shedding import ConcurrencyLimit
 
@@ -137,10 +137,10 @@ class ServerScope:
         """Set up the request's context; None to run the handler, else a rejection to send
         (call `exit(rejection.status)` after sending it)."""
         self._start = time.perf_counter_ns()
-        self._instruments = _providers.instruments()  # the same provider from end to end
+        self._instruments = providers.instruments()  # the same provider from end to end
         self.inbound = parse_inbound(self._headers, self._clock.now_ns())
         ctx = trace_context(self._headers)
-        tracer = _providers.tracer()
+        tracer = providers.tracer()
         if tracer is not None:
             name = f"{self._method} {self._route}" if self._route else self._method
             span = tracer.start_span(name, ctx, SpanKind.SERVER)
