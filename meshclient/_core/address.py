@@ -15,6 +15,7 @@ instead. Every read of httpx's private fields is in code those self-checks compa
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from functools import lru_cache
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -147,14 +148,24 @@ def attempt_headers(headers: httpx.Headers, deadline_ms: str, attempt: int) -> h
 
 
 
-def _https_name(host: str, service: Service) -> str:
-    """The scheme rule for a request the app sent over https (`security.trust.https_name`):
-    raises `SchemeDowngrade` rather than send it as plain http to a service only a remote
-    policy made plaintext; returns the name the server must prove. Called only when the
-    destination is plain http or not the request's own host."""
-    from ..security.trust import https_name  # local: the security package imports the core
+def _own_name(host: str, service: Service) -> str:
+    """The https rule while no remote policy can exist: every service is the app's own."""
+    return service.name
 
-    return https_name(host, service)
+
+#: `(host, service) -> name`: the scheme rule for a request the app sent over https: raises
+#: `SchemeDowngrade` rather than send it as plain http to a service only a remote policy made
+#: plaintext; returns the name the server must prove. Called only when the destination is
+#: plain http or not the request's own host. The trust model (`security.trust`, a layer
+#: above this one) installs its rule with `set_https_rule` when it loads; only it builds
+#: the remote policies the rule looks for, so before that every service is a local one.
+_https_name: Callable[[str, Service], str] = _own_name
+
+
+def set_https_rule(rule: Callable[[str, Service], str]) -> None:
+    """Install the https scheme rule (the trust model does, once, at import)."""
+    global _https_name
+    _https_name = rule
 
 
 def _fast_address(request: httpx.Request, service: Service, endpoint: Endpoint,

@@ -23,7 +23,7 @@ from ._discovery import DiscoveryPolicy
 from ._document import MAX_DOCUMENT_BYTES, MAX_ERRORS, check_shape, decode, read_document
 from ._duration import format_duration, parse_duration
 from ._fields import Model, check_value, show
-from ._model import EndpointSpec, Policy
+from ._model import CODEC, EndpointSpec, Policy
 
 __all__ = ["MAX_DOCUMENT_BYTES", "load_policy_file", "policy_from_dict", "policy_from_text",
            "policy_to_dict"]
@@ -231,3 +231,6 @@ def _plain(value: Any, duration: bool = False) -> Any:
 def policy_to_dict(policy: Policy) -> dict[str, Any]:
     """The normalised document: every field, durations spelled as strings."""
     return typing.cast(dict[str, Any], _plain(policy))
+
+
+CODEC.from_dict, CODEC.load, CODEC.to_dict = policy_from_dict, load_policy_file, policy_to_dict

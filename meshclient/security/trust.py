@@ -36,6 +36,7 @@ from typing import NamedTuple
 
 import httpx
 
+from .._core.address import set_https_rule
 from ..errors import MeshTransportError
 from ..policy import VARIABLES, Policy, Service, TrustSettings, env_value, trust_from_env
 
@@ -92,6 +93,9 @@ def https_name(host: str, service: Service) -> str:
                 f"allow that", service=service.name)
         return service.name
     return service.name if service.name in applied.local_declared else host
+
+
+set_https_rule(https_name)  # the request path asks this module, a layer above it
 
 
 def _secret_fields(prefix: str, service: Service) -> Iterator[tuple[str, str, str]]:
