@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from .control.errors import ControlError
     from .discovery.endpoint import DiscoveryError
     from .discovery.register import RegistrationError
+    from .policy.trust import SchemeDowngrade
     from .resilience.backoff import BackoffError
     from .resilience.breaker import BreakerError
     from .resilience.budget import BudgetError
@@ -63,7 +64,6 @@ if TYPE_CHECKING:
     from .security.credentials import CredentialsUnavailable
     from .security.tls import TlsError
     from .security.token import TokenAnswerError
-    from .security.trust import SchemeDowngrade
     from .server.decorators import HandlerRejected
     from .server.shedding import SheddingError
     from .telemetry.redact import RedactionError
@@ -82,7 +82,7 @@ ELSEWHERE = {
     "RedactionError": "meshclient.telemetry.redact",
     "RegistrationError": "meshclient.discovery.register",
     "RetryingError": "meshclient.retrying",
-    "SchemeDowngrade": "meshclient.security.trust",
+    "SchemeDowngrade": "meshclient.policy.trust",
     "SheddingError": "meshclient.server.shedding",
     "TimeoutOverrideError": "meshclient.resilience.deadline",
     "TlsError": "meshclient.security.tls",

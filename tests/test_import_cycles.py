@@ -19,18 +19,8 @@ import meshclient
 
 PACKAGE = pathlib.Path(meshclient.__file__).parent
 
-#: Cycles left on purpose, each with the reason.
-KNOWN: dict[frozenset[str], str] = {
-    # `PolicyStore.watch()` builds the control package's `RefreshThread`, which applies
-    # documents to the store: the refresher still reads the policy package (parser, trust
-    # model) at run time, so the store reaches it from inside `watch()`. Breaking it means
-    # splitting control into a policy-agnostic subscription (sources, schedule, thread) below
-    # the store and the policy-aware applier inside policy (Envoy's subscription/callbacks).
-    frozenset({"meshclient._core", "meshclient.policy", "meshclient.control",
-               "meshclient.security"}): "PolicyStore.watch -> control",
-    frozenset({"meshclient.control", "meshclient.control.apply", "meshclient.policy",
-               "meshclient.policy._store"}): "PolicyStore.watch -> control",
-}
+#: Cycles left on purpose, each with the reason (none today).
+KNOWN: dict[frozenset[str], str] = {}
 
 
 def _module_name(path: pathlib.Path, root: pathlib.Path) -> str:

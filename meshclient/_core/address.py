@@ -15,12 +15,13 @@ instead. Every read of httpx's private fields is in code those self-checks compa
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from functools import lru_cache
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import httpx
+
+from ..policy.trust import https_name as _https_name  # the scheme rule (docs/security.md)
 
 if TYPE_CHECKING:
     from ..discovery.endpoint import Endpoint
@@ -148,26 +149,6 @@ def attempt_headers(headers: httpx.Headers, deadline_ms: str, attempt: int) -> h
 
 
 
-def _own_name(host: str, service: Service) -> str:
-    """The https rule while no remote policy can exist: every service is the app's own."""
-    return service.name
-
-
-#: `(host, service) -> name`: the scheme rule for a request the app sent over https: raises
-#: `SchemeDowngrade` rather than send it as plain http to a service only a remote policy made
-#: plaintext; returns the name the server must prove. Called only when the destination is
-#: plain http or not the request's own host. The trust model (`security.trust`, a layer
-#: above this one) installs its rule with `set_https_rule` when it loads; only it builds
-#: the remote policies the rule looks for, so before that every service is a local one.
-_https_name: Callable[[str, Service], str] = _own_name
-
-
-def set_https_rule(rule: Callable[[str, Service], str]) -> None:
-    """Install the https scheme rule (the trust model does, once, at import)."""
-    global _https_name
-    _https_name = rule
-
-
 def _fast_address(request: httpx.Request, service: Service, endpoint: Endpoint,
                   headers: httpx.Headers | None = None, deadline_ms: str | None = None,
                   attempt: int = 1) -> httpx.Request:
@@ -290,7 +271,7 @@ def _address_self_check() -> tuple[Any, Any]:
 #: `endpoint`: the URL names the endpoint, the `Host` header keeps the logical name, and for
 #: https the TLS name (`sni_hostname`) is the name of the service sent to (after a split, the
 #: destination's), so the certificate is verified against the service name, not the IP.
-#: For a request the app sent over https the trust rule applies (`_https_name`).
+#: For a request the app sent over https the trust rule applies (`policy.trust.https_name`).
 #: The body stream is shared, not copied; `headers` (a new `Headers`) replace the copy's,
 #: else with `deadline_ms` the copy gets `attempt_headers(request.headers, deadline_ms,
 #: attempt)` (built in the same step), else a copy of the request's.

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from meshclient.policy import Policy, PolicyStore
-from meshclient.security.trust import SchemeDowngrade
+from meshclient.policy.trust import SchemeDowngrade
 from meshclient.testing import Backend
 from tests.servers.helpers import wait_until
 from tests.servers.nginx import NginxServer
@@ -234,7 +234,7 @@ def test_etcd_policy_is_held_to_the_same_rules(mesh, etcd_server, attacker) -> N
 
 
 def test_cached_remote_policy_is_checked_too(nginx_server, tmp_path: Path) -> None:
-    from meshclient.control.cache import write_cache
+    from meshclient.policy.cache import write_cache
 
     cache = tmp_path / "policy-cache.json"
     write_cache(cache, json.dumps({"version": "cached", "services": {"x": {

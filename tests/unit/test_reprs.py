@@ -7,8 +7,8 @@ import httpx
 from meshclient._core.actions import Send
 from meshclient._core.first import First, start_first
 from meshclient._runtime import Registry, ServiceRuntime
-from meshclient.control.apply import Applier
 from meshclient.policy import Policy, PolicyStore
+from meshclient.policy.apply import Applier
 from meshclient.security.registry import SecurityRegistry
 from meshclient.telemetry._attempt import Attempt
 from meshclient.telemetry.tracing import Call

@@ -7,9 +7,9 @@ from collections import Counter
 import httpx
 import pytest
 
-from meshclient.control import summarize
 from meshclient.errors import PolicyError
 from meshclient.policy import Policy
+from meshclient.policy.summary import summarize
 from meshclient.routing import roll, route, sticky_point
 from meshclient.routing.fault import abort_result
 from meshclient.testing import SeededRng

@@ -4,7 +4,7 @@ the disk cache of either) may do, compared with the local policy (code, `MESHCLI
 
 Two places enforce it:
 
-- **When a remote policy arrives** (`RemoteTrust.errors`, called by the control `Applier`
+- **When a remote policy arrives** (`RemoteTrust.errors`, called by the `Applier` (`policy.apply`)
   before a swap): a remote policy is rejected whole, with one `field.path: reason` per
   problem, when it
   - turns a service the local policy declares `https` into `http`;
@@ -36,9 +36,9 @@ from typing import NamedTuple
 
 import httpx
 
-from .._core.address import set_https_rule
 from ..errors import MeshTransportError
-from ..policy import VARIABLES, Policy, Service, TrustSettings, env_value, trust_from_env
+from ._env import VARIABLES, TrustSettings, env_value, trust_from_env
+from ._model import Policy, Service
 
 logger = logging.getLogger("meshclient.security")
 
@@ -93,9 +93,6 @@ def https_name(host: str, service: Service) -> str:
                 f"allow that", service=service.name)
         return service.name
     return service.name if service.name in applied.local_declared else host
-
-
-set_https_rule(https_name)  # the request path asks this module, a layer above it
 
 
 def _secret_fields(prefix: str, service: Service) -> Iterator[tuple[str, str, str]]:
