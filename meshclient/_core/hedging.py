@@ -58,6 +58,10 @@ class Secondary:
         self.runtime, self.state = runtime, state
         self.start: int | None = None
 
+    def __repr__(self) -> str:
+        return (f"<Secondary {self.runtime.service.name} endpoint={self.state.endpoint.key} "
+                f"{'sent' if self.start is not None else 'waiting'}>")
+
     def begin(self) -> None:
         if self.start is None:
             self.start = self.state.begin(self.runtime.clock.now_ns())

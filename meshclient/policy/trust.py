@@ -172,6 +172,11 @@ class RemoteTrust:
         with _lock:
             _trusts.add(self)
 
+    def __repr__(self) -> str:
+        applied = None if self._applied is None else self._applied.version
+        return (f"<RemoteTrust local={self._local.version!r} applied={applied!r} "
+                f"recent={len(self.recent)}>")
+
     def errors(self, remote: Policy, current: Policy) -> list[str]:
         """Why `remote` may not replace `current` (empty: it may, and its services are
         known as remote from now on)."""

@@ -210,6 +210,11 @@ class DenialLog:
         self._lock = threading.Lock()
         self.total = 0
 
+    def __repr__(self) -> str:
+        with self._lock:
+            pairs = len(self._counts)
+        return f"<DenialLog {self.service} total={self.total} pairs={pairs}>"
+
     def record(self, caller: Caller, decision: Decision, method: str, path: str) -> None:
         key = (caller.label, decision.rule)
         with self._lock:

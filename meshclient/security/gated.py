@@ -20,3 +20,9 @@ class Gated(Generic[App]):
         self.app = app
         self.gate = InboundGate(policy, service)
         self.denials = self.gate.denials  # 403s counted per caller and rule
+
+    def __repr__(self) -> str:
+        kind = type(self).__module__.rpartition(".")[2]  # asgi or wsgi
+        app = getattr(self.app, "__qualname__", type(self.app).__qualname__)
+        return (f"<{kind}.{type(self).__name__} app={app} "
+                f"limit={getattr(self, 'limit', None)!r} {self.gate!r}>")

@@ -45,6 +45,10 @@ class AuthorizerSource:
         self._built: tuple[AuthorizationPolicy | None, Authorizer | None] = (None, None)
         self.current()  # bad secrets fail at start-up
 
+    def __repr__(self) -> str:
+        origin = "fixed" if self._store is None else f"store={self._store.current.version!r}"
+        return f"<AuthorizerSource {origin} authorizer={self._built[1]!r}>"
+
     def current(self) -> Authorizer | None:
         section = self._fixed if self._store is None else self._store.current.authorization
         built_for, authorizer = self._built
@@ -74,6 +78,9 @@ class InboundGate:
                  environ: Mapping[str, str] | None = None) -> None:
         self.source = AuthorizerSource(policy, environ)
         self.denials = DenialLog(service)
+
+    def __repr__(self) -> str:
+        return f"<InboundGate {self.source!r} {self.denials!r}>"
 
     def check(self, *, headers: Mapping[str, str], address: str | None,
               tls: Mapping[str, Any] | None, method: str, path: str) -> Caller | None:

@@ -147,6 +147,9 @@ class LazyGate:
         self._gate: InboundGate | None = None
         self._lock = threading.Lock()
 
+    def __repr__(self) -> str:
+        return f"<LazyGate service={self._args[1]!r} gate={self._gate!r}>"
+
     def get(self) -> InboundGate:
         gate = self._gate
         if gate is None:

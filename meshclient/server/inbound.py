@@ -133,6 +133,13 @@ class ServerScope:
         self._instruments: Instruments | None = None
         self.inbound = Inbound()
 
+    def __repr__(self) -> str:
+        state = ("admitted" if self.caller is not None or self._token is not None
+                 else "entered" if self._start else "new")
+        caller = self.caller.label if self.caller is not None else None
+        return (f"<ServerScope {self._method} {self._path} {state} caller={caller!r} "
+                f"permit={self._permit} limit={self._limit!r} {self.inbound!r}>")
+
     def enter(self) -> Rejection | None:
         """Set up the request's context; None to run the handler, else a rejection to send
         (call `exit(rejection.status)` after sending it)."""

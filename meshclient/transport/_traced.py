@@ -30,6 +30,9 @@ class TracedFirst(First):
         super().__init__(*args)
         self.call = call
 
+    def __repr__(self) -> str:
+        return f"{super().__repr__()[:-1]} {self.call!r}>"
+
     def sending(self) -> AbstractContextManager[None]:
         """OpenTelemetry's httpx instrumentation suppressed while meshclient records the
         attempt's span (see `instrument`)."""
