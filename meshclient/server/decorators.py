@@ -19,11 +19,12 @@ those types, and the endpoint's own `req: Request` must keep its slot.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar, overload
 
 from ..context import RETRIES_SPENT_HEADER, spent_mark
@@ -266,38 +267,38 @@ def handler(fn: F | None = None, *, max_concurrency: int | None = None,
         scope.exit(rejection.status)
         return scope, reject_response(req, rejection)
 
-    def failed(scope: ServerScope, exc: BaseException) -> None:
-        status = error_status(exc)  # an HTTPException(404) is an answer, not a failure
-        scope.exit(status, exc if status >= 500 else None)
+    @contextlib.contextmanager
+    def failing(scope: ServerScope) -> Iterator[None]:
+        """Around the handler's call: an exception ends the scope with its status."""
+        try:
+            yield
+        except BaseException as exc:
+            status = error_status(exc)  # an HTTPException(404) is an answer, not a failure
+            scope.exit(status, exc if status >= 500 else None)
+            raise
 
     def decorate(func: F) -> F:
         if inspect.iscoroutinefunction(func):
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                scope, rejected = enter(args, kwargs)
-                if rejected is not None:
-                    return rejected
-                try:
-                    result = await func(*args, **kwargs)
-                except BaseException as exc:
-                    failed(scope, exc)
-                    raise
-                return finish(scope, result)
+                scope, answer = enter(args, kwargs)  # answer: the rejection, if any
+                if answer is None:
+                    with failing(scope):
+                        result = await func(*args, **kwargs)
+                    answer = finish(scope, result)
+                return answer
 
             declare_request_param(func, async_wrapper)
             return async_wrapper  # type: ignore[return-value]
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            scope, rejected = enter(args, kwargs)
-            if rejected is not None:
-                return rejected
-            try:
-                result = func(*args, **kwargs)
-            except BaseException as exc:
-                failed(scope, exc)
-                raise
-            return finish(scope, result)
+            scope, answer = enter(args, kwargs)  # answer: the rejection, if any
+            if answer is None:
+                with failing(scope):
+                    result = func(*args, **kwargs)
+                answer = finish(scope, result)
+            return answer
 
         declare_request_param(func, wrapper)
         return wrapper  # type: ignore[return-value]
