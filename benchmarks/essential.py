@@ -54,7 +54,7 @@ class Essential(httpx.BaseTransport):
         clock = runtime.clock
         now = clock.now_ns()
         deadline_ns = now + int(service.timeout.total * 1e9)
-        runtime.resilience.budget.budget.deposit(now)
+        runtime.resilience.budget.tokens.deposit(now)
         state = runtime.balancer.pick(now_ns=now)
         assert state is not None
         breaker = state.breaker

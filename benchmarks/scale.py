@@ -31,7 +31,7 @@ from benchmarks._common import base_parser, table
 from meshclient._clock import CLOCK, RNG
 from meshclient._types import Clock
 from meshclient.balance import LoadBalancer
-from meshclient.discovery._base import Endpoint
+from meshclient.discovery.endpoint import Endpoint
 from meshclient.policy import BalancerPolicy, BreakerPolicy, OutlierPolicy
 from meshclient.resilience.breaker import Breaker
 from meshclient.testing import FakeClock

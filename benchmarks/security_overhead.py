@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _guard_cost(policy: Policy, n: int) -> float:
     from meshclient._core.actions import Send
-    from meshclient.discovery._base import Endpoint
+    from meshclient.discovery.endpoint import Endpoint
     from meshclient.security.registry import SecurityRegistry
 
     guard = SecurityRegistry().guard(policy.resolved["svc"])

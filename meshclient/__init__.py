@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib as _importlib
 import typing as _typing
 
-from . import errors
+from . import _extensions, errors
 from .errors import ELSEWHERE as _ERRORS_ELSEWHERE
 from .errors import (
     CheckDenied,
@@ -29,6 +29,18 @@ from .errors import (
     PolicyError,
     RateLimited,
 )
+
+
+def _start_xds(store: PolicyStore, settings: _typing.Any) -> None:
+    """The default store's xDS client, when the environment names a bootstrap (only then
+    is anything xDS imported)."""
+    if settings.xds_bootstrap is not None:
+        from .xds import from_env
+
+        from_env(store, settings)
+
+
+_extensions.STORE_STARTERS.append(_start_xds)
 
 if _typing.TYPE_CHECKING:
     from . import retrying

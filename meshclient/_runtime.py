@@ -12,8 +12,8 @@ from . import _fork
 from ._clock import CLOCK, RNG
 from ._types import Clock, Rng
 from .balance import LoadBalancer, build_balancer
-from .discovery._base import Endpoint, EndpointWaiter, split_address
-from .discovery._feed import DiscoveryFeed
+from .discovery.endpoint import Endpoint, EndpointWaiter, split_address
+from .discovery.feed import DiscoveryFeed
 from .policy import PolicyStore, Service, settings_from_env
 from .resilience.state import ServiceResilience
 

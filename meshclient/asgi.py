@@ -30,7 +30,7 @@ from typing import Any
 from .security.asgi import admit, edit_headers, scope_headers
 from .security.checks import CheckFn
 from .security.gated import Gated
-from .server._inbound import ServerScope, marked_headers
+from .server.inbound import ServerScope, marked_headers
 from .server.shedding import limiter
 
 Scope = MutableMapping[str, Any]

@@ -54,8 +54,9 @@ import httpx
 if TYPE_CHECKING:
     from ._etcd import EtcdError
     from .control.errors import ControlError
-    from .discovery._base import DiscoveryError
+    from .discovery.endpoint import DiscoveryError
     from .discovery.register import RegistrationError
+    from .policy.trust import SchemeDowngrade
     from .resilience.backoff import BackoffError
     from .resilience.breaker import BreakerError
     from .resilience.budget import BudgetError
@@ -66,7 +67,6 @@ if TYPE_CHECKING:
     from .security.jwks import JwksError
     from .security.tls import TlsError
     from .security.token import TokenAnswerError
-    from .security.trust import SchemeDowngrade
     from .server.decorators import HandlerRejected
     from .server.shedding import SheddingError
     from .telemetry.redact import RedactionError
@@ -79,14 +79,14 @@ ELSEWHERE = {
     "ControlError": "meshclient.control.errors",
     "CredentialsError": "meshclient.security.bearer",
     "CredentialsUnavailable": "meshclient.security.credentials",
-    "DiscoveryError": "meshclient.discovery._base",
+    "DiscoveryError": "meshclient.discovery.endpoint",
     "EtcdError": "meshclient._etcd",
     "HandlerRejected": "meshclient.server.decorators",
     "JwksError": "meshclient.security.jwks",
     "RedactionError": "meshclient.telemetry.redact",
     "RegistrationError": "meshclient.discovery.register",
     "RetryingError": "meshclient.retrying",
-    "SchemeDowngrade": "meshclient.security.trust",
+    "SchemeDowngrade": "meshclient.policy.trust",
     "SheddingError": "meshclient.server.shedding",
     "TimeoutOverrideError": "meshclient.resilience.deadline",
     "TlsError": "meshclient.security.tls",

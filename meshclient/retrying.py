@@ -110,12 +110,12 @@ class retry_if_budget(retry_base):  # lower case: tenacity's naming
     def __call__(self, retry_state: RetryCallState) -> bool:
         stats = _budget(self.service, self.store)
         if retry_state.attempt_number == 1:
-            stats.budget.deposit()
+            stats.tokens.deposit()
         if not self.retry(retry_state):
             return False
         if _stops(retry_state):
             return True  # the stop ends the call: no token for a retry that will not happen
-        if stats.budget.try_withdraw():
+        if stats.tokens.try_withdraw():
             return True
         stats.budget_exhausted += 1
         _events.emit(_events.BUDGET_EXHAUSTED, self.service, reason="budget",

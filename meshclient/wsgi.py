@@ -23,7 +23,7 @@ from typing import Any
 from .security.checks import CheckFn
 from .security.gated import Gated
 from .security.wsgi import client_tls, edit_environ, server_port, status_line
-from .server._inbound import ServerScope, marked_headers
+from .server.inbound import ServerScope, marked_headers
 from .server.shedding import limiter
 
 StartResponse = Callable[..., Any]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from meshclient.policy import reset_default_store
+from meshclient.policy._store import reset_default_store
 from meshclient.resilience.budget import reset_budgets
 from meshclient.telemetry import access_log
 from meshclient.testing import LoopbackCluster

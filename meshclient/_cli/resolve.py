@@ -9,9 +9,9 @@ import json
 import sys
 from typing import Any
 
-from ..discovery._base import DiscoveryError, Resolution
-from ..discovery._build import build_resolver
-from ..discovery._schedule import ScheduleConfig
+from ..discovery import ScheduleConfig
+from ..discovery.build import build_resolver
+from ..discovery.endpoint import DiscoveryError, Resolution
 from ..discovery.static import endpoints_from_specs
 from ..errors import PolicyError
 from ..policy import Policy, load_policy_file

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
-from ..discovery._base import split_address
+from ..discovery.endpoint import split_address
 from ..errors import MeshError
-from ..policy._env import settings_from_env, trust_from_env
+from ..policy import settings_from_env, trust_from_env
 
 DEFAULT_ADMIN = "127.0.0.1:9990"
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from ..discovery._base import Endpoint, EndpointWaiter
+from ..discovery.endpoint import Endpoint, EndpointWaiter
 
 #: Called once when a returned response's body is closed (httpx closes it once fully read,
 #: and when reading it fails: the error is then passed).

@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ..policy.trust import https_name as _https_name  # the scheme rule (docs/security.md)
+
 if TYPE_CHECKING:
-    from ..discovery._base import Endpoint
+    from ..discovery.endpoint import Endpoint
     from ..policy import Service
 
 
@@ -147,16 +149,6 @@ def attempt_headers(headers: httpx.Headers, deadline_ms: str, attempt: int) -> h
 
 
 
-def _https_name(host: str, service: Service) -> str:
-    """The scheme rule for a request the app sent over https (`security.trust.https_name`):
-    raises `SchemeDowngrade` rather than send it as plain http to a service only a remote
-    policy made plaintext; returns the name the server must prove. Called only when the
-    destination is plain http or not the request's own host."""
-    from ..security.trust import https_name  # local: the security package imports the core
-
-    return https_name(host, service)
-
-
 def _fast_address(request: httpx.Request, service: Service, endpoint: Endpoint,
                   headers: httpx.Headers | None = None, deadline_ms: str | None = None,
                   attempt: int = 1) -> httpx.Request:
@@ -230,7 +222,7 @@ def _slow_host(request: httpx.Request) -> str:
 
 
 def _address_self_check() -> tuple[Any, Any]:
-    from ..discovery._base import Endpoint  # (imports nothing with I/O)
+    from ..discovery.endpoint import Endpoint  # (imports nothing with I/O)
 
     class _Named:  # the two fields of `Service` used here
         def __init__(self, scheme: str) -> None:
@@ -279,7 +271,7 @@ def _address_self_check() -> tuple[Any, Any]:
 #: `endpoint`: the URL names the endpoint, the `Host` header keeps the logical name, and for
 #: https the TLS name (`sni_hostname`) is the name of the service sent to (after a split, the
 #: destination's), so the certificate is verified against the service name, not the IP.
-#: For a request the app sent over https the trust rule applies (`_https_name`).
+#: For a request the app sent over https the trust rule applies (`policy.trust.https_name`).
 #: The body stream is shared, not copied; `headers` (a new `Headers`) replace the copy's,
 #: else with `deadline_ms` the copy gets `attempt_headers(request.headers, deadline_ms,
 #: attempt)` (built in the same step), else a copy of the request's.

@@ -131,7 +131,7 @@ def start_first(request: httpx.Request, runtime: ServiceRuntime, inbound: Inboun
     at, per_try_ns, _inherited = bound
     if at - now <= 0:
         return None  # the flow raises DeadlineExceeded
-    runtime.resilience.budget.budget.deposit(now)
+    runtime.resilience.budget.tokens.deposit(now)
     chosen = pick_and_guard(runtime, _NOT_TRIED, now, at)
     if not isinstance(chosen, tuple):
         raise no_pick(chosen, request, runtime)

@@ -105,7 +105,7 @@ def request_flow(request: httpx.Request, runtime: ServiceRuntime,
         # 2. deadline, budget, one-layer rule.
         deadline = Deadline.start(service.timeout, request.extensions, now,
                                   inbound.deadline_ns if inbound is not None else None)
-        stats.budget.deposit(now)
+        stats.tokens.deposit(now)
         # 3. discover: a service's first request waits, bounded by the deadline, for the
         #    endpoint cache's first answer; a warm request never waits.
         waiter = runtime.discovery if runtime.feed.cache is not None else None  # static: none
@@ -284,7 +284,7 @@ def _may_retry(attempt: int, max_attempts: int, wait_s: float, deadline: Deadlin
     fastest = runtime.balancer.fastest_ns()
     if remaining <= 0 or (fastest is not None and remaining < fastest):
         return False
-    if not stats.budget.try_withdraw():
+    if not stats.tokens.try_withdraw():
         stats.budget_exhausted += 1
         _events.emit(_events.BUDGET_EXHAUSTED, name, reason="budget", attempts=attempt)
         return False

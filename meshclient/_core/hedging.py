@@ -36,7 +36,7 @@ def plan_hedge(request: httpx.Request, runtime: ServiceRuntime, tried: set[str],
                 deadline: Deadline, now: int) -> tuple[EndpointState, int, Send] | None:
     """A second endpoint for a hedge, when the budget has a token and the percentile is
     known. The token is taken only if the hedge is actually sent."""
-    if runtime.resilience.budget.budget.balance < 1 or hedge_delay_s(runtime) == float("inf"):
+    if runtime.resilience.budget.tokens.balance < 1 or hedge_delay_s(runtime) == float("inf"):
         return None
     chosen = pick_and_guard(runtime, tried, now, deadline.at_ns)
     if not isinstance(chosen, tuple) or chosen[0].endpoint.key in tried:
@@ -57,6 +57,10 @@ class Secondary:
     def __init__(self, runtime: ServiceRuntime, state: EndpointState) -> None:
         self.runtime, self.state = runtime, state
         self.start: int | None = None
+
+    def __repr__(self) -> str:
+        return (f"<Secondary {self.runtime.service.name} endpoint={self.state.endpoint.key} "
+                f"{'sent' if self.start is not None else 'waiting'}>")
 
     def begin(self) -> None:
         if self.start is None:
@@ -88,7 +92,7 @@ def settle_hedge(runtime: ServiceRuntime, reply: HedgeOutcome,
         return reply.outcome, state1, ok, start1
     stats = runtime.resilience.budget
     stats.hedges += 1
-    stats.budget.try_withdraw()  # the hedge is paid from the budget
+    stats.tokens.try_withdraw()  # the hedge is paid from the budget
     start2 = secondary.start
     outcomes = (reply.outcome, reply.other) if reply.winner == 0 else (reply.other,
                                                                         reply.outcome)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import httpx
 
-from ..policy._routing import AbortFault
+from ..policy import AbortFault
 from ..routing.fault import abort_result
 from .actions import Outcome
 

@@ -4,14 +4,12 @@ and panic mode (see docs/balancing.md)."""
 from ._base import DEGRADED, HEALTHY, UNAVAILABLE, BreakerStatus, EndpointState
 from .balancer import LoadBalancer, build_balancer
 from .outlier import OutlierDetector
-from .p2c import P2C
 from .round_robin import RoundRobinPicker
 from .weighted_random import RandomPicker
 
 __all__ = [
     "DEGRADED",
     "HEALTHY",
-    "P2C",
     "UNAVAILABLE",
     "BreakerStatus",
     "EndpointState",

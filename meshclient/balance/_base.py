@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .._clock import CLOCK
 from .._types import Clock
-from ..discovery._base import Endpoint
+from ..discovery.endpoint import Endpoint
 from .load.peak_ewma import PeakEwma
 
 if TYPE_CHECKING:  # the resilience layer's adapter; balance itself only reads status()

@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .. import _events
 from .._types import Clock, Rng
-from ..discovery._base import Endpoint
+from ..discovery.endpoint import Endpoint
 from ..policy import BalancerPolicy, OutlierPolicy
 from ._base import UNAVAILABLE, EndpointState
 from ._levels import SMALL_FLEET, SWEEP_CHUNK, SWEEP_EVERY, Generation, build_levels
@@ -160,39 +160,42 @@ class LoadBalancer:
         self._pending.append(state)
 
     def _drain(self) -> None:
-        if not self._lock.acquire(blocking=False):
-            return  # another thread is counting or updating; the next pick drains
-        try:
-            gen = self._gen
-            pending, self._pending = self._pending, []
-            changed = False
-            for state in pending:
-                changed = gen.touch(state) or changed
-            if changed:
-                gen.decide(self.policy.panic_threshold)
-        finally:
-            self._lock.release()
-        if changed:
-            self._announce(gen)
+        self._update(self._touch_pending)
+
+    def _touch_pending(self, gen: Generation) -> bool:
+        pending, self._pending = self._pending, []
+        changed = False
+        for state in pending:
+            changed = gen.touch(state) or changed
+        return changed
 
     def _sweep(self, now_ns: int) -> None:
-        """One step of the rolling re-read (breaker transitions); skipped when another
-        thread holds the lock (it is counting or updating)."""
-        gen = self._gen
-        n = len(gen.states)
-        if n > SMALL_FLEET:  # one step every SWEEP_EVERY picks (a racy count is harmless)
+        """One step of the rolling re-read (breaker transitions); in a large fleet, one step
+        every SWEEP_EVERY picks (a racy count is harmless)."""
+        if len(self._gen.states) > SMALL_FLEET:
             self._sweep_wait -= 1
             if self._sweep_wait > 0:
                 return
             self._sweep_wait = SWEEP_EVERY
-        if not self._lock.acquire(blocking=False):
-            return
-        try:
-            gen = self._gen
+
+        def step(gen: Generation) -> bool:
             n = len(gen.states)
             changed, done = gen.sweep(n if n <= SMALL_FLEET else SWEEP_CHUNK)
             if done:
                 self._sweep_due_ns = now_ns + _RECOUNT_NS
+            return changed
+
+        self._update(step)
+
+    def _update(self, step: Callable[[Generation], bool]) -> None:
+        """`step` on the current generation under the lock; when it changed something,
+        panic mode is decided again and announced. Skipped when another thread holds the
+        lock (it is counting or updating; the next pick catches up)."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            gen = self._gen
+            changed = step(gen)
             if changed:
                 gen.decide(self.policy.panic_threshold)
         finally:

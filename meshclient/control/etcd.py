@@ -12,11 +12,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .._etcd import EtcdClient, EtcdError, parse_etcd_url
 from .._types import Rng
-from .apply import Applier
 from .refresh import RefreshSchedule
+
+if TYPE_CHECKING:
+    from ..policy.apply import Applier
 
 logger = logging.getLogger("meshclient.control")
 

@@ -130,3 +130,17 @@ class RefreshSchedule:
                 return self.min_gap_s
             return 0.0
         return self.interval_s * (0.8 + 0.4 * rng.random())
+
+
+@dataclass(slots=True)
+class RefreshStats:
+    """Counters of one refresher (read them for tests, status pages, metrics)."""
+
+    fetches: int = 0
+    not_modified: int = 0
+    unchanged: int = 0
+    applied: int = 0
+    rejected: int = 0
+    errors: int = 0
+    #: iterations that raised something unexpected (logged once per distinct error)
+    unexpected: int = 0

@@ -18,17 +18,18 @@ import logging
 import ssl
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from .. import _fork
 from .._clock import RNG
 from .._types import Rng
-from ..policy import PolicyStore
-from .apply import Applier, RefreshStats
-from .cache import read_cache
 from .errors import ControlError
 from .etcd import EtcdSource
 from .http import HttpSource
-from .refresh import DEFAULT_LONG_POLL_WAIT_S, RefreshSchedule
+from .refresh import DEFAULT_LONG_POLL_WAIT_S, RefreshSchedule, RefreshStats
+
+if TYPE_CHECKING:
+    from ..policy import PolicyStore
 
 logger = logging.getLogger("meshclient.control")
 
@@ -65,7 +66,7 @@ class RefreshThread:
         self.schedule = RefreshSchedule(interval_s, long_poll_wait_s, timeout_s=timeout_s)
         if etcd:
             self.schedule.backoff_max_s = max(self.schedule.backoff_base_s, ETCD_BACKOFF_MAX_S)
-        self.applier = Applier(store, url, cache)
+        self.applier = store.applier(url, cache)  # what turns documents into swaps
         self.ready = threading.Event()
         self._rng = rng
         self._token = token
@@ -99,11 +100,7 @@ class RefreshThread:
 
     def start(self) -> RefreshThread:
         """Restore the disk cache (if any) into the store, then start refreshing."""
-        if self.applier.cache is not None:
-            cached = read_cache(self.applier.cache)
-            if cached is not None:
-                self.applier.apply_policy(cached[0], cached[1],
-                                          origin=f"cache {self.applier.cache}", write=False)
+        self.applier.restore()
         self._spawn()
         return self
 

@@ -2,9 +2,9 @@
 followed by a background endpoint cache; registration in etcd; active health checks.
 See docs/discovery.md."""
 
-from ._base import DiscoveryError, Endpoint, Resolution, Resolver, split_address
 from ._schedule import ScheduleConfig
 from .cache import EndpointCache
+from .endpoint import DiscoveryError, Endpoint, Resolution, Resolver, split_address
 from .register import Registration, RegistrationError, register
 
 __all__ = [

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .._types import Rng
-from ._base import Resolution
+from .endpoint import Resolution
 
 REFRESH_AT = 0.8
 JITTER = 0.1

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from ._base import Endpoint
+from .endpoint import Endpoint
 
 
 def select(endpoints: tuple[Endpoint, ...], unhealthy: Collection[str] = ()

@@ -28,9 +28,9 @@ from collections.abc import Callable
 from .. import _events, _fork
 from .._clock import CLOCK, RNG
 from .._types import Clock, Rng
-from ._base import DiscoveryError, Resolution, Resolver
 from ._schedule import RefreshSchedule, ScheduleConfig, Step
 from ._threads import start_thread
+from .endpoint import DiscoveryError, Resolution, Resolver
 
 logger = logging.getLogger("meshclient.discovery")
 

@@ -23,7 +23,7 @@ import dns.nameserver
 import dns.rdatatype
 import dns.resolver
 
-from ._base import DiscoveryError, Endpoint, Resolution
+from .endpoint import DiscoveryError, Endpoint, Resolution
 
 _GONE = (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer)
 RESOLV_CONF = "/etc/resolv.conf"

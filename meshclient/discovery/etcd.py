@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable
 
 from .._etcd import EtcdClient, EtcdError, KeyValue
-from ._base import DiscoveryError, Endpoint, Resolution
+from .endpoint import DiscoveryError, Endpoint, Resolution
 from .static import endpoint_from_json
 
 logger = logging.getLogger("meshclient.discovery")

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._base import DiscoveryError, Endpoint, Resolution
+from .endpoint import DiscoveryError, Endpoint, Resolution
 from .static import endpoint_from_json
 
 POLL_S = 0.2

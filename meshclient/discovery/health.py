@@ -21,9 +21,9 @@ from collections.abc import Callable
 import httpx
 
 from .. import _fork
-from ..policy._discovery import HealthPolicy
-from ._base import Endpoint
+from ..policy import HealthPolicy
 from ._threads import start_thread
+from .endpoint import Endpoint
 
 logger = logging.getLogger("meshclient.discovery")
 

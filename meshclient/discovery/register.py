@@ -35,8 +35,8 @@ from .. import _fork
 from .._addresses import parse_url
 from .._etcd import EtcdClient, EtcdError
 from ..errors import MeshError
-from ._base import split_address
 from ._threads import start_thread
+from .endpoint import split_address
 
 logger = logging.getLogger("meshclient.discovery")
 

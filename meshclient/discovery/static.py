@@ -9,7 +9,7 @@ from __future__ import annotations
 import types
 from typing import Any
 
-from ._base import DiscoveryError, Endpoint, split_address
+from .endpoint import DiscoveryError, Endpoint, split_address
 
 _KEYS = frozenset({"address", "weight", "zone", "priority", "metadata"})
 

@@ -18,7 +18,8 @@ from ..errors import PolicyError
 from ._duration import parse_duration
 from ._envnames import service_from_variable, unreachable, warn_at_caller
 from ._fields import control_error
-from ._model import EndpointSpec, Policy, ServicePolicy
+from ._model import CODEC, EndpointSpec, Policy, ServicePolicy
+from ._parse import load_policy_file, policy_from_text
 
 PREFIX = "MESHCLIENT_"
 ENDPOINTS_PREFIX = "MESHCLIENT_ENDPOINTS_"
@@ -250,8 +251,6 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> EnvSettings:
 
 
 def _policy_source(value: str) -> Policy:
-    from ._parse import load_policy_file, policy_from_text
-
     if value.lstrip().startswith("{"):
         return policy_from_text(value, fmt="json", origin="inline JSON")
     return load_policy_file(value)
@@ -294,6 +293,9 @@ def policy_from_env(environ: Mapping[str, str] | None = None) -> Policy:
     for message in unreached:
         warn_at_caller(message)
     return policy
+
+
+CODEC.from_env = policy_from_env
 
 
 # -- the trust settings (docs/security.md) ---------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -307,29 +307,36 @@ class Policy(Model):
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Policy:
         """Build from a parsed JSON/TOML document; raises `PolicyError` with field paths."""
-        from ._parse import policy_from_dict
-
-        return policy_from_dict(data)
+        return CODEC.from_dict(data)
 
     @classmethod
     def load(cls, path: str) -> Policy:
         """Load a JSON (`.json`) or TOML (`.toml`) file."""
-        from ._parse import load_policy_file
-
-        return load_policy_file(path)
+        return CODEC.load(path)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Policy:
         """Build from `MESHCLIENT_*` variables (see docs/reference/environment.md)."""
-        from ._env import policy_from_env
-
-        return policy_from_env(environ)
+        return CODEC.from_env(environ)
 
     def to_dict(self) -> dict[str, Any]:
         """The normalised document (durations spelled out, defaults filled in)."""
-        from ._parse import policy_to_dict
+        return CODEC.to_dict(self)
 
-        return policy_to_dict(self)
+
+class _Codec:
+    """The parsers behind `Policy`'s constructors. They build `Policy`, so this module
+    cannot import them: `_parse` and `_env` install themselves here when they load, and the
+    package's `__init__` imports both (a package's `__init__` runs before any of its modules
+    can be used)."""
+
+    from_dict: Callable[[Mapping[str, Any]], Policy]
+    load: Callable[[str], Policy]
+    from_env: Callable[[Mapping[str, str] | None], Policy]
+    to_dict: Callable[[Policy], dict[str, Any]]
+
+
+CODEC = _Codec()
 
 
 def _resolve(name: str, spec: ServicePolicy, defaults: Defaults) -> Service:

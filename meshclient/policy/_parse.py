@@ -24,10 +24,16 @@ from ._discovery import DiscoveryPolicy
 from ._document import MAX_DOCUMENT_BYTES, MAX_ERRORS, check_shape, decode, read_document
 from ._duration import format_duration, parse_duration
 from ._fields import Model, check_value, show
-from ._model import EndpointSpec, Policy
+from ._model import CODEC, EndpointSpec, Policy
 
-__all__ = ["MAX_DOCUMENT_BYTES", "load_policy_file", "policy_from_dict", "policy_from_text",
-           "policy_to_dict"]
+__all__ = [
+    "MAX_DOCUMENT_BYTES",
+    "load_policy_file",
+    "policy_from_dict",
+    "policy_from_text",
+    "policy_to_dict",
+    "section_errors",
+]
 
 _INHERITED = ("timeout", "retry", "balancer", "breaker", "outlier", "tls", "auth", "limits")
 _BAD: Any = object()
@@ -160,6 +166,14 @@ def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def section_errors(cls: type[Any], document: object) -> list[str]:
+    """The errors of building the policy section `cls` (a model class such as
+    `RetryPolicy`) from `document`, as the policy parser reports them; empty: valid."""
+    errors: list[str] = []
+    _build(cls, document, "", errors)
+    return errors
+
+
 def policy_from_dict(data: Mapping[str, Any]) -> Policy:
     """Build a `Policy`; a service's sections are merged over `defaults` key by key."""
     if not isinstance(data, Mapping):
@@ -235,3 +249,6 @@ def _plain(value: Any, duration: bool = False) -> Any:
 def policy_to_dict(policy: Policy) -> dict[str, Any]:
     """The normalised document: every field, durations spelled as strings."""
     return typing.cast(dict[str, Any], _plain(policy))
+
+
+CODEC.from_dict, CODEC.load, CODEC.to_dict = policy_from_dict, load_policy_file, policy_to_dict

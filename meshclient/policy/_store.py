@@ -6,14 +6,13 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .. import _fork
+from .. import _extensions, _fork
+from ..control import RefreshThread
 from ..errors import PolicyError
 from ._model import Policy
-
-if TYPE_CHECKING:
-    from ..control import RefreshThread
+from .apply import Applier
 
 logger = logging.getLogger("meshclient.policy")
 
@@ -120,6 +119,12 @@ class PolicyStore:
                     value = self._attachments[key] = factory()
         return value
 
+    def applier(self, source: str, cache: str | None = None) -> Applier:
+        """What turns documents fetched from `source` into swaps of this store: validation,
+        the trust checks, the swap, the disk cache (`meshclient.policy.apply`). The control
+        package's refresher knows transports and schedules only, and asks for this."""
+        return Applier(self, source, cache)
+
     def watch(self, url: str, **options: Any) -> RefreshThread:
         """Keep this store in step with a control endpoint; returns the `RefreshThread`.
 
@@ -131,8 +136,6 @@ class PolicyStore:
         the running refresher, another URL raises `PolicyError`. `close()` stops it. In a
         forked child the refresher inherited from the parent is started again first.
         """
-        from ..control import RefreshThread  # at call time: control builds on this store
-
         if _fork.pending:
             _fork.resume()
         wait = float(options.pop("wait", 0.0))
@@ -211,10 +214,8 @@ def _from_env() -> PolicyStore:
         store.watch(settings.control_url, interval_s=settings.control_interval,
                     token=settings.control_token, cache=settings.policy_cache,
                     wait=min(2.0, settings.control_interval))
-    if settings.xds_bootstrap is not None:  # only then is anything xDS imported
-        from ..xds import from_env
-
-        from_env(store, settings)
+    for start in _extensions.STORE_STARTERS:  # xDS, when a bootstrap is present
+        start(store, settings)
     return store
 
 

@@ -45,7 +45,7 @@ import pybreaker
 from .. import _events
 from .._types import Clock
 from ..errors import MeshError
-from ..policy._model import BreakerPolicy
+from ..policy import BreakerPolicy
 from .breaker_storage import REDIS_TIMEOUT_S, FallbackStorage, call_time_left, health_for
 
 __all__ = ["CLOSED", "HALF_OPEN", "NORMAL", "OPEN", "PROBE", "REDIS_TIMEOUT_S", "REFUSED",

@@ -80,6 +80,10 @@ class RedisHealth:
         self._prober: threading.Thread | None = None
         self.changes = 0  # how many times it went down or came back
 
+    def __repr__(self) -> str:
+        return (f"<RedisHealth {self.url} {'up' if self.up else 'down'} "
+                f"changes={self.changes}>")
+
     def failed(self, error: BaseException) -> None:
         """A Redis operation failed: mark the URL unreachable (logged once) and probe."""
         with self._lock:
@@ -154,6 +158,10 @@ class FallbackStorage(pybreaker.CircuitBreakerStorage):
         self._namespace = namespace
         self._remote: pybreaker.CircuitRedisStorage | None = None
         self._remote_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (f"<FallbackStorage {self._namespace} {self.health!r} "
+                f"local={self.local.state}>")
 
     def _redis(self) -> pybreaker.CircuitRedisStorage | None:
         health = self.health

@@ -27,7 +27,7 @@ from typing import Protocol
 from .._clock import CLOCK
 from .._types import Clock
 from ..errors import PolicyError
-from ..policy._model import BudgetPolicy
+from ..policy import BudgetPolicy
 
 SCALE = 1000
 SLICES = 10
@@ -168,12 +168,12 @@ def make_budget(ttl_s: float, min_per_second: float, ratio: float,
 class ServiceBudget:
     """A service's budget plus the counters the runtime snapshot shows."""
 
-    __slots__ = ("attempts_exhausted", "budget", "budget_exhausted", "hedges", "policy",
-                 "retries")
+    __slots__ = ("attempts_exhausted", "budget_exhausted", "hedges", "policy", "retries",
+                 "tokens")
 
     def __init__(self, policy: BudgetPolicy, clock: Clock) -> None:
         self.policy = policy
-        self.budget = make_budget(policy.ttl, policy.min_per_second, policy.ratio, clock)
+        self.tokens = make_budget(policy.ttl, policy.min_per_second, policy.ratio, clock)
         # Counters: `+= 1` on an int attribute can lose an increment under free threading;
         # they are statistics, not decisions, so that is acceptable.
         self.retries = 0
@@ -182,12 +182,12 @@ class ServiceBudget:
         self.attempts_exhausted = 0
 
     def snapshot(self) -> dict[str, int]:
-        return {"budget_balance": self.budget.balance, "retries": self.retries,
+        return {"budget_balance": self.tokens.balance, "retries": self.retries,
                 "hedges": self.hedges, "budget_exhausted": self.budget_exhausted,
                 "attempts_exhausted": self.attempts_exhausted}
 
     def __repr__(self) -> str:
-        return (f"<ServiceBudget balance={self.budget.balance} retries={self.retries} "
+        return (f"<ServiceBudget balance={self.tokens.balance} retries={self.retries} "
                 f"hedges={self.hedges} budget_exhausted={self.budget_exhausted} "
                 f"attempts_exhausted={self.attempts_exhausted}>")
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from ..policy._model import RetryPolicy
+from ..policy import RetryPolicy
 
 CONNECT_ERROR = "connect-error"
 RESET = "reset"

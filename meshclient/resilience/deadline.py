@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import MeshError
-from ..policy._model import TimeoutPolicy
+from ..policy import TimeoutPolicy
 
 EXTENSION = "meshclient.timeout"
 _NS = 1_000_000_000

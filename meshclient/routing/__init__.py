@@ -1,7 +1,7 @@
 """Routing: match rules, weighted splits, fault injection and mirroring, as pure decisions."""
 
 from .decide import Decision, route
-from .fault import FAULT_HEADER, FaultRoll, abort_result, roll
+from .fault import FAULT_HEADER, FaultRoll, roll
 from .mirror import mirror_copy
 from .rules import first_match, matches
 from .split import choose, sticky_point
@@ -10,7 +10,6 @@ __all__ = [
     "FAULT_HEADER",
     "Decision",
     "FaultRoll",
-    "abort_result",
     "choose",
     "first_match",
     "matches",

@@ -17,9 +17,7 @@ import httpx
 
 from .._types import Rng
 from ..context import MIRROR_HEADER
-from ..policy import Policy, Service
-from ..policy._routing import FaultPolicy
-from ..policy._security import LimitsPolicy
+from ..policy import FaultPolicy, LimitsPolicy, Policy, Service
 from .rules import matches
 from .split import choose
 

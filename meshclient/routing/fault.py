@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import httpx
 
 from .._types import Rng
-from ..policy._routing import AbortFault, FaultPolicy
+from ..policy import AbortFault, FaultPolicy
 
 #: Set on synthetic abort responses, so a caller (or a test) can tell them from real ones.
 FAULT_HEADER = "x-mesh-fault"

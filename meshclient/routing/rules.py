@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import httpx
 
 from .._types import Rng
-from ..policy._routing import RouteMatch, RouteRule
+from ..policy import RouteMatch, RouteRule
 
 
 def matches(match: RouteMatch, request: httpx.Request, rng: Rng | None = None) -> bool:

@@ -14,7 +14,7 @@ import hashlib
 import httpx
 
 from .._types import Rng
-from ..policy._routing import RouteRule
+from ..policy import RouteRule
 
 
 def sticky_point(value: str, total: int) -> int:

@@ -30,7 +30,7 @@ import httpx
 from .. import _events, context
 from .._types import Clock, Rng
 from ..errors import RateLimited
-from ..policy._security import LimitsPolicy
+from ..policy import LimitsPolicy
 from .limitkey import key_value
 from .limits import Bulkhead, KeyedBuckets, TokenBucket
 from .quota import REFUSED, RedisQuota

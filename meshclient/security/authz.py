@@ -31,7 +31,7 @@ from fnmatch import translate
 from typing import Any
 
 from .. import _events
-from ..policy._security import AuthorizationPolicy, AuthzRule
+from ..policy import AuthorizationPolicy, AuthzRule
 from .checks import RequestView
 from .credentials import read_secret
 from .rbac import Evaluation, Policies
@@ -242,6 +242,11 @@ class DenialLog:
         self._counts: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
         self.total = 0
+
+    def __repr__(self) -> str:
+        with self._lock:
+            pairs = len(self._counts)
+        return f"<DenialLog {self.service} total={self.total} pairs={pairs}>"
 
     def record(self, caller: Caller, decision: Decision, method: str, path: str) -> None:
         key = (caller.label, decision.rule)

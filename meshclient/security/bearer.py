@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from .._clock import CLOCK
 from .._types import Clock
 from ..errors import MeshError
-from ..policy._env import env_value
-from ..policy._security import BearerPolicy
+from ..policy import BearerPolicy, env_value
 
 logger = logging.getLogger("meshclient.security")
 

@@ -38,7 +38,7 @@ import httpx
 from .._clock import CLOCK, RNG
 from .._types import Clock, Rng
 from ..errors import MeshTransportError
-from ..policy._security import AuthPolicy, OAuth2Policy
+from ..policy import AuthPolicy, OAuth2Policy
 from .bearer import BearerCredentials, CredentialsError, read_secret
 from .token import MAX_ANSWER_BYTES, Token, TokenAnswerError, parse_answer, retry_delay_s
 

@@ -25,3 +25,9 @@ class Gated(Generic[App]):
         self.gate = InboundGate(policy, service, check=check, check_timeout=check_timeout,
                                 check_fail_open=check_fail_open)
         self.denials = self.gate.denials  # 403s counted per caller and rule
+
+    def __repr__(self) -> str:
+        kind = type(self).__module__.rpartition(".")[2]  # asgi or wsgi
+        app = getattr(self.app, "__qualname__", type(self.app).__qualname__)
+        return (f"<{kind}.{type(self).__name__} app={app} "
+                f"limit={getattr(self, 'limit', None)!r} {self.gate!r}>")

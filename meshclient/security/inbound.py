@@ -15,9 +15,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from ..policy import Policy, PolicyStore, default_store
-from ..policy._authn import AuthenticationPolicy
-from ..policy._security import AuthorizationPolicy
+from ..policy import AuthenticationPolicy, AuthorizationPolicy, Policy, PolicyStore, default_store
 from .authz import Authorizer, Caller, DenialLog
 from .checks import CheckFn
 from .gate import Admitted, CheckSpec, InboundRequest, Refused, flow, quick, run_async, run_sync
@@ -78,6 +76,10 @@ class AuthorizerSource:
             logger.warning("authentication: %s; keeping the previous issuers", exc)
         self._authn = (section, authenticator)
         return authenticator
+
+    def __repr__(self) -> str:
+        origin = "fixed" if self._store is None else f"store={self._store.current.version!r}"
+        return f"<AuthorizerSource {origin} authorizer={self._built[1]!r}>"
 
     def current(self) -> Authorizer | None:
         section = self._fixed if self._store is None else self._store.current.authorization
@@ -141,6 +143,9 @@ class InboundGate:
     async def decide_async(self, req: InboundRequest) -> Admitted | Refused:
         """The decision, from a task."""
         return self._quick(req) or await run_async(self._flow(req))
+
+    def __repr__(self) -> str:
+        return f"<InboundGate {self.source!r} {self.denials!r}>"
 
     def check(self, *, headers: Mapping[str, str], address: str | None,
               tls: Mapping[str, Any] | None, method: str, path: str) -> Caller | None:

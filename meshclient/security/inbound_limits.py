@@ -22,8 +22,7 @@ from typing import Any
 from .. import _events
 from .._clock import CLOCK
 from .._types import Clock
-from ..policy import Policy, PolicyStore, default_store
-from ..policy._security import LimitsPolicy
+from ..policy import LimitsPolicy, Policy, PolicyStore, default_store
 from .limitkey import Identity, key_value
 from .limits import KeyedBuckets, TokenBucket
 from .quota import REFUSED, RedisQuota

@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 
 from .._clock import CLOCK
 from ..errors import MeshError
-from ..policy._authn import HMAC_ALGORITHMS, AuthenticationPolicy, JwtRule
+from ..policy import HMAC_ALGORITHMS, AuthenticationPolicy, JwtRule
 from .bearer import read_secret
 from .jwks import JwksCache, JwksError, KeySet, NeedKeys, parse_jwks, shared_cache
 

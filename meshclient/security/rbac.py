@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..policy._authz import AuthzPolicyEntry, Condition, Operation, Rule, Source
+from ..policy import AuthzPolicyEntry, Condition, Operation, Rule, Source
 from .checks import RequestView
 
 Pred = Callable[[RequestView], bool]

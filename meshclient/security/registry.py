@@ -11,8 +11,7 @@ from collections.abc import Mapping
 
 from .._types import Clock, Rng
 from ..errors import MeshError
-from ..policy import PolicyStore, Service
-from ..policy._security import LimitsPolicy
+from ..policy import LimitsPolicy, PolicyStore, Service
 from ..routing import Decision
 from .admission import Limiter
 from .outbound import ServiceGuard

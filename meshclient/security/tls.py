@@ -32,7 +32,7 @@ from typing import Any
 from .._clock import CLOCK
 from .._types import Clock
 from ..errors import MeshError
-from ..policy._security import TlsPolicy
+from ..policy import TlsPolicy
 
 logger = logging.getLogger("meshclient.security")
 

@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from ..policy._env import settings_from_env, trust_from_env
+from ..policy import settings_from_env, trust_from_env
 
 if TYPE_CHECKING:
     from .._runtime import Registry

@@ -19,18 +19,19 @@ those types, and the endpoint's own `req: Request` must keep its slot.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar, overload
 
 from ..context import RETRIES_SPENT_HEADER, spent_mark
 from ..errors import MeshError
 from ..security.checks import CheckFn
 from ..security.inbound import InboundGate
-from ._inbound import Rejection, ServerScope, status_of
+from .inbound import Rejection, ServerScope, status_of
 from .shedding import limiter
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -148,6 +149,9 @@ class LazyGate:
         self._options = options
         self._gate: InboundGate | None = None
         self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<LazyGate service={self._args[1]!r} gate={self._gate!r}>"
 
     def get(self) -> InboundGate:
         gate = self._gate
@@ -299,38 +303,38 @@ def handler(fn: F | None = None, *, max_concurrency: int | None = None,
         scope = scope_for(req, limit, route, gate.get())
         return scope, rejected(scope, req, await scope.enter_async())
 
-    def failed(scope: ServerScope, exc: BaseException) -> None:
-        status = error_status(exc)  # an HTTPException(404) is an answer, not a failure
-        scope.exit(status, exc if status >= 500 else None)
+    @contextlib.contextmanager
+    def failing(scope: ServerScope) -> Iterator[None]:
+        """Around the handler's call: an exception ends the scope with its status."""
+        try:
+            yield
+        except BaseException as exc:
+            status = error_status(exc)  # an HTTPException(404) is an answer, not a failure
+            scope.exit(status, exc if status >= 500 else None)
+            raise
 
     def decorate(func: F) -> F:
         if inspect.iscoroutinefunction(func):
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                scope, refusal = await enter_async(args, kwargs)
-                if refusal is not None:
-                    return refusal
-                try:
-                    result = await func(*args, **kwargs)
-                except BaseException as exc:
-                    failed(scope, exc)
-                    raise
-                return finish(scope, result)
+                scope, answer = await enter_async(args, kwargs)  # answer: the rejection, if any
+                if answer is None:
+                    with failing(scope):
+                        result = await func(*args, **kwargs)
+                    answer = finish(scope, result)
+                return answer
 
             declare_request_param(func, async_wrapper)
             return async_wrapper  # type: ignore[return-value]
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            scope, refusal = enter(args, kwargs)
-            if refusal is not None:
-                return refusal
-            try:
-                result = func(*args, **kwargs)
-            except BaseException as exc:
-                failed(scope, exc)
-                raise
-            return finish(scope, result)
+            scope, answer = enter(args, kwargs)  # answer: the rejection, if any
+            if answer is None:
+                with failing(scope):
+                    result = func(*args, **kwargs)
+                answer = finish(scope, result)
+            return answer
 
         declare_request_param(func, wrapper)
         return wrapper  # type: ignore[return-value]

@@ -7,8 +7,8 @@ Access logs (`access_log`, JSON lines per request) are read from `MESHCLIENT_ACC
 
 from __future__ import annotations
 
-from ._providers import configure
 from .events import install as _install_listener
+from .providers import configure
 from .redact import add_sensitive_query_keys, sensitive_query_keys
 from .tracing import Call, start_call
 

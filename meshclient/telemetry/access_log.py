@@ -49,7 +49,7 @@ _ERROR_FLAGS: tuple[tuple[type[BaseException], str], ...] = (
     (httpx.ConnectError, "UF"),  # upstream connection failure
     (httpx.TransportError, "UC"),  # upstream connection termination
 )
-#: Inbound rejections (`server._inbound.Rejection.reason`) -> (flags, response_code_details).
+#: Inbound rejections (`server.inbound.Rejection.reason`) -> (flags, response_code_details).
 INBOUND_REASONS = {"rate": ("RL", "local_rate_limited"), "shed": ("OM", "overload_manager"),
                    "denied": ("-", "rbac_access_denied"),
                    "deadline": ("-", "deadline_exceeded")}

@@ -15,7 +15,7 @@ from typing import Any
 from opentelemetry import trace
 
 from .. import _events as ev
-from . import _providers
+from . import providers
 from .metrics import Instruments
 from .semconv import MESH_ENDPOINT, MESH_SERVICE
 
@@ -108,7 +108,7 @@ def _log_line(kind: str, service: str, a: dict[str, Any]) -> tuple[int, str] | N
 
 def on_event(kind: str, service: str, attrs: dict[str, Any]) -> None:
     """The `_events` listener telemetry installs on import."""
-    m = _providers.instruments()
+    m = providers.instruments()
     if m is not None:
         _record(kind, service, attrs, m)
     if kind in SPAN_EVENTS:
@@ -128,7 +128,7 @@ def on_event(kind: str, service: str, attrs: dict[str, Any]) -> None:
 def _current_span() -> trace.Span:
     """The span of the mesh call whose flow emitted the event, else OpenTelemetry's current
     span (an event from outside any call: a handler's, a background thread's)."""
-    from ._flow import CURRENT_CALL  # imported late: _flow imports the core
+    from .flow import CURRENT_CALL  # imported late: flow imports the core
 
     call = CURRENT_CALL.get()
     span = call.span if call is not None else None

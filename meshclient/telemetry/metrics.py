@@ -20,7 +20,7 @@
 | `meshclient.server.rejections` | counter | {request} | `meshclient.reason` (`shed`, `deadline`) |
 | `meshclient.mirror.dropped` | counter | {copy} | service (the mirror target) |
 
-One `Instruments` exists per meter provider (see `_providers.py`).
+One `Instruments` exists per meter provider (see `providers.py`).
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ class Instruments:
     """Every instrument meshclient records, created once from one meter."""
 
     def __init__(self, meter: Meter) -> None:
+        self.meter = meter
         counter = meter.create_counter
         self.client_duration = _histogram(
             meter, "http.client.request.duration",
@@ -100,3 +101,8 @@ class Instruments:
                                          "Inbound requests shed (503) or expired (504).")
         self.mirror_dropped = counter("meshclient.mirror.dropped", "{copy}",
                                       "Mirror copies dropped: the mirror queue was full.")
+
+    def __repr__(self) -> str:
+        count = sum(1 for name in vars(self) if name != "meter")
+        return (f"<Instruments {count} from {type(self.meter).__name__} "
+                f"{getattr(self.meter, 'name', '?')!r}>")

@@ -1,6 +1,6 @@
 """Spans for outbound calls: one span for the logical call, one CLIENT span per attempt.
 
-The shells never call this module directly: `_flow.instrument` drives a `Call` from the
+The shells never call this module directly: `flow.instrument` drives a `Call` from the
 actions the core yields. The shape, for any other driver:
 
 ```python
@@ -31,7 +31,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from . import _providers
+from . import providers
 from . import semconv as sc
 from ._attempt import Attempt
 from ._otel_api import SHAPE
@@ -90,7 +90,7 @@ def start_call(request: httpx.Request, service: str | None) -> Call | None:
     span), or None when there is nothing to record and no trace context to propagate."""
     # Fast path: no SDK. Still forward a trace context we are inside of (an inbound
     # request's), so a downstream service with an SDK continues the trace.
-    p = _providers  # the no-SDK test (see `_providers._note_quiet`), on every request
+    p = providers  # the no-SDK test (see `providers._note_quiet`), on every request
     if (p._quiet_env_size == len(p._ENV) and p._tracer_override is None
             and p._meter_override is None and p._TRACE_GLOBALS._TRACER_PROVIDER is None
             and p._METRICS_GLOBALS._METER_PROVIDER is None):
@@ -100,9 +100,9 @@ def start_call(request: httpx.Request, service: str | None) -> Call | None:
             return None  # no span at all: nothing to propagate
         tracer, instruments = None, None
     else:
-        tracer = _providers.tracer()
-        instruments = _providers.instruments()
-        _providers._note_quiet(tracer, instruments)
+        tracer = providers.tracer()
+        instruments = providers.instruments()
+        providers._note_quiet(tracer, instruments)
     if tracer is None and instruments is None and \
             not trace.get_current_span().get_span_context().is_valid:
         return None

@@ -22,7 +22,7 @@ from ..security.registry import SecurityRegistry, security_for
 from ..security.routes import Guard
 from ..server import admin
 from ..telemetry import start_call
-from ..telemetry._flow import instrument, passthrough_flow
+from ..telemetry.flow import instrument, passthrough_flow
 from ._traced import start_traced
 
 T = TypeVar("T")

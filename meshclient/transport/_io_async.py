@@ -11,7 +11,7 @@ import anyio.to_thread
 import httpx
 
 from .._core.actions import Hedge, HedgeOutcome, Outcome, Send
-from ..discovery._base import EndpointWaiter
+from ..discovery.endpoint import EndpointWaiter
 from ._mirror import MirrorSender
 
 

@@ -12,7 +12,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 import httpx
 
 from .._core.actions import Hedge, HedgeOutcome, Outcome, Send
-from ..discovery._base import EndpointWaiter
+from ..discovery.endpoint import EndpointWaiter
 from ._mirror import MirrorSender
 
 #: Most threads the sync shell uses for hedged requests (created on first use, on demand).

@@ -30,6 +30,7 @@ import queue
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -40,7 +41,7 @@ from .._runtime import Registry
 from ..policy import Service
 from ..routing.gate import MirrorGate
 from ..routing.mirror import mirror_copy
-from ..telemetry import _providers
+from ..telemetry import providers
 from ..telemetry.semconv import MESH_SERVICE
 
 logger = logging.getLogger("meshclient.routing")
@@ -122,7 +123,7 @@ class MirrorSender:
         with contextlib.suppress(Exception):  # telemetry never fails the caller
             if isinstance(action.service, Service):
                 self.registry.runtime(action.service).balancer.mirror_dropped += 1
-            instruments = _providers.instruments()
+            instruments = providers.instruments()
             if instruments is not None:
                 instruments.mirror_dropped.add(1, {MESH_SERVICE: service})
 
@@ -175,25 +176,43 @@ class MirrorSender:
                 self._send_sync(*item)
 
     def _send_sync(self, inner: httpx.BaseTransport, action: Mirror) -> None:
+        with self._copying(action) as copy:
+            if copy.request is not None:
+                response = inner.handle_request(copy.request)
+                try:
+                    response.read()
+                finally:
+                    response.close()
+                copy.status = response.status_code
+
+    @contextlib.contextmanager
+    def _copying(self, action: Mirror) -> Iterator[_Copy]:
+        """The bookkeeping around one copy's send, the same for both shells and free of
+        I/O: the shared gate, the endpoint pick and its measurement; a failure is logged at
+        debug level and swallowed (a mirror copy never fails the caller's request)."""
+        copy = _Copy()
         if not self.gate.try_enter():  # a gate shared with other senders is full
             self._drop(action, counted=True)
+            yield copy  # nothing to send
             return
         ok = False
         try:
-            plan = _plan(self.registry, action)
-            if plan is not None:
-                request, state, start = plan
-                try:
-                    response = inner.handle_request(request)
-                    try:
-                        response.read()
-                    finally:
-                        response.close()
-                    ok = response.status_code < 500
-                finally:
-                    state.end(start, None, ok)
-        except Exception as exc:
-            logger.debug("mirror copy to %s failed: %r", action.request.url.host, exc)
+            try:
+                plan = _plan(self.registry, action)
+            except Exception as exc:
+                _failed(action, exc)
+                plan = None
+            if plan is None:
+                yield copy  # nothing to send
+                return
+            copy.request, state, start = plan
+            try:
+                yield copy
+                ok = copy.status is not None and copy.status < 500
+            except Exception as exc:
+                _failed(action, exc)
+            finally:
+                state.end(start, None, ok)
         finally:
             self.gate.leave(ok)
 
@@ -259,27 +278,14 @@ class MirrorSender:
             await self._send_async(inner, action)
 
     async def _send_async(self, inner: httpx.AsyncBaseTransport, action: Mirror) -> None:
-        if not self.gate.try_enter():  # a gate shared with other senders is full
-            self._drop(action, counted=True)
-            return
-        ok = False
-        try:
-            plan = _plan(self.registry, action)
-            if plan is not None:
-                request, state, start = plan
+        with self._copying(action) as copy:
+            if copy.request is not None:
+                response = await inner.handle_async_request(copy.request)
                 try:
-                    response = await inner.handle_async_request(request)
-                    try:
-                        await response.aread()
-                    finally:
-                        await response.aclose()
-                    ok = response.status_code < 500
+                    await response.aread()
                 finally:
-                    state.end(start, None, ok)
-        except Exception as exc:
-            logger.debug("mirror copy to %s failed: %r", action.request.url.host, exc)
-        finally:
-            self.gate.leave(ok)
+                    await response.aclose()
+                copy.status = response.status_code
 
     async def aclose(self, timeout: float = CLOSE_S) -> None:
         """Stop the sender tasks (cancelled; waiting at most `timeout`); drop what waits."""
@@ -294,6 +300,25 @@ class MirrorSender:
             await asyncio.wait(tasks, timeout=timeout)
         if self._threads:  # senders of the sync shell, if this one was used from both
             self.close(timeout)
+
+
+class _Copy:
+    """One mirror copy as a shell sends it: the addressed `request` (None: nothing to send)
+    and the answer's `status`, which `MirrorSender._copying` measures."""
+
+    __slots__ = ("request", "status")
+
+    def __init__(self) -> None:
+        self.request: httpx.Request | None = None
+        self.status: int | None = None
+
+    def __repr__(self) -> str:
+        url = None if self.request is None else str(self.request.url)
+        return f"<_Copy {url} status={self.status}>"
+
+
+def _failed(action: Mirror, exc: Exception) -> None:
+    logger.debug("mirror copy to %s failed: %r", action.request.url.host, exc)
 
 
 def _plan(registry: Registry, action: Mirror) -> tuple[httpx.Request, Any, int] | None:

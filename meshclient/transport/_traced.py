@@ -1,5 +1,5 @@
 """A traced call's first attempt: the same `First` as an untraced call's, with telemetry
-told about it as `telemetry._flow.instrument` tells it about a flow's attempts."""
+told about it as `telemetry.flow.instrument` tells it about a flow's attempts."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .._core.flow import Flow
 from .._runtime import ServiceRuntime
 from ..context import Inbound
 from ..routing import Decision
-from ..telemetry._flow import CURRENT_CALL, _suppress_http_instrumentation, instrument
+from ..telemetry.flow import CURRENT_CALL, instrument, suppress_http_instrumentation
 from ..telemetry.tracing import Call
 
 
@@ -30,10 +30,13 @@ class TracedFirst(First):
         super().__init__(*args)
         self.call = call
 
+    def __repr__(self) -> str:
+        return f"{super().__repr__()[:-1]} {self.call!r}>"
+
     def sending(self) -> AbstractContextManager[None]:
         """OpenTelemetry's httpx instrumentation suppressed while meshclient records the
         attempt's span (see `instrument`)."""
-        return _suppress_http_instrumentation(self.call) or nullcontext()
+        return suppress_http_instrumentation(self.call) or nullcontext()
 
     def finish(self, response: httpx.Response | None,
                error: Exception | None = None) -> Flow | None:

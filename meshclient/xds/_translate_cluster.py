@@ -27,9 +27,7 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import base_pb2
 from envoy.extensions.load_balancing_policies.wrr_locality.v3 import wrr_locality_pb2
 
-from ..policy._discovery import DiscoveryPolicy
-from ..policy._model import BalancerPolicy, OutlierPolicy
-from ..policy._security import TlsPolicy
+from ..policy import BalancerPolicy, DiscoveryPolicy, OutlierPolicy, TlsPolicy
 from ._translate_common import Where, check, seconds, type_name, unpack
 from ._translate_endpoint import endpoint_documents
 from ._translate_tls import tls_document

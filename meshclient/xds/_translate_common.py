@@ -13,6 +13,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import DecodeError, Message
 
 from ..errors import PolicyError
+from ..policy import section_errors
 
 M = TypeVar("M", bound=Message)
 
@@ -96,9 +97,6 @@ def _parse(message: Message, data: bytes) -> bool:
 def check(where: Where, cls: type[Any], document: Any) -> None:
     """Build the policy model `cls` from `document` as the policy parser would, so a value
     meshclient refuses (a regex, a header name, a bound) is refused here, at its field."""
-    from ..policy._parse import _build
-
-    errors: list[str] = []
-    _build(cls, document, "", errors)
+    errors = section_errors(cls, document)
     if errors:
         raise where.error("; ".join(errors))

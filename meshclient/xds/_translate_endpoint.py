@@ -15,7 +15,7 @@ from typing import Any
 from envoy.config.core.v3 import health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 
-from ..policy._model import EndpointSpec
+from ..policy import EndpointSpec
 from ._translate_common import Where, check
 
 USABLE = (health_check_pb2.UNKNOWN, health_check_pb2.HEALTHY)

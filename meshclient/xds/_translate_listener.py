@@ -26,7 +26,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 
-from ..policy._routing import FaultPolicy
+from ..policy import FaultPolicy
 from ._translate_common import Where, check, seconds, type_name, unpack
 from ._translate_fault import FAULT, fault_document
 

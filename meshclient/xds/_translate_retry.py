@@ -24,7 +24,7 @@ from typing import Any
 
 from envoy.config.route.v3 import route_components_pb2 as rc
 
-from ..policy._model import RetryPolicy
+from ..policy import RetryPolicy
 from ._translate_common import Where, check, seconds
 
 RETRY_ON = {

@@ -22,8 +22,7 @@ from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 
-from ..policy._fields import HEADER_NAME
-from ..policy._routing import FaultPolicy, RouteMatch
+from ..policy import HEADER_NAME, FaultPolicy, RouteMatch
 from ._match import route_match
 from ._translate_common import Where, check, fraction_percent, seconds, type_name, unpack
 from ._translate_fault import FAULT, fault_document

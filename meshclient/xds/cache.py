@@ -8,8 +8,8 @@ import json
 import logging
 from typing import Any
 
-from ..control.cache import read_cache, write_cache
 from ..policy import Policy
+from ..policy.cache import read_cache, write_cache
 
 logger = logging.getLogger("meshclient.xds")
 MAX_LISTENERS_BYTES = 1 << 20

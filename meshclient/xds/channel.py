@@ -3,6 +3,7 @@ announces, and the request iterator a stream reads from its outbox."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import queue
 from collections.abc import Iterator
 from typing import Any
@@ -18,15 +19,22 @@ from .bootstrap import Bootstrap
 END = object()
 
 
-def node_proto(bootstrap: Bootstrap) -> Any:
-    from .. import __version__
+def _version() -> str:
+    """meshclient's installed version (the package root is not imported from here: it
+    starts this layer)."""
+    try:
+        return importlib.metadata.version("meshclient")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
+
+def node_proto(bootstrap: Bootstrap) -> Any:
     node = bootstrap.node
     metadata = struct_pb2.Struct()
     metadata.update(dict(node.metadata))
     return base_pb2.Node(id=node.id, cluster=node.cluster, metadata=metadata,
                          locality=base_pb2.Locality(**dict(node.locality)),
-                         user_agent_name="meshclient", user_agent_version=__version__)
+                         user_agent_name="meshclient", user_agent_version=_version())
 
 
 def channel(bootstrap: Bootstrap) -> grpc.Channel:

@@ -219,7 +219,7 @@ def test_default_store_follows_control_url(monkeypatch, cluster, nginx_server,
 
 def test_swap_keeps_endpoint_state_and_skips_equal_documents(mesh, cluster, store) -> None:
     from meshclient._runtime import registry_for
-    from meshclient.control import Applier
+    from meshclient.policy.apply import Applier
 
     applier = Applier(store, "test")
     assert applier.apply(doc(cluster, "v1", 0).encode())

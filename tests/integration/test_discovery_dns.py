@@ -14,7 +14,7 @@ import pytest
 
 import meshclient
 from meshclient import Policy
-from meshclient.discovery._build import build_resolver
+from meshclient.discovery.build import build_resolver
 from meshclient.discovery.dns import DnsResolver, SrvResolver
 from meshclient.testing import Backend
 from tests.servers.dns import DnsServer

@@ -18,9 +18,9 @@ from meshclient._core.actions import Discard, Done, Send, Sleep
 from meshclient._core.address import address_request
 from meshclient._core.first import First
 from meshclient._core.flow import Flow
-from meshclient.discovery._base import Endpoint, split_address
+from meshclient.discovery.endpoint import Endpoint, split_address
 from meshclient.telemetry import semconv
-from meshclient.telemetry._flow import instrument
+from meshclient.telemetry.flow import instrument
 from meshclient.testing import LoopbackCluster
 from tests.servers.otel import Otel, otel_fixture  # noqa: F401 (the `otel` fixture)
 

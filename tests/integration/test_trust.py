@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from meshclient.policy import Policy, PolicyStore
-from meshclient.security.trust import SchemeDowngrade
+from meshclient.policy.trust import SchemeDowngrade
 from meshclient.testing import Backend
 from tests.servers.helpers import wait_until
 from tests.servers.nginx import NginxServer
@@ -143,7 +143,7 @@ def test_remote_policy_cannot_choose_the_server_identity(nginx_server) -> None:
 
 def test_remote_split_keeps_the_requested_tls_name(nginx_server) -> None:
     from meshclient._core.address import address_request
-    from meshclient.discovery._base import Endpoint
+    from meshclient.discovery.endpoint import Endpoint
 
     store = PolicyStore(Policy.from_dict({"services": {
         "users": {"endpoints": ["127.0.0.2:443"], "scheme": "https"},
@@ -234,7 +234,7 @@ def test_etcd_policy_is_held_to_the_same_rules(mesh, etcd_server, attacker) -> N
 
 
 def test_cached_remote_policy_is_checked_too(nginx_server, tmp_path: Path) -> None:
-    from meshclient.control.cache import write_cache
+    from meshclient.policy.cache import write_cache
 
     cache = tmp_path / "policy-cache.json"
     write_cache(cache, json.dumps({"version": "cached", "services": {"x": {

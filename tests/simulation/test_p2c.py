@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from meshclient.balance import EndpointState, LoadBalancer
-from meshclient.discovery._base import Endpoint
+from meshclient.discovery.endpoint import Endpoint
 from meshclient.policy import BalancerPolicy, OutlierPolicy
 from meshclient.testing import FakeClock, SeededRng
 

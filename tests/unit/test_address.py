@@ -20,7 +20,7 @@ from meshclient._core.address import (
     host_key,
     with_headers,
 )
-from meshclient.discovery._base import Endpoint
+from meshclient.discovery.endpoint import Endpoint
 from meshclient.policy import Policy
 
 URLS = ["http://users/", "http://users/v1/users/42?x=1&y=%20z#frag", "https://u:p@users:9/a",

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from meshclient.balance import LoadBalancer
 from meshclient.balance._levels import SMALL_FLEET, SWEEP_CHUNK, SWEEP_EVERY
 from meshclient.balance._weights import MAX_SMOOTH_WORK, AliasTable, SpreadSchedule, smooth_schedule
-from meshclient.discovery._base import Endpoint
+from meshclient.discovery.endpoint import Endpoint
 from meshclient.policy import BalancerPolicy, OutlierPolicy
 from meshclient.testing import FakeClock, SeededRng
 from tests.unit.test_pickers import KINDS, FakeBreaker, shares

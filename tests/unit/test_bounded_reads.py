@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from meshclient.control.cache import read_cache
-from meshclient.discovery._base import split_address
+from meshclient.discovery.endpoint import split_address
+from meshclient.policy.cache import read_cache
 from meshclient.security.bearer import MAX_SECRET_CHARS, read_secret
 from meshclient.security.credentials import CredentialsError
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshclient.discovery._base import DiscoveryError
+from meshclient.discovery.endpoint import DiscoveryError
 from meshclient.discovery.file import FileResolver
 
 MARK = "Zq9SECRETx"

@@ -157,9 +157,9 @@ def test_an_error_is_classified_by_the_flow() -> None:
 def test_calls_that_need_the_flow_first_are_left_untouched(service: dict[str, Any]) -> None:
     clock = FakeClock()
     rt = runtime(clock, **service)
-    balance = rt.resilience.budget.budget.balance
+    balance = rt.resilience.budget.tokens.balance
     assert start_first(get(), rt, None, None) is None
-    assert rt.resilience.budget.budget.balance == balance  # nothing deposited
+    assert rt.resilience.budget.tokens.balance == balance  # nothing deposited
     assert all(s.in_flight == 0 and s.requests == 0 for s in rt.balancer.states())
 
 

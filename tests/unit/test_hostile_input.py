@@ -13,11 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshclient._etcd import KeyValue
-from meshclient.control import Applier
-from meshclient.control.apply import MAX_ERROR_CHARS, MAX_ERRORS
 from meshclient.discovery import Endpoint
 from meshclient.discovery.etcd import EXCERPT_CHARS, EtcdResolver
 from meshclient.policy import PolicyStore
+from meshclient.policy.apply import MAX_ERROR_CHARS, MAX_ERRORS, Applier
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),

@@ -24,8 +24,8 @@ from meshclient.context import (
     spent_mark,
 )
 from meshclient.server import ConcurrencyLimit, ServerScope
-from meshclient.server._inbound import marked_headers, trace_context
 from meshclient.server.decorators import lower_headers
+from meshclient.server.inbound import marked_headers, trace_context
 from meshclient.testing import FakeClock
 from tests.servers.helpers import run_threads
 

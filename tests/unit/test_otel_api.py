@@ -16,7 +16,7 @@ import opentelemetry.metrics
 import opentelemetry.trace
 import pytest
 
-from meshclient.telemetry import _otel_api, _providers
+from meshclient.telemetry import _otel_api, providers
 from meshclient.testing import LoopbackCluster
 
 #: The private names, renamed in a copy of the API as a later release might move them.
@@ -27,7 +27,7 @@ RENAMES = ("_TRACER_PROVIDER", "_METER_PROVIDER", "_RUNTIME_CONTEXT", "_SPAN_KEY
 def test_the_shape_of_the_installed_api_is_found() -> None:
     shape = _otel_api.SHAPE
     assert shape.missing == [] and shape.fast
-    assert _providers._HAS_GLOBALS
+    assert providers._HAS_GLOBALS
 
 
 def test_a_missing_part_warns_once_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,7 +42,7 @@ def test_a_missing_part_warns_once_naming_it(monkeypatch: pytest.MonkeyPatch) ->
     def getter() -> str:
         return "public"
 
-    assert _providers._unset_global(None, "_TRACER_PROVIDER", getter) is getter
+    assert providers._unset_global(None, "_TRACER_PROVIDER", getter) is getter
 
 
 def _shadow_api(root: Path) -> None:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from meshclient import _events
 from meshclient.balance import EndpointState, LoadBalancer
 from meshclient.balance._weights import AliasTable, smooth_schedule
-from meshclient.discovery._base import Endpoint
+from meshclient.discovery.endpoint import Endpoint
 from meshclient.policy import BalancerPolicy, OutlierPolicy
 from meshclient.testing import FakeClock, SeededRng
 from tests.servers.helpers import run_threads

@@ -7,10 +7,11 @@ from collections import Counter
 import httpx
 import pytest
 
-from meshclient.control import summarize
 from meshclient.errors import PolicyError
 from meshclient.policy import Policy
-from meshclient.routing import abort_result, roll, route, sticky_point
+from meshclient.policy.summary import summarize
+from meshclient.routing import roll, route, sticky_point
+from meshclient.routing.fault import abort_result
 from meshclient.testing import SeededRng
 
 

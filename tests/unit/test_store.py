@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from meshclient import Policy, PolicyStore
-from meshclient.policy import reset_default_store
+from meshclient.policy._store import reset_default_store
 from tests.servers.helpers import run_threads
 
 

@@ -13,9 +13,9 @@ from opentelemetry.trace import SpanKind
 
 from meshclient._core.actions import Done, Outcome, Send
 from meshclient._core.flow import Flow
-from meshclient.discovery._base import Endpoint
+from meshclient.discovery.endpoint import Endpoint
 from meshclient.telemetry import semconv, start_call
-from meshclient.telemetry._flow import instrument
+from meshclient.telemetry.flow import instrument
 from meshclient.telemetry.tracing import url_without_credentials
 from tests.servers.otel import Otel, otel_fixture  # noqa: F401 (the `otel` fixture)
 
@@ -150,9 +150,9 @@ def test_global_providers_are_otels(monkeypatch: pytest.MonkeyPatch) -> None:
     also after the environment changed."""
     from opentelemetry import metrics, trace
 
-    from meshclient.telemetry import _providers
+    from meshclient.telemetry import providers
 
     for _ in range(2):
-        assert _providers._global_tracer_provider() is trace.get_tracer_provider()
-        assert _providers._global_meter_provider() is metrics.get_meter_provider()
+        assert providers._global_tracer_provider() is trace.get_tracer_provider()
+        assert providers._global_meter_provider() is metrics.get_meter_provider()
         monkeypatch.setenv("MESHCLIENT_TEST_UNRELATED", "1")

@@ -14,7 +14,7 @@ from meshclient.policy._env import (
     TrustSettings,
     trust_from_env,
 )
-from meshclient.security.trust import check_remote
+from meshclient.policy.trust import check_remote
 
 
 def test_defaults() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..policy import Policy
+from ._model import Policy
 
 
 def summarize(old: Policy, new: Policy) -> str:

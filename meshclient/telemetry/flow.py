@@ -18,7 +18,7 @@ import httpx
 
 from .._core.actions import Discard, Done, Outcome, Send, Sleep
 from .._core.flow import Flow
-from ..discovery._base import Endpoint
+from ..discovery.endpoint import Endpoint
 from .tracing import Call
 
 #: The call whose flow is running right now in this thread or task (else None).
@@ -49,7 +49,7 @@ def instrument(flow: Flow, call: Call) -> Flow:
             elif _is_hedge(action):
                 pair: Any = action
                 call.hedge(pair.primary, pair.secondary)
-            guard = (_suppress_http_instrumentation(call)
+            guard = (suppress_http_instrumentation(call)
                      if isinstance(action, Send) or _is_hedge(action) else None)
             if guard is None:
                 reply = yield action
@@ -78,7 +78,7 @@ def instrument(flow: Flow, call: Call) -> Flow:
 HTTPX_INSTRUMENTATION = "opentelemetry.instrumentation.httpx"
 
 
-def _suppress_http_instrumentation(call: Call) -> AbstractContextManager[None] | None:
+def suppress_http_instrumentation(call: Call) -> AbstractContextManager[None] | None:
     """While meshclient records a CLIENT span per attempt, OpenTelemetry's httpx
     instrumentation (which wraps `httpx.HTTPTransport`, the inner transport) would add a
     second one, parented to the application's span, and overwrite the attempt's

@@ -41,7 +41,7 @@ from ..context import (
 from ..security.authz import Caller
 from ..security.gate import Admitted, InboundRequest, Refused
 from ..security.limitkey import Identity, identity
-from ..telemetry import _providers, access_log
+from ..telemetry import access_log, providers
 from ..telemetry import semconv as sc
 from .shedding import ConcurrencyLimit
 
@@ -160,6 +160,13 @@ class ServerScope:
         self._instruments: Instruments | None = None
         self.inbound = Inbound()
 
+    def __repr__(self) -> str:
+        state = ("admitted" if self.caller is not None or self._token is not None
+                 else "entered" if self._start else "new")
+        caller = self.caller.label if self.caller is not None else None
+        return (f"<ServerScope {self._method} {self._path} {state} caller={caller!r} "
+                f"permit={self._permit} limit={self._limit!r} {self.inbound!r}>")
+
     def enter(self) -> Rejection | None:
         """Set up the request's context; None to run the handler, else a rejection to send
         (call `exit(rejection.status)` after sending it). The gate runs in this thread."""
@@ -199,13 +206,13 @@ class ServerScope:
 
     def _begin(self) -> Rejection | None:
         self._start = time.perf_counter_ns()
-        self._instruments = _providers.instruments()  # the same provider from end to end
+        self._instruments = providers.instruments()  # the same provider from end to end
         log = access_log.current()
         if log is not None and log.sampled():
             self._log = log
         self.inbound = parse_inbound(self._headers, self._clock.now_ns())
         ctx = trace_context(self._headers)
-        tracer = _providers.tracer()
+        tracer = providers.tracer()
         if tracer is not None:
             name = f"{self._method} {self._route}" if self._route else self._method
             span = tracer.start_span(name, ctx, SpanKind.SERVER)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from .._addresses import parse_url
 from .._types import Clock, Rng
-from ..policy._discovery import DiscoveryPolicy
-from ..policy._env import settings_from_env
-from ._base import Resolver, split_address
+from ..policy import DiscoveryPolicy, settings_from_env
 from ._schedule import BACKOFF_BASE_S, BACKOFF_MAX_S, ScheduleConfig
 from .cache import EndpointCache
+from .endpoint import Resolver, split_address
 
 
 def nameservers_for(policy: DiscoveryPolicy) -> tuple[tuple[str, int], ...]:

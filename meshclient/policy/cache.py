@@ -15,8 +15,9 @@ import tempfile
 from pathlib import Path
 
 from ..errors import PolicyError
-from ..policy import Policy, policy_from_text
-from ..policy._parse import MAX_DOCUMENT_BYTES
+from ._document import MAX_DOCUMENT_BYTES
+from ._model import Policy
+from ._parse import policy_from_text
 
 logger = logging.getLogger("meshclient.control")
 

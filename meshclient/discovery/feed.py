@@ -16,9 +16,9 @@ from typing import Any
 from .. import _fork
 from .._types import Clock, Rng
 from ..policy import Service
-from ._base import Endpoint, EndpointWaiter
-from ._build import build_cache
+from .build import build_cache
 from .cache import EndpointCache
+from .endpoint import Endpoint, EndpointWaiter
 from .health import HealthChecker
 from .static import endpoints_from_specs
 

@@ -10,6 +10,10 @@ dies from input, and `last_errors` never carries more of a document than a short
 policy is swapped in whole (`PolicyStore.replace`: one reference assignment, so a request
 sees one version; the registry keeps each endpoint's balancer and breaker state by name),
 logged with its version and a summary of what changed, and written to the disk cache.
+
+The split follows Envoy's xDS subscription and its callbacks: the control package fetches
+documents (transports, schedule, the refresher thread) and knows nothing of policies; this
+module, which the store hands it (`PolicyStore.applier`), decides what a document means.
 """
 
 from __future__ import annotations
@@ -17,14 +21,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .. import _events
+from ..control.refresh import RefreshStats
 from ..errors import PolicyError
-from ..policy import Policy, PolicyStore, policy_from_text
-from ..security.trust import RemoteTrust, warn_plaintext_control
-from .cache import write_cache
+from ._model import Policy
+from ._parse import policy_from_text
+from .cache import read_cache, write_cache
 from .summary import summarize
+from .trust import RemoteTrust, warn_plaintext_control
+
+if TYPE_CHECKING:
+    from ._store import PolicyStore
 
 logger = logging.getLogger("meshclient.control")
 
@@ -42,20 +51,6 @@ def _bounded(errors: tuple[str, ...]) -> tuple[str, ...]:
     if len(errors) > MAX_ERRORS:
         out += (f"… and {len(errors) - MAX_ERRORS} more errors",)
     return out
-
-
-@dataclass(slots=True)
-class RefreshStats:
-    """Counters of one refresher (read them for tests, status pages, metrics)."""
-
-    fetches: int = 0
-    not_modified: int = 0
-    unchanged: int = 0
-    applied: int = 0
-    rejected: int = 0
-    errors: int = 0
-    #: iterations that raised something unexpected (logged once per distinct error)
-    unexpected: int = 0
 
 
 class Applier:
@@ -95,6 +90,16 @@ class Applier:
                                     f"({type(exc).__name__}): {reason}",), origin)
             return False
         return self.apply_policy(policy, document, origin=origin)
+
+    def restore(self) -> bool:
+        """Apply the disk cache's policy, if there is a valid one (before the first fetch)."""
+        if self.cache is None:
+            return False
+        cached = read_cache(self.cache)
+        if cached is None:
+            return False
+        return self.apply_policy(cached[0], cached[1], origin=f"cache {self.cache}",
+                                 write=False)
 
     def apply_policy(self, policy: Policy, document: bytes | None, *, origin: str,
                      write: bool = True) -> bool:

@@ -4,7 +4,7 @@ the disk cache of either) may do, compared with the local policy (code, `MESHCLI
 
 Two places enforce it:
 
-- **When a remote policy arrives** (`RemoteTrust.errors`, called by the control `Applier`
+- **When a remote policy arrives** (`RemoteTrust.errors`, called by the `Applier` (`policy.apply`)
   before a swap): a remote policy is rejected whole, with one `field.path: reason` per
   problem, when it
   - turns a service the local policy declares `https` into `http`;
@@ -38,8 +38,8 @@ from typing import NamedTuple
 import httpx
 
 from ..errors import MeshTransportError
-from ..policy import Policy, Service
-from ..policy._env import VARIABLES, TrustSettings, env_value, trust_from_env
+from ._env import VARIABLES, TrustSettings, env_value, trust_from_env
+from ._model import Policy, Service
 
 logger = logging.getLogger("meshclient.security")
 
@@ -188,6 +188,11 @@ class RemoteTrust:
         self.recent: tuple[_Applied, ...] = ()  # newest first; replaced whole
         with _lock:
             _trusts.add(self)
+
+    def __repr__(self) -> str:
+        applied = None if self._applied is None else self._applied.version
+        return (f"<RemoteTrust local={self._local.version!r} applied={applied!r} "
+                f"recent={len(self.recent)}>")
 
     def errors(self, remote: Policy, current: Policy) -> list[str]:
         """Why `remote` may not replace `current` (empty: it may, and its services are
