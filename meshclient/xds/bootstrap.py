@@ -16,8 +16,13 @@ inline when it starts with `{`), `GRPC_XDS_BOOTSTRAP` (a path), `GRPC_XDS_BOOTST
 * `node`: `id`, `cluster`, `metadata` (an object), `locality` (`region`, `zone`,
   `sub_zone`).
 
-Other keys (`certificate_providers`, `server_listener_resource_name_template`, `authorities`
-…) are accepted and ignored. A bad bootstrap raises `PolicyError` naming the field and value.
+* `certificate_providers`: name -> `{plugin_name, config}`; a cluster's TLS context that
+  names a provider instance (as Istio's proxyless clusters do) takes its files from the
+  `file_watcher` plugin's `certificate_file`, `private_key_file` and `ca_certificate_file`
+  (istio-agent writes them under `/var/lib/istio/data`).
+
+Other keys (`server_listener_resource_name_template`, `authorities` …) are accepted and
+ignored. A bad bootstrap raises `PolicyError` naming the field and value.
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ class Bootstrap:
     origin: str = "bootstrap"
     #: the `tls` credentials' PEM files by key (`ca_certificate_file`, …)
     tls_files: Mapping[str, str] = field(default_factory=dict)
+    #: `certificate_providers`: instance name -> `{"plugin_name": …, "config": {…}}`
+    certificate_providers: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def target(self) -> str:
@@ -127,6 +134,31 @@ def _creds(origin: str, value: object) -> tuple[str, dict[str, str]]:
     raise _fail(origin, path, f"has no supported type (supported: {', '.join(CREDS)})", types)
 
 
+def _providers(origin: str, value: object) -> dict[str, Any]:
+    """`certificate_providers`: each instance an object with a string `plugin_name` and an
+    object `config` whose file names are strings."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _fail(origin, "certificate_providers", "must be an object", value)
+    out: dict[str, Any] = {}
+    for name, instance in value.items():
+        path = f"certificate_providers.{name}"
+        if not isinstance(instance, Mapping):
+            raise _fail(origin, path, "must be an object", instance)
+        plugin = instance.get("plugin_name")
+        if not isinstance(plugin, str) or not plugin:
+            raise _fail(origin, f"{path}.plugin_name", "must be a non-empty string", plugin)
+        config = instance.get("config", {})
+        if not isinstance(config, Mapping):
+            raise _fail(origin, f"{path}.config", "must be an object", config)
+        for key in _TLS_FILES:
+            if key in config and not (isinstance(config[key], str) and config[key]):
+                raise _fail(origin, f"{path}.config.{key}", "must be a file path", config[key])
+        out[str(name)] = {"plugin_name": plugin, "config": dict(config)}
+    return out
+
+
 def _strings(origin: str, path: str, value: object) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -183,6 +215,7 @@ def parse_bootstrap(text: str | bytes, origin: str = "bootstrap") -> Bootstrap:
                                  server.get("server_features")),
         node=_node(origin, doc.get("node")),
         origin=origin,
+        certificate_providers=_providers(origin, doc.get("certificate_providers")),
     )
 
 

@@ -59,7 +59,8 @@ class XdsClient:
         self.cache = cache
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
-        self.protocol = AdsProtocol(node_proto(bootstrap), bootstrap.ignore_resource_deletion)
+        self.protocol = AdsProtocol(node_proto(bootstrap), bootstrap.ignore_resource_deletion,
+                                    bootstrap.certificate_providers)
         self.connection = "idle"  # connecting, connected, disconnected, closed
         self.connects = 0
         self.last_connection_error = ""
@@ -244,7 +245,8 @@ class XdsClient:
                      error=text)
 
     def _compose(self, candidate: Candidate, listeners: dict[str, str]) -> tuple[Policy, dict[str, Any]]:
-        fragment = resources.translate(candidate.state, listeners)
+        fragment = resources.translate(candidate.state, listeners,
+                                           self.bootstrap.certificate_providers)
         versions = {t: self.protocol.types[t].version for t in ORDER}
         versions[candidate.type_url] = candidate.version
         version = "xds:" + "/".join(f"{SHORT[t]}={versions[t] or '-'}" for t in ORDER)
@@ -283,7 +285,7 @@ class XdsClient:
                 if not any(self.protocol.types[t].version for t in ORDER):
                     return  # nothing from xDS yet
             try:
-                fragment = resources.translate(state, listeners)
+                fragment = resources.translate(state, listeners, self.bootstrap.certificate_providers)
                 policy, _document = compose(new, fragment, self._version)
             except PolicyError as exc:
                 logger.error("local policy %r conflicts with the xDS services, which are "

@@ -23,7 +23,7 @@ subscription.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +83,8 @@ class AdsProtocol:
 
     node: Any  # config.core.v3.Node
     ignore_resource_deletion: bool = False
+    #: the bootstrap's `certificate_providers` (a cluster's TLS may name one)
+    providers: Mapping[str, Any] = field(default_factory=dict)
     state: XdsState = field(default_factory=lambda: XdsState({}, {}, {}, {}))
     types: dict[str, TypeStatus] = field(default_factory=lambda: {t: TypeStatus() for t in ORDER})
     #: listener name (`host:port`) -> service host
@@ -135,7 +137,7 @@ class AdsProtocol:
         for i, any_msg in enumerate(response.resources):
             try:
                 name, msg = resources.decode(type_url, any_msg)
-                resources.validate(type_url, msg)
+                resources.validate(type_url, msg, self.providers)
             except PolicyError as exc:
                 errors.extend(exc.errors)
                 continue

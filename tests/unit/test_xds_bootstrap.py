@@ -167,3 +167,50 @@ def test_any_hosts_value_parses_or_is_refused_naming_the_variable(value: str) ->
         return
     assert hosts and all(h == h.strip().lower() and h for h in hosts)
     HostPatterns(hosts).matches("users.default.svc.cluster.local")  # compiles and runs
+
+
+def test_certificate_providers_are_read_and_reach_cluster_validation() -> None:
+    """Istio's proxyless clusters name a certificate provider instance; the bootstrap's
+    `file_watcher` files are what a cluster's TLS then uses (no NACK)."""
+    from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
+    from envoy.service.discovery.v3 import discovery_pb2
+
+    from meshclient.xds.protocol import AdsProtocol
+    from meshclient.xds.resources import CLUSTER
+    from tests.unit.xds_build import cluster, pack
+
+    doc = json.loads(json.dumps(ISTIO))
+    doc["certificate_providers"]["default"]["config"] = {
+        "certificate_file": "/var/lib/istio/data/cert-chain.pem",
+        "private_key_file": "/var/lib/istio/data/key.pem",
+        "ca_certificate_file": "/var/lib/istio/data/root-cert.pem"}
+    b = parse_bootstrap(json.dumps(doc))
+    assert b.certificate_providers["default"]["config"]["private_key_file"].endswith("key.pem")
+
+    ctx = tls_pb2.UpstreamTlsContext()
+    ctx.common_tls_context.tls_certificate_provider_instance.instance_name = "default"
+    c = cluster()
+    c.transport_socket.name = "envoy.transport_sockets.tls"
+    c.transport_socket.typed_config.CopyFrom(pack(ctx))
+    response = discovery_pb2.DiscoveryResponse(version_info="1", nonce="n1", type_url=CLUSTER)
+    response.resources.add().CopyFrom(pack(c))
+
+    AdsProtocol(None, False, b.certificate_providers).receive(response)  # accepted
+    with pytest.raises(PolicyError, match="certificate provider 'default'"):
+        AdsProtocol(None, False, {}).receive(response)  # without them: NACK, named
+
+
+@pytest.mark.parametrize(("providers", "field"), [
+    ([], "certificate_providers"),
+    ({"default": "x"}, "certificate_providers.default"),
+    ({"default": {"config": {}}}, "certificate_providers.default.plugin_name"),
+    ({"default": {"plugin_name": "file_watcher", "config": []}},
+     "certificate_providers.default.config"),
+    ({"default": {"plugin_name": "file_watcher", "config": {"certificate_file": 7}}},
+     "certificate_providers.default.config.certificate_file"),
+])
+def test_bad_certificate_providers_are_named(providers: Any, field: str) -> None:
+    doc = json.loads(json.dumps(ISTIO))
+    doc["certificate_providers"] = providers
+    with pytest.raises(PolicyError, match=field.replace(".", r"\.")):
+        parse_bootstrap(json.dumps(doc))
