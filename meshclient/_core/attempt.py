@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from .. import _events
-from ..errors import CircuitOpen, NoEndpointsAvailable
 from ..balance._base import PROBING
+from ..errors import CircuitOpen, NoEndpointsAvailable
 from ..resilience.breaker import NORMAL, PROBE, REFUSED
 from ..resilience.classify import OTHER, POOL_TIMEOUT, error_kind
 from ..resilience.deadline import Deadline, attempt_timeout
@@ -167,7 +167,7 @@ def observe(runtime: ServiceRuntime, state: EndpointState, ticket: int, start_ns
     if breaker is not None and not (ok and ticket == NORMAL and breaker.clean):
         # (a success on a clean breaker changes nothing)
         breaker.record(ticket, ok, _left_s(deadline_ns, now_ns))
-        if ok and ticket >= PROBE:  # back from an open breaker: a fresh latency estimate
+        if ok and ticket == PROBE:  # back from an open breaker: a fresh latency estimate
             state.restart_estimate()
     return ok
 

@@ -17,9 +17,11 @@ Health, from the picker's point of view (`rank()`, Finagle's status order):
 from __future__ import annotations
 
 import threading
+from threading import get_ident
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._clock import CLOCK
+from .._stall import StallRecord
 from .._types import Clock
 from ..discovery._base import Endpoint
 from .load.peak_ewma import PeakEwma
@@ -69,12 +71,14 @@ class EndpointState:
                  "ejected_until_ns",
                  "endpoint", "ewma", "failures", "health_check", "in_flight", "multiplier",
                  "phase", "probe_claimed_ns", "probe_pending", "probe_start_ns",
-                 "quiet_since_ns", "requests", "returned_ns", "times_ejected")
+                 "quiet_since_ns", "requests", "returned_ns", "stalls", "times_ejected")
 
     def __init__(self, endpoint: Endpoint, ewma: PeakEwma | None = None,
                  clock: Clock = CLOCK) -> None:
         self.endpoint = endpoint
         self._now_ns = clock.now_ns  # for `end(start, None, ok)`: a body closing now
+        #: The client's own stalls on that clock (`_stall.py`), not charged to the endpoint.
+        self.stalls: StallRecord | None = getattr(clock, "stalls", None)
         self.in_flight = 0
         self.requests = 0
         self.failures = 0
@@ -123,10 +127,13 @@ class EndpointState:
         if error is not None:
             ok = False
         streak = 0
+        elapsed = now_ns - start_ns
+        stalls = self.stalls
+        if stalls is not None and (stalls.due or stalls.events):  # a client stall in it
+            elapsed -= stalls.overlap_ns(start_ns, now_ns, get_ident())
         with self._lock:
             self.in_flight -= 1
             self.quiet_since_ns = now_ns
-            elapsed = now_ns - start_ns
             if ok and self.phase == IN_SERVICE:  # the usual end: no streak, no probe
                 self.ewma.observe((elapsed if elapsed > 0 else 0) / 1e9, now_ns, True)
                 self.consecutive_failures = 0

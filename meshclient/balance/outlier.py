@@ -22,6 +22,9 @@ Rules (policy `outlier`):
   This is a breaker's half-open probe rather than Envoy's unconditional return: a backend
   that is still dead costs one request, not `consecutive_failures` of them. (The flow
   makes the probe the endpoint's breaker probe too: `Breaker.admit(probe=True)`.)
+- A probe that fails in panic mode ejects for the same time again, not longer (the whole
+  service is down: not this endpoint's fault alone), so it is probed at the same pace
+  until the service recovers.
 - In panic mode the balancer sends to ejected endpoints too; a success of a request sent
   after the ejection returns the endpoint as a probe's would (`EndpointState.end`).
 - An endpoint that returns starts its latency estimate afresh: the probe's time replaces
@@ -62,8 +65,9 @@ class OutlierDetector:
 
     def __init__(self, policy: OutlierPolicy, service: str,
                  on_change: Callable[[EndpointState], None] = lambda state: None,
-                 rng: Rng = RNG) -> None:
+                 rng: Rng = RNG, panic: Callable[[], bool] = lambda: False) -> None:
         self.policy = policy
+        self._panic = panic
         self._rng = rng
         self.service = service
         self._on_change = on_change
@@ -118,7 +122,8 @@ class OutlierDetector:
         if (state.returned_ns is not None
                 and now_ns - state.returned_ns >= policy.max_ejection * 1e9):
             state.multiplier = 0
-        state.multiplier += 1
+        if not (state.multiplier and state.phase == PROBING and self._panic()):
+            state.multiplier += 1  # (a probe failing in panic mode: the same again)
         state.times_ejected += 1
         n = state.multiplier
         if policy.ejection == "linear":

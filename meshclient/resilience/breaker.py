@@ -20,10 +20,12 @@ Differences from calling pybreaker directly, each on purpose:
   again once the breaker has stayed closed for `reset`, so a flapping endpoint is kept
   out for longer and longer. `reset_min = reset` gives a fixed open period.
 - Panic mode (the balancer has too few available endpoints and balances over all of
-  them): `admit(panic=True)` lets the attempt through an open breaker (ticket `PANIC`),
-  as Finagle's balancer uses busy nodes when no other is left. A success closes the
-  breaker at once (the endpoint answers again); a failure changes nothing. So a total
-  outage ends for the caller when the endpoints recover, not when the open periods end.
+  them): `admit(panic=True)` takes the probe once the shortest open period
+  (`reset_min`) has passed, whatever the backoff reached, so during a total outage every
+  endpoint is probed about once per `reset_min` and the service is back within about
+  `reset_min` of the endpoints recovering, not after the longest period; between probes
+  the breakers still fail fast. A probe that failed in panic mode does not lengthen the
+  next period (the whole service is down: not this endpoint's fault alone).
 - An outlier probe (`admit(probe=True)`: the detector chose this endpoint for its one
   return probe) is the breaker's half-open probe too, whatever its open period says:
   the two mechanisms decide on the same request.
@@ -64,16 +66,15 @@ from ..errors import MeshError
 from ..policy._model import BreakerPolicy
 from .breaker_storage import REDIS_TIMEOUT_S, FallbackStorage, call_time_left, health_for
 
-__all__ = ["CLOSED", "HALF_OPEN", "NORMAL", "OPEN", "PANIC", "PROBE", "REDIS_TIMEOUT_S", "REFUSED",
+__all__ = ["CLOSED", "HALF_OPEN", "NORMAL", "OPEN", "PROBE", "REDIS_TIMEOUT_S", "REFUSED",
            "Breaker", "BreakerError", "redis_storage"]
 
 CLOSED = pybreaker.STATE_CLOSED
 OPEN = pybreaker.STATE_OPEN
 HALF_OPEN = pybreaker.STATE_HALF_OPEN
 
-#: `admit()` results: refused, a normal attempt, the half-open probe, an attempt through an
-#: open breaker in panic mode.
-REFUSED, NORMAL, PROBE, PANIC = 0, 1, 2, 3
+#: `admit()` results: refused, a normal attempt, the half-open probe.
+REFUSED, NORMAL, PROBE = 0, 1, 2
 
 #: Most random extra on an open period, as a share of it.
 JITTER = 0.5
@@ -152,6 +153,7 @@ class Breaker:
         self._opened_ns: int | None = None  # when this process saw it open (monotonic)
         self._probing = False
         self._rng = rng
+        self._panic_probe = False
         self._level = 0  # opens in a row (without `reset` closed in between)
         self._period_ns = self._open_period(now_ns=None)
         self._closed_ns: int | None = None  # when it last closed after being open
@@ -194,18 +196,23 @@ class Breaker:
     def _opened(self, now_ns: int) -> None:
         """Caller holds the lock; the breaker just opened (a trip or a failed probe)."""
         self._opened_ns = now_ns
+        if self._panic_probe and self._level:
+            self._level -= 1  # the same period again
+        self._panic_probe = False
         self._period_ns = self._open_period(now_ns)
 
-    def _reset_elapsed(self, now_ns: int) -> bool:
-        return now_ns - self._open_since(now_ns) >= self._period_ns
+    def _reset_elapsed(self, now_ns: int, panic: bool = False) -> bool:
+        period = self._period_ns
+        if panic:
+            period = min(period, int(min(self.policy.reset_min, self.policy.reset) * 1e9))
+        return now_ns - self._open_since(now_ns) >= period
 
     def admit(self, time_left_s: float | None = None, *, probe: bool = False,
               panic: bool = False) -> int:
-        """`NORMAL`, `PROBE` (the one half-open attempt), `PANIC` (through an open breaker
-        in panic mode) or `REFUSED`. `time_left_s`: how long the call has left, which
+        """`NORMAL`, `PROBE` (the one half-open attempt) or `REFUSED`. `time_left_s`: how long the call has left, which
         shared (Redis) storage must not outlast; `probe`: the outlier detector's return
         probe (the breaker's probe too, if it is open); `panic`: the balancer is in panic
-        mode."""
+        mode (the shortest open period applies)."""
         if self.clean:  # the hot path: closed, nothing counted (memory storage)
             return NORMAL
         if time_left_s is not None and not self._memory:
@@ -225,19 +232,16 @@ class Breaker:
             if state == CLOSED:
                 return NORMAL
             if state == OPEN:
-                if not probe and not self._reset_elapsed(now):
-                    if panic:
-                        return PANIC
+                if not probe and not self._reset_elapsed(now, panic):
                     self.fast_fails += 1
                     return REFUSED
                 self._cb.half_open()
                 self._probing = False
             if self._probing:
-                if panic:
-                    return PANIC
                 self.fast_fails += 1
                 return REFUSED
             self._probing = True
+            self._panic_probe = panic
             return PROBE
 
     def record(self, ticket: int, ok: bool, time_left_s: float | None = None) -> None:
@@ -257,11 +261,6 @@ class Breaker:
         with self._lock:
             self.clean = False
             state = cb.current_state
-            if ticket == PANIC:  # through an open breaker in panic mode
-                if ok and state != CLOSED:
-                    cb.close()  # the endpoint answers again
-                    self._closed(self._clock.now_ns())
-                return
             if (ok and ticket == NORMAL and state == CLOSED and cb.state.name == CLOSED
                     and self._storage.counter == 0):
                 # Fast path, safe because pybreaker's closed-state success only resets the

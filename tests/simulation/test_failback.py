@@ -69,7 +69,7 @@ def test_an_endpoint_down_for_5s_carries_its_share_within_10s_of_recovering() ->
         clock = FakeClock(start_ns=0)
         rt = runtime(clock, seed)
         bad = KEYS[0]
-        log = drive(rt, clock, lambda key, t: key != bad or not 10 <= t < 15, 30)
+        log = drive(rt, clock, lambda key, t, bad=bad: key != bad or not 10 <= t < 15, 30)
         assert share(log, bad, 11, 15) < 0.1, seed  # kept out while it fails
         assert share(log, bad, 18, 25) >= 1 / 6, (seed, share(log, bad, 18, 25))
 
@@ -93,9 +93,9 @@ def test_a_flapping_endpoint_is_kept_out() -> None:
         clock = FakeClock(start_ns=0)
         rt = runtime(clock, seed)
         flappy = KEYS[0]
-        log = drive(rt, clock, lambda key, t: key != flappy or int(t) % 4 >= 2, 120)
+        log = drive(rt, clock, lambda key, t, flappy=flappy: key != flappy or int(t) % 4 >= 2, 120)
         assert share(log, flappy, 60, 120) < 0.1, (seed, share(log, flappy, 60, 120))
-        failed = sum(1 for t, key, ok in log if t >= 60 and not ok)
+        failed = sum(1 for t, _, ok in log if t >= 60 and not ok)
         assert failed < 30, (seed, failed)
 
 
@@ -107,7 +107,7 @@ def test_linear_ejection_stays_available_and_keeps_an_endpoint_out_longer() -> N
                                     "max_ejection": "300s"},
                  breaker={"reset": "30s", "reset_min": "30s"})
     bad = KEYS[0]
-    log = drive(rt, clock, lambda key, t: key != bad or not 10 <= t < 15, 30)
+    log = drive(rt, clock, lambda key, t, bad=bad: key != bad or not 10 <= t < 15, 30)
     assert share(log, bad, 15, 30) == 0
 
 

@@ -9,7 +9,7 @@ import pybreaker
 
 from meshclient import _events
 from meshclient.policy._model import BreakerPolicy
-from meshclient.resilience.breaker import NORMAL, PANIC, PROBE, REFUSED, Breaker
+from meshclient.resilience.breaker import NORMAL, PROBE, REFUSED, Breaker
 from meshclient.testing import FakeClock
 
 
@@ -93,18 +93,19 @@ def test_backoff_starts_again_only_after_staying_closed_for_reset() -> None:
     assert open_for(b, clock) == 1.0
 
 
-def test_panic_admits_through_an_open_breaker_and_a_success_closes_it() -> None:
+def test_panic_mode_probes_after_the_shortest_period_whatever_the_backoff() -> None:
     clock = FakeClock()
-    b = make(clock)
+    b = backing_off(clock)
     trip(b)
+    for _ in range(4):  # 1 + 2 + 4 + 8 s: the next period is 16 s
+        open_for(b, clock)
+        b.record(PROBE, False)
+    assert b.admit(panic=True) == REFUSED  # between probes it still fails fast
+    clock.advance(1.0)
     assert b.admit() == REFUSED
-    ticket = b.admit(panic=True)
-    assert ticket == PANIC
-    b.record(ticket, False)  # a failure in panic mode changes nothing
-    assert b.status() == "open"
-    assert b.admit() == REFUSED
-    ticket = b.admit(panic=True)
-    b.record(ticket, True)  # the endpoint answers again: closed at once
+    assert b.admit(panic=True) == PROBE
+    assert b.admit(panic=True) == REFUSED  # one probe at a time
+    b.record(PROBE, True)
     assert b.status() == "closed" and b.admit() == NORMAL
 
 

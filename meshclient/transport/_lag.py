@@ -1,0 +1,104 @@
+"""The stall monitors (`meshclient/_stall.py`): a timer per event loop (async shell) and
+one thread (sync shell) that should fire every `TICK_S` and record when they fire late.
+
+They run only while the mesh is in use: `watch_loop()` / `watch_thread()` (one call per
+request: a dictionary lookup and a clock read) start one when none runs, and a monitor
+stops itself after `IDLE_S` without a request. Nothing here holds a lock across I/O; the
+thread is a daemon and ends within `IDLE_S` of the last request, or at exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import weakref
+
+from .._stall import STALLS, THRESHOLD_S, TICK_S
+
+#: A monitor stops after this long without a request (seconds).
+IDLE_S = 1.0
+
+_TICK_NS = int(TICK_S * 1e9)
+_THRESHOLD_NS = int(THRESHOLD_S * 1e9)
+_IDLE_NS = int(IDLE_S * 1e9)
+_now = time.monotonic_ns
+
+
+class _LoopMonitor:
+    """A `call_later` chain on one event loop: its lateness is the loop's lag."""
+
+    __slots__ = ("__weakref__", "due", "ident", "last_use", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.ident = threading.get_ident()
+        self.last_use = _now()
+        self.due = self.last_use + _TICK_NS
+        STALLS.due[self.ident] = self.due
+        loop.call_later(TICK_S, self._tick)
+
+    def _tick(self) -> None:
+        now = _now()
+        if now - self.due > _THRESHOLD_NS:
+            STALLS.add(self.due, now)
+        if now - self.last_use > _IDLE_NS or self.loop.is_closed():
+            STALLS.due.pop(self.ident, None)
+            _LOOPS.pop(self.loop, None)
+            return
+        self.due = now + _TICK_NS
+        STALLS.due[self.ident] = self.due
+        self.loop.call_later(TICK_S, self._tick)
+
+
+_LOOPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopMonitor] = (
+    weakref.WeakKeyDictionary())
+
+
+def watch_loop() -> None:
+    """A request on the running loop: keep (or start) its monitor."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # another async library (trio): no loop to watch
+        return
+    monitor = _LOOPS.get(loop)
+    if monitor is None:
+        _LOOPS[loop] = _LoopMonitor(loop)
+    else:
+        monitor.last_use = _now()
+
+
+class _ThreadMonitor(threading.Thread):
+    """A daemon thread sleeping `TICK_S` at a time: its lateness is time the process did
+    not get to run Python (the OS ran something else, or another thread held the GIL)."""
+
+    def __init__(self) -> None:
+        super().__init__(name="meshclient-stall-monitor", daemon=True)
+        self.last_use = _now()
+
+    def run(self) -> None:
+        while True:
+            due = _now() + _TICK_NS
+            time.sleep(TICK_S)
+            now = _now()
+            if now - due > _THRESHOLD_NS:
+                STALLS.add(due, now)
+            if now - self.last_use > _IDLE_NS:
+                return
+
+
+_thread: _ThreadMonitor | None = None
+_thread_lock = threading.Lock()
+
+
+def watch_thread() -> None:
+    """A request from a blocking caller: keep (or start) the monitor thread."""
+    global _thread
+    monitor = _thread
+    if monitor is not None and monitor.is_alive():
+        monitor.last_use = _now()
+        return
+    with _thread_lock:
+        if _thread is None or not _thread.is_alive():
+            _thread = _ThreadMonitor()
+            _thread.start()
