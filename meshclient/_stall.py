@@ -12,8 +12,8 @@ reaches the estimate (and the "stall bound" of a busy endpoint's cost does the s
 
 A monitor is a timer that should fire every `TICK_S`; when it fires more than
 `THRESHOLD_S` late, `[due, fired]` was a stall. A stall still in progress when an attempt
-ends (the response was handled before the late timer) is counted up to now for the
-thread whose monitor is overdue (`due` per thread). This discounts at most the client's
+ends (the response was handled before the late timer) is counted up to now when the
+ending thread's loop monitor or the process's monitor thread is overdue (`due`). This discounts at most the client's
 own stall; a stall that ended before the answer arrived is discounted too, which errs on
 the side of the endpoint by no more than the stall.
 
@@ -32,6 +32,9 @@ THRESHOLD_S = 0.002
 KEEP = 64
 
 _THRESHOLD_NS = int(THRESHOLD_S * 1e9)
+
+#: The `due` key of the monitor thread, whose lateness is a stall of every thread.
+PROCESS = 0
 
 
 class StallRecord:
@@ -70,7 +73,11 @@ class StallRecord:
                     break
                 total += min(e, now_ns) - max(s, start_ns) if e > s else 0
         if thread is not None:
-            due = self.due.get(thread)
+            dues = self.due
+            due = dues.get(thread)
+            process = dues.get(PROCESS)  # the monitor thread's: the whole process
+            if due is None or (process is not None and process < due):
+                due = process
             if due is not None and now_ns - due > _THRESHOLD_NS:
                 last_end = events[-1][1] if events else 0
                 total += max(0, now_ns - max(due, start_ns, last_end))

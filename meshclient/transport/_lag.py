@@ -14,7 +14,7 @@ import threading
 import time
 import weakref
 
-from .._stall import STALLS, THRESHOLD_S, TICK_S
+from .._stall import PROCESS, STALLS, THRESHOLD_S, TICK_S
 
 #: A monitor stops after this long without a request (seconds).
 IDLE_S = 1.0
@@ -75,16 +75,25 @@ class _ThreadMonitor(threading.Thread):
     def __init__(self) -> None:
         super().__init__(name="meshclient-stall-monitor", daemon=True)
         self.last_use = _now()
+        self.done = False
 
     def run(self) -> None:
-        while True:
-            due = _now() + _TICK_NS
-            time.sleep(TICK_S)
-            now = _now()
-            if now - due > _THRESHOLD_NS:
-                STALLS.add(due, now)
-            if now - self.last_use > _IDLE_NS:
-                return
+        dues = STALLS.due
+        try:
+            while True:
+                due = dues[PROCESS] = _now() + _TICK_NS
+                time.sleep(TICK_S)
+                now = _now()
+                if now - due > _THRESHOLD_NS:
+                    STALLS.add(due, now)
+                if now - self.last_use > _IDLE_NS:
+                    self.done = True
+                    # a request that saw `done` False wrote `last_use` before: read again
+                    if _now() - self.last_use > _IDLE_NS:
+                        return
+                    self.done = False
+        finally:
+            dues.pop(PROCESS, None)
 
 
 _thread: _ThreadMonitor | None = None
@@ -95,10 +104,11 @@ def watch_thread() -> None:
     """A request from a blocking caller: keep (or start) the monitor thread."""
     global _thread
     monitor = _thread
-    if monitor is not None and monitor.is_alive():
-        monitor.last_use = _now()
-        return
+    if monitor is not None:
+        monitor.last_use = _now()  # first: a monitor deciding to stop reads it after
+        if not monitor.done:
+            return
     with _thread_lock:
-        if _thread is None or not _thread.is_alive():
+        if _thread is None or _thread.done or not _thread.is_alive():
             _thread = _ThreadMonitor()
             _thread.start()
