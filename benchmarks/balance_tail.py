@@ -57,15 +57,24 @@ def _client(variant: str, addresses: list[str], proxied: str | None) -> tuple[ht
     return httpx.AsyncClient(transport=transport, timeout=5.0), "http://bench/"
 
 
+async def _one(client: httpx.AsyncClient, url: str) -> tuple[float, str]:
+    """One request: (latency, the backend that answered, or "failed")."""
+    t = time.monotonic()
+    try:
+        r = await client.get(url)
+        backend = r.json()["backend"] if r.status_code < 500 else "failed"
+    except httpx.HTTPError:
+        backend = "failed"
+    return time.monotonic() - t, backend
+
+
 async def _closed(client: httpx.AsyncClient, url: str, n: int, c: int) -> list[tuple[float, str]]:
     out: list[tuple[float, str]] = []
     left = iter(range(n))
 
     async def worker() -> None:
         for _ in left:
-            t = time.monotonic()
-            r = await client.get(url)
-            out.append((time.monotonic() - t, r.json()["backend"]))
+            out.append(await _one(client, url))
 
     await asyncio.gather(*(worker() for _ in range(c)))
     return out
@@ -76,9 +85,7 @@ async def _open(client: httpx.AsyncClient, url: str, n: int, rate: float) -> lis
     start = time.monotonic()
 
     async def one() -> None:
-        t = time.monotonic()
-        r = await client.get(url)
-        out.append((time.monotonic() - t, r.json()["backend"]))
+        out.append(await _one(client, url))
 
     tasks = []
     for i in range(n):
@@ -108,7 +115,8 @@ async def _measure(variant: str, addresses: list[str], mode: str, n: int, c: int
         samples = await go(None)
     lat = [s for s, _ in samples]
     slow = sum(1 for _, b in samples if b == f"backend-{TAIL_SLOW}")
-    return {"variant": variant, "slow_share": slow / len(samples), "p50": _pct(lat, 50),
+    failed = sum(1 for _, b in samples if b == "failed")
+    return {"variant": variant, "failed": failed, "slow_share": slow / len(samples), "p50": _pct(lat, 50),
             "p99": _pct(lat, 99), "p999": _pct(lat, 99.9)}
 
 
@@ -135,7 +143,8 @@ def tail(n: int = 5000, c: int = 8, rate: float = 200.0, open_n: int = 2000) -> 
                                              n if mode == "closed" else open_n, c, rate))
                     lines.append(f"{label:<22}{variant:<20}{r['slow_share']:>10.2%} "
                                  f"{r['p50'] * 1e3:>8.1f} {r['p99'] * 1e3:>8.1f} "
-                                 f"{r['p999'] * 1e3:>9.1f}")
+                                 f"{r['p999'] * 1e3:>9.1f}"
+                                 + (f"  ({r['failed']} failed)" if r["failed"] else ""))
             finally:
                 if busy:
                     stop.set()
