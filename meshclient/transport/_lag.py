@@ -28,12 +28,13 @@ _now = time.monotonic_ns
 class _LoopMonitor:
     """A `call_later` chain on one event loop: its lateness is the loop's lag."""
 
-    __slots__ = ("__weakref__", "due", "ident", "last_use", "loop")
+    __slots__ = ("__weakref__", "due", "ident", "last_use", "loop", "stopped")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.ident = threading.get_ident()
         self.last_use = _now()
+        self.stopped = False
         self.due = self.last_use + _TICK_NS
         STALLS.due[self.ident] = self.due
         loop.call_later(TICK_S, self._tick)
@@ -43,6 +44,7 @@ class _LoopMonitor:
         if now - self.due > _THRESHOLD_NS:
             STALLS.add(self.due, now)
         if now - self.last_use > _IDLE_NS or self.loop.is_closed():
+            self.stopped = True
             STALLS.due.pop(self.ident, None)
             _LOOPS.pop(self.loop, None)
             return
@@ -53,6 +55,7 @@ class _LoopMonitor:
 
 _LOOPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopMonitor] = (
     weakref.WeakKeyDictionary())
+_last: _LoopMonitor | None = None
 
 
 def watch_loop() -> None:
@@ -61,11 +64,14 @@ def watch_loop() -> None:
         loop = asyncio.get_running_loop()
     except RuntimeError:  # another async library (trio): no loop to watch
         return
-    monitor = _LOOPS.get(loop)
-    if monitor is None:
-        _LOOPS[loop] = _LoopMonitor(loop)
-    else:
-        monitor.last_use = _now()
+    global _last
+    monitor = _last  # the usual case: the same loop as the last request's
+    if monitor is None or monitor.loop is not loop or monitor.stopped:
+        monitor = _LOOPS.get(loop)
+        if monitor is None:
+            monitor = _LOOPS[loop] = _LoopMonitor(loop)
+        _last = monitor
+    monitor.last_use = _now()
 
 
 class _ThreadMonitor(threading.Thread):
