@@ -82,13 +82,17 @@ class _ThreadMonitor(threading.Thread):
         super().__init__(name="meshclient-stall-monitor", daemon=True)
         self.last_use = _now()
         self.done = False
+        # due from now on, before the thread first runs: a stall starting at once counts
+        self.first_due = STALLS.due[PROCESS] = self.last_use + _TICK_NS
 
     def run(self) -> None:
         dues = STALLS.due
+        due = self.first_due
         try:
             while True:
-                due = dues[PROCESS] = _now() + _TICK_NS
-                time.sleep(TICK_S)
+                delay = (due - _now()) / 1e9
+                if delay > 0:
+                    time.sleep(delay)
                 now = _now()
                 if now - due > _THRESHOLD_NS:
                     STALLS.add(due, now)
@@ -98,8 +102,10 @@ class _ThreadMonitor(threading.Thread):
                     if _now() - self.last_use > _IDLE_NS:
                         return
                     self.done = False
+                due = dues[PROCESS] = now + _TICK_NS
         finally:
-            dues.pop(PROCESS, None)
+            if dues.get(PROCESS) == due:  # not a successor's
+                dues.pop(PROCESS, None)
 
 
 _thread: _ThreadMonitor | None = None
