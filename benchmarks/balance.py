@@ -10,6 +10,8 @@ healthy-phase p99.9, and the slow backend's share of requests while it was slow.
 The backends run in a child process, so their threads do not share the client's GIL.
 
     python -m benchmarks.balance                 # about 2 minutes
+    python -m benchmarks.balance --case tail     # latency tail vs HAProxy and nginx
+    python -m benchmarks.balance --case recovery # time to fair share after an outage
     python -m benchmarks.balance --duration 30 --rate 300
 
 Targets: p2c-ewma's p99 at least 5x lower than round robin's; its p99.9 within
@@ -247,7 +249,22 @@ def main(argv: list[str] | None = None) -> None:
                              "(default docs/img/balance.png; none with --quick)")
     parser.add_argument("--quick", action="store_true",
                         help="a short smoke run (3 s per client), writing no files")
+    parser.add_argument("--case", choices=("slow", "tail", "recovery"), default="slow",
+                        help="slow: one backend turns slow (this module); tail: one backend's "
+                        "latency tail against HAProxy and nginx; recovery: time to fair share "
+                        "after a total outage (`balance_tail.py`)")
     args = parser.parse_args(argv)
+    if args.case != "slow":
+        from . import balance_tail
+
+        if args.case == "tail":
+            lines = (balance_tail.tail(n=500, open_n=200) if args.quick
+                     else balance_tail.tail())
+        else:
+            lines = (balance_tail.recovery(before=1, after=4) if args.quick
+                     else balance_tail.recovery())
+        print("\n".join(lines))
+        return
     if args.quick:
         args.duration = min(args.duration, 3.0)
     else:

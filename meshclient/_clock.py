@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 import time
 
+from ._stall import STALLS
+
 
 class MonotonicClock:
     """`time.monotonic_ns()`; immutable and shareable."""
@@ -14,6 +16,9 @@ class MonotonicClock:
     #: The builtin itself, not a method around it: read several times per request, and a
     #: call into C costs a fraction of a Python-level call.
     now_ns = staticmethod(time.monotonic_ns)
+
+    #: This process's client stalls, on this clock (`_stall.py`).
+    stalls = STALLS
 
     def __repr__(self) -> str:
         return "MonotonicClock()"

@@ -40,7 +40,7 @@ class ServiceRuntime:
         self.balancer: LoadBalancer = build_balancer(
             service.name, service.balancer, service.outlier, clock=clock, rng=rng, zone=zone)
         # Retry rules, the process-wide budget, latency, breakers.
-        self.resilience = ServiceResilience(service, clock)
+        self.resilience = ServiceResilience(service, clock, rng=rng)
         # Static endpoints or discovery (cache + health checks) -> _publish()
         self.feed = DiscoveryFeed(service, self._publish, clock, rng)
 

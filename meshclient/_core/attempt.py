@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from .. import _events
+from ..balance import PROBING
 from ..errors import CircuitOpen, NoEndpointsAvailable
-from ..resilience.breaker import NORMAL, REFUSED
+from ..resilience.breaker import NORMAL, PROBE, REFUSED
 from ..resilience.classify import OTHER, POOL_TIMEOUT, error_kind
 from ..resilience.deadline import Deadline, attempt_timeout
 from .actions import Send
@@ -66,7 +67,8 @@ def pick_and_guard(runtime: ServiceRuntime, tried: set[str], now_ns: int,
         breaker = state.breaker
         # a clean breaker (closed, nothing counted) would admit: not asked
         ticket = (NORMAL if breaker is None or breaker.clean
-                  else breaker.admit(_left_s(deadline_ns, now_ns)))
+                  else breaker.admit(_left_s(deadline_ns, now_ns), probe=state.phase == PROBING,
+                                     panic=balancer.panic))
         if ticket != REFUSED:
             return state, ticket
         refused = {state.endpoint.key}
@@ -80,7 +82,8 @@ def pick_and_guard(runtime: ServiceRuntime, tried: set[str], now_ns: int,
         if refused and state.endpoint.key in refused:
             break
         breaker = state.breaker
-        ticket = NORMAL if breaker is None else breaker.admit(_left_s(deadline_ns, now_ns))
+        ticket = NORMAL if breaker is None else breaker.admit(
+            _left_s(deadline_ns, now_ns), probe=state.phase == PROBING, panic=balancer.panic)
         if ticket != REFUSED:
             return state, ticket
         refused.add(state.endpoint.key)
@@ -164,6 +167,8 @@ def observe(runtime: ServiceRuntime, state: EndpointState, ticket: int, start_ns
     if breaker is not None and not (ok and ticket == NORMAL and breaker.clean):
         # (a success on a clean breaker changes nothing)
         breaker.record(ticket, ok, _left_s(deadline_ns, now_ns))
+        if ok and ticket == PROBE:  # back from an open breaker: a fresh latency estimate
+            state.restart_estimate()
     return ok
 
 

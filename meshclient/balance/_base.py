@@ -9,16 +9,19 @@ Health, from the picker's point of view (`rank()`, Finagle's status order):
 | rank | meaning | when |
 |---|---|---|
 | 0 | healthy | nothing says otherwise |
-| 1 | degraded | the breaker is half-open |
+| -1 | probe due | the breaker is half-open and its one probe not yet sent |
+| 1 | degraded | the breaker is half-open, its probe out |
 | 2 | unavailable | ejected (or awaiting its return probe), breaker open, or the active health check failed |
 """
 
 from __future__ import annotations
 
 import threading
+from threading import get_ident
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._clock import CLOCK
+from .._stall import StallRecord
 from .._types import Clock
 from ..discovery.endpoint import Endpoint
 from .load.peak_ewma import PeakEwma
@@ -27,6 +30,11 @@ if TYPE_CHECKING:  # the resilience layer's adapter; balance itself only reads s
     from ..resilience.breaker import Breaker
 
 HEALTHY, DEGRADED, UNAVAILABLE = 0, 1, 2
+
+#: Rank of an endpoint whose breaker is ready for its half-open probe: it wins any pair,
+#: so the probe is sent by the next pick that draws it (as the outlier detector hands out
+#: its probes), not never because a healthy endpoint always beats a degraded one.
+PROBE_DUE = -1
 
 #: Ejection phases (`EndpointState.phase`).
 IN_SERVICE, EJECTED, PROBING = 0, 1, 2
@@ -59,15 +67,18 @@ class EndpointState:
     - `set_health_check(ok)`: the active health checker's verdict (None: not checked).
     """
 
-    __slots__ = ("_lock", "_now_ns", "_owner", "breaker", "consecutive_failures", "ejected_until_ns",
+    __slots__ = ("_lock", "_now_ns", "_owner", "breaker", "consecutive_failures", "ejected_at_ns",
+                 "ejected_until_ns",
                  "endpoint", "ewma", "failures", "health_check", "in_flight", "multiplier",
                  "phase", "probe_claimed_ns", "probe_pending", "probe_start_ns",
-                 "quiet_since_ns", "requests", "returned_ns", "times_ejected")
+                 "quiet_since_ns", "requests", "returned_ns", "stalls", "times_ejected")
 
     def __init__(self, endpoint: Endpoint, ewma: PeakEwma | None = None,
                  clock: Clock = CLOCK) -> None:
         self.endpoint = endpoint
         self._now_ns = clock.now_ns  # for `end(start, None, ok)`: a body closing now
+        #: The client's own stalls on that clock (`_stall.py`), not charged to the endpoint.
+        self.stalls: StallRecord | None = getattr(clock, "stalls", None)
         self.in_flight = 0
         self.requests = 0
         self.failures = 0
@@ -77,6 +88,7 @@ class EndpointState:
         self.consecutive_failures = 0
         self.phase = IN_SERVICE
         self.ejected_until_ns = 0
+        self.ejected_at_ns = 0
         self.times_ejected = 0
         self.multiplier = 0
         self.returned_ns: int | None = None
@@ -115,17 +127,26 @@ class EndpointState:
         if error is not None:
             ok = False
         streak = 0
+        elapsed = now_ns - start_ns
+        stalls = self.stalls
+        if stalls is not None and (stalls.due or stalls.events):  # a client stall in it
+            elapsed -= stalls.overlap_ns(start_ns, now_ns, get_ident())
         with self._lock:
             self.in_flight -= 1
             self.quiet_since_ns = now_ns
-            elapsed = now_ns - start_ns
-            self.ewma.observe((elapsed if elapsed > 0 else 0) / 1e9, now_ns, ok)
             if ok and self.phase == IN_SERVICE:  # the usual end: no streak, no probe
+                self.ewma.observe((elapsed if elapsed > 0 else 0) / 1e9, now_ns, True)
                 self.consecutive_failures = 0
                 return
             if not ok:
                 self.failures += 1
             probe = self.phase == PROBING and start_ns == self.probe_start_ns
+            # an ejected endpoint answering a request sent after its ejection (panic mode
+            # balances over all endpoints) is back, as if it had been the probe
+            back = ok and self.phase != IN_SERVICE and (probe or start_ns >= self.ejected_at_ns)
+            if back:  # its history is from before it failed: this answer replaces it
+                self.ewma.restart()
+            self.ewma.observe((elapsed if elapsed > 0 else 0) / 1e9, now_ns, ok)
             if probe:
                 self.probe_start_ns = None
             elif self.phase == IN_SERVICE:
@@ -134,10 +155,16 @@ class EndpointState:
         owner = self._owner
         if owner is None:
             return
-        if probe:
+        if probe or back:
             owner.probe_result(self, ok, now_ns)
         elif streak:
             owner.failure_streak(self, streak, now_ns)
+
+    def restart_estimate(self) -> None:
+        """Forget the latency history (an endpoint back from an open breaker): the next
+        answer replaces it, and until one is in flight the endpoint costs nothing."""
+        with self._lock:
+            self.ewma.restart()
 
     def cancel(self, start_ns: int) -> None:
         """An attempt begun at `start_ns` never reached the endpoint (the caller's own
@@ -169,7 +196,7 @@ class EndpointState:
             if status == "open":
                 return UNAVAILABLE
             if status == "half-open":
-                return DEGRADED
+                return PROBE_DUE if getattr(breaker, "probe_due", False) else DEGRADED
         return HEALTHY
 
     def health(self) -> str:

@@ -76,7 +76,8 @@ class LoadBalancer:
         self.zone = zone
         self.clock = clock
         self.rng = rng
-        self.detector = OutlierDetector(outlier, service, self._touch)
+        self.detector = OutlierDetector(outlier, service, self._touch, rng,
+                                        lambda: self._gen.panic)
         self._carry = {s.key: s for s in carry}
         self._gen = Generation((), zone)
         self._counters: dict[tuple[int, bool], Picker] = {}

@@ -7,15 +7,28 @@ Rules (policy `outlier`):
 - Never more than `max_ejected_percent` of the endpoints are ejected at once: an ejection
   that would exceed it is skipped (so a single endpoint is never ejected — there is nowhere
   else to go). Endpoints waiting for their probe still count as ejected.
-- The ejection lasts `base_ejection * n`, capped at `max_ejection`, where n counts this
-  endpoint's ejections; n restarts at 1 once it has stayed in service for `max_ejection`
-  (Envoy lowers its multiplier while a host stays healthy; this is the simple form).
+- The ejection lasts, where n counts this endpoint's ejections in a row, capped at
+  `max_ejection`: with `ejection = "backoff"` (the default; Linkerd's failure accrual)
+  `base_ejection * 2^(n-1)` plus up to 50% jitter, so an endpoint down for a time T is
+  probed again within about 2T * 1.5 of failing and endpoints ejected together are not
+  probed together; with `ejection = "linear"` `base_ejection * n` (Envoy's). n restarts
+  at 1 once the endpoint has stayed in service for `max_ejection` (Envoy lowers its
+  multiplier while a host stays healthy; this is the simple form), so a flapping
+  endpoint is kept out longer each time.
 - When the time is up the endpoint does not rejoin at once. The next pick that may use it
   takes it as a **probe** (one request; other picks still skip it). If that request
   succeeds the endpoint returns (`RETURNED`); if it fails the endpoint is ejected again for
   longer. A probe that never starts or ends within `base_ejection` is claimed again.
   This is a breaker's half-open probe rather than Envoy's unconditional return: a backend
-  that is still dead costs one request, not `consecutive_failures` of them.
+  that is still dead costs one request, not `consecutive_failures` of them. (The flow
+  makes the probe the endpoint's breaker probe too: `Breaker.admit(probe=True)`.)
+- A probe that fails in panic mode ejects for the same time again, not longer (the whole
+  service is down: not this endpoint's fault alone), so it is probed at the same pace
+  until the service recovers.
+- In panic mode the balancer sends to ejected endpoints too; a success of a request sent
+  after the ejection returns the endpoint as a probe's would (`EndpointState.end`).
+- An endpoint that returns starts its latency estimate afresh: the probe's time replaces
+  the history of its failures.
 
 Thread-safe: one lock per detector, never held across I/O; events are emitted after it is
 released. The fast path (`claim_probe` with nothing due) reads one integer.
@@ -29,12 +42,17 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import _events
+from .._clock import RNG
+from .._types import Rng
 from ..policy import OutlierPolicy
 from ._base import EJECTED, IN_SERVICE, PROBING, EndpointState
 
 logger = logging.getLogger("meshclient")
 
 _NEVER = 1 << 62
+
+#: Most random extra on a `backoff` ejection, as a share of it.
+JITTER = 0.5
 
 
 class OutlierDetector:
@@ -46,8 +64,11 @@ class OutlierDetector:
     """
 
     def __init__(self, policy: OutlierPolicy, service: str,
-                 on_change: Callable[[EndpointState], None] = lambda state: None) -> None:
+                 on_change: Callable[[EndpointState], None] = lambda state: None,
+                 rng: Rng = RNG, panic: Callable[[], bool] = lambda: False) -> None:
         self.policy = policy
+        self._panic = panic
+        self._rng = rng
         self.service = service
         self._on_change = on_change
         self._lock = threading.Lock()
@@ -101,10 +122,17 @@ class OutlierDetector:
         if (state.returned_ns is not None
                 and now_ns - state.returned_ns >= policy.max_ejection * 1e9):
             state.multiplier = 0
-        state.multiplier += 1
+        if not (state.multiplier and state.phase == PROBING and self._panic()):
+            state.multiplier += 1  # (a probe failing in panic mode: the same again)
         state.times_ejected += 1
-        until_s = min(policy.base_ejection * state.multiplier, policy.max_ejection)
+        n = state.multiplier
+        if policy.ejection == "linear":
+            until_s = min(policy.base_ejection * n, policy.max_ejection)
+        else:
+            base = policy.base_ejection * 2.0 ** min(n - 1, 32)
+            until_s = min(base * (1.0 + JITTER * self._rng.random()), policy.max_ejection)
         state.ejected_until_ns = now_ns + int(until_s * 1e9)
+        state.ejected_at_ns = now_ns
         state.phase = EJECTED
         state.probe_pending = False
         state.probe_start_ns = None
@@ -144,8 +172,10 @@ class OutlierDetector:
         return claimed
 
     def probe_result(self, state: EndpointState, ok: bool, now_ns: int) -> None:
+        """The probe's result, or (ok only) a success of a request sent to the endpoint
+        after its ejection (panic mode)."""
         with self._lock:
-            if state.phase != PROBING:
+            if state.phase == IN_SERVICE or (not ok and state.phase != PROBING):
                 return
             if ok:
                 state.phase = IN_SERVICE
@@ -157,7 +187,7 @@ class OutlierDetector:
             else:
                 until_s = self._eject(state, now_ns)
         if until_s is None:
-            logger.warning("meshclient: %s endpoint %s returned (probe succeeded)",
+            logger.warning("meshclient: %s endpoint %s returned (it answered)",
                            self.service, state.key)
             _events.emit(_events.RETURNED, self.service, endpoint=state.key)
             self._on_change(state)

@@ -9,7 +9,8 @@ load compared with one random choice.
 Costs (divided by the endpoint's weight, so a weight-3 endpoint is as attractive with
 three times the load):
 - `p2c-ewma`: peak-EWMA estimate * (in-flight + 1), the estimate raised to the current
-  silence of a busy endpoint (`load/peak_ewma.py`, "stall bound").
+  silence of a busy endpoint (`load/peak_ewma.py`, "stall bound"); the client's own
+  stalls (`meshclient/_stall.py`) count neither in the samples nor in the silence.
 - `p2c-least-request`: in-flight + 1 (`load/pending.py`).
 """
 
@@ -27,7 +28,12 @@ Cost = Callable[[EndpointState, int], float]
 
 
 def ewma_cost(state: EndpointState, now_ns: int) -> float:
-    return state.ewma.cost(now_ns, state.in_flight, state.quiet_since_ns) / state.endpoint.weight
+    quiet = state.quiet_since_ns
+    if state.in_flight:  # the silence of a busy endpoint, less the client's own stalls
+        stalls = state.stalls
+        if stalls is not None and stalls.events:
+            quiet += stalls.overlap_ns(quiet, now_ns)
+    return state.ewma.cost(now_ns, state.in_flight, quiet) / state.endpoint.weight
 
 
 def pending_cost(state: EndpointState, now_ns: int) -> float:

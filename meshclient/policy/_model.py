@@ -24,6 +24,7 @@ from ._security import AuthorizationPolicy, AuthPolicy, LimitsPolicy, TlsPolicy
 
 RETRY_CONDITIONS = ("connect-error", "reset", "read-error", "timeout", "5xx", "gateway-error")
 BALANCER_KINDS = ("p2c-ewma", "p2c-least-request", "round-robin", "random")
+EJECTION_KINDS = ("backoff", "linear")
 SCHEMES = ("http", "https")
 _STATUS = re.compile(r"^[1-5][0-9][0-9]$")
 _SERVICE_NAME = re.compile(r"^[a-z0-9]([a-z0-9\-_.]*[a-z0-9])?$")
@@ -132,8 +133,12 @@ class BreakerPolicy(Model):
 
     failures: int = setting(5, doc="Consecutive failures that open the breaker.", lo=1,
                             hi=10_000)
-    reset: float = setting(30.0, doc="How long it stays open before one probe.", above=0,
-                           duration=True)
+    reset: float = setting(30.0, doc="Longest time it stays open before one probe (the "
+                           "open period doubles, jittered, from `reset_min` up to this).",
+                           above=0, duration=True)
+    reset_min: float = setting(1.0, doc="First open period (never longer than `reset`; set "
+                               "it equal to `reset` for a fixed open period).", above=0,
+                               duration=True)
     storage: str | None = setting(None, doc="redis://… to share breaker state between "
                                   "processes; unset: memory.")
 
@@ -149,9 +154,12 @@ class OutlierPolicy(Model):
 
     consecutive_failures: int = setting(5, doc="Connection failures or 5xx in a row that "
                                         "eject an endpoint (0 disables).", lo=0, hi=10_000)
-    base_ejection: float = setting(30.0, doc="Ejection time, times the number of ejections.",
-                                   above=0, duration=True)
-    max_ejection: float = setting(300.0, doc="Longest ejection.", above=0, duration=True)
+    ejection: str = setting("backoff", doc="How ejections lengthen: `backoff` doubles the "
+                            "time from `base_ejection`, jittered (Linkerd's failure accrual); "
+                            "`linear` is `base_ejection` times the number of ejections "
+                            "(Envoy's).", choices=EJECTION_KINDS)
+    base_ejection: float = setting(1.0, doc="First ejection time.", above=0, duration=True)
+    max_ejection: float = setting(30.0, doc="Longest ejection.", above=0, duration=True)
     max_ejected_percent: float = setting(50.0, doc="Never eject more than this share.", lo=0,
                                          hi=100)
 

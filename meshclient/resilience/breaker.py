@@ -12,6 +12,23 @@ pybreaker is used through its public API only (the storage is built here and kep
 State changes reach `_events` through a pybreaker listener.
 
 Differences from calling pybreaker directly, each on purpose:
+- The open period is not fixed: it starts at `breaker.reset_min` and doubles each time the
+  breaker opens again, with up to +50% jitter, never beyond `breaker.reset` (Linkerd's
+  failure accrual: a jittered exponential backoff between probes, so a dead endpoint
+  costs one request per period, a recovered one is back within about twice the time it
+  was down, and breakers opened together do not probe together). The doubling starts
+  again once the breaker has stayed closed for `reset`, so a flapping endpoint is kept
+  out for longer and longer. `reset_min = reset` gives a fixed open period.
+- Panic mode (the balancer has too few available endpoints and balances over all of
+  them): `admit(panic=True)` takes the probe once the shortest open period
+  (`reset_min`) has passed, whatever the backoff reached, so during a total outage every
+  endpoint is probed about once per `reset_min` and the service is back within about
+  `reset_min` of the endpoints recovering, not after the longest period; between probes
+  the breakers still fail fast. A probe that failed in panic mode does not lengthen the
+  next period (the whole service is down: not this endpoint's fault alone).
+- An outlier probe (`admit(probe=True)`: the detector chose this endpoint for its one
+  return probe) is the breaker's half-open probe too, whatever its open period says:
+  the two mechanisms decide on the same request.
 - Half-open admits exactly one probe at a time: the adapter tracks the probe in flight
   (per process); other requests are refused until it reports.
 - pybreaker's open timer compares `datetime.now(UTC)` with `opened_at` (a wall clock, and
@@ -43,7 +60,8 @@ from typing import Any
 import pybreaker
 
 from .. import _events
-from .._types import Clock
+from .._clock import RNG
+from .._types import Clock, Rng
 from ..errors import MeshError
 from ..policy import BreakerPolicy
 from .breaker_storage import REDIS_TIMEOUT_S, FallbackStorage, call_time_left, health_for
@@ -57,6 +75,9 @@ HALF_OPEN = pybreaker.STATE_HALF_OPEN
 
 #: `admit()` results: refused, a normal attempt, the half-open probe.
 REFUSED, NORMAL, PROBE = 0, 1, 2
+
+#: Most random extra on an open period, as a share of it.
+JITTER = 0.5
 
 
 class BreakerError(MeshError):
@@ -105,7 +126,8 @@ class Breaker:
 
     def __init__(self, service: str, endpoint: str, policy: BreakerPolicy, clock: Clock,
                  wall: Callable[[], float] = time.time,
-                 storage: pybreaker.CircuitBreakerStorage | None = None) -> None:
+                 storage: pybreaker.CircuitBreakerStorage | None = None,
+                 rng: Rng = RNG) -> None:
         self.service = service
         self.endpoint = endpoint
         self.policy = policy
@@ -130,6 +152,11 @@ class Breaker:
         self._lock = threading.Lock()
         self._opened_ns: int | None = None  # when this process saw it open (monotonic)
         self._probing = False
+        self._rng = rng
+        self._panic_probe = False
+        self._level = 0  # opens in a row (without `reset` closed in between)
+        self._period_ns = self._open_period(now_ns=None)
+        self._closed_ns: int | None = None  # when it last closed after being open
         self.fast_fails = 0
         #: Closed with no failure counted (own memory storage only): `admit()` would give
         #: NORMAL and a success's `record()` would change nothing. Set only under the lock
@@ -153,20 +180,47 @@ class Breaker:
             self._opened_ns = now_ns - int(age_s * 1e9)
         return self._opened_ns
 
-    def _reset_elapsed(self, now_ns: int) -> bool:
-        return now_ns - self._open_since(now_ns) >= int(self.policy.reset * 1e9)
+    def _open_period(self, now_ns: int | None) -> int:
+        """Caller holds the lock (or constructs): the open period of an opening now, in ns
+        (see the module doc); counts this opening."""
+        policy = self.policy
+        if (now_ns is not None and self._closed_ns is not None
+                and now_ns - self._closed_ns >= policy.reset * 1e9):
+            self._level = 0  # stayed closed long enough: start from `reset_min` again
+        base = min(policy.reset_min, policy.reset) * (2.0 ** min(self._level, 32))
+        if now_ns is not None:
+            self._level += 1
+        jittered = base * (1.0 + JITTER * self._rng.random()) if base < policy.reset else base
+        return int(min(jittered, policy.reset) * 1e9)
 
-    def admit(self, time_left_s: float | None = None) -> int:
-        """`NORMAL`, `PROBE` (the one half-open attempt) or `REFUSED`. `time_left_s`: how
-        long the call has left, which shared (Redis) storage must not outlast."""
+    def _opened(self, now_ns: int) -> None:
+        """Caller holds the lock; the breaker just opened (a trip or a failed probe)."""
+        self._opened_ns = now_ns
+        if self._panic_probe and self._level:
+            self._level -= 1  # the same period again
+        self._panic_probe = False
+        self._period_ns = self._open_period(now_ns)
+
+    def _reset_elapsed(self, now_ns: int, panic: bool = False) -> bool:
+        period = self._period_ns
+        if panic:
+            period = min(period, int(min(self.policy.reset_min, self.policy.reset) * 1e9))
+        return now_ns - self._open_since(now_ns) >= period
+
+    def admit(self, time_left_s: float | None = None, *, probe: bool = False,
+              panic: bool = False) -> int:
+        """`NORMAL`, `PROBE` (the one half-open attempt) or `REFUSED`. `time_left_s`: how long the call has left, which
+        shared (Redis) storage must not outlast; `probe`: the outlier detector's return
+        probe (the breaker's probe too, if it is open); `panic`: the balancer is in panic
+        mode (the shortest open period applies)."""
         if self.clean:  # the hot path: closed, nothing counted (memory storage)
             return NORMAL
         if time_left_s is not None and not self._memory:
             with call_time_left(time_left_s):
-                return self._admit()
-        return self._admit()
+                return self._admit(probe, panic)
+        return self._admit(probe, panic)
 
-    def _admit(self) -> int:
+    def _admit(self, probe: bool, panic: bool) -> int:
         state = self._cb.current_state  # closed takes no lock either
         if state == CLOSED:
             if self._opened_ns is not None:
@@ -178,7 +232,7 @@ class Breaker:
             if state == CLOSED:
                 return NORMAL
             if state == OPEN:
-                if not self._reset_elapsed(now):
+                if not probe and not self._reset_elapsed(now, panic):
                     self.fast_fails += 1
                     return REFUSED
                 self._cb.half_open()
@@ -187,6 +241,7 @@ class Breaker:
                 self.fast_fails += 1
                 return REFUSED
             self._probing = True
+            self._panic_probe = panic
             return PROBE
 
     def record(self, ticket: int, ok: bool, time_left_s: float | None = None) -> None:
@@ -225,11 +280,23 @@ class Breaker:
                 self._cb.call(_ok if ok else _fail)
             state = self._cb.current_state
             if state == OPEN:
-                self._opened_ns = now
-            else:
-                self._opened_ns = None
+                self._opened(now)
+            elif self._opened_ns is not None or ticket == PROBE:
+                self._closed(now)
             self.clean = (self._memory and state == CLOSED
                            and self._storage.counter == 0)
+
+    def _closed(self, now_ns: int) -> None:
+        """Caller holds the lock; the breaker closed after being open."""
+        self._opened_ns = None
+        self._closed_ns = now_ns
+        self.clean = self._memory and self._storage.counter == 0
+
+    @property
+    def probe_due(self) -> bool:
+        """Half-open (or open past its period) with no probe out: the next admission is
+        the probe. (Read after `status()` said "half-open".)"""
+        return not self._probing
 
     def release(self, ticket: int) -> None:
         """An admitted attempt was abandoned without a result (a cancelled hedge)."""

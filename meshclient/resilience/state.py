@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .._types import Clock
+from .._clock import RNG
+from .._types import Clock, Rng
 from .backoff import Backoff
 from .breaker import Breaker
 from .budget import ServiceBudget, budget_for
@@ -26,8 +27,9 @@ if TYPE_CHECKING:
 
 class ServiceResilience:
     def __init__(self, service: Service, clock: Clock,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, rng: Rng = RNG) -> None:
         self.clock = clock
+        self.rng = rng
         self.wall = wall
         self.latency = LatencyTracker()
         self._service: Service | None = None
@@ -57,7 +59,7 @@ class ServiceResilience:
             breaker = state.breaker
             if breaker is None or breaker.policy.storage != policy.storage:
                 state.breaker = Breaker(service.name, state.endpoint.key, policy, self.clock,
-                                        self.wall)
+                                        self.wall, rng=self.rng)
             elif breaker.policy != policy:
                 breaker.reconfigure(policy)
 

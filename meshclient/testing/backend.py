@@ -6,6 +6,7 @@ set with `backend.set(...)` or per request in the query string:
 | knob | query | effect |
 |---|---|---|
 | `latency_ms` | `delay_ms` | sleep before answering |
+| `tail_ratio`, `tail_ms` | — | sleep `tail_ms` more before this share of answers (a latency tail) |
 | `status` | `status` | status code of every answer |
 | `fail_ratio`, `fail_status` | `fail_ratio` | answer `fail_status` (503) with this probability |
 | `retry_after` | `retry_after` | add a `Retry-After` header (to failures, or to every answer when status >= 400) |
@@ -35,7 +36,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 KNOBS = ("latency_ms", "status", "fail_ratio", "fail_status", "retry_after", "reset", "hang",
-         "close_mid_body", "body_size")
+         "close_mid_body", "body_size", "tail_ratio", "tail_ms")
 
 
 class _Server(ThreadingHTTPServer):
@@ -89,6 +90,8 @@ class _Handler(BaseHTTPRequestHandler):
         body_in = self._body()
         backend._record(self.command, self.path, dict(self.headers.items()), body_in)
         delay = float(query.get("delay_ms", knobs["latency_ms"])) / 1000
+        if knobs["tail_ratio"] and random.random() < knobs["tail_ratio"]:
+            delay += knobs["tail_ms"] / 1000
         if query.get("hang") == "1" or knobs["hang"]:
             backend._stopped.wait(60)
             self.close_connection = True
@@ -192,7 +195,7 @@ class Backend:
     def _default_knobs() -> dict[str, Any]:
         return {"latency_ms": 0.0, "status": 200, "fail_ratio": 0.0, "fail_status": 503,
                 "retry_after": None, "reset": False, "hang": False, "close_mid_body": False,
-                "body_size": 1024}
+                "body_size": 1024, "tail_ratio": 0.0, "tail_ms": 0.0}
 
     @property
     def address(self) -> str:

@@ -23,7 +23,15 @@ from ..telemetry import access_log
 from ..telemetry.access_log import OutboundEntry
 from ._base import Begun, MeshBase
 from ._deadline import Watch, arm, watch_attempt
-from ._io_async import Racer, close_mirrors, close_shielded, run_blocking, sleep, wait_ready
+from ._io_async import (
+    Racer,
+    close_mirrors,
+    close_shielded,
+    run_blocking,
+    sleep,
+    wait_ready,
+    watch_lag,
+)
 from ._mirror import MirrorSender
 from ._streams import track_async, watch_async
 
@@ -102,6 +110,7 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         opened = self._open(request, begun)
         if opened is None:
             return await self.inner.handle_async_request(request)
+        watch_lag()  # client stalls are not charged to endpoints (`_stall.py`)
         if not isinstance(opened, First):
             return await self._drive(opened, None, None)
         # the usual call: attempt 1 without the generator, held to the call's deadline

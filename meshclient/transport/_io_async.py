@@ -12,7 +12,11 @@ import httpx
 
 from .._core.actions import Hedge, HedgeOutcome, Outcome, Send
 from ..discovery.endpoint import EndpointWaiter
+from ._lag import watch_loop
 from ._mirror import MirrorSender
+
+#: A request on this event loop: keep its stall monitor running (`_lag.py`).
+watch_lag = watch_loop
 
 
 async def sleep(seconds: float) -> None:

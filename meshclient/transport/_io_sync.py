@@ -13,7 +13,11 @@ import httpx
 
 from .._core.actions import Hedge, HedgeOutcome, Outcome, Send
 from ..discovery.endpoint import EndpointWaiter
+from ._lag import watch_thread
 from ._mirror import MirrorSender
+
+#: A request from a blocking caller: keep the stall monitor thread running (`_lag.py`).
+watch_lag = watch_thread
 
 #: Most threads the sync shell uses for hedged requests (created on first use, on demand).
 HEDGE_THREADS = 32

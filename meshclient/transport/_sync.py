@@ -21,7 +21,15 @@ from ..telemetry import access_log
 from ..telemetry.access_log import OutboundEntry
 from ._base import Begun, MeshBase
 from ._deadline import Watch, arm, watch_attempt
-from ._io_sync import Racer, close_mirrors, close_shielded, run_blocking, sleep, wait_ready
+from ._io_sync import (
+    Racer,
+    close_mirrors,
+    close_shielded,
+    run_blocking,
+    sleep,
+    wait_ready,
+    watch_lag,
+)
 from ._mirror import MirrorSender
 from ._streams import track_sync, watch_sync
 
@@ -100,6 +108,7 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         opened = self._open(request, begun)
         if opened is None:
             return self.inner.handle_request(request)
+        watch_lag()  # client stalls are not charged to endpoints (`_stall.py`)
         if not isinstance(opened, First):
             return self._drive(opened, None, None)
         # the usual call: attempt 1 without the generator, held to the call's deadline

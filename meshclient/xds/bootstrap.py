@@ -134,7 +134,7 @@ def _creds(origin: str, value: object) -> tuple[str, dict[str, str]]:
     raise _fail(origin, path, f"has no supported type (supported: {', '.join(CREDS)})", types)
 
 
-def _providers(origin: str, value: object) -> dict[str, Any]:
+def _certificate_providers(origin: str, value: object) -> dict[str, Any]:
     """`certificate_providers`: each instance an object with a string `plugin_name` and an
     object `config` whose file names are strings."""
     if value is None:
@@ -215,7 +215,7 @@ def parse_bootstrap(text: str | bytes, origin: str = "bootstrap") -> Bootstrap:
                                  server.get("server_features")),
         node=_node(origin, doc.get("node")),
         origin=origin,
-        certificate_providers=_providers(origin, doc.get("certificate_providers")),
+        certificate_providers=_certificate_providers(origin, doc.get("certificate_providers")),
     )
 
 

@@ -65,7 +65,8 @@ def test_p2c_ewma_avoids_a_backend_that_turns_slow(mesh, cluster: LoopbackCluste
 @pytest.mark.slow
 def test_a_killed_backend_is_ejected_and_returns(mesh, events) -> None:
     with LoopbackCluster(3) as cluster:
-        outlier = {"consecutive_failures": 3, "base_ejection": "1s", "max_ejection": "2s"}
+        outlier = {"consecutive_failures": 3, "ejection": "linear", "base_ejection": "1s",
+                   "max_ejection": "2s"}
         caller = mesh(cluster.policy("users", balancer={"kind": "round-robin"},
                                      retry={"attempts": 1},
                                      outlier=outlier))
@@ -90,7 +91,8 @@ def test_a_killed_backend_is_ejected_and_returns(mesh, events) -> None:
 @pytest.mark.slow
 def test_a_failed_probe_ejects_again_for_longer(mesh, events) -> None:
     with LoopbackCluster(3) as cluster:
-        outlier = {"consecutive_failures": 2, "base_ejection": "500ms", "max_ejection": "5s"}
+        outlier = {"consecutive_failures": 2, "ejection": "linear", "base_ejection": "500ms",
+                   "max_ejection": "5s"}
         caller = mesh(cluster.policy("users", balancer={"kind": "round-robin"},
                                      retry={"attempts": 1},
                                      outlier=outlier))

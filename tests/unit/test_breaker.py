@@ -14,7 +14,110 @@ from meshclient.testing import FakeClock
 
 
 def make(clock: FakeClock, **kw: Any) -> Breaker:
-    return Breaker("users", "127.0.0.2:80", BreakerPolicy(failures=3, reset=30.0), clock, **kw)
+    """A breaker with a fixed 30 s open period (`reset_min = reset`)."""
+    return Breaker("users", "127.0.0.2:80",
+                   BreakerPolicy(failures=3, reset=30.0, reset_min=30.0), clock, **kw)
+
+
+def backing_off(clock: FakeClock, rng: float = 0.0) -> Breaker:
+    """A breaker with the default open periods (1 s doubling to 30 s); `rng`: the jitter's
+    random draw."""
+    return Breaker("users", "127.0.0.2:80", BreakerPolicy(failures=3), clock,
+                   rng=_Fixed(rng))
+
+
+class _Fixed:
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
+
+    def randrange(self, stop: int, /) -> int:
+        return 0
+
+
+def trip(b: Breaker) -> None:
+    for _ in range(3):
+        b.record(b.admit(), False)
+    assert b.status() == "open"
+
+
+def open_for(b: Breaker, clock: FakeClock, limit_s: float = 60.0) -> float:
+    """How long the open breaker refuses (in 0.05 s steps), then takes its probe."""
+    waited = 0.0
+    while b.admit() == REFUSED:
+        assert waited < limit_s
+        clock.advance(0.05)
+        waited += 0.05
+    return round(waited, 2)
+
+
+def test_open_period_doubles_from_reset_min_up_to_reset() -> None:
+    clock = FakeClock()
+    b = backing_off(clock)
+    trip(b)
+    periods = []
+    for _ in range(7):
+        periods.append(open_for(b, clock))
+        b.record(PROBE, False)  # the probe fails: open again, for longer
+    assert periods == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+
+
+def test_jitter_lengthens_a_period_by_up_to_half_never_beyond_reset() -> None:
+    clock = FakeClock()
+    b = backing_off(clock, rng=0.999)
+    trip(b)
+    periods = []
+    for _ in range(6):
+        periods.append(open_for(b, clock))
+        b.record(PROBE, False)
+    assert periods == [1.5, 3.0, 6.0, 12.0, 24.0, 30.0]
+
+
+def test_backoff_starts_again_only_after_staying_closed_for_reset() -> None:
+    """A flapping endpoint (fails again soon after its probe succeeded) stays out for
+    longer each time; one that stayed healthy for `reset` starts from `reset_min`."""
+    clock = FakeClock()
+    b = backing_off(clock)
+    trip(b)
+    assert open_for(b, clock) == 1.0
+    b.record(PROBE, True)
+    assert b.status() == "closed"
+    clock.advance(5)  # healthy for 5 s, then fails again: the next period is longer
+    trip(b)
+    assert open_for(b, clock) == 2.0
+    b.record(PROBE, True)
+    clock.advance(30)  # healthy for `reset`: the doubling starts again
+    trip(b)
+    assert open_for(b, clock) == 1.0
+
+
+def test_panic_mode_probes_after_the_shortest_period_whatever_the_backoff() -> None:
+    clock = FakeClock()
+    b = backing_off(clock)
+    trip(b)
+    for _ in range(4):  # 1 + 2 + 4 + 8 s: the next period is 16 s
+        open_for(b, clock)
+        b.record(PROBE, False)
+    assert b.admit(panic=True) == REFUSED  # between probes it still fails fast
+    clock.advance(1.0)
+    assert b.admit() == REFUSED
+    assert b.admit(panic=True) == PROBE
+    assert b.admit(panic=True) == REFUSED  # one probe at a time
+    b.record(PROBE, True)
+    assert b.status() == "closed" and b.admit() == NORMAL
+
+
+def test_outlier_probe_is_the_breaker_probe_before_its_period_ends() -> None:
+    clock = FakeClock()
+    b = make(clock)
+    trip(b)
+    assert b.admit() == REFUSED
+    assert b.admit(probe=True) == PROBE
+    assert b.admit(probe=True) == REFUSED  # one probe at a time
+    b.record(PROBE, True)
+    assert b.status() == "closed"
 
 
 def test_closed_open_half_open_closed() -> None:

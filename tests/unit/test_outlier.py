@@ -26,7 +26,8 @@ def events() -> Any:
 
 def make(n: int = 4, clock: FakeClock | None = None, kind: str = "round-robin",
          **outlier: Any) -> LoadBalancer:
-    policy = OutlierPolicy(**{"base_ejection": 10.0, "max_ejection": 35.0, **outlier})
+    policy = OutlierPolicy(**{"ejection": "linear", "base_ejection": 10.0, "max_ejection": 35.0,
+                              **outlier})
     lb = LoadBalancer("users", BalancerPolicy(kind=kind), policy, clock=clock or FakeClock(),
                       rng=SeededRng(7))
     lb.update(endpoints(n))

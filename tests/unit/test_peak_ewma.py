@@ -17,7 +17,8 @@ def test_starts_at_the_default_rtt_prior() -> None:
     clock = FakeClock()
     ewma = PeakEwma(decay_s=10, default_rtt_s=0.03, now_ns=clock.now_ns())
     assert ewma.estimate(clock.now_ns()) == pytest.approx(0.03)
-    assert ewma.cost(clock.now_ns(), pending=0) == pytest.approx(0.03)
+    # untried, it costs nothing (Finagle): the next pick that draws it sends it a request
+    assert ewma.cost(clock.now_ns(), pending=0) == 0.0
     clock.advance(10)  # the prior decays like an estimate (tower), so it is tried in time
     assert ewma.estimate(clock.now_ns()) == pytest.approx(0.03 * math.exp(-1))
     ewma.observe(0.2, clock.now_ns())  # the first sample replaces the prior

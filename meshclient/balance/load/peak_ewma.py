@@ -12,18 +12,26 @@ Formulas (times in nanoseconds, `tau` = `balancer.decay`):
   decays the same way from the endpoint's creation (as in tower), so a new endpoint among
   endpoints faster than `default_rtt` is still tried within a few `tau`. The first sample
   replaces the prior.
-- **cost(now, pending)**: `estimate(now) * (pending + 1)`; before the first sample the
-  estimate is `default_rtt` (tower's prior), and while that first request is still in
-  flight the cost is `PENALTY + pending` (Finagle), so an endpoint with no history is
-  probed once rather than flooded.
+- **cost(now, pending)**: `estimate(now) * (pending + 1)`. Before the first sample the
+  cost is 0 (Finagle's `PeakEwma`: an untried endpoint is the cheapest, so a new or
+  returning endpoint gets a request as soon as a pick draws it, not after its prior has
+  decayed below its peers' estimates), and while that first request is still in flight
+  it is `PENALTY + pending` (Finagle), so an endpoint with no history is probed once
+  rather than flooded. `restart()` forgets the history (an endpoint back from ejection
+  or an open breaker).
 - **stall bound** (our addition): while requests are in flight and none has finished
   since `quiet_since` (the later of the first of them starting and the last completion),
   one of them has been waiting at least `now - quiet_since`, so the estimate used for the
   cost is at least that. An endpoint that suddenly stops answering looks expensive after
   one healthy round-trip's worth of silence, not after its first slow answer arrives.
 - **failures** (Linkerd's warning: a fast 5xx looks cheap): a failed attempt observes
-  `max(rtt, min(failure_penalty * max(estimate(now), default_rtt), tau))`, so each
-  failure at least multiplies the estimate by `failure_penalty`, bounded by the decay time.
+  `max(rtt, min(failure_penalty * max(estimate(now), rtt), tau))` (the prior instead of
+  the estimate before any sample), so each failure at least multiplies the estimate by
+  `failure_penalty`, bounded by the decay time. Relative to the endpoint's own estimate,
+  not to `default_rtt`: one failure among 1 ms endpoints costs a few milliseconds of
+  estimate, which decays within seconds, not 30 s. A success after a failure, when the
+  endpoint has had no sample for `STALE * tau`, replaces the estimate (it was avoided
+  because of the failure; its answer now is better evidence than its history).
 
 The monotonic guard (Finagle): a clock reading earlier than `stamp` counts as no time.
 Not thread-safe on its own: `EndpointState` calls it under its lock.
@@ -36,6 +44,11 @@ import math
 #: Cost of an endpoint with no history while its first request is in flight (Finagle's
 #: `Long.MaxValue >> 16`, in seconds here: larger than any real estimate).
 PENALTY = float(1 << 47)
+
+#: A success after a failure, with no sample for this share of tau (1 s with the default
+#: 10 s), replaces the estimate: the endpoint was avoided because it failed, so its
+#: history is older than the answer (an endpoint failing often is sampled often).
+STALE = 0.1
 
 #: Default factor a failure multiplies the estimate by (`balancer.failure_penalty`).
 DEFAULT_FAILURE_PENALTY = 2.0
@@ -55,8 +68,8 @@ class PeakEwma:
     ```
     """
 
-    __slots__ = ("_estimate", "_stamp", "_tau_ns", "default_rtt_s", "failure_penalty",
-                 "samples")
+    __slots__ = ("_estimate", "_failed", "_stamp", "_tau_ns", "default_rtt_s",
+                 "failure_penalty", "samples")
 
     def __init__(self, decay_s: float = 10.0, default_rtt_s: float = 0.03,
                  failure_penalty: float = DEFAULT_FAILURE_PENALTY, now_ns: int = 0) -> None:
@@ -65,6 +78,7 @@ class PeakEwma:
         self.failure_penalty = failure_penalty
         self._estimate = default_rtt_s
         self._stamp = now_ns
+        self._failed = False  # the last sample was a failure
         self.samples = 0
         self.configure(decay_s, default_rtt_s, failure_penalty)
 
@@ -98,8 +112,12 @@ class PeakEwma:
 
     def observe(self, rtt_s: float, now_ns: int, ok: bool = True) -> None:
         """Record one finished attempt that took `rtt_s` seconds."""
-        if not ok:
-            current = max(self.estimate(now_ns), self.default_rtt_s)
+        if ok and self._failed and now_ns - self._stamp > self._tau_ns * STALE:
+            self.samples = 0  # avoided since it failed: this answer replaces the history
+        self._failed = not ok
+        if not ok:  # relative to its own history (the prior before any): a failure
+            # among 1 ms answers is not charged as if the endpoint were a 30 ms one
+            current = max(self.estimate(now_ns), rtt_s) if self.samples else self.default_rtt_s
             rtt_s = max(rtt_s, min(current * self.failure_penalty, self._tau_ns / 1e9))
         estimate = self._estimate
         if self.samples == 0 or rtt_s > estimate:
@@ -112,11 +130,17 @@ class PeakEwma:
             self._stamp = now_ns
         self.samples += 1
 
+    def restart(self) -> None:
+        """Forget the history: the next sample replaces it (the prior until then)."""
+        self.samples = 0
+        self._estimate = self.default_rtt_s
+
     def cost(self, now_ns: int, pending: int, quiet_since_ns: int | None = None) -> float:
-        """`estimate * (pending + 1)`; `PENALTY + pending` while the first probe is out;
+        """`estimate * (pending + 1)`; 0 before the first sample, `PENALTY + pending` while
+        the first probe is out;
         the estimate is at least the silence since `quiet_since_ns` when given."""
-        if self.samples == 0 and pending > 0:
-            return PENALTY + pending
+        if self.samples == 0:
+            return PENALTY + pending if pending > 0 else 0.0
         elapsed = now_ns - self._stamp  # `estimate`, inlined: this runs twice per pick
         estimate = self._estimate
         if elapsed > 0:

@@ -1,0 +1,85 @@
+"""Client stalls are not charged to endpoints (pure; fake clock): the stall record's
+arithmetic, and a peak-EWMA balancer fed through it."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from meshclient._stall import PROCESS, THRESHOLD_S, StallRecord
+from meshclient.balance import LoadBalancer
+from meshclient.balance.p2c import ewma_cost
+from meshclient.policy import BalancerPolicy, OutlierPolicy
+from meshclient.testing import FakeClock, SeededRng
+from tests.unit.test_pickers import endpoints
+
+MS = 1_000_000
+
+
+def test_a_stall_inside_an_attempt_is_not_part_of_its_latency() -> None:
+    clock = FakeClock()
+    lb = LoadBalancer("users", BalancerPolicy(), OutlierPolicy(), clock=clock, rng=SeededRng(1))
+    lb.update(endpoints(2))
+    hit, other = lb.states()
+    start = hit.begin(clock.now_ns())
+    clock.advance(0.001)
+    clock.stall(0.2)  # the event loop was busy: the answer waited 200 ms to be read
+    hit.end(start, clock.now_ns(), ok=True)
+    assert hit.ewma.latest_s < 0.002
+    start = other.begin(clock.now_ns())
+    clock.advance(0.001)
+    other.end(start, clock.now_ns(), ok=True)
+    # neither endpoint is charged: they cost the same
+    assert abs(hit.ewma.latest_s - other.ewma.latest_s) < 1e-6
+
+
+def test_the_stall_bound_of_a_busy_endpoint_leaves_out_client_stalls() -> None:
+    clock = FakeClock()
+    lb = LoadBalancer("users", BalancerPolicy(), OutlierPolicy(), clock=clock, rng=SeededRng(1))
+    lb.update(endpoints(1))
+    (state,) = lb.states()
+    for _ in range(3):
+        start = state.begin(clock.now_ns())
+        clock.advance(0.001)
+        state.end(start, clock.now_ns(), ok=True)
+    state.begin(clock.now_ns())
+    clock.stall(0.3)
+    assert ewma_cost(state, clock.now_ns()) < 0.01  # not 0.3 s of "silence"
+    clock.advance(0.3)  # real silence still counts
+    assert ewma_cost(state, clock.now_ns()) >= 0.3
+
+
+def test_a_stall_in_progress_counts_for_the_overdue_monitor() -> None:
+    record = StallRecord()
+    record.due[PROCESS] = 100 * MS
+    assert record.overlap_ns(90 * MS, 101 * MS, thread=7) == 0  # within the jitter
+    assert record.overlap_ns(90 * MS, 150 * MS, thread=7) == 50 * MS
+    assert record.overlap_ns(90 * MS, 150 * MS) == 0  # without a thread: recorded only
+    record.add(100 * MS, 150 * MS)  # the monitor fired late: recorded
+    record.due[PROCESS] = 155 * MS
+    assert record.overlap_ns(90 * MS, 152 * MS, thread=7) == 50 * MS
+
+
+intervals = st.lists(st.tuples(st.integers(0, 10_000), st.integers(1, 500)), max_size=80)
+
+
+@given(intervals, st.integers(0, 12_000), st.integers(0, 2_000),
+       st.one_of(st.none(), st.integers(0, 12_000)))
+def test_overlap_is_within_the_attempt_and_grows_with_it(
+        stalls: list[tuple[int, int]], start: int, length: int, due: int | None) -> None:
+    record = StallRecord()
+    for at, size in sorted(stalls):
+        record.add(at, at + size)
+    if due is not None:
+        record.due[PROCESS] = due
+    events = record.events
+    assert all(a < b for a, b in events)
+    assert all(events[i][1] < events[i + 1][0] for i in range(len(events) - 1))
+    got = record.overlap_ns(start, start + length, thread=1)
+    assert 0 <= got <= length
+    longer = record.overlap_ns(start, start + length + 100, thread=1)
+    assert longer >= got or due is not None  # a pending stall is counted to "now"
+
+
+def test_threshold_is_small() -> None:
+    assert THRESHOLD_S <= 0.005
