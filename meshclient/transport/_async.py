@@ -33,7 +33,9 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
     * **policy** - a `Policy`, a `PolicyStore`, or `None` for `meshclient.default_store()`
       (the environment's policy, shared by the process).
     * **inner** - the transport that does the I/O; default
-      `httpx.AsyncHTTPTransport(**kwargs)`.
+      `httpx.AsyncHTTPTransport(**kwargs)` for hosts outside the policy, and one
+      `httpx.AsyncHTTPTransport(**kwargs)` per endpoint of a service (its own connection
+      pool; `limits` apply per endpoint). A given `inner` does all the I/O.
     * **kwargs** - passed to `httpx.AsyncHTTPTransport` when `inner` is not given.
 
     Usage:
@@ -49,6 +51,8 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         self._owns_inner = inner is None
         self._setup(policy)
         self.inner = inner if inner is not None else httpx.AsyncHTTPTransport(**kwargs)
+        if inner is None:  # a pool per endpoint (`_pools.py`); `inner`: pass-through hosts
+            self.pools = self._endpoint_pools(httpx.AsyncHTTPTransport)
         self._racer = Racer()  # for hedged requests
         self.mirrors = MirrorSender(self.registry)
 
@@ -57,7 +61,14 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
             self.inner = httpx.AsyncHTTPTransport(**self._inner_kwargs)
         self._racer = Racer()
 
+    async def _tend_pools(self) -> None:
+        """Close the pools of endpoints gone from discovery once nothing is in flight."""
+        for pool in self._pools_to_close():
+            await pool.aclose()
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._pools_due:  # an endpoint set changed: retire and close pools
+            await self._tend_pools()
         # routed once under one policy snapshot; then limits, credentials, mTLS
         begun = self._route(request)
         if begun.guard is not None:  # admission first
@@ -70,13 +81,15 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         # the usual call: attempt 1 without the generator, held to the call's deadline
         first = opened
         held: httpx.Response | None = None
-        watch = watch_attempt(first.sent, first.left_ns, self.inner, first.runtime.service.name)
+        pools = self.pools
+        inner = self.inner if pools is None else pools.get(first.state.endpoint.key)
+        watch = watch_attempt(first.sent, first.left_ns, inner, first.runtime.service.name)
         try:
             if not first.traced:
-                held = await self.inner.handle_async_request(first.sent)
+                held = await inner.handle_async_request(first.sent)
             else:
                 with first.sending():
-                    held = await self.inner.handle_async_request(first.sent)
+                    held = await inner.handle_async_request(first.sent)
         except Exception as exc:  # the core decides what the caller sees
             flow = first.finish(None, watch.failed(exc))
         except BaseException:
@@ -176,11 +189,8 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         """One attempt, held to the call's deadline (`_deadline.py`)."""
         watch: Watch | None = None
         try:
-            if guard is None:
-                inner, request = self.inner, send.request
-            else:
-                inner = self._inner_for(guard, self.inner, httpx.AsyncHTTPTransport)
-                request = await guard.attach_async(send)
+            inner = self._inner_at(send.endpoint, guard, httpx.AsyncHTTPTransport)
+            request = send.request if guard is None else await guard.attach_async(send)
             watch = arm(request, send.left_ns, inner, send.service)
             response = await inner.handle_async_request(request)
         except Exception as exc:  # the core decides what the caller sees
@@ -193,12 +203,12 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         return Outcome(response=response)
 
     async def _close_mesh(self) -> None:
-        """Everything but the inner transport, in order: hedges, mirror copies, the TLS
-        transports, the background work (discovery, health checks) of a store this
-        transport built."""
+        """Everything but the inner transport, in order: hedges, mirror copies, the
+        endpoints' pools, the TLS transports, the background work (discovery, health
+        checks) of a store this transport built."""
         await self._racer.aclose()
         await close_mirrors(self.mirrors)
-        for inner in self._tls_transports():
+        for inner in [*(self.pools.take_all() if self.pools else ()), *self._tls_transports()]:
             await inner.aclose()
         await run_blocking(self._close_owned)  # joins threads
 

@@ -31,7 +31,9 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
     * **policy** - a `Policy`, a `PolicyStore`, or `None` for `meshclient.default_store()`
       (the environment's policy, shared by the process).
     * **inner** - the transport that does the I/O; default
-      `httpx.HTTPTransport(**kwargs)`.
+      `httpx.HTTPTransport(**kwargs)` for hosts outside the policy, and one
+      `httpx.HTTPTransport(**kwargs)` per endpoint of a service (its own connection
+      pool; `limits` apply per endpoint). A given `inner` does all the I/O.
     * **kwargs** - passed to `httpx.HTTPTransport` when `inner` is not given.
 
     Usage:
@@ -47,6 +49,8 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         self._owns_inner = inner is None
         self._setup(policy)
         self.inner = inner if inner is not None else httpx.HTTPTransport(**kwargs)
+        if inner is None:  # a pool per endpoint (`_pools.py`); `inner`: pass-through hosts
+            self.pools = self._endpoint_pools(httpx.HTTPTransport)
         self._racer = Racer()  # for hedged requests
         self.mirrors = MirrorSender(self.registry)
 
@@ -55,7 +59,14 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
             self.inner = httpx.HTTPTransport(**self._inner_kwargs)
         self._racer = Racer()
 
+    def _tend_pools(self) -> None:
+        """Close the pools of endpoints gone from discovery once nothing is in flight."""
+        for pool in self._pools_to_close():
+            pool.close()
+
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self._pools_due:  # an endpoint set changed: retire and close pools
+            self._tend_pools()
         # routed once under one policy snapshot; then limits, credentials, mTLS
         begun = self._route(request)
         if begun.guard is not None:  # admission first
@@ -68,13 +79,15 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         # the usual call: attempt 1 without the generator, held to the call's deadline
         first = opened
         held: httpx.Response | None = None
-        watch = watch_attempt(first.sent, first.left_ns, self.inner, first.runtime.service.name)
+        pools = self.pools
+        inner = self.inner if pools is None else pools.get(first.state.endpoint.key)
+        watch = watch_attempt(first.sent, first.left_ns, inner, first.runtime.service.name)
         try:
             if not first.traced:
-                held = self.inner.handle_request(first.sent)
+                held = inner.handle_request(first.sent)
             else:
                 with first.sending():
-                    held = self.inner.handle_request(first.sent)
+                    held = inner.handle_request(first.sent)
         except Exception as exc:  # the core decides what the caller sees
             flow = first.finish(None, watch.failed(exc))
         except BaseException:
@@ -174,11 +187,8 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         """One attempt, held to the call's deadline (`_deadline.py`)."""
         watch: Watch | None = None
         try:
-            if guard is None:
-                inner, request = self.inner, send.request
-            else:
-                inner = self._inner_for(guard, self.inner, httpx.HTTPTransport)
-                request = guard.attach_sync(send)
+            inner = self._inner_at(send.endpoint, guard, httpx.HTTPTransport)
+            request = send.request if guard is None else guard.attach_sync(send)
             watch = arm(request, send.left_ns, inner, send.service)
             response = inner.handle_request(request)
         except Exception as exc:  # the core decides what the caller sees
@@ -191,12 +201,12 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         return Outcome(response=response)
 
     def _close_mesh(self) -> None:
-        """Everything but the inner transport, in order: hedges, mirror copies, the TLS
-        transports, the background work (discovery, health checks) of a store this
-        transport built."""
+        """Everything but the inner transport, in order: hedges, mirror copies, the
+        endpoints' pools, the TLS transports, the background work (discovery, health
+        checks) of a store this transport built."""
         self._racer.close()
         close_mirrors(self.mirrors)
-        for inner in self._tls_transports():
+        for inner in [*(self.pools.take_all() if self.pools else ()), *self._tls_transports()]:
             inner.close()
         run_blocking(self._close_owned)  # joins threads
 
