@@ -67,10 +67,10 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
             await pool.aclose()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self._pools_due:  # an endpoint set changed: retire and close pools
-            await self._tend_pools()
         # routed once under one policy snapshot; then limits, credentials, mTLS
         begun = self._route(request)
+        if self._pools_due:  # an endpoint set changed (routing may have applied it)
+            await self._tend_pools()
         if begun.guard is not None:  # admission first
             return await self._guarded(request, begun)
         opened = self._open(request, begun)

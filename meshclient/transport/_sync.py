@@ -65,10 +65,10 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
             pool.close()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if self._pools_due:  # an endpoint set changed: retire and close pools
-            self._tend_pools()
         # routed once under one policy snapshot; then limits, credentials, mTLS
         begun = self._route(request)
+        if self._pools_due:  # an endpoint set changed (routing may have applied it)
+            self._tend_pools()
         if begun.guard is not None:  # admission first
             return self._guarded(request, begun)
         opened = self._open(request, begun)
