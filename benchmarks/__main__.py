@@ -13,7 +13,7 @@ from pathlib import Path
 
 #: Benchmark modules, in the order they run by default.
 KNOWN = ("overhead", "essential", "balance", "retry", "tracing", "control", "discovery_warm",
-         "security_overhead", "imports")
+         "security_overhead", "imports", "sidecar")
 ROOT = Path(__file__).resolve().parent.parent
 
 
