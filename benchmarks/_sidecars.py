@@ -137,7 +137,7 @@ class Sidecar:
             except OSError:
                 if self._process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"{self.kind} did not start on port {self.port}")
+                    raise RuntimeError(f"{self.kind} did not start on port {self.port}") from None
                 time.sleep(0.02)  # a bounded wait for the listening socket
         self._pids = [self._process.pid, *_children(self._process.pid)]
         return self
