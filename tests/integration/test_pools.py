@@ -181,3 +181,18 @@ def test_a_proxy_given_to_the_client_carries_mesh_requests(
         backends = anyio.run(run)
     assert backends == {"backend-0", "backend-1", "backend-2"}
     assert sorted(_ForwardProxy.hits) == sorted(f"{b.url}/x" for b in cluster)
+
+
+def test_status_shows_each_endpoints_pool(mesh: Any, cluster: LoopbackCluster) -> None:
+    from meshclient._cli.status import render
+
+    caller = mesh(cluster.policy("users", balancer={"kind": "round-robin"}))
+    for _ in range(3):
+        caller.get("http://users/")
+    services = caller.transport.registry.snapshot()
+    text = render({"pid": 1, "registries": [{"policy": "v1", "generation": 1,
+                                             "services": services}]})
+    head, *rows = [line.split() for line in text.splitlines()[3:7]]
+    assert "connections" in head and "waiting" in head
+    col = head.index("connections")
+    assert [row[col] for row in rows] == ["1", "1", "1"]
