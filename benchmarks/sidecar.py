@@ -28,10 +28,11 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 
 import httpx
@@ -113,10 +114,9 @@ async def _async_run(variant: Variant, c: int, n: int) -> list[float]:
     return latencies
 
 
-@contextmanager
 def _variants(shell: str, backends: list[FastServer], sidecars: dict[str, Sidecar],
-              ) -> Iterator[list[Variant]]:
-    """The clients for one fleet; closed on exit."""
+              ) -> list[Variant]:
+    """The clients for one fleet (`_rounds` closes them)."""
     sync = shell == "sync"
     make = httpx.Client if sync else httpx.AsyncClient
     spread = [b.url + "/" for b in backends]
@@ -127,7 +127,7 @@ def _variants(shell: str, backends: list[FastServer], sidecars: dict[str, Sideca
         out.insert(0, Variant("bare-one", spread[:1], make(limits=LIMITS)))
         out += [Variant(kind, [s.url + "/"], make(limits=LIMITS), s)
                 for kind, s in sidecars.items()]
-    yield out
+    return out
 
 
 def _rounds(shell: str, variants: list[Variant], levels: tuple[int, ...], n: int,
@@ -249,8 +249,9 @@ def main(argv: list[str] | None = None) -> int:
                     for kind in ("haproxy", "nginx") if Sidecar.available(kind)}
         for shell in ("sync", "async"):
             for fleet in fleets:
-                with _variants(shell, backends[:fleet], sidecars) as variants:
-                    got = _rounds(shell, variants, levels, n, rounds)
+                print(f"{shell}, {fleet} backends ...", file=sys.stderr, flush=True)
+                variants = _variants(shell, backends[:fleet], sidecars)
+                got = _rounds(shell, variants, levels, n, rounds)
                 results.update({(shell, fleet, c, name): s for (c, name), s in got.items()})
     load = os.getloadavg()
     print(f"{n} requests per sample, {rounds} rounds, load average "
