@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import statistics
 import sys
 import threading
@@ -143,6 +144,7 @@ def _rounds(shell: str, variants: list[Variant], levels: tuple[int, ...], n: int
                 for v in variants if r % 2 == 0 else variants[::-1]:
                     proxy0 = v.sidecar.cpu_seconds() if v.sidecar else 0.0
                     cpu0, wall0 = time.process_time(), time.perf_counter()
+                    print(f"  async c={c} {v.name}", file=sys.stderr, flush=True)
                     lat = await _async_run(v, c, n)
                     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
                     proxy = (v.sidecar.cpu_seconds() if v.sidecar else 0.0) - proxy0
@@ -161,6 +163,7 @@ def _rounds(shell: str, variants: list[Variant], levels: tuple[int, ...], n: int
     for c in levels:
         for r in range(rounds):
             for v in variants if r % 2 == 0 else variants[::-1]:
+                print(f"  sync c={c} {v.name}", file=sys.stderr, flush=True)
                 out.setdefault((c, v.name), []).append(
                     v.sample(lambda v=v, c=c: _sync_run(v, c, n), n))  # type: ignore[misc]
     for v in variants:
@@ -238,11 +241,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--plot", default=None, help="write a PNG here (needs matplotlib)")
     args = parser.parse_args(argv)
-    n = args.requests or (200 if args.quick else 1280)
+    n = args.requests or (200 if args.quick else 640)
     rounds = args.rounds or (1 if args.quick else 3)
     levels = (1, 16) if args.quick else (1, 16, 64, 128)
     fleets = (3,) if args.quick else (3, 10)
     results: dict[tuple[str, int, int, str], list[Sample]] = {}
+    # terminated: unwind, so the proxies and backends are stopped too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with ExitStack() as stack:
         backends = [stack.enter_context(FastServer(f"127.0.0.{i + 2}")) for i in range(max(fleets))]
         sidecars = {kind: stack.enter_context(Sidecar(kind, [b.address for b in backends[:3]]))
