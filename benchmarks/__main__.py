@@ -13,7 +13,7 @@ from pathlib import Path
 
 #: Benchmark modules, in the order they run by default.
 KNOWN = ("overhead", "essential", "balance", "scale", "retry", "mirror", "tracing", "control",
-         "discovery_warm", "security_overhead", "xds", "access_log", "imports")
+         "discovery_warm", "security_overhead", "xds", "access_log", "imports", "sidecar")
 ROOT = Path(__file__).resolve().parent.parent
 
 

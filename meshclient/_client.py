@@ -10,11 +10,18 @@ from .policy import Policy, PolicyStore
 from .security.checks import CheckFn
 from .transport import AsyncMeshTransport, MeshTransport
 
-_TRANSPORT_ARGS = ("verify", "cert", "http1", "http2", "limits", "trust_env")
+_TRANSPORT_ARGS = ("verify", "cert", "http1", "http2", "limits", "trust_env", "proxy")
+#: Given to the mesh transport only: httpx.Client would mount its own transport for a
+#: proxy, and requests would bypass the mesh.
+_TRANSPORT_ONLY = ("proxy",)
 
 
 def _split(kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {k: kwargs[k] for k in _TRANSPORT_ARGS if k in kwargs}
+    """The inner transports' arguments, taken from `kwargs` (those only they use removed)."""
+    out = {k: kwargs[k] for k in _TRANSPORT_ARGS if k in kwargs}
+    for k in _TRANSPORT_ONLY:
+        kwargs.pop(k, None)
+    return out
 
 
 class Client(httpx.Client):
@@ -22,8 +29,9 @@ class Client(httpx.Client):
 
     **Parameters:** `policy` (a `Policy`, `PolicyStore` or `None` for the process default),
     `transport` (the inner transport; default built from `verify`, `cert`, `http1`, `http2`,
-    `limits`, `trust_env`), `check` (asked about every request before it leaves; see
-    `MeshTransport`), and every other `httpx.Client` argument.
+    `limits`, `trust_env`, `proxy`: one per endpoint of a service, and one for every other
+    host), `check` (asked about every request before it leaves; see `MeshTransport`), and
+    every other `httpx.Client` argument.
     """
 
     def __init__(self, *, policy: Policy | PolicyStore | None = None,

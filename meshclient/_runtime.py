@@ -6,7 +6,9 @@ shares the state, and a test's private store has its own.
 from __future__ import annotations
 
 import threading
-from typing import Any
+import weakref
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from . import _fork
 from ._clock import CLOCK, RNG
@@ -31,8 +33,9 @@ class ServiceRuntime:
     `apply()` moves it to a newer one, keeping per-endpoint history."""
 
     def __init__(self, service: Service, clock: Clock, rng: Rng,
-                 zone: str | None = None) -> None:
+                 zone: str | None = None, on_change: Callable[[], None] | None = None) -> None:
         self.name = service.name
+        self._on_change = on_change  # told after every endpoint set published
         self.clock = clock
         self.rng = rng
         self.zone = zone
@@ -53,6 +56,8 @@ class ServiceRuntime:
         for state in states:
             state.set_health_check(state.key not in unhealthy)
         self.resilience.attach_breakers(states)  # new endpoints get their breaker
+        if self._on_change is not None:
+            self._on_change()
 
     @property
     def discovery(self) -> EndpointWaiter | None:
@@ -91,6 +96,14 @@ class ServiceRuntime:
                 f"{self.resilience!r}>")
 
 
+class PoolOwner(Protocol):
+    """A mesh transport's per-endpoint pools (`transport/_pools.py`), as the registry sees them."""
+
+    def changed(self) -> None: ...
+
+    def stats(self) -> dict[str, dict[str, int]]: ...
+
+
 class Registry:
     """`ServiceRuntime` by name. Lookups are a dict read plus an identity check; building or
     updating a runtime happens once per (service, policy snapshot), under a lock that no
@@ -102,6 +115,9 @@ class Registry:
         self.zone = zone if zone is not None else settings_from_env().zone
         self._services: dict[str, ServiceRuntime] = {}
         self._lock = threading.Lock()
+        # the per-endpoint pools of every transport sharing this registry: told when an
+        # endpoint set changes, read by `snapshot` (weakly: a transport may just be dropped)
+        self._pools: weakref.WeakSet[PoolOwner] = weakref.WeakSet()
         _fork.track(self)
 
     def _after_fork_in_child(self) -> None:
@@ -117,14 +133,46 @@ class Registry:
         with self._lock:
             rt = self._services.get(service.name)
             if rt is None:
-                rt = self._services[service.name] = ServiceRuntime(service, self.clock,
-                                                                   self.rng, self.zone)
+                rt = self._services[service.name] = ServiceRuntime(
+                    service, self.clock, self.rng, self.zone, self._endpoints_changed)
             elif rt.service is not service:
                 rt.apply(service)
             return rt
 
+    def add_pools(self, pools: PoolOwner) -> None:
+        """Tell `pools` of every endpoint set change; show their stats in `snapshot`."""
+        self._pools.add(pools)
+
+    def _endpoints_changed(self) -> None:
+        for pools in list(self._pools):
+            pools.changed()
+
+    def endpoint_keys(self) -> set[str]:
+        """The keys of every endpoint some service holds now."""
+        return {state.key for rt in list(self._services.values())
+                for state in rt.balancer.states()}
+
+    def pool_stats(self) -> dict[str, dict[str, int]]:
+        """Per endpoint key: its pools' connections, idle ones and waiting requests,
+        summed over the transports sharing this registry."""
+        out: dict[str, dict[str, int]] = {}
+        for pools in list(self._pools):
+            for key, stats in pools.stats().items():
+                into = out.setdefault(key, dict.fromkeys(stats, 0))
+                for name, value in stats.items():
+                    into[name] = into.get(name, 0) + value
+        return out
+
     def snapshot(self) -> dict[str, Any]:
-        return {name: rt.snapshot() for name, rt in sorted(self._services.items())}
+        pools = self.pool_stats()
+        out = {name: rt.snapshot() for name, rt in sorted(self._services.items())}
+        if pools:
+            for svc in out.values():
+                for entry in svc["endpoints"]:
+                    stats = pools.get(entry.get("endpoint", ""))
+                    if stats is not None:
+                        entry.update(stats)
+        return out
 
     def close(self) -> None:
         """Stop background work owned by the registry (discovery caches, health checks)."""

@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # Install the servers the tests start on loopback: nginx, dnsmasq, etcd, redis-server.
+# `--bench` also installs haproxy, which only `python -m benchmarks.sidecar` uses (the tests
+# never need it).
 # Idempotent: installs only what is missing from PATH. Uses apt-get, as root or through
 # sudo; says what to install by hand when neither is possible. Tests whose server is
 # missing are skipped (the test run ends with a line saying which), never failed.
 set -euo pipefail
 
 declare -A package=([nginx]=nginx-light [dnsmasq]=dnsmasq-base [etcd]=etcd-server
-                    [redis-server]=redis-server)
+                    [redis-server]=redis-server [haproxy]=haproxy)
+programs=(nginx dnsmasq etcd redis-server)
+if [ "${1:-}" = "--bench" ]; then
+  programs+=(haproxy)
+fi
 need=()
-for program in nginx dnsmasq etcd redis-server; do
+for program in "${programs[@]}"; do
   command -v "$program" >/dev/null 2>&1 || need+=("${package[$program]}")
 done
 if [ ${#need[@]} -eq 0 ]; then
-  echo "test servers: all installed (nginx, dnsmasq, etcd, redis-server)"
+  echo "test servers: all installed (${programs[*]})"
   exit 0
 fi
 

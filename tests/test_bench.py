@@ -82,3 +82,14 @@ def test_runner_runs_quick_benchmarks(capsys: pytest.CaptureFixture[str]) -> Non
     assert runner.main(["discovery_warm", "security_overhead", "--quick"]) == 0
     out = capsys.readouterr().out
     assert "discovery_warm: exit 0" in out and "security_overhead: exit 0" in out
+
+
+@pytest.mark.slow
+def test_sidecar_quick_tiny(capsys: pytest.CaptureFixture[str]) -> None:
+    """The sidecar benchmark end to end at a tiny size (HAProxy and nginx when installed)."""
+    from benchmarks import sidecar
+
+    assert sidecar.main(["--quick", "--requests", "32", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "bare-spread" in out and "mesh" in out and "load average" in out
+    assert "mesh/spread throughput" in out

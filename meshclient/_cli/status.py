@@ -2,7 +2,8 @@
 
 Reads the admin endpoint of a process started with `MESHCLIENT_ADMIN=host:port` and prints,
 per service, each endpoint's latency estimate, in-flight count, breaker state and ejection,
-the retry budget balance, and the policy version. Exit code 1 when the endpoint cannot be
+its connection pool (open connections, requests waiting for one), the retry budget
+balance, and the policy version. Exit code 1 when the endpoint cannot be
 reached. With `MESHCLIENT_ADMIN_TOKEN` set, it is sent as a bearer token.
 """
 
@@ -31,6 +32,8 @@ COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ejected", ("ejected",)),
     ("health", ("health",)),
     ("requests", ("requests",)),
+    ("connections", ("connections",)),
+    ("waiting", ("waiting",)),
     ("failures", ("failures",)),
 )
 

@@ -45,7 +45,9 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
     * **policy** - a `Policy`, a `PolicyStore`, or `None` for `meshclient.default_store()`
       (the environment's policy, shared by the process).
     * **inner** - the transport that does the I/O; default
-      `httpx.AsyncHTTPTransport(**kwargs)`.
+      `httpx.AsyncHTTPTransport(**kwargs)` for hosts outside the policy, and one
+      `httpx.AsyncHTTPTransport(**kwargs)` per endpoint of a service (its own connection
+      pool; `limits` apply per endpoint). A given `inner` does all the I/O.
     * **check** - asked about every request before it leaves (an egress policy; see
       docs/ext-authz.md): `Allow` adds its headers, `Deny` raises `CheckDenied`.
     * **kwargs** - passed to `httpx.AsyncHTTPTransport` when `inner` is not given.
@@ -66,6 +68,8 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         self._owns_inner = inner is None
         self._setup(policy)
         self.inner = inner if inner is not None else httpx.AsyncHTTPTransport(**kwargs)
+        if inner is None:  # a pool per endpoint (`_pools.py`); `inner`: pass-through hosts
+            self.pools = self._endpoint_pools(httpx.AsyncHTTPTransport)
         self._racer = Racer()  # for hedged requests
         self.mirrors = MirrorSender(self.registry)
 
@@ -77,6 +81,11 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
     def _mirror(self, action: Mirror) -> None:
         """Hand a mirror copy to the background senders: a queue put, never waiting."""
         self.mirrors.send_async(self.inner, action)
+
+    async def _tend_pools(self) -> None:
+        """Close the pools of endpoints gone from discovery once nothing is in flight."""
+        for pool in self._pools_to_close():
+            await pool.aclose()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         log = self.access_log
@@ -105,6 +114,8 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
             if waiter is not None:  # its first requests wait, bounded, for its resources
                 await wait_ready(waiter, waiter.timeout_s)
                 begun = self._route(request)
+        if self._pools_due:  # an endpoint set changed (routing may have applied it)
+            await self._tend_pools()
         if begun.guard is not None:  # admission first
             return await self._guarded(request, begun)
         opened = self._open(request, begun)
@@ -116,13 +127,15 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         # the usual call: attempt 1 without the generator, held to the call's deadline
         first = opened
         held: httpx.Response | None = None
-        watch = watch_attempt(first.sent, first.left_ns, self.inner, first.runtime.service.name)
+        pools = self.pools
+        inner = self.inner if pools is None else pools.get(first.state.endpoint.key)
+        watch = watch_attempt(first.sent, first.left_ns, inner, first.runtime.service.name)
         try:
             if not first.traced:
-                held = await self.inner.handle_async_request(first.sent)
+                held = await inner.handle_async_request(first.sent)
             else:
                 with first.sending():
-                    held = await self.inner.handle_async_request(first.sent)
+                    held = await inner.handle_async_request(first.sent)
         except Exception as exc:  # the core decides what the caller sees
             flow = first.finish(None, watch.failed(exc))
         except BaseException:
@@ -219,11 +232,8 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         """One attempt, held to the call's deadline (`_deadline.py`)."""
         watch: Watch | None = None
         try:
-            if guard is None:
-                inner, request = self.inner, send.request
-            else:
-                inner = self._inner_for(guard, self.inner, httpx.AsyncHTTPTransport)
-                request = await guard.attach_async(send)
+            inner = self._inner_at(send.endpoint, guard, httpx.AsyncHTTPTransport)
+            request = send.request if guard is None else await guard.attach_async(send)
             watch = arm(request, send.left_ns, inner, send.service)
             response = await inner.handle_async_request(request)
         except Exception as exc:  # the core decides what the caller sees
@@ -236,12 +246,12 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         return Outcome(response=response)
 
     async def _close_mesh(self) -> None:
-        """Everything but the inner transport, in order: hedges, mirror copies, the TLS
-        transports, the background work (discovery, health checks) of a store this
-        transport built."""
+        """Everything but the inner transport, in order: hedges, mirror copies, the
+        endpoints' pools, the TLS transports, the background work (discovery, health
+        checks) of a store this transport built."""
         await self._racer.aclose()
         await close_mirrors(self.mirrors)
-        for inner in self._tls_transports():
+        for inner in [*(self.pools.take_all() if self.pools else ()), *self._tls_transports()]:
             await inner.aclose()
         await run_blocking(self._close_owned)  # joins threads
 

@@ -15,6 +15,7 @@ from .._core.first import First, start_first
 from .._core.flow import Flow, request_flow
 from .._runtime import Registry, ServiceRuntime, registry_for
 from ..context import inbound
+from ..discovery.endpoint import Endpoint
 from ..policy import Policy, PolicyStore, Service, default_store
 from ..routing import Decision, route
 from ..routing.mirror import replayable_body
@@ -23,6 +24,7 @@ from ..security.routes import Guard
 from ..server import admin
 from ..telemetry import start_call
 from ..telemetry.flow import instrument, passthrough_flow
+from ._pools import EndpointPools
 from ._traced import start_traced
 
 T = TypeVar("T")
@@ -82,6 +84,11 @@ class MeshBase:
         # routing or admission (passthrough hosts, and services `per_request` allows):
         # one dict read per request instead of the lookup, routing and guard steps.
         self._plain: dict[str, tuple[Policy, Begun]] = {}
+        # per endpoint: its own inner transport (`_pools.py`), with the service's TLS
+        # context when it has one (one `EndpointPools` per context)
+        self.pools: EndpointPools[Any] | None = None
+        self._pools_due = False  # an endpoint set changed or a pool awaits its close
+        self._ssl: Any = None  # the SSL context every endpoint pool shares (made once)
         self._tls_inners: dict[int, Any] = {}
         self._tls_lock = threading.Lock()
         # A store built here from a Policy is this transport's alone: close() stops its
@@ -98,6 +105,9 @@ class MeshBase:
     def _after_fork_in_child(self) -> None:
         self._tls_inners = {}
         self._tls_lock = threading.Lock()
+        if self.pools is not None:
+            self.pools.forget()
+        self._pools_due = False
         self._stale_inner = True
 
     def _resume_after_fork(self) -> None:
@@ -184,31 +194,77 @@ class MeshBase:
             return self.security.guard(decision.destination)
         return self.security.admission(service, decision)
 
-    def _inner_for(self, guard: Guard | None, default: T,
-                   make: Callable[..., T]) -> T:
-        """The inner transport for a service: `default`, or one built with the service's
-        rotating TLS context (`make(verify=ctx, **kwargs)`), kept per context."""
+    # -- the inner transport of an attempt -------------------------------------------
+    def _endpoint_pools(self, make: Callable[..., T], **kwargs: Any) -> EndpointPools[T]:
+        """Per-endpoint transports `make(**pool_kwargs, **kwargs)`, told of endpoint set
+        changes by the registry. Every pool shares one SSL context, made once: building
+        one per endpoint (the CA bundle read each time) would cost milliseconds each."""
+        base = dict(getattr(self, "_inner_kwargs", {}))
+        if "verify" not in kwargs:
+            if self._ssl is None:
+                self._ssl = httpx.create_ssl_context(
+                    verify=base.get("verify", True), cert=base.get("cert"),
+                    trust_env=base.get("trust_env", True))
+            kwargs["verify"] = self._ssl
+        base.pop("cert", None)
+        base.update(kwargs)
+        pools: EndpointPools[T] = EndpointPools(lambda: make(**base), self._pools_changed)
+        self.registry.add_pools(pools)
+        return pools
+
+    def _pools_changed(self) -> None:
+        self._pools_due = True
+
+    def _pools_to_close(self) -> list[Any]:
+        """Retire the pools of endpoints gone from every service; the retired pools with
+        nothing in flight, for the shell to close. Clears `_pools_due` when none is left."""
+        self._pools_due = False
+        every = [self.pools] if self.pools is not None else []
+        every += [pools for _ctx, pools in list(self._tls_inners.values())]
+        live: set[str] | None = None
+        out: list[Any] = []
+        for pools in every:
+            if pools.dirty:
+                if live is None:
+                    live = self.registry.endpoint_keys()
+                pools.reconcile(live)
+            out += pools.closable()
+            if pools.retiring or pools.dirty:
+                self._pools_due = True  # in flight still: closed on a later request
+        return out
+
+    def _inner_at(self, endpoint: Endpoint, guard: Guard | None,
+                  make: Callable[..., T]) -> Any:
+        """The inner transport for an attempt to `endpoint`: its pool (the one with the
+        service's rotating TLS context, `make(verify=ctx, ...)`, when it has one), or the
+        shared `inner` when the caller gave one."""
         ctx = None if guard is None else guard.tls
         if ctx is None:
-            return default
-        inner = self._tls_inners.get(id(ctx))
-        if inner is None:
+            pools = self.pools
+            return self.inner if pools is None else pools.get(endpoint.key)  # type: ignore[attr-defined]
+        entry = self._tls_inners.get(id(ctx))
+        if entry is None:
             with self._tls_lock:
-                inner = self._tls_inners.get(id(ctx))
-                if inner is None:
-                    kwargs = {k: v for k, v in getattr(self, "_inner_kwargs", {}).items()
-                              if k not in ("verify", "cert")}
-                    inner = self._tls_inners[id(ctx)] = (ctx, make(verify=ctx, **kwargs))
-        return inner[1]
+                entry = self._tls_inners.get(id(ctx))
+                if entry is None:
+                    entry = self._tls_inners[id(ctx)] = (
+                        ctx, self._endpoint_pools(make, verify=ctx))
+        return entry[1].get(endpoint.key)
 
     def _tls_transports(self) -> list[Any]:
         with self._tls_lock:
-            inners, self._tls_inners = list(self._tls_inners.values()), {}
-        return [inner for _ctx, inner in inners]
+            entries, self._tls_inners = list(self._tls_inners.values()), {}
+        return [inner for _ctx, pools in entries for inner in pools.take_all()]
 
     def snapshot(self) -> dict[str, Any]:
-        """Per service and endpoint: live counters (see docs/balancing.md)."""
-        return {"policy": self.store.current.version, "services": self.registry.snapshot()}
+        """Per service and endpoint: live counters (see docs/balancing.md); per endpoint,
+        this transport's pool: connections, idle ones, requests waiting for one."""
+        pools: dict[str, dict[str, int]] = {}
+        every = [self.pools] if self.pools is not None else []
+        for each in every + [p for _ctx, p in list(self._tls_inners.values())]:
+            pools.update(each.stats())
+        return {"policy": self.store.current.version, "services": self.registry.snapshot(),
+                "pools": pools}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} store={self.store!r}>"

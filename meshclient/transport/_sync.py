@@ -43,7 +43,9 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
     * **policy** - a `Policy`, a `PolicyStore`, or `None` for `meshclient.default_store()`
       (the environment's policy, shared by the process).
     * **inner** - the transport that does the I/O; default
-      `httpx.HTTPTransport(**kwargs)`.
+      `httpx.HTTPTransport(**kwargs)` for hosts outside the policy, and one
+      `httpx.HTTPTransport(**kwargs)` per endpoint of a service (its own connection
+      pool; `limits` apply per endpoint). A given `inner` does all the I/O.
     * **check** - asked about every request before it leaves (an egress policy; see
       docs/ext-authz.md): `Allow` adds its headers, `Deny` raises `CheckDenied`.
     * **kwargs** - passed to `httpx.HTTPTransport` when `inner` is not given.
@@ -64,6 +66,8 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         self._owns_inner = inner is None
         self._setup(policy)
         self.inner = inner if inner is not None else httpx.HTTPTransport(**kwargs)
+        if inner is None:  # a pool per endpoint (`_pools.py`); `inner`: pass-through hosts
+            self.pools = self._endpoint_pools(httpx.HTTPTransport)
         self._racer = Racer()  # for hedged requests
         self.mirrors = MirrorSender(self.registry)
 
@@ -75,6 +79,11 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
     def _mirror(self, action: Mirror) -> None:
         """Hand a mirror copy to the background senders: a queue put, never waiting."""
         self.mirrors.send_sync(self.inner, action)
+
+    def _tend_pools(self) -> None:
+        """Close the pools of endpoints gone from discovery once nothing is in flight."""
+        for pool in self._pools_to_close():
+            pool.close()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         log = self.access_log
@@ -103,6 +112,8 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
             if waiter is not None:  # its first requests wait, bounded, for its resources
                 wait_ready(waiter, waiter.timeout_s)
                 begun = self._route(request)
+        if self._pools_due:  # an endpoint set changed (routing may have applied it)
+            self._tend_pools()
         if begun.guard is not None:  # admission first
             return self._guarded(request, begun)
         opened = self._open(request, begun)
@@ -114,13 +125,15 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         # the usual call: attempt 1 without the generator, held to the call's deadline
         first = opened
         held: httpx.Response | None = None
-        watch = watch_attempt(first.sent, first.left_ns, self.inner, first.runtime.service.name)
+        pools = self.pools
+        inner = self.inner if pools is None else pools.get(first.state.endpoint.key)
+        watch = watch_attempt(first.sent, first.left_ns, inner, first.runtime.service.name)
         try:
             if not first.traced:
-                held = self.inner.handle_request(first.sent)
+                held = inner.handle_request(first.sent)
             else:
                 with first.sending():
-                    held = self.inner.handle_request(first.sent)
+                    held = inner.handle_request(first.sent)
         except Exception as exc:  # the core decides what the caller sees
             flow = first.finish(None, watch.failed(exc))
         except BaseException:
@@ -217,11 +230,8 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         """One attempt, held to the call's deadline (`_deadline.py`)."""
         watch: Watch | None = None
         try:
-            if guard is None:
-                inner, request = self.inner, send.request
-            else:
-                inner = self._inner_for(guard, self.inner, httpx.HTTPTransport)
-                request = guard.attach_sync(send)
+            inner = self._inner_at(send.endpoint, guard, httpx.HTTPTransport)
+            request = send.request if guard is None else guard.attach_sync(send)
             watch = arm(request, send.left_ns, inner, send.service)
             response = inner.handle_request(request)
         except Exception as exc:  # the core decides what the caller sees
@@ -234,12 +244,12 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
         return Outcome(response=response)
 
     def _close_mesh(self) -> None:
-        """Everything but the inner transport, in order: hedges, mirror copies, the TLS
-        transports, the background work (discovery, health checks) of a store this
-        transport built."""
+        """Everything but the inner transport, in order: hedges, mirror copies, the
+        endpoints' pools, the TLS transports, the background work (discovery, health
+        checks) of a store this transport built."""
         self._racer.close()
         close_mirrors(self.mirrors)
-        for inner in self._tls_transports():
+        for inner in [*(self.pools.take_all() if self.pools else ()), *self._tls_transports()]:
             inner.close()
         run_blocking(self._close_owned)  # joins threads
 
