@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meshclient._stall import PROCESS, THRESHOLD_S, StallRecord
+from meshclient._stall import PROCESS, SLACK_S, THRESHOLD_S, StallRecord
 from meshclient.balance import LoadBalancer
 from meshclient.balance.p2c import ewma_cost
 from meshclient.policy import BalancerPolicy, OutlierPolicy
@@ -75,10 +75,31 @@ def test_overlap_is_within_the_attempt_and_grows_with_it(
     events = record.events
     assert all(a < b for a, b in events)
     assert all(events[i][1] < events[i + 1][0] for i in range(len(events) - 1))
-    got = record.overlap_ns(start, start + length, thread=1)
+    end = start + length
+    got = record.overlap_ns(start, end, thread=1)
     assert 0 <= got <= length
-    longer = record.overlap_ns(start, start + length + 100, thread=1)
-    assert longer >= got or due is not None  # a pending stall is counted to "now"
+    # never more than the stalls inside the attempt
+    inside = sum(max(0, min(b, end) - max(a, start)) for a, b in events)
+    pending = max(0, end - max(due, start)) if due is not None and end - due > 2 else 0
+    assert got <= inside + pending
+    slack = SLACK_S * 1e9
+    if due is None and not any(a - start <= slack and b > start for a, b in events) and (
+            not events or end - events[-1][1] > slack):
+        assert got == 0  # the client ran just after the start and before the end
+
+
+def test_a_stall_in_the_middle_of_a_long_wait_stays_the_endpoints() -> None:
+    """On a busy client a slow endpoint must not look fast: only stalls at the end of an
+    attempt (when its answer may have waited to be read) are discounted."""
+    record = StallRecord()
+    record.add(100 * MS, 250 * MS)  # the GIL was held mid-way through a 300 ms wait
+    assert record.overlap_ns(0, 300 * MS) == 0
+    record.add(295 * MS, 300 * MS)  # ... and again when the answer came
+    assert record.overlap_ns(0, 300 * MS) == 5 * MS
+    record.add(302 * MS, 320 * MS)  # stalls chained up to the end all count
+    assert record.overlap_ns(0, 321 * MS) == 5 * MS + 18 * MS
+    # a stall right after the start: the request waited unsent
+    assert record.overlap_ns(95 * MS, 400 * MS) == 150 * MS
 
 
 def test_threshold_is_small() -> None:
