@@ -32,7 +32,7 @@ from __future__ import annotations
 import threading
 
 #: How often a monitor's timer is due, while requests are in flight (seconds).
-TICK_S = 0.005
+TICK_S = 0.02
 #: Lateness of a monitor's timer below this is timer jitter, not a stall (seconds).
 THRESHOLD_S = 0.002
 #: A stall that ended more than this before an attempt ended did not delay reading its
