@@ -142,6 +142,11 @@ class Sidecar:
         self._pids = [self._process.pid, *_children(self._process.pid)]
         return self
 
+    @property
+    def pid(self) -> int:
+        """The proxy's main process (0 before `start()`)."""
+        return self._pids[0] if self._pids else 0
+
     def cpu_seconds(self) -> float:
         """CPU used so far by the proxy's processes (master and workers)."""
         return sum(_cpu_of(pid) for pid in self._pids)

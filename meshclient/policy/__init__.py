@@ -39,6 +39,7 @@ from ._model import (
 )
 from ._parse import (
     load_policy_file,
+    merge_documents,
     policy_from_dict,
     policy_from_text,
     policy_to_dict,
@@ -110,6 +111,7 @@ __all__ = [
     "env_value",
     "format_duration",
     "load_policy_file",
+    "merge_documents",
     "parse_duration",
     "parse_limit_key",
     "policy_from_dict",

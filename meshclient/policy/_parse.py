@@ -156,11 +156,12 @@ def _scalar(tp: Any, raw: object, path: str, meta: dict[str, Any], errors: list[
     return raw
 
 
-def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+def merge_documents(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """`over` merged into `base`: mappings key by key, anything else replaced."""
     out = dict(base)
     for key, value in over.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(out[key], value)
+            out[key] = merge_documents(out[key], value)
         else:
             out[key] = value
     return out
@@ -191,7 +192,7 @@ def policy_from_dict(data: Mapping[str, Any]) -> Policy:
                 for section in _INHERITED:
                     if isinstance(spec.get(section), Mapping) and isinstance(
                             defaults.get(section), Mapping):
-                        spec[section] = _merge(defaults[section], spec[section])
+                        spec[section] = merge_documents(defaults[section], spec[section])
             merged[name] = spec
         data = {**data, "services": merged}
     errors: list[str] = []

@@ -14,18 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..policy import Policy, policy_to_dict
-
-
-def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """`over` merged into `base`: mappings key by key, anything else replaced."""
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+from ..policy import Policy, merge_documents, policy_to_dict
 
 
 def compose(local: Policy, fragment: Mapping[str, Any], version: str) -> tuple[Policy, dict[str, Any]]:
@@ -34,7 +23,7 @@ def compose(local: Policy, fragment: Mapping[str, Any], version: str) -> tuple[P
     services = dict(document.get("services") or {})
     for name, spec in (fragment.get("services") or {}).items():
         own = services.get(name)
-        services[name] = merge(own, spec) if isinstance(own, Mapping) else spec
+        services[name] = merge_documents(own, spec) if isinstance(own, Mapping) else spec
     document["services"] = services
     document["version"] = f"{local.version}+{version}" if local.version else version
     return Policy.from_dict(document), document
