@@ -17,11 +17,12 @@ Health, from the picker's point of view (`rank()`, Finagle's status order):
 from __future__ import annotations
 
 import threading
+from asyncio import _get_running_loop
 from threading import get_ident
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._clock import CLOCK
-from .._stall import StallRecord
+from .._stall import PROCESS, StallRecord
 from .._types import Clock
 from ..discovery.endpoint import Endpoint
 from .load.peak_ewma import PeakEwma
@@ -130,7 +131,10 @@ class EndpointState:
         elapsed = now_ns - start_ns
         stalls = self.stalls
         if stalls is not None and (stalls.due or stalls.events):  # a client stall in it
-            elapsed -= stalls.overlap_ns(start_ns, now_ns, get_ident())
+            # an event loop's monitor is this thread's only while a loop runs here (a
+            # closed loop's stays behind): without one, the process's monitor thread
+            monitor = get_ident() if _get_running_loop() is not None else PROCESS
+            elapsed -= stalls.overlap_ns(start_ns, now_ns, monitor)
         with self._lock:
             self.in_flight -= 1
             self.quiet_since_ns = now_ns

@@ -104,3 +104,21 @@ def test_a_stall_in_the_middle_of_a_long_wait_stays_the_endpoints() -> None:
 
 def test_threshold_is_small() -> None:
     assert THRESHOLD_S <= 0.005
+
+
+def test_a_closed_event_loops_monitor_does_not_discount_a_blocking_call() -> None:
+    """An event loop's monitor leaves its `due` behind when the loop closes between ticks;
+    a later blocking call on the same thread (no loop running) must not read it as a stall
+    in progress, which would discount its whole latency."""
+    from threading import get_ident
+
+    clock = FakeClock()
+    lb = LoadBalancer("users", BalancerPolicy(), OutlierPolicy(), clock=clock, rng=SeededRng(1))
+    lb.update(endpoints(1))
+    (state,) = lb.states()
+    clock.stalls.due[get_ident()] = clock.now_ns()  # a loop that ran here once
+    clock.advance(5.0)
+    start = state.begin(clock.now_ns())
+    clock.advance(0.3)
+    state.end(start, clock.now_ns(), ok=True)
+    assert state.ewma.latest_s > 0.29
