@@ -1,22 +1,60 @@
 """A forked worker (gunicorn, uWSGI) of a process following an xDS server opens its own
-stream on first use and follows pushes made after the fork. Real `os.fork()`; the child
-reports over a pipe and always leaves with `os._exit` within a bounded time."""
+stream on first use and follows pushes made after the fork. Real `os.fork()`, in a fresh
+interpreter: the forking process holds only meshclient's xDS channel, as a pre-fork
+server's master does (gRPC does not support forking a process that also serves gRPC, as
+this test process does with its ADS server). The child always leaves with `os._exit`
+within a bounded time."""
 
 from __future__ import annotations
 
-import time
+import json
+import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
 
-import httpx
 import pytest
 
 pytest.importorskip("grpc")
 pytest.importorskip("envoy.service.discovery.v3.ads_pb2_grpc")
 
-import meshclient
-from tests.integration.test_fork import CHILD_S, _collect, _fork
-from tests.servers.xds_world import URL, XdsWorld, backend_of
+from tests.servers.xds_world import XdsWorld
+
+SCRIPT = textwrap.dedent("""
+    import json, os, sys, time
+    import httpx, meshclient
+    from meshclient.xds import attach, parse_bootstrap
+    from tests.servers.xds_world import URL, backend_of
+
+    store = meshclient.PolicyStore()
+    attach(store, parse_bootstrap(sys.argv[1]), wait_s=5.0, backoff_base_s=0.05,
+           backoff_max_s=0.2)
+    client = httpx.Client(transport=meshclient.MeshTransport(store))
+    print("parent", backend_of(client.get(URL + "/")), flush=True)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            seen = {}
+            deadline = time.monotonic() + 10
+            first = True
+            while time.monotonic() < deadline:
+                seen = {"backend": backend_of(client.get(URL + "/")),
+                        "connection": store.xds.connection}
+                if first:
+                    print("child-ready", flush=True)
+                    first = False
+                if seen["backend"] == "backend-1":
+                    break
+                time.sleep(0.05)  # polls until the push shows or the deadline
+            print("child", json.dumps(seen), flush=True)
+            code = 0
+        finally:
+            os._exit(code)
+    os.waitpid(pid, 0)
+""")
 
 
 @pytest.fixture
@@ -28,29 +66,25 @@ def world() -> Iterator[XdsWorld]:
         w.close()
 
 
-def _child(store: meshclient.PolicyStore, client: httpx.Client) -> dict[str, Any]:
-    deadline = time.monotonic() + CHILD_S
-    seen: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        seen = {"backend": backend_of(client.get(URL + "/")),
-                "connection": store.xds.connection}
-        if seen["backend"] == "backend-1":
-            break
-        time.sleep(0.05)  # polls until the push shows or the deadline; the parent asserts
-    return seen
-
-
 def test_a_forked_child_opens_its_own_stream_and_follows_pushes(world: XdsWorld) -> None:
     world.split({"c-0": 100, "c-1": 0})
-    store = world.store()
-    client = httpx.Client(transport=meshclient.MeshTransport(store))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path.cwd()), env.get("PYTHONPATH", "")])
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, json.dumps(world.server.bootstrap())],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        assert backend_of(client.get(URL + "/")) == "backend-0"
+        assert proc.stdout is not None
+        assert proc.stdout.readline().split() == ["parent", "backend-0"]
         opened = world.server.streams_opened
-        forked = _fork(lambda: _child(store, client))
+        assert proc.stdout.readline().strip() == "child-ready"
+        # the child's own stream (the parent's is opened already)
         assert world.server.wait_for(lambda: world.server.streams_opened > opened)
         world.split({"c-0": 0, "c-1": 100})
-        seen = _collect(forked)
-        assert seen == {"backend": "backend-1", "connection": "connected"}, seen
+        line = proc.stdout.readline()
+        assert line.startswith("child "), (line, proc.stderr.read() if proc.stderr else "")
+        assert json.loads(line[6:]) == {"backend": "backend-1", "connection": "connected"}
+        assert proc.wait(30) == 0
     finally:
-        client.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
