@@ -14,7 +14,10 @@ import pytest
 from meshclient.testing import LoopbackCluster
 
 OUTAGE_S = 3.0
-WITHIN_S = 10.0
+#: The 10 s target is asserted on the fake clock (tests/simulation/test_failback.py); here,
+#: with real backends on a machine running the whole suite, the bound is twice that (two
+#: full-suite runs on a loaded 2-core machine missed 10 s).
+WITHIN_S = 20.0
 
 
 def run(caller: Any, seconds: float) -> list[tuple[float, str | None]]:
@@ -32,11 +35,10 @@ def run(caller: Any, seconds: float) -> list[tuple[float, str | None]]:
 
 def recovered_within(caller: Any, backends: list[str]) -> float | None:
     """Seconds after recovery until, in a 1 s window, every one of `backends` carried at
-    least half its fair share (of 3); None if not within `WITHIN_S`."""
-    healed = time.monotonic()
-    log = run(caller, WITHIN_S)
+    least half its fair share (of 3); None if not within `WITHIN_S` (stops at the first
+    such window)."""
     for s in range(int(WITHIN_S)):
-        window = [b for t, b in log if healed + s <= t < healed + s + 1]
+        window = [b for _, b in run(caller, 1.0)]
         counts = Counter(window)
         if window and all(counts[b] / len(window) >= 1 / 6 for b in backends):
             return s + 1.0
@@ -69,7 +71,7 @@ def test_every_endpoint_back_after_a_total_outage(mesh: Any) -> None:
         run(caller, OUTAGE_S)
         cluster.heal()
         healed = time.monotonic()
-        log = run(caller, WITHIN_S)
+        log = run(caller, 10.0)
         served = [b is not None for t, b in log if healed + 5 <= t]
         assert sum(served) / len(served) > 0.99
         answered = Counter(b for _, b in log)
