@@ -82,7 +82,8 @@ def route_configs(draw: st.DrawFn) -> route_pb2.RouteConfiguration:
     for _ in range(draw(st.integers(1, 2))):
         vh = rc.virtual_hosts.add(name="vh", domains=draw(st.lists(st.one_of(
             st.sampled_from([LISTENER_NAME, HOST, "*", "*.cluster.local:8080", "users.*"]),
-            st.text(max_size=6)), min_size=0, max_size=3)))
+            st.text(max_size=6)), min_size=draw(st.sampled_from([0, 1, 1, 1])),
+            max_size=3)))
         if draw(st.booleans()):
             vh.retry_policy.retry_on = draw(st.sampled_from(["5xx", "reset,bogus", ""]))
         for _ in range(draw(st.integers(0, 3))):
