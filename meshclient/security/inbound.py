@@ -12,7 +12,7 @@ outcome = await gate.decide_async(request)         # in a task: fetches and chec
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..policy import AuthenticationPolicy, AuthorizationPolicy, Policy, PolicyStore, default_store
@@ -23,6 +23,19 @@ from .inbound_limits import InboundLimits
 from .providers import named_check
 
 logger = logging.getLogger("meshclient.security")
+
+
+def _rebuilt(section: Any, previous: Any, make: Callable[[], Any], what: str,
+             kept: str) -> tuple[Any, Any]:
+    """(section, what `make` builds for it); a section that cannot be built keeps the
+    `previous` build (logged), or raises when there is none yet (bad input at start-up)."""
+    try:
+        return section, make()
+    except Exception as exc:
+        if previous is None:
+            raise
+        logger.warning("%s: %s; keeping the previous %s", what, exc, kept)
+        return section, previous
 
 
 class AuthorizerSource:
@@ -68,14 +81,10 @@ class AuthorizerSource:
             return None
         from .jwt import Authenticator
 
-        try:
-            authenticator = Authenticator(section, self._environ)
-        except Exception as exc:
-            if authenticator is None:
-                raise
-            logger.warning("authentication: %s; keeping the previous issuers", exc)
-        self._authn = (section, authenticator)
-        return authenticator
+        self._authn = _rebuilt(section, authenticator,
+                               lambda: Authenticator(section, self._environ),
+                               "authentication", "issuers")
+        return self._authn[1]
 
     def __repr__(self) -> str:
         origin = "fixed" if self._store is None else f"store={self._store.current.version!r}"
@@ -89,14 +98,9 @@ class AuthorizerSource:
         if section is None:
             self._built = (None, None)
             return None
-        try:
-            authorizer = Authorizer(section, self._environ)
-        except Exception as exc:
-            if authorizer is None:
-                raise
-            logger.warning("authorization: %s; keeping the previous rules", exc)
-        self._built = (section, authorizer)
-        return authorizer
+        self._built = _rebuilt(section, authorizer, lambda: Authorizer(section, self._environ),
+                               "authorization", "rules")
+        return self._built[1]
 
 
 class InboundGate:

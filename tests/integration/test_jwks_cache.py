@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -15,18 +15,14 @@ import pytest
 from meshclient.policy import Policy, PolicyStore
 from meshclient.security.jwks import JwksCache, NeedKeys
 from tests.integration.inbound_apps import serve
+from tests.servers.helpers import until
 from tests.servers.jwks import ISSUER, JwksServer, SigningKey
 
 KEY = SigningKey("RSA", "cache-1")
 
 
-def _wait(cond: object, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:  # bounded poll on a condition
-        if cond():  # type: ignore[operator]
-            return True
-        time.sleep(0.01)
-    return False
+def _wait(cond: Callable[[], object], timeout_s: float = 10.0) -> bool:
+    return until(lambda: bool(cond()), timeout_s, every_s=0.01)
 
 
 def test_max_age_is_honoured() -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from typing import Any
 import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf import any_pb2
+
+from tests.servers.helpers import until
 
 LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
 ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
@@ -97,12 +98,7 @@ class AdsServer:
             return str(self._versions[type_url])
 
     def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 10.0) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.01)
-        return predicate()
+        return until(predicate, timeout_s, every_s=0.01)
 
     def acked(self, type_url: str, version: str | None = None) -> bool:
         version = self.version(type_url) if version is None else version
