@@ -72,6 +72,19 @@ def mesh(shell: str) -> Iterator[Callable[..., Caller]]:
         caller.close()
 
 
+@pytest.fixture
+def world() -> Iterator[Any]:
+    """An xDS world (`tests/servers/xds_world.py`: the test ADS server and 2 loopback
+    backends), closed after the test; a test module may override it (more backends)."""
+    from tests.servers.xds_world import XdsWorld
+
+    w = XdsWorld(2)
+    try:
+        yield w
+    finally:
+        w.close()
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """One line at the end when tests were skipped for a server that is not installed."""
     from tests.servers.process import INSTALL, MISSING

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,14 +36,6 @@ def _child(env: dict[str, str], url: str) -> dict[str, object]:
     assert out.returncode == 0, out.stderr
     return dict(json.loads(out.stdout))
 
-
-@pytest.fixture
-def world() -> Iterator[XdsWorld]:
-    w = XdsWorld(2)
-    try:
-        yield w
-    finally:
-        w.close()
 
 
 def test_grpc_xds_bootstrap_routes_the_default_transport(world: XdsWorld,

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,14 +55,6 @@ SCRIPT = textwrap.dedent("""
     os.waitpid(pid, 0)
 """)
 
-
-@pytest.fixture
-def world() -> Iterator[XdsWorld]:
-    w = XdsWorld(2)
-    try:
-        yield w
-    finally:
-        w.close()
 
 
 def test_a_forked_child_opens_its_own_stream_and_follows_pushes(world: XdsWorld) -> None:

@@ -3,7 +3,7 @@ unset), a local policy replaced while xDS is on, and the events xDS reports."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,15 +19,6 @@ from meshclient.xds.merge import compose
 from tests.servers.ads import LISTENER
 from tests.servers.caller import Caller
 from tests.servers.xds_world import HOST, XdsWorld, tally
-
-
-@pytest.fixture
-def world() -> Iterator[XdsWorld]:
-    w = XdsWorld(2)
-    try:
-        yield w
-    finally:
-        w.close()
 
 
 def test_compose_takes_xds_for_what_it_sets_and_local_for_the_rest() -> None:

@@ -4,7 +4,7 @@ shells (gRFC A31, A44 and A27 describe what gRPC's client does with the same fie
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -16,15 +16,6 @@ from tests.servers.caller import Caller
 from tests.servers.helpers import until
 from tests.servers.xds_resources import route
 from tests.servers.xds_world import URL, XdsWorld, tally
-
-
-@pytest.fixture
-def world() -> Iterator[XdsWorld]:
-    w = XdsWorld(2)
-    try:
-        yield w
-    finally:
-        w.close()
 
 
 def test_route_retry_policy_retries_a_503ing_endpoint(world: XdsWorld,

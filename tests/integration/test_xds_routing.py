@@ -4,7 +4,7 @@ resource shapes gRPC's own client is checked against), through both shells."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -16,15 +16,6 @@ from tests.servers.caller import Caller
 from tests.servers.helpers import until
 from tests.servers.xds_resources import listener, route, route_config
 from tests.servers.xds_world import TARGET, URL, XdsWorld, backend_of, tally
-
-
-@pytest.fixture
-def world() -> Iterator[XdsWorld]:
-    w = XdsWorld(2)
-    try:
-        yield w
-    finally:
-        w.close()
 
 
 def test_weighted_split_80_20_within_4_percent(world: XdsWorld, mesh: Callable[..., Caller]) -> None:
