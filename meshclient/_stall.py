@@ -92,8 +92,15 @@ class StallRecord:
                 end = max(due, start_ns, last_end)
                 total += max(0, now_ns - end)
         if events and events[-1][1] > start_ns:
-            inside = [(max(s, start_ns), min(e, end)) for s, e in events
-                      if e > start_ns and s < end]
+            # the events in [start_ns, end), clipped; found from the newest back (events are
+            # in order: the first one ending by `start_ns` ends the search)
+            inside = []
+            for s, e in reversed(events):
+                if e <= start_ns:
+                    break
+                if s < end:
+                    inside.append((max(s, start_ns), min(e, end)))
+            inside.reverse()
             k, edge = len(inside), end  # the stalls at the end: the answer waited unread
             while k and edge - inside[k - 1][1] <= _SLACK_NS:
                 k -= 1

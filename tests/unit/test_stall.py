@@ -88,6 +88,34 @@ def test_overlap_is_within_the_attempt_and_grows_with_it(
         assert got == 0  # the client ran just after the start and before the end
 
 
+def _reference_overlap(events: tuple[tuple[int, int], ...], start: int, end: int) -> int:
+    """The recorded stalls' share of `[start, end)` at its two ends, by a full scan."""
+    inside = [(max(s, start), min(e, end)) for s, e in events if e > start and s < end]
+    slack = int(SLACK_S * 1e9)
+    k, edge = len(inside), end
+    while k and edge - inside[k - 1][1] <= slack:
+        k -= 1
+        edge = inside[k][0]
+    i, edge = 0, start
+    while i < k and inside[i][0] - edge <= slack:
+        edge = inside[i][1]
+        i += 1
+    return sum(e - s for s, e in inside[:i]) + sum(e - s for s, e in inside[k:])
+
+
+@given(st.lists(st.tuples(st.integers(0, 400 * MS), st.integers(1, 60 * MS)), max_size=80),
+       st.integers(0, 450 * MS), st.integers(0, 200 * MS))
+def test_overlap_matches_a_full_scan(stalls: list[tuple[int, int]], start: int,
+                                     length: int) -> None:
+    """The record is searched from its newest event back; a full scan agrees."""
+    record = StallRecord()
+    for at, size in sorted(stalls):
+        record.add(at, at + size)
+    end = start + length
+    expected = min(_reference_overlap(record.events, start, end), length)
+    assert record.overlap_ns(start, end) == expected
+
+
 def test_a_stall_in_the_middle_of_a_long_wait_stays_the_endpoints() -> None:
     """On a busy client a slow endpoint must not look fast: only stalls at the end of an
     attempt (when its answer may have waited to be read) are discounted."""
