@@ -42,6 +42,9 @@ class ServiceRuntime:
         self.service = service
         self.balancer: LoadBalancer = build_balancer(
             service.name, service.balancer, service.outlier, clock=clock, rng=rng, zone=zone)
+        #: more than one endpoint to choose from: the stall monitors are worth running
+        #: (with one endpoint no latency sample decides a pick)
+        self.choosing = False
         # Retry rules, the process-wide budget, latency, breakers.
         self.resilience = ServiceResilience(service, clock, rng=rng)
         # Static endpoints or discovery (cache + health checks) -> _publish()
@@ -53,6 +56,7 @@ class ServiceRuntime:
         balancer = self.balancer
         balancer.update(endpoints)
         states = balancer.states()
+        self.choosing = len(states) > 1
         for state in states:
             state.set_health_check(state.key not in unhealthy)
         self.resilience.attach_breakers(states)  # new endpoints get their breaker

@@ -121,7 +121,8 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
         opened = self._open(request, begun)
         if opened is None:
             return await self.inner.handle_async_request(request)
-        watch_lag()  # client stalls are not charged to endpoints (`_stall.py`)
+        if begun.runtime is not None and begun.runtime.choosing:
+            watch_lag()  # client stalls are not charged to endpoints (`_stall.py`)
         if not isinstance(opened, First):
             return await self._drive(opened, None, None)
         # the usual call: attempt 1 without the generator, held to the call's deadline

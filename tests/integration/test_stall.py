@@ -36,21 +36,44 @@ def hog(n: int) -> float:
 
 
 def test_a_stall_while_an_answer_waits_is_not_charged(mesh: Any) -> None:
-    with LoopbackCluster(1) as cluster:
+    with LoopbackCluster(2) as cluster:  # two endpoints: the monitors run when picks matter
         caller = mesh(cluster.policy("users"))
-        key = cluster[0].address
-        assert caller.get("http://users/warm").status_code == 200
-        cluster.set(0, latency_ms=LATENCY_MS)
+        keys = [backend.address for backend in cluster]
+        for _ in range(4):
+            assert caller.get("http://users/warm").status_code == 200
+        for i in range(2):
+            cluster.set(i, latency_ms=LATENCY_MS)
         n = calibrate(0.4)
+
+        def in_flight() -> int:
+            return sum(endpoint_snapshot(caller, key)["in_flight"] for key in keys)
+
         for _ in range(3):  # bounded: a stall shorter than wanted is tried again
             done = threading.Thread(target=caller.get, args=("http://users/a",))
             done.start()
-            wait_until(lambda: endpoint_snapshot(caller, key)["in_flight"] == 1)
+            wait_until(lambda: in_flight() == 1)
             stalled = hog(n)
             done.join(timeout=30)
             assert not done.is_alive()
             if stalled >= 0.3 + LATENCY_MS / 1000:
                 break
-        estimate_ms = endpoint_snapshot(caller, key)["estimate_ms"]
-        # charged, the sample would be about the whole stall (>= 400 ms)
-        assert estimate_ms < LATENCY_MS + stalled * 1000 / 4, (estimate_ms, stalled)
+        for key in keys:
+            estimate_ms = endpoint_snapshot(caller, key)["estimate_ms"]
+            # charged, the sample would be about the whole stall (>= 400 ms)
+            assert estimate_ms < LATENCY_MS + stalled * 1000 / 4, (key, estimate_ms, stalled)
+
+
+def test_a_single_endpoint_service_runs_no_stall_monitor(mesh: Any, monkeypatch: Any) -> None:
+    """With nothing to choose between, no latency sample decides a pick: the monitors
+    (a timer per event loop, a thread for blocking callers) are not started for it."""
+    from meshclient.transport import _async, _sync
+    watched: list[int] = []
+    for module in (_sync, _async):
+        monkeypatch.setattr(module, "watch_lag", lambda: watched.append(1))
+    with LoopbackCluster(1) as single, LoopbackCluster(2) as pair:
+        one = mesh(single.policy("users"))
+        assert one.get("http://users/").status_code == 200
+        assert watched == []
+        two = mesh(pair.policy("users"))
+        assert two.get("http://users/").status_code == 200
+        assert watched == [1]
