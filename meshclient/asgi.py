@@ -72,7 +72,8 @@ class MeshMiddleware(Gated[ASGIApp]):
                              gate=self.gate, address=client[0] if client else None,
                              tls=(scope.get("extensions") or {}).get("tls"),
                              query=scope.get("query_string", b"").decode("latin-1"),
-                             port=port[1] if port and len(port) > 1 else None)
+                             port=port[1] if port and len(port) > 1 else None,
+                             local_ip=port[0] if port else None)
         rejection = await server.enter_async()
         if rejection is not None:
             try:

@@ -22,7 +22,7 @@ from typing import Any
 
 from .security.checks import CheckFn
 from .security.gated import Gated
-from .security.wsgi import client_tls, edit_environ, server_port, status_line
+from .security.wsgi import client_tls, edit_environ, server_ip, server_port, status_line
 from .server.inbound import ServerScope, marked_headers
 from .server.shedding import limiter
 
@@ -101,7 +101,7 @@ class MeshMiddleware(Gated[WSGIApp]):
                              scheme=environ.get("wsgi.url_scheme", "http"), limit=self.limit,
                              gate=self.gate, address=environ.get("REMOTE_ADDR"),
                              tls=client_tls(environ), query=environ.get("QUERY_STRING", ""),
-                             port=server_port(environ))
+                             port=server_port(environ), local_ip=server_ip(environ))
         rejection = server.enter()
         if rejection is not None:
             body = rejection.body

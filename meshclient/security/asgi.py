@@ -58,7 +58,8 @@ def scope_request(scope: Scope) -> InboundRequest:
                           scope.get("path", "/"), raw_query.decode("latin-1"),
                           client[0] if client else None,
                           (scope.get("extensions") or {}).get("tls"),
-                          server[1] if server and len(server) > 1 else None)
+                          server[1] if server and len(server) > 1 else None,
+                          server[0] if server else None)
 
 
 def edit_headers(scope: Scope, admitted: Admitted | None) -> None:

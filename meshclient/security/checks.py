@@ -33,6 +33,9 @@ class RequestView:
     `headers` has lower-case names. `source_principal` is the caller's verified identity
     (SPIFFE ID or certificate name from mTLS, a named token); `request_principal` is
     `iss/sub` of a verified end-user JWT and `claims` its claims (empty without one).
+    `port` and `destination_ip`: where an inbound request reached this server (the ASGI
+    scope's `server`; a WSGI environ's `SERVER_PORT`, and `SERVER_ADDR` or an IP-literal
+    `SERVER_NAME`), when the server says.
     `direction` is "inbound" (a request this process serves) or "outbound" (a call it
     makes to `service`).
     """
@@ -43,6 +46,7 @@ class RequestView:
     headers: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     host: str | None = None
     port: int | None = None
+    destination_ip: str | None = None
     source_ip: str | None = None
     source_principal: str | None = None
     request_principal: str | None = None

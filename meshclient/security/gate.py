@@ -41,6 +41,8 @@ class InboundRequest:
     address: str | None = None
     tls: Mapping[str, Any] | None = None
     port: int | None = None
+    #: the IP address the server was reached on (Istio's `destination.ip`), when known
+    local_ip: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,7 @@ def flow(req: InboundRequest, authn: Authenticator | None, authz: Authorizer | N
         return _shorthand(req, authz, caller, denials, auth, tuple(add), tuple(remove))
     view = RequestView(method=req.method, path=req.path, query=req.query,
                        headers=req.headers, host=req.headers.get("host"), port=req.port,
+                       destination_ip=req.local_ip,
                        source_ip=req.address, source_principal=caller.identity,
                        request_principal=auth.principal, claims=auth.claims,
                        audiences=auth.audiences)

@@ -161,7 +161,7 @@ def condition_values(key: str) -> Callable[[RequestView], tuple[str, ...]]:
         "request.auth.presenter": lambda v: v.claims.get("azp"),
         "source.ip": lambda v: v.source_ip, "remote.ip": lambda v: v.source_ip,
         "source.principal": _principal, "source.namespace": _namespace,
-        "destination.port": lambda v: v.port, "destination.ip": lambda v: None,
+        "destination.port": lambda v: v.port, "destination.ip": lambda v: v.destination_ip,
         "request.method": lambda v: v.method, "request.path": lambda v: v.path,
         "request.host": _host,
     }

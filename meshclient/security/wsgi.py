@@ -11,7 +11,8 @@ or a trusted caller header (see `authz`). The `Caller` is put in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import ipaddress
+from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -48,9 +49,27 @@ def status_line(code: int) -> str:
         return f"{code} Unknown"
 
 
-def server_port(environ: dict[str, Any]) -> int | None:
+def server_port(environ: Mapping[str, Any]) -> int | None:
     port = environ.get("SERVER_PORT")
     return int(port) if isinstance(port, str) and port.isdigit() and len(port) <= 5 else None
+
+
+def server_ip(environ: Mapping[str, Any]) -> str | None:
+    """The IP address the server was reached on: `SERVER_ADDR` (set by many servers, not
+    by PEP 3333), else `SERVER_NAME` when it is an IP literal."""
+    for key in ("SERVER_ADDR", "SERVER_NAME"):
+        value = environ.get(key)
+        if isinstance(value, str) and _is_ip(value):
+            return value
+    return None
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def edit_environ(environ: dict[str, Any], admitted: Admitted | None) -> None:
@@ -73,7 +92,8 @@ class AuthorizationMiddleware(Gated[WSGIApp]):
         outcome = self.gate.decide_sync(InboundRequest(
             _headers(environ), environ.get("REQUEST_METHOD", "GET"),
             environ.get("PATH_INFO", "/"), environ.get("QUERY_STRING", ""),
-            environ.get("REMOTE_ADDR"), client_tls(environ), server_port(environ)))
+            environ.get("REMOTE_ADDR"), client_tls(environ), server_port(environ),
+            server_ip(environ)))
         if isinstance(outcome, Refused):
             start_response(status_line(outcome.status),
                            [("Content-Length", str(len(outcome.body))), *outcome.headers])

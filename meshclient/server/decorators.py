@@ -31,6 +31,7 @@ from ..context import RETRIES_SPENT_HEADER, spent_mark
 from ..errors import MeshError
 from ..security.checks import CheckFn
 from ..security.inbound import InboundGate
+from ..security.wsgi import server_ip, server_port
 from .inbound import Rejection, ServerScope, status_of
 from .shedding import limiter
 
@@ -175,6 +176,24 @@ def _address(req: Any) -> str | None:
     return meta.get("REMOTE_ADDR") if isinstance(meta, Mapping) else None
 
 
+def _server(req: Any) -> tuple[str | None, int | None]:
+    """(IP, port) the request reached this server on, when the framework says: the ASGI
+    scope's `server` (Starlette), the WSGI environ (Flask's `environ`, Django's `META`)."""
+    scope = getattr(req, "scope", None)
+    if isinstance(scope, Mapping):
+        server = scope.get("server")
+        if isinstance(server, (tuple, list)) and len(server) == 2:
+            ip, port = server
+            return (ip if isinstance(ip, str) else None,
+                    port if isinstance(port, int) else None)
+    environ = getattr(req, "environ", None)
+    if not isinstance(environ, Mapping):
+        environ = getattr(req, "META", None)
+    if isinstance(environ, Mapping):
+        return server_ip(environ), server_port(environ)
+    return None, None
+
+
 def _query(req: Any) -> str:
     url = getattr(req, "url", None)
     query = getattr(url, "query", None)  # Starlette
@@ -198,9 +217,11 @@ def scope_for(req: Any, limit: Any, route: str | None,
     if not isinstance(path, str):
         path = getattr(url, "path", None)
     scheme = getattr(url, "scheme", None) or getattr(req, "scheme", None) or "http"
+    local_ip, port = _server(req)
     return ServerScope(lower_headers(req.headers), str(getattr(req, "method", "GET")), path,
                        route=route, scheme=str(scheme), limit=limit, gate=gate,
-                       address=_address(req), query=_query(req))
+                       address=_address(req), query=_query(req), port=port,
+                       local_ip=local_ip)
 
 
 def finish(scope: ServerScope, result: Any) -> Any:

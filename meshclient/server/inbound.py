@@ -124,7 +124,8 @@ class ServerScope:
     """One inbound request, from `enter()` to `exit()`. `headers` has lower-case keys."""
 
     __slots__ = ("_address", "_auth_token", "_clock", "_gate", "_headers", "_identity",
-                 "_instruments", "_limit", "_log", "_method", "_otel_token", "_path", "_permit",
+                 "_instruments", "_limit", "_local_ip", "_log", "_method", "_otel_token", "_path",
+                 "_permit",
                  "_port", "_query", "_reason", "_route", "_scheme", "_span", "_start", "_tls",
                  "_token", "admitted", "caller", "inbound")
 
@@ -133,10 +134,11 @@ class ServerScope:
                  limit: ConcurrencyLimit | None = None, clock: Clock = CLOCK,
                  gate: InboundGate | None = None, address: str | None = None,
                  tls: Mapping[str, Any] | None = None, query: str = "",
-                 port: int | None = None) -> None:
+                 port: int | None = None, local_ip: str | None = None) -> None:
         self._headers = headers
         self._query = query
         self._port = port
+        self._local_ip = local_ip
         self._auth_token: contextvars.Token[RequestAuth | None] | None = None
         self.admitted: Admitted | None = None  # the gate's header edits, once admitted
         self._method = method
@@ -184,7 +186,7 @@ class ServerScope:
 
     def _request(self) -> InboundRequest:
         return InboundRequest(self._headers, self._method, self._path or "/", self._query,
-                              self._address, self._tls, self._port)
+                              self._address, self._tls, self._port, self._local_ip)
 
     def _admit(self, outcome: Admitted | Refused) -> Rejection | None:
         if isinstance(outcome, Refused):

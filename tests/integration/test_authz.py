@@ -214,3 +214,46 @@ def test_handler_decorator_enforces_the_same_rules(monkeypatch: pytest.MonkeyPat
         view(Request("/admin/users", {"x-caller": "frontend-web"}))
     assert info.value.status == 403 and str(info.value) == ""
     assert ran == ["/page"]
+
+
+@pytest.mark.parametrize("flavour", ["asgi", "mesh-asgi"])
+def test_destination_ip_is_the_address_the_server_was_reached_on(flavour: str) -> None:
+    """Istio's `destination.ip`: uvicorn puts the listening address in the scope's
+    `server`; a rule on it allows or refuses by where the request arrived."""
+    def policy(block: str) -> Policy:
+        return Policy.from_dict({"authorization": {"policies": [{
+            "name": "dst", "action": "ALLOW",
+            "rules": [{"when": [{"key": "destination.ip", "values": [block]}]}]}]}})
+
+    for block, status in (("127.0.0.0/24", 200), ("10.0.0.0/8", 403)):
+        app = (mesh_asgi.AuthorizationMiddleware(asgi_app, policy=policy(block))
+               if flavour == "asgi" else meshclient.asgi.MeshMiddleware(asgi_app,
+                                                                       policy=policy(block)))
+        with serve_asgi(app) as url:
+            assert get(url, "/x").status_code == status, block
+
+
+def test_destination_ip_from_a_wsgi_environ_and_a_framework_request() -> None:
+    """WSGI: `SERVER_ADDR` when the server sets it, else an IP-literal `SERVER_NAME`; the
+    handler decorator reads the same from a Starlette-style scope or a Flask/Django
+    environ."""
+    from meshclient.security.wsgi import server_ip
+    from meshclient.server.decorators import _server
+
+    assert server_ip({"SERVER_ADDR": "10.1.2.3", "SERVER_NAME": "web"}) == "10.1.2.3"
+    assert server_ip({"SERVER_NAME": "10.1.2.4"}) == "10.1.2.4"
+    assert server_ip({"SERVER_NAME": "localhost"}) is None
+
+    class Starlette:
+        scope = {"server": ("10.0.0.7", 8443)}
+
+    class Flask:
+        environ = {"SERVER_ADDR": "10.0.0.8", "SERVER_PORT": "8080"}
+
+    class Django:
+        META = {"SERVER_NAME": "10.0.0.9", "SERVER_PORT": "80"}
+
+    assert _server(Starlette()) == ("10.0.0.7", 8443)
+    assert _server(Flask()) == ("10.0.0.8", 8080)
+    assert _server(Django()) == ("10.0.0.9", 80)
+    assert _server(object()) == (None, None)

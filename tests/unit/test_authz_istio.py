@@ -27,7 +27,7 @@ OTHER = "spiffe://cluster.local/ns/foo/sa/other"
 def _status(authorization: dict[str, Any] | None, *, method: str = "GET", path: str = "/",
             caller: str | None = None, address: str = "10.0.0.1", token: dict[str, Any]
             | None = None, headers: dict[str, str] | None = None, host: str = "httpbin",
-            port: int = 8000) -> int:
+            port: int = 8000, local_ip: str | None = "10.0.0.9") -> int:
     doc: dict[str, Any] = {"authentication": {"jwt": [{
         "issuer": ISS, "jwks": json.dumps({"keys": [KEY.jwk]})}]}}
     if authorization is not None:
@@ -38,7 +38,7 @@ def _status(authorization: dict[str, Any] | None, *, method: str = "GET", path: 
         hdrs["x-caller"] = caller
     if token is not None:
         hdrs["authorization"] = "Bearer " + KEY.token(**{"iss": ISS, "aud": None, **token})
-    req = InboundRequest(hdrs, method, path, "", address, None, port)
+    req = InboundRequest(hdrs, method, path, "", address, None, port, local_ip)
     outcome = run_sync(flow(req, source.authenticator(), source.current(), None,
                             DenialLog()))
     return 200 if isinstance(outcome, Admitted) else outcome.status
@@ -78,6 +78,8 @@ PATHS = P({"name": "paths", "action": "ALLOW", "rules": [
     op(paths=["/info*", "*/healthz", "/exact"], not_paths=["/info/secret"])]})
 HOSTS_PORTS = P({"name": "hosts", "action": "ALLOW", "rules": [
     op(hosts=["*.example.com"], ports=["8000"])]})
+DESTINATION_IP = P({"name": "dst", "action": "ALLOW", "rules": [
+    {"when": [{"key": "destination.ip", "values": ["10.0.0.0/24"]}]}]})
 AUDIENCES = P({"name": "aud", "action": "ALLOW", "rules": [
     {"when": [{"key": "request.auth.audiences", "values": ["bookstore.example.com"]}]}]})
 DRY_RUN = P({"name": "dry-deny", "action": "DENY", "dry_run": True, "rules": [{}]})
@@ -122,6 +124,9 @@ TABLE = [
     ("host suffix and port", HOSTS_PORTS, {"host": "api.Example.com"}, 200),
     ("host with port in header", HOSTS_PORTS, {"host": "api.example.com:8000"}, 200),
     ("wrong port", HOSTS_PORTS, {"host": "api.example.com", "port": 9000}, 403),
+    ("destination.ip inside", DESTINATION_IP, {}, 200),
+    ("destination.ip outside", DESTINATION_IP, {"local_ip": "10.0.1.9"}, 403),
+    ("destination.ip unknown", DESTINATION_IP, {"local_ip": None}, 403),
     ("audience", AUDIENCES, {"token": {"aud": ["bookstore.example.com"]}}, 200),
     ("dry-run DENY is not enforced", DRY_RUN, {}, 200),
     ("AUDIT does not decide", AUDIT, {"path": "/headers"}, 200),
