@@ -12,7 +12,7 @@ or a trusted caller header (see `authz`). The `Caller` is put in
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from http import HTTPStatus
 from typing import Any
 
@@ -72,7 +72,7 @@ def _is_ip(value: str) -> bool:
     return True
 
 
-def edit_environ(environ: dict[str, Any], admitted: Admitted | None) -> None:
+def edit_environ(environ: MutableMapping[str, Any], admitted: Admitted | None) -> None:
     """Apply the gate's header edits (a verified token removed, claims and a check's
     headers added) to the environ the app sees."""
     if admitted is None:

@@ -33,6 +33,7 @@ from ..security.checks import CheckFn
 from ..security.inbound import InboundGate
 from ..security.wsgi import server_ip, server_port
 from .inbound import Rejection, ServerScope, status_of
+from .request_edits import edit_request
 from .shedding import limiter
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -308,6 +309,8 @@ def handler(fn: F | None = None, *, max_concurrency: int | None = None,
 
     def rejected(scope: ServerScope, req: Any, rejection: Rejection | None) -> Any:
         if rejection is None:
+            if req is not None:
+                edit_request(req, scope.admitted)  # the gate's header edits
             return None
         scope.exit(rejection.status)
         return reject_response(req, rejection)

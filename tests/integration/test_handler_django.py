@@ -254,3 +254,20 @@ def test_views_under_django_asgi_on_uvicorn(asgi_application: Any, gate: Gate,
     spans = otel.wait_spans(6, SpanKind.SERVER)
     assert sorted(s.name for s in spans if s.parent is not None) == [
         "GET /async/ctx/<int:id>", "GET /sync/ctx/<int:id>"]
+
+
+def test_the_gates_header_edits_reach_a_django_request() -> None:
+    """`META` is edited and the request's cached `headers` view dropped."""
+    from django.http import HttpRequest
+
+    from meshclient.security.authz import Caller
+    from meshclient.security.gate import Admitted
+    from meshclient.server.request_edits import edit_request
+
+    setup_django()
+    req = HttpRequest()
+    req.META["HTTP_AUTHORIZATION"] = "Bearer t"
+    assert req.headers.get("Authorization") == "Bearer t"  # cached view
+    edits = Admitted(Caller(None, "none"), None, (("x-user", "alice"),), ("authorization",))
+    assert edit_request(req, edits)
+    assert req.headers.get("X-User") == "alice" and req.headers.get("Authorization") is None

@@ -77,9 +77,8 @@ def test_valid_tokens_pass_with_principal_claims_and_claim_headers(
             body = r.json()
             assert body["principal"] == f"{ISSUER}/alice"
             assert body["claims"]["groups"] == ["admin"]
-            if kind.startswith("mesh-"):  # the middlewares edit the request's headers
-                assert body["x-user"] == "alice"  # output_claim_to_headers
-                assert body["authorization"] is None  # forward_original_token: false
+            assert body["x-user"] == "alice"  # output_claim_to_headers
+            assert body["authorization"] is None  # forward_original_token: false
 
 
 def test_no_token_passes_authentication(kind: str, jwks: JwksServer) -> None:
