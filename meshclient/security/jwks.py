@@ -3,7 +3,9 @@
 
 A `JwksCache` never blocks a request once warm: past 80% of the keys' lifetime a request
 starts a refresh in a background thread and is served the keys it has. A token naming an
-unknown `kid` may wait for one refresh (bounded by the fetch timeout), at most once per
+unknown `kid` may wait for one refresh (bounded by the fetch timeout; two when it found a
+background refresh in flight, which may have read the document before the key was
+published), at most once per
 `UNKNOWN_KID_INTERVAL_S` (the first one at once), so a rotated-in key is accepted from its
 first token while a stream of made-up kids costs one fetch per interval. A failed fetch
 keeps the keys already held (stale-on-error) and is retried after `ERROR_RETRY_S`.
@@ -168,17 +170,27 @@ class JwksCache:
 
     def refresh_for_unknown_kid(self, timeout_s: float | None = None) -> KeySet | None:
         """Fetch again for a token whose `kid` is unknown, unless one such fetch happened in
-        the last `UNKNOWN_KID_INTERVAL_S`; wait for it (bounded). Returns the keys."""
+        the last `UNKNOWN_KID_INTERVAL_S`; wait for it (bounded). Returns the keys.
+
+        A fetch already in flight began before this token was seen, and may have read the
+        document before the key was published: it is waited for, then one more fetch is
+        made (so a rotation racing a background refresh is still seen at once)."""
         now = self._clock.now_ns()
         with self._lock:
             last = self._last_kid_fetch_ns
-            if last is not None and now - last < UNKNOWN_KID_INTERVAL_S * 1e9:
-                done = self._done
-            else:
+            limited = last is not None and now - last < UNKNOWN_KID_INTERVAL_S * 1e9
+            if not limited:
                 self._last_kid_fetch_ns = now
-                done = self._start_locked(force=True)
+            joined = self._done  # a fetch in flight, started before this token
+            done = joined if limited else self._start_locked(force=True)
         self._wait(done, timeout_s)
+        if joined is not None and not limited:
+            self._wait(self._start_forced(), timeout_s)
         return self._keys
+
+    def _start_forced(self) -> threading.Event | None:
+        with self._lock:
+            return self._start_locked(force=True)
 
     def _wait(self, done: threading.Event | None, timeout_s: float | None) -> None:
         if done is not None:

@@ -23,6 +23,10 @@ from tests.servers.authz import AuthzServer
 from tests.servers.caller import Caller
 from tests.servers.ports import free_port
 
+#: The check's timeout where the test is not about it: 200 ms (the default, as Envoy's) is
+#: missed now and then by a first connection on a loaded machine
+SLACK = 5.0
+
 
 @pytest.fixture
 def authz() -> Iterator[AuthzServer]:
@@ -56,7 +60,7 @@ def view(path: str = "/orders", token: str | None = "good", **kw: Any) -> Reques
 
 
 def test_allow_sends_method_path_and_selected_headers(kind: str, authz: AuthzServer) -> None:
-    ext = ExtAuthz(ExtAuthzHttpPolicy(url=authz.url, path_prefix="/check",
+    ext = ExtAuthz(ExtAuthzHttpPolicy(url=authz.url, path_prefix="/check", timeout=SLACK,
                                       include_request_headers_in_check=("X-Tenant",),
                                       headers_to_upstream_on_allow=("x-user-id",)))
     verdict = ask(kind, ext, view(query="a=1"))
@@ -69,7 +73,7 @@ def test_allow_sends_method_path_and_selected_headers(kind: str, authz: AuthzSer
 
 def test_deny_carries_the_services_status_headers_and_body(kind: str,
                                                             authz: AuthzServer) -> None:
-    ext = ExtAuthz(ExtAuthzHttpPolicy(url=authz.url))
+    ext = ExtAuthz(ExtAuthzHttpPolicy(url=authz.url, timeout=SLACK))
     verdict = ask(kind, ext, view(token="bad"))
     assert isinstance(verdict, Deny)
     assert (verdict.status, verdict.body) == (403, b"denied by policy")
@@ -105,7 +109,8 @@ def test_a_hung_service_is_bounded_by_timeout(kind: str, authz: AuthzServer,
 
 def test_decisions_are_cached_per_caller_and_path(kind: str, authz: AuthzServer) -> None:
     clock = FakeClock()
-    ext = ExtAuthz(ExtAuthzHttpPolicy(url=authz.url, cache_ttl=5, cache_size=2), clock=clock)
+    ext = ExtAuthz(ExtAuthzHttpPolicy(url=authz.url, cache_ttl=5, cache_size=2, timeout=SLACK),
+                   clock=clock)
     first = ask(kind, ext, view(source_principal="spiffe://t/a"))
     assert ask(kind, ext, view(source_principal="spiffe://t/a")) == first
     assert len(authz.seen) == 1  # the second answer came from the cache
@@ -120,7 +125,7 @@ def test_decisions_are_cached_per_caller_and_path(kind: str, authz: AuthzServer)
 
 
 def test_cache_is_bounded(authz: AuthzServer) -> None:
-    ext = ExtAuthz(ExtAuthzHttpPolicy(url=authz.url, cache_ttl=60, cache_size=2))
+    ext = ExtAuthz(ExtAuthzHttpPolicy(url=authz.url, cache_ttl=60, cache_size=2, timeout=SLACK))
     for path in ("/a", "/b", "/c", "/a"):  # /a dropped (least recently used) by /c
         ext(view(path=path))
     assert len(authz.seen) == 4
@@ -129,7 +134,7 @@ def test_cache_is_bounded(authz: AuthzServer) -> None:
 def test_policy_providers_are_checks_by_name(authz: AuthzServer) -> None:
     policy = Policy.from_dict({"extension_providers": [
         {"name": "opa", "ext_authz_http": {"service": "127.0.0.1", "port": authz.port,
-                                           "timeout": "500ms", "cache_ttl": "5s"}}]})
+                                           "timeout": "5s", "cache_ttl": "5s"}}]})
     check = named_check(policy, "opa")
     assert isinstance(check, ExtAuthz) and check.config.cache_ttl == 5.0
     assert named_check(policy, "opa") is check  # built once
@@ -148,7 +153,7 @@ def test_outbound_check_allows_with_headers_and_denies_before_sending(
         kind: str, authz: AuthzServer) -> None:
     with Backend() as backend:
         policy = Policy.from_dict({"services": {"orders": {"endpoints": [backend.address]}}})
-        ext = ExtAuthz(ExtAuthzHttpPolicy(url=authz.url,
+        ext = ExtAuthz(ExtAuthzHttpPolicy(url=authz.url, timeout=SLACK,
                                           headers_to_upstream_on_allow=("x-user-id",)))
         caller = Caller(kind, policy, check=ext)
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -14,6 +15,7 @@ import pytest
 
 from meshclient.policy import Policy, PolicyStore
 from meshclient.security.jwks import JwksCache, NeedKeys
+from meshclient.testing import FakeClock
 from tests.integration.inbound_apps import serve
 from tests.servers.helpers import until
 from tests.servers.jwks import ISSUER, JwksServer, SigningKey
@@ -120,3 +122,25 @@ def test_a_jwks_file_is_read_again_when_it_changes(tmp_path: object) -> None:
     os.utime(path, (time.time() + 5, time.time() + 5))  # a new mtime, whatever the clock
     assert _wait(lambda: isinstance(verify(new), Verified))  # checked at most once a second
     assert isinstance(verify(old), Invalid)
+
+
+def test_a_key_rotated_in_during_a_background_refresh_is_seen_at_once() -> None:
+    """The background refresh read the document before the new key was published; the
+    token naming the new key must not be judged by that answer."""
+    old, new = SigningKey("RSA", "old"), SigningKey("RSA", "new")
+    clock = FakeClock()
+    with JwksServer(old, cache_control="max-age=10") as server:
+        cache = JwksCache(server.url, timeout_s=5, clock=clock)
+        assert cache.wait_for_keys() is not None and server.requests == 1
+        server.hold = threading.Event()
+        clock.advance(9)  # past 80% of max-age: the next read starts a background refresh
+        cache.keys()
+        assert _wait(lambda: server.requests == 2)  # it has read the old document
+        server.serve(old, new)
+        found: list[object] = []
+        asker = threading.Thread(target=lambda: found.append(cache.refresh_for_unknown_kid()))
+        asker.start()
+        server.hold.set()
+        asker.join(20)
+        keys = found[0]
+        assert keys is not None and keys.candidates("new", "RS256")  # type: ignore[attr-defined]

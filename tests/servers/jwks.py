@@ -65,6 +65,9 @@ class _Handler(QuietHandler):
         with owner.lock:
             owner.requests += 1
             status, keys, cache = owner.status, list(owner.keys), owner.cache_control
+            hold = owner.hold
+        if hold is not None:  # the document is read: answer once released (bounded)
+            hold.wait(10)
         body = json.dumps({"keys": keys}).encode() if status == 200 else b"down"
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -83,6 +86,8 @@ class JwksServer(ThreadedHTTPServer):
         self.cache_control = cache_control
         self.status = 200
         self.requests = 0
+        #: when set, each answer waits for this event after reading the keys
+        self.hold: threading.Event | None = None
         super().__init__(_Handler, host)
         self.url = f"http://{self.address}/.well-known/jwks.json"
 
