@@ -14,6 +14,13 @@ on_close = call.finisher(done.on_close)    # ends the last attempt and the call 
 call.fail(exc)                             # the call raised instead
 ```
 
+The sampler is asked once per call, for the call's span. A call it does not sample records
+no span at all (no attempt spans, no attributes beyond the ones the sampler is shown):
+each attempt carries the call's trace context, with the sampled flag off, so downstream
+services keep the trace and the decision (as a parent-based sampler expects). With no
+meter either, such a call is `quiet`: the shells give it the untraced first attempt, its
+headers written once (`inject`).
+
 Attempt spans follow the HTTP semantic conventions (method, `url.full` with credentials
 and sensitive query values redacted, `server.address` = the logical service, `network.peer.*` = the endpoint,
 `http.response.status_code`, `error.type`, `http.request.resend_count` from the second
@@ -24,6 +31,7 @@ A `Call` belongs to one request and is driven from one task or thread at a time.
 
 from __future__ import annotations
 
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -85,6 +93,42 @@ def _names_current_span(headers: httpx.Headers) -> bool:
         parts[2] == format(current.span_id, "016x")
 
 
+class _Attributes(Mapping[str, Any]):
+    """The call span's attributes as the sampler is shown them, worked out when first
+    read: a sampler that never reads them (a ratio of trace ids) costs nothing for them,
+    and a sampled span's are the same dict the attempt spans copy."""
+
+    __slots__ = ("_call",)
+
+    def __init__(self, call: Call) -> None:
+        self._call = call
+
+    def __getitem__(self, key: str) -> Any:
+        return self._call._base_attributes()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._call._base_attributes())
+
+    def __len__(self) -> int:
+        return len(self._call._base_attributes())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._call._base_attributes()
+
+    # the SDK copies a sampled span's attributes with `items()`: the dict's own views
+    def items(self) -> ItemsView[str, Any]:
+        return self._call._base_attributes().items()
+
+    def keys(self) -> KeysView[str]:
+        return self._call._base_attributes().keys()
+
+    def values(self) -> ValuesView[Any]:
+        return self._call._base_attributes().values()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._call._base_attributes().get(key, default)
+
+
 def start_call(request: httpx.Request, service: str | None) -> Call | None:
     """A `Call` for `request` (`service=None`: a passthrough request, traced as one CLIENT
     span), or None when there is nothing to record and no trace context to propagate."""
@@ -112,8 +156,8 @@ def start_call(request: httpx.Request, service: str | None) -> Call | None:
 class Call:
     """The telemetry of one logical request."""
 
-    __slots__ = ("_attrs", "_hedged", "_instruments", "_open", "_preset", "_request",
-                 "_service", "_span", "_status", "_tracer", "attempts", "context")
+    __slots__ = ("_attrs", "_carrier", "_hedged", "_instruments", "_open", "_preset",
+                 "_request", "_service", "_span", "_status", "_tracer", "attempts", "context")
 
     def __init__(self, request: httpx.Request, service: str | None,
                  tracer: trace.Tracer | None, instruments: Instruments | None) -> None:
@@ -130,11 +174,18 @@ class Call:
         self.attempts = 0
         self._span: trace.Span | None = None
         self._attrs: dict[str, Any] | None = None
+        self._carrier: dict[str, str] | None = None  # the call's own context, injected
         parent = otel_context.get_current()
-        if tracer is not None and service is not None:
-            self._span = tracer.start_span(f"{request.method} {service}", parent,
-                                           SpanKind.INTERNAL, self._base_attributes())
-            parent = trace.set_span_in_context(self._span, parent)
+        if tracer is not None:
+            # the sampler's one decision for the whole call (a passthrough call is one
+            # CLIENT span: its decision is made in `_start`)
+            if service is not None:
+                span = tracer.start_span(f"{request.method} {service}", parent,
+                                         SpanKind.INTERNAL, _Attributes(self))
+                parent = trace.set_span_in_context(span, parent)
+                self._span = span
+                if not span.is_recording():
+                    self._tracer = None  # not sampled: no attempt spans
         #: The context calls made on this request's behalf run in (the logical span's).
         self.context = parent
 
@@ -142,6 +193,24 @@ class Call:
     def traced(self) -> bool:
         """Whether this call records spans (its own CLIENT span per attempt)."""
         return self._tracer is not None
+
+    @property
+    def quiet(self) -> bool:
+        """Whether this call records nothing (no span sampled, no meter): it only carries
+        the trace context it runs in (`inject`)."""
+        return self._tracer is None and self._instruments is None
+
+    def inject(self, headers: httpx.Headers) -> None:
+        """Write the call's trace context into an attempt's `headers` (the propagator's
+        fields the caller set on the logical request are kept). Worked out once per call."""
+        carrier = self._carrier
+        if carrier is None:
+            carrier = self._carrier = {}
+            propagate.inject(carrier, context=self.context)
+        preset = self._preset
+        for name, value in carrier.items():
+            if name not in preset:
+                headers[name] = value
 
     @property
     def span(self) -> trace.Span | None:
@@ -165,21 +234,23 @@ class Call:
     def _start(self, send: Send) -> Attempt:
         self.attempts += 1
         span = None
-        ctx = self.context
-        if self._tracer is not None:
+        tracer = self._tracer
+        if tracer is not None:
+            ctx = self.context
             attrs = dict(self._base_attributes())
             attrs[sc.NETWORK_PEER_ADDRESS] = send.endpoint.host
             attrs[sc.NETWORK_PEER_PORT] = send.endpoint.port
             if send.attempt > 1:
                 attrs[sc.HTTP_REQUEST_RESEND_COUNT] = send.attempt - 1
-            span = self._tracer.start_span(send.request.method, ctx, SpanKind.CLIENT, attrs)
-            ctx = trace.set_span_in_context(span, ctx)
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier, context=ctx)
-        headers = send.request.headers
-        for name, value in carrier.items():
-            if name not in self._preset:
-                headers[name] = value
+            span = tracer.start_span(send.request.method, ctx, SpanKind.CLIENT, attrs)
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier, context=trace.set_span_in_context(span, ctx))
+            headers = send.request.headers
+            for name, value in carrier.items():
+                if name not in self._preset:
+                    headers[name] = value
+        else:
+            self.inject(send.request.headers)  # no span of its own: the call's context
         return Attempt(send, span, self._metric_attributes(send))
 
     def _metric_attributes(self, send: Send) -> dict[str, Any] | None:
