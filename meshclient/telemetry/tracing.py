@@ -31,7 +31,7 @@ A `Call` belongs to one request and is driven from one task or thread at a time.
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
+from collections.abc import ItemsView, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -43,6 +43,7 @@ from . import providers
 from . import semconv as sc
 from ._attempt import Attempt
 from ._otel_api import SHAPE
+from ._propagation import names_current_span, preset_fields
 from .redact import redact_url
 
 if TYPE_CHECKING:
@@ -59,38 +60,6 @@ _CONTEXT = SHAPE.context_var
 def url_without_credentials(url: httpx.URL) -> str:
     """`url.full` as recorded: userinfo and sensitive query values redacted (`redact.py`)."""
     return redact_url(url)
-
-
-_fields_cache: tuple[object, dict[bytes, str]] = (None, {})
-
-
-def _preset_fields(headers: httpx.Headers) -> frozenset[str]:
-    """The propagation fields (e.g. `traceparent`) the caller set on purpose."""
-    global _fields_cache
-    propagator = propagate.get_global_textmap()
-    cached = _fields_cache
-    if cached[0] is not propagator:
-        cached = _fields_cache = (propagator, {f.lower().encode(): f.lower()
-                                               for f in propagator.fields})
-    fields = cached[1]
-    found = [fields[k] for k in (raw.lower() for raw, _ in headers.raw) if k in fields]
-    return frozenset(found) if found else frozenset()
-
-
-def _names_current_span(headers: httpx.Headers) -> bool:
-    """Whether the request's `traceparent` names the current span: written by an
-    instrumentation around this transport (`HTTPXClientInstrumentor.instrument_client` on
-    a mesh client), not set on purpose; then each attempt writes its own context, a child
-    of that span, like a request with no trace headers."""
-    value = headers.get("traceparent")
-    if value is None:
-        return False
-    current = trace.get_current_span().get_span_context()
-    if not current.is_valid:
-        return False
-    parts = value.split("-")
-    return len(parts) >= 3 and parts[1] == format(current.trace_id, "032x") and \
-        parts[2] == format(current.span_id, "016x")
 
 
 class _Attributes(Mapping[str, Any]):
@@ -112,21 +81,8 @@ class _Attributes(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._call._base_attributes())
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._call._base_attributes()
-
-    # the SDK copies a sampled span's attributes with `items()`: the dict's own views
-    def items(self) -> ItemsView[str, Any]:
+    def items(self) -> ItemsView[str, Any]:  # the SDK copies a sampled span's with it
         return self._call._base_attributes().items()
-
-    def keys(self) -> KeysView[str]:
-        return self._call._base_attributes().keys()
-
-    def values(self) -> ValuesView[Any]:
-        return self._call._base_attributes().values()
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._call._base_attributes().get(key, default)
 
 
 def start_call(request: httpx.Request, service: str | None) -> Call | None:
@@ -165,8 +121,8 @@ class Call:
         self._service = service if service is not None else request.url.host
         self._tracer = tracer
         self._instruments = instruments
-        preset = _preset_fields(request.headers)
-        self._preset = preset if not preset or not _names_current_span(request.headers) \
+        preset = preset_fields(request.headers)
+        self._preset = preset if not preset or not names_current_span(request.headers) \
             else frozenset()
         self._open: Attempt | None = None
         self._hedged: tuple[Attempt, Attempt] | None = None
@@ -176,16 +132,15 @@ class Call:
         self._attrs: dict[str, Any] | None = None
         self._carrier: dict[str, str] | None = None  # the call's own context, injected
         parent = otel_context.get_current()
-        if tracer is not None:
+        if tracer is not None and service is not None:
             # the sampler's one decision for the whole call (a passthrough call is one
             # CLIENT span: its decision is made in `_start`)
-            if service is not None:
-                span = tracer.start_span(f"{request.method} {service}", parent,
-                                         SpanKind.INTERNAL, _Attributes(self))
-                parent = trace.set_span_in_context(span, parent)
-                self._span = span
-                if not span.is_recording():
-                    self._tracer = None  # not sampled: no attempt spans
+            span = tracer.start_span(f"{request.method} {service}", parent,
+                                     SpanKind.INTERNAL, _Attributes(self))
+            parent = trace.set_span_in_context(span, parent)
+            self._span = span
+            if not span.is_recording():
+                self._tracer = None  # not sampled: no attempt spans
         #: The context calls made on this request's behalf run in (the logical span's).
         self.context = parent
 
