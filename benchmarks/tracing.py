@@ -13,9 +13,12 @@ each round compares against bare httpx of the same round, and the median of the 
 ratios is printed, for requests/s and for CPU per request.
 
 The SDK rows measure tracing: a `TracerProvider` with a `BatchSpanProcessor` and an
-exporter that drops what it gets (recording is measured, not shipping). Two more rows, for
-reference, with no target:
+exporter that drops what it gets (recording is measured, not shipping). Three more rows,
+for reference, with no target:
 
+* "mesh, not tracing" - the mesh in the same phase with no provider configured: the
+  untraced mesh's rate in the same rounds, the ceiling of the "1% sampled" row (an
+  unsampled call costs the sampler's decision and the trace context on top of it).
 * "httpx + 2 SDK spans" - the SDK's own floor: bare httpx with the two spans meshclient
   records (the call and its attempt, with the same attributes) and the trace context
   injected, made by hand. No library can record those two spans for less.
@@ -57,6 +60,7 @@ NO_SDK_TARGET = 0.90
 EVERY_SPAN_TARGET = 0.90  # of FLOOR
 SAMPLED_TARGET = 0.95  # of bare httpx
 FLOOR = "httpx + 2 SDK spans"
+UNTRACED = "mesh, not tracing"
 
 
 class _Discard(SpanExporter):
@@ -82,9 +86,10 @@ class Config:
     def __init__(self, name: str, get: Callable[[], None],
                  tracer_provider: TracerProvider | None = None,
                  meter_provider: MeterProvider | None = None, target: float | None = None,
-                 against: str | None = None):
+                 against: str | None = None, also: str | None = None):
         self.name = name
         self.against = against  # the row `target` is a ratio of (None: the first, bare)
+        self.also = also  # a row this one's ratio to is printed too (no target)
         self.get = get
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
@@ -175,7 +180,9 @@ def run(requests: int, rounds: int, chunk: int = 100) -> tuple[list[Config], lis
             Config("bare httpx", bare_get),
             Config("mesh, every span", mesh_get, every, target=EVERY_SPAN_TARGET,
                    against=FLOOR),
-            Config("mesh, 1% sampled", mesh_get, sampled, target=SAMPLED_TARGET),
+            Config("mesh, 1% sampled", mesh_get, sampled, target=SAMPLED_TARGET,
+                   also=UNTRACED),
+            Config(UNTRACED, mesh_get),
             Config(FLOOR, _floor(bare, bare_url, floor.get_tracer("floor"))),
             Config("mesh, every span + metrics", mesh_get, every, meters),
         ]
@@ -210,6 +217,10 @@ def report(configs: list[Config]) -> tuple[str, bool]:
             met = met and ok
             verdict = (f"{of:.3f}x of {floor.name} (>={c.target:.2f}) "
                        f"{'ok' if ok else 'MISSED'}")
+            if c.also is not None:
+                ref = by_name[c.also]
+                of = statistics.median(r / f for r, f in zip(c.rps(), ref.rps(), strict=True))
+                verdict += f"; {of:.3f}x of {ref.name}"
         lines.append(f"{c.name:<28} {rps:>7.0f} {ratio:>7.3f}x {cpu:>11.1f} "
                      f"{cpu_ratio:>11.3f}x {verdict}")
     return "\n".join(lines), met

@@ -14,6 +14,13 @@ on_close = call.finisher(done.on_close)    # ends the last attempt and the call 
 call.fail(exc)                             # the call raised instead
 ```
 
+The sampler is asked once per call, for the call's span. A call it does not sample records
+no span at all (no attempt spans, no attributes beyond the ones the sampler is shown):
+each attempt carries the call's trace context, with the sampled flag off, so downstream
+services keep the trace and the decision (as a parent-based sampler expects). With no
+meter either, such a call is `quiet`: the shells give it the untraced first attempt, its
+headers written once (`inject`).
+
 Attempt spans follow the HTTP semantic conventions (method, `url.full` with credentials
 and sensitive query values redacted, `server.address` = the logical service, `network.peer.*` = the endpoint,
 `http.response.status_code`, `error.type`, `http.request.resend_count` from the second
@@ -24,6 +31,7 @@ A `Call` belongs to one request and is driven from one task or thread at a time.
 
 from __future__ import annotations
 
+from collections.abc import ItemsView, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -35,6 +43,7 @@ from . import providers
 from . import semconv as sc
 from ._attempt import Attempt
 from ._otel_api import SHAPE
+from ._propagation import names_current_span, preset_fields
 from .redact import redact_url
 
 if TYPE_CHECKING:
@@ -53,36 +62,27 @@ def url_without_credentials(url: httpx.URL) -> str:
     return redact_url(url)
 
 
-_fields_cache: tuple[object, dict[bytes, str]] = (None, {})
+class _Attributes(Mapping[str, Any]):
+    """The call span's attributes as the sampler is shown them, worked out when first
+    read: a sampler that never reads them (a ratio of trace ids) costs nothing for them,
+    and a sampled span's are the same dict the attempt spans copy."""
 
+    __slots__ = ("_call",)
 
-def _preset_fields(headers: httpx.Headers) -> frozenset[str]:
-    """The propagation fields (e.g. `traceparent`) the caller set on purpose."""
-    global _fields_cache
-    propagator = propagate.get_global_textmap()
-    cached = _fields_cache
-    if cached[0] is not propagator:
-        cached = _fields_cache = (propagator, {f.lower().encode(): f.lower()
-                                               for f in propagator.fields})
-    fields = cached[1]
-    found = [fields[k] for k in (raw.lower() for raw, _ in headers.raw) if k in fields]
-    return frozenset(found) if found else frozenset()
+    def __init__(self, call: Call) -> None:
+        self._call = call
 
+    def __getitem__(self, key: str) -> Any:
+        return self._call._base_attributes()[key]
 
-def _names_current_span(headers: httpx.Headers) -> bool:
-    """Whether the request's `traceparent` names the current span: written by an
-    instrumentation around this transport (`HTTPXClientInstrumentor.instrument_client` on
-    a mesh client), not set on purpose; then each attempt writes its own context, a child
-    of that span, like a request with no trace headers."""
-    value = headers.get("traceparent")
-    if value is None:
-        return False
-    current = trace.get_current_span().get_span_context()
-    if not current.is_valid:
-        return False
-    parts = value.split("-")
-    return len(parts) >= 3 and parts[1] == format(current.trace_id, "032x") and \
-        parts[2] == format(current.span_id, "016x")
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._call._base_attributes())
+
+    def __len__(self) -> int:
+        return len(self._call._base_attributes())
+
+    def items(self) -> ItemsView[str, Any]:  # the SDK copies a sampled span's with it
+        return self._call._base_attributes().items()
 
 
 def start_call(request: httpx.Request, service: str | None) -> Call | None:
@@ -112,8 +112,8 @@ def start_call(request: httpx.Request, service: str | None) -> Call | None:
 class Call:
     """The telemetry of one logical request."""
 
-    __slots__ = ("_attrs", "_hedged", "_instruments", "_open", "_preset", "_request",
-                 "_service", "_span", "_status", "_tracer", "attempts", "context")
+    __slots__ = ("_attrs", "_carrier", "_hedged", "_instruments", "_open", "_preset",
+                 "_request", "_service", "_span", "_status", "_tracer", "attempts", "context")
 
     def __init__(self, request: httpx.Request, service: str | None,
                  tracer: trace.Tracer | None, instruments: Instruments | None) -> None:
@@ -121,8 +121,8 @@ class Call:
         self._service = service if service is not None else request.url.host
         self._tracer = tracer
         self._instruments = instruments
-        preset = _preset_fields(request.headers)
-        self._preset = preset if not preset or not _names_current_span(request.headers) \
+        preset = preset_fields(request.headers)
+        self._preset = preset if not preset or not names_current_span(request.headers) \
             else frozenset()
         self._open: Attempt | None = None
         self._hedged: tuple[Attempt, Attempt] | None = None
@@ -130,11 +130,17 @@ class Call:
         self.attempts = 0
         self._span: trace.Span | None = None
         self._attrs: dict[str, Any] | None = None
+        self._carrier: dict[str, str] | None = None  # the call's own context, injected
         parent = otel_context.get_current()
         if tracer is not None and service is not None:
-            self._span = tracer.start_span(f"{request.method} {service}", parent,
-                                           SpanKind.INTERNAL, self._base_attributes())
-            parent = trace.set_span_in_context(self._span, parent)
+            # the sampler's one decision for the whole call (a passthrough call is one
+            # CLIENT span: its decision is made in `_start`)
+            span = tracer.start_span(f"{request.method} {service}", parent,
+                                     SpanKind.INTERNAL, _Attributes(self))
+            parent = trace.set_span_in_context(span, parent)
+            self._span = span
+            if not span.is_recording():
+                self._tracer = None  # not sampled: no attempt spans
         #: The context calls made on this request's behalf run in (the logical span's).
         self.context = parent
 
@@ -142,6 +148,24 @@ class Call:
     def traced(self) -> bool:
         """Whether this call records spans (its own CLIENT span per attempt)."""
         return self._tracer is not None
+
+    @property
+    def quiet(self) -> bool:
+        """Whether this call records nothing (no span sampled, no meter): it only carries
+        the trace context it runs in (`inject`)."""
+        return self._tracer is None and self._instruments is None
+
+    def inject(self, headers: httpx.Headers) -> None:
+        """Write the call's trace context into an attempt's `headers` (the propagator's
+        fields the caller set on the logical request are kept). Worked out once per call."""
+        carrier = self._carrier
+        if carrier is None:
+            carrier = self._carrier = {}
+            propagate.inject(carrier, context=self.context)
+        preset = self._preset
+        for name, value in carrier.items():
+            if name not in preset:
+                headers[name] = value
 
     @property
     def span(self) -> trace.Span | None:
@@ -165,21 +189,23 @@ class Call:
     def _start(self, send: Send) -> Attempt:
         self.attempts += 1
         span = None
-        ctx = self.context
-        if self._tracer is not None:
+        tracer = self._tracer
+        if tracer is not None:
+            ctx = self.context
             attrs = dict(self._base_attributes())
             attrs[sc.NETWORK_PEER_ADDRESS] = send.endpoint.host
             attrs[sc.NETWORK_PEER_PORT] = send.endpoint.port
             if send.attempt > 1:
                 attrs[sc.HTTP_REQUEST_RESEND_COUNT] = send.attempt - 1
-            span = self._tracer.start_span(send.request.method, ctx, SpanKind.CLIENT, attrs)
-            ctx = trace.set_span_in_context(span, ctx)
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier, context=ctx)
-        headers = send.request.headers
-        for name, value in carrier.items():
-            if name not in self._preset:
-                headers[name] = value
+            span = tracer.start_span(send.request.method, ctx, SpanKind.CLIENT, attrs)
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier, context=trace.set_span_in_context(span, ctx))
+            headers = send.request.headers
+            for name, value in carrier.items():
+                if name not in self._preset:
+                    headers[name] = value
+        else:
+            self.inject(send.request.headers)  # no span of its own: the call's context
         return Attempt(send, span, self._metric_attributes(send))
 
     def _metric_attributes(self, send: Send) -> dict[str, Any] | None:

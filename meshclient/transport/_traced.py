@@ -1,5 +1,7 @@
 """A traced call's first attempt: the same `First` as an untraced call's, with telemetry
-told about it as `telemetry.flow.instrument` tells it about a flow's attempts."""
+told about it as `telemetry.flow.instrument` tells it about a flow's attempts. A call that
+records nothing (`Call.quiet`: its span not sampled and no meter, or no SDK inside a
+trace) only carries its trace context: its first attempt is sent as an untraced call's."""
 
 from __future__ import annotations
 
@@ -59,18 +61,45 @@ class TracedFirst(First):
         self.call.fail(None)
 
 
+class QuietFirst(First):
+    """A `First` whose call records nothing: the attempt's headers carry the call's trace
+    context (written by `start_traced`) and the shell sends it as an untraced call's. If
+    the flow takes over, it is instrumented, so later attempts carry the context too."""
+
+    __slots__ = ("call",)
+
+    def __init__(self, call: Call, *args: Any) -> None:
+        super().__init__(*args)
+        self.call = call
+
+    def finish(self, response: httpx.Response | None,
+               error: Exception | None = None) -> Flow | None:
+        token = CURRENT_CALL.set(self.call)  # events the core emits: the call's (unsampled)
+        try:
+            flow = super().finish(response, error)
+        finally:
+            CURRENT_CALL.reset(token)
+        return None if flow is None else instrument(flow, self.call)
+
+
 def start_traced(request: httpx.Request, runtime: ServiceRuntime, inbound: Inbound | None,
                  decision: Decision | None, call: Call) -> First | None:
     """`start_first` for a traced call: run as the call's (`CURRENT_CALL`), the attempt
-    told to `call`; an error starting it fails the call."""
+    told to `call`; an error starting it fails the call. A quiet call's attempt only gets
+    the call's trace context."""
+    quiet = call.quiet
     token = CURRENT_CALL.set(call)
     try:
-        first = start_first(request, runtime, inbound, decision, partial(TracedFirst, call))
+        first = start_first(request, runtime, inbound, decision,
+                            partial(QuietFirst if quiet else TracedFirst, call))
     except BaseException as exc:
         call.fail(exc)
         raise
     finally:
         CURRENT_CALL.reset(token)
     if first is not None:
-        call.attempt(first.as_send())
+        if quiet:
+            call.inject(first.sent.headers)
+        else:
+            call.attempt(first.as_send())
     return first
