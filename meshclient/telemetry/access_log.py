@@ -7,31 +7,36 @@ docs/access-log.md. An outbound line is written when the response body is closed
 logs at stream end) or the call fails; an inbound one when the handler is done or the
 request was rejected.
 
-Lines are written with one `os.write` each (a file opened with `O_APPEND`), so lines from
-threads and processes sharing a file never interleave. With `MESHCLIENT_ACCESS_LOG_OTEL=1`
-each entry is also emitted as an OpenTelemetry log record through the global logger
-provider (the OTel Logs API; nothing is emitted if it is unavailable).
+The request path only captures a line's values (`OutboundEntry`, `InboundRecord`: slots);
+the log's writer (`_log_writer`) makes the JSON lines on its own thread and writes them in
+batches, at least once per `FLUSH_INTERVAL_S`, each batch with one `os.write` on a file
+opened with `O_APPEND`, so lines from threads and processes sharing a file never
+interleave. `flush()` writes what is queued at once (it also runs at exit). With
+`MESHCLIENT_ACCESS_LOG_OTEL=1` each entry is also emitted as an OpenTelemetry log record
+through the global logger provider, from the writer thread (the OTel Logs API; nothing is
+emitted if it is unavailable).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import httpx
 from opentelemetry import trace
+from opentelemetry.trace import SpanContext
 
 from .._clock import RNG
 from .._core.report import ATTEMPTS_ATTR, EXTENSION
 from .._types import Rng
 from ..errors import CheckDenied, CircuitOpen, DeadlineExceeded, NoEndpointsAvailable, RateLimited
 from ..policy import AccessLogSettings, access_log_from_env
+from ._log_writer import FLUSH_INTERVAL_S, QUEUE_SIZE, LineWriter, file_sink, flush_all
 from .redact import redact_query
 
 logger = logging.getLogger("meshclient.telemetry")
@@ -77,9 +82,8 @@ def start_time(ns: int) -> str:
     return f"{held[1]}.{rest // 1_000_000:03d}Z"
 
 
-def _trace_id() -> str | None:
-    ctx = trace.get_current_span().get_span_context()
-    return f"{ctx.trace_id:032x}" if ctx.is_valid else None
+def _trace_id(ctx: SpanContext | None) -> str | None:
+    return f"{ctx.trace_id:032x}" if ctx is not None and ctx.is_valid else None
 
 
 def safe_path(url: httpx.URL) -> str:
@@ -88,110 +92,184 @@ def safe_path(url: httpx.URL) -> str:
     return url.path + (f"?{redact_query(query)}" if query else "")
 
 
-def _sink(destination: str) -> Callable[[bytes], object]:
-    if destination in ("stdout", "stderr"):
-        def write(line: bytes) -> None:
-            stream = sys.stdout if destination == "stdout" else sys.stderr
-            stream.write(line.decode())
-            stream.flush()
+def _stdio_sink(destination: str) -> Callable[[str], object]:
+    def write(text: str) -> None:
+        stream = sys.stdout if destination == "stdout" else sys.stderr
+        stream.write(text)
+        stream.flush()
 
-        return write
-    fd = os.open(destination, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    return lambda line: os.write(fd, line)
+    return write
 
 
 class AccessLog:
-    """Writes entries to `destination` (sampled). Thread- and task-safe."""
+    """Queues entries for `destination` (sampled) to its writer (`_log_writer`), which
+    formats and writes them off the caller's path. Thread- and task-safe.
+    `interval_s` and `queue_size`: the writer's (`FLUSH_INTERVAL_S`, `QUEUE_SIZE`)."""
 
-    def __init__(self, settings: AccessLogSettings, rng: Rng = RNG) -> None:
-        if settings.destination is None:
+    def __init__(self, settings: AccessLogSettings, rng: Rng = RNG, *,
+                 interval_s: float = FLUSH_INTERVAL_S, queue_size: int = QUEUE_SIZE) -> None:
+        destination = settings.destination
+        if destination is None:
             raise ValueError("an access log needs a destination")
         self.settings = settings
-        self._write = _sink(settings.destination)
         self._sample = settings.sample
         self._rng = rng
         self._otel: Any = _otel_logger() if settings.otel else None
-        self._lock = threading.Lock()  # stdout/stderr: a line is written and flushed whole
-        self._locked = settings.destination in ("stdout", "stderr")
+        sink = (_stdio_sink(destination) if destination in ("stdout", "stderr")
+                else file_sink(destination))
+        self._writer = LineWriter(self._render, sink, name=destination,
+                                  interval_s=interval_s, queue_size=queue_size)
+        self.put = self._writer.put
+
+    @property
+    def dropped(self) -> int:
+        """Lines dropped because the writer's queue was full."""
+        return self._writer.dropped
 
     def sampled(self) -> bool:
         return self._sample >= 1.0 or self._rng.random() < self._sample
 
-    def write(self, entry: dict[str, Any]) -> None:
-        line = (_ENCODER.encode(entry) + "\n").encode()
-        try:
-            if self._locked:
-                with self._lock:
-                    self._write(line)
-            else:  # one os.write on an O_APPEND file: whole lines, no lock needed
-                self._write(line)
-        except OSError as exc:  # a full disk must not fail requests
-            logger.warning("access log %s: %s", self.settings.destination, exc)
-        if self._otel is not None:
-            _emit(self._otel, entry)
+    def write(self, entry: dict[str, Any] | Record) -> None:
+        """Queue one line: a dict of fields, or a record (`OutboundEntry`, `InboundRecord`)."""
+        self._writer.put(entry)
+
+    def flush(self) -> None:
+        """Write every queued line now."""
+        self._writer.flush()
+
+    def _render(self, records: Sequence[dict[str, Any] | Record]) -> str:
+        """The writer's side: the JSON lines of `records` (and their OTel log records)."""
+        otel = self._otel
+        lines = []
+        for record in records:
+            entry = record if isinstance(record, dict) else record.fields()
+            lines.append(_ENCODER.encode(entry))
+            if otel is not None:
+                _emit(otel, entry)
+        lines.append("")
+        return "\n".join(lines)
 
     def outbound(self, request: httpx.Request) -> OutboundEntry | None:
         """Start an outbound entry (None: not sampled)."""
         return OutboundEntry(self, request) if self.sampled() else None
 
 
-class OutboundEntry:
-    """One outbound call's line, written by `answered` (when the body closes) or
-    `failed`."""
+class Record(Protocol):
+    """A line's values captured on the request path; `fields()` (on the writer thread)
+    makes the line's fields from them."""
 
-    __slots__ = ("_log", "_request", "_start", "_start_ns", "_trace_id")
+    def fields(self) -> dict[str, Any]: ...
+
+
+class OutboundEntry:
+    """One outbound call's line. The request path only captures values: at the start
+    (`__init__`), and when the body closes (`closed`, or `on_close` as the body's callback)
+    or the call fails (`failed`); the line is made from them on the writer thread."""
+
+    __slots__ = ("_attempts", "_bytes", "_cluster", "_end", "_error_type", "_flags",
+                 "_headers", "_host", "_log", "_method", "_response", "_span", "_start",
+                 "_status", "_url")
+    # set when the call ends (`closed` or `failed`)
+    _end: int
+    _status: int
+    _flags: str
+    _cluster: str | None
+    _host: str | None
+    _attempts: int
+    _bytes: int
+    _error_type: str | None
 
     def __init__(self, log: AccessLog, request: httpx.Request) -> None:
         self._log = log
-        self._request = request
-        self._start_ns = time.time_ns()
+        self._method = request.method
+        self._url = request.url
+        self._headers = request.headers  # its Content-Length is read by the writer
         self._start = time.perf_counter_ns()
-        self._trace_id = _trace_id()
+        self._span: SpanContext | None = trace.get_current_span().get_span_context()
+        self._response: httpx.Response | None = None
 
-    def _entry(self) -> dict[str, Any]:
-        request = self._request
-        return {"start_time": start_time(self._start_ns), "direction": "outbound",
-                "method": request.method, "path": safe_path(request.url),
-                "authority": request.url.host,
-                "duration": (time.perf_counter_ns() - self._start) // 1_000_000,
-                "bytes_sent": int(request.headers.get("content-length") or 0),
-                "trace_id": self._trace_id}
+    def on_close(self, response: httpx.Response) -> Callable[[BaseException | None], None]:
+        """The callback to run when `response`'s body closes (it writes the line)."""
+        self._response = response
+        return self._closed
+
+    def _closed(self, error: BaseException | None) -> None:
+        response, self._response = self._response, None
+        if response is not None:
+            self.closed(response, error)
 
     def closed(self, response: httpx.Response, error: BaseException | None) -> None:
+        """The body of `response` was closed (`error`: the body's, if reading failed)."""
+        self._end = time.perf_counter_ns()
         info = response.extensions.get(EXTENSION)
-        attempts = info.attempts if info is not None else 1
-        flags = "URX" if attempts > 1 and response.status_code >= 500 else "-"
-        if error is not None:
-            flags = error_flags(error)
-        entry = self._entry()
-        entry.update(response_code=response.status_code, response_flags=flags,
-                     upstream_cluster=info.service if info is not None else None,
-                     upstream_host=info.endpoint if info is not None else None,
-                     upstream_request_attempt_count=attempts,
-                     bytes_received=response.num_bytes_downloaded)
-        self._log.write(entry)
+        if info is not None:
+            self._cluster, self._host, self._attempts = info
+        else:
+            self._cluster = self._host = None
+            self._attempts = 1
+        self._status = response.status_code
+        self._flags = (error_flags(error) if error is not None
+                       else "URX" if self._attempts > 1 and self._status >= 500 else "-")
+        self._bytes = response.num_bytes_downloaded
+        self._error_type = None
+        self._log.put(self)
 
     def failed(self, error: BaseException) -> None:
-        entry = self._entry()
-        attempts = error.__dict__.get(ATTEMPTS_ATTR, 1) if hasattr(error, "__dict__") else 1
-        entry.update(response_code=0, response_flags=error_flags(error),
-                     upstream_cluster=getattr(error, "service", None), upstream_host=None,
-                     upstream_request_attempt_count=attempts, bytes_received=0,
-                     error_type=type(error).__name__)
-        self._log.write(entry)
+        """The call raised `error` (no response)."""
+        self._end = time.perf_counter_ns()
+        self._attempts = (error.__dict__.get(ATTEMPTS_ATTR, 1) if hasattr(error, "__dict__")
+                          else 1)
+        self._status = self._bytes = 0
+        self._flags = error_flags(error)
+        self._cluster, self._host = getattr(error, "service", None), None
+        self._error_type = type(error).__name__
+        self._log.put(self)
+
+    def fields(self) -> dict[str, Any]:
+        now_ns, start = time.time_ns(), self._start
+        started_ns = now_ns - (time.perf_counter_ns() - start)  # the wall clock at the start
+        entry: dict[str, Any] = {
+            "start_time": start_time(started_ns), "direction": "outbound",
+            "method": self._method, "path": safe_path(self._url),
+            "authority": self._url.host, "duration": (self._end - start) // 1_000_000,
+            "bytes_sent": int(self._headers.get("content-length") or 0),
+            "trace_id": _trace_id(self._span), "response_code": self._status,
+            "response_flags": self._flags, "upstream_cluster": self._cluster,
+            "upstream_host": self._host, "upstream_request_attempt_count": self._attempts,
+            "bytes_received": self._bytes}
+        if self._error_type is not None:
+            entry["error_type"] = self._error_type
+        return entry
+
+
+class InboundRecord:
+    """An inbound line's values (see `inbound_entry`)."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: tuple[Any, ...]) -> None:
+        self._values = values
+
+    def fields(self) -> dict[str, Any]:
+        (start_ns, duration_ns, method, path, status, reason, principal, address,
+         bytes_received, trace_id, route) = self._values
+        flags, details = INBOUND_REASONS.get(reason or "", ("-", "via_upstream"))
+        return {"start_time": start_time(start_ns), "direction": "inbound", "method": method,
+                "path": path, "route": route, "response_code": status,
+                "response_flags": flags, "response_code_details": details,
+                "duration": duration_ns // 1_000_000, "bytes_received": bytes_received,
+                "downstream_remote_address": address, "downstream_peer_principal": principal,
+                "trace_id": trace_id}
 
 
 def inbound_entry(*, start_ns: int, duration_ns: int, method: str, path: str | None,
                   status: int, reason: str | None, principal: str | None,
                   address: str | None, bytes_received: int, trace_id: str | None,
-                  route: str | None) -> dict[str, Any]:
-    """An inbound line (`reason`: the rejection's, or None when the handler ran)."""
-    flags, details = INBOUND_REASONS.get(reason or "", ("-", "via_upstream"))
-    return {"start_time": start_time(start_ns), "direction": "inbound", "method": method,
-            "path": path, "route": route, "response_code": status, "response_flags": flags,
-            "response_code_details": details, "duration": duration_ns // 1_000_000,
-            "bytes_received": bytes_received, "downstream_remote_address": address,
-            "downstream_peer_principal": principal, "trace_id": trace_id}
+                  route: str | None) -> InboundRecord:
+    """An inbound line (`reason`: the rejection's, or None when the handler ran), for
+    `AccessLog.write`; its fields are made on the writer thread."""
+    return InboundRecord((start_ns, duration_ns, method, path, status, reason, principal,
+                          address, bytes_received, trace_id, route))
 
 
 # -- the process's access log ----------------------------------------------------------
@@ -218,10 +296,17 @@ def configure(settings: AccessLogSettings | None) -> tuple[AccessLog | None]:
 
 
 def reset() -> None:
-    """Forget the access log; the next `current()` reads the environment again."""
+    """Write what is queued, and forget the access log; the next `current()` reads the
+    environment again."""
     global _current
+    flush_all()
     with _lock:
         _current = None
+
+
+def flush() -> None:
+    """Write every access log's queued lines now (on this thread)."""
+    flush_all()
 
 
 def _otel_logger() -> Any:

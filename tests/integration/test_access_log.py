@@ -35,6 +35,7 @@ def log_file(tmp_path: Path) -> Iterator[Path]:
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
+    access_log.flush()  # lines are written in batches, off the caller's path
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines()]

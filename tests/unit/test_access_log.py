@@ -85,6 +85,7 @@ def test_stdout_and_the_otel_bridge(capsys: pytest.CaptureFixture[str]) -> None:
     entry = log.outbound(request)
     assert entry is not None
     entry.closed(httpx.Response(200, content=b"ok", request=request), None)
+    log.flush()
     line = json.loads(capsys.readouterr().out)
     assert line["path"] == "/x?password=REDACTED" and line["response_code"] == 200
     (record,) = exporter.get_finished_logs()
