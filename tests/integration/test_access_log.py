@@ -59,6 +59,42 @@ def test_success(mesh, log_file: Path) -> None:
     assert "trace_id" in entry
 
 
+def _tracking_depth(response: httpx.Response) -> int:
+    """How many of the transport's body-close wrappers the response's stream has."""
+    depth, stream = 0, response.stream
+    while stream is not None:  # httpx's own wrapper (BoundSyncStream), then the transport's
+        depth += type(stream).__name__.startswith("Tracked")
+        stream = getattr(stream, "_stream", None)
+    return depth
+
+
+def _stream_sync(client: httpx.Client, path: Path) -> tuple[int, int, bytes]:
+    response = client.send(client.build_request("GET", "http://users/s"), stream=True)
+    depth, before = _tracking_depth(response), len(lines(path))
+    body = response.read()  # reads and closes the body
+    return depth, before, body
+
+
+async def _stream_async(client: httpx.AsyncClient, path: Path) -> tuple[int, int, bytes]:
+    response = await client.send(client.build_request("GET", "http://users/s"), stream=True)
+    depth, before = _tracking_depth(response), len(lines(path))
+    body = await response.aread()
+    return depth, before, body
+
+
+def test_a_streamed_line_is_written_when_the_body_closes_through_one_hook(
+        mesh, shell: str, log_file: Path) -> None:
+    with Backend() as backend:
+        caller = mesh(Policy.from_dict({"services": {"users": {
+            "endpoints": [backend.address]}}}))
+        depth, before, body = caller.call(_stream_sync if shell == "sync" else _stream_async,
+                                          log_file)
+        (entry,) = lines(log_file)
+    assert depth == 1  # the log's callback joins the call's own close hook
+    assert before == 0  # nothing is logged before the body closes
+    assert entry["bytes_received"] == len(body) and entry["response_code"] == 200
+
+
 def test_retries_exhausted_is_urx(mesh, log_file: Path) -> None:
     with LoopbackCluster(2) as cluster:
         cluster.set(0, status=503)
