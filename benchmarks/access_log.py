@@ -86,8 +86,8 @@ def run(requests: int, rounds: int, path: Path) -> tuple[list[float], list[float
 
 def line_cost(n: int, directory: Path) -> tuple[float, float]:
     """CPU seconds per line: (on the request path, formatting and writing)."""
-    log = access_log.AccessLog(AccessLogSettings(destination=str(directory / "a.log")),
-                               interval_s=3600.0, queue_size=n + 1)
+    log = access_log.AccessLog(AccessLogSettings(destination=str(directory / "a.log"),
+                                                 flush_interval=3600.0, buffer=n + 1))
     request = httpx.Request("GET", f"http://{SERVICE}/x?page=2")
     response = httpx.Response(200, content=b"ok", request=request)
     log.flush()

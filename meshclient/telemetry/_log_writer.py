@@ -5,10 +5,10 @@ access logs and flushes them every `access_log_flush_interval`).
 - **The caller only enqueues** (`put`: a length check and a `deque.append` of a record the
   caller already built). Formatting (JSON) and writing happen on the writer thread.
 - **The writer** is a daemon thread started on the first record. It wakes every
-  `interval_s` (`FLUSH_INTERVAL_S`), or as soon as `BATCH` records wait, takes everything
+  `flush_interval` (`FLUSH_INTERVAL_S`), or as soon as `BATCH` records wait, takes everything
   queued and writes it with one call of the sink per batch of at most `BATCH` lines. After a
   whole interval with nothing to write it ends; the next record starts it again.
-- **Bounded.** A record that finds `queue_size` (`QUEUE_SIZE`) records waiting is dropped,
+- **Bounded.** A record that finds `buffer` (`BUFFER`) records waiting is dropped,
   never waited for: counted in `dropped` and reported with a warning at most once per
   `DROP_LOG_S`.
 - **Flush.** `flush()` writes everything queued at once, on the calling thread; every
@@ -33,10 +33,12 @@ from typing import Any
 
 logger = logging.getLogger("meshclient.telemetry")
 
-#: Longest a queued line waits before the writer writes it (Envoy's default flush interval).
+#: Longest a queued line waits before the writer writes it (Envoy's default flush interval;
+#: `MESHCLIENT_ACCESS_LOG_FLUSH_INTERVAL`), and the longest allowed.
 FLUSH_INTERVAL_S = 1.0
-#: Lines that may wait; one more is dropped.
-QUEUE_SIZE = 16384
+MAX_FLUSH_INTERVAL_S = 3600.0
+#: Lines that may wait; one more is dropped (`MESHCLIENT_ACCESS_LOG_BUFFER`).
+BUFFER = 16384
 #: The writer wakes early once this many lines wait, and writes at most this many at once.
 BATCH = 256
 #: Shortest time between two warnings about dropped lines.
@@ -50,15 +52,16 @@ class LineWriter:
     off the caller's path. Thread- and task-safe; `name` appears in warnings."""
 
     def __init__(self, render: Callable[[Sequence[Any]], str], sink: Callable[[str], object],
-                 *, name: str, interval_s: float = FLUSH_INTERVAL_S,
-                 queue_size: int = QUEUE_SIZE) -> None:
-        if not interval_s > 0:
-            raise ValueError(f"access log interval_s must be above 0: {interval_s!r}")
-        if queue_size < 1:
-            raise ValueError(f"access log queue_size must be at least 1: {queue_size!r}")
+                 *, name: str, flush_interval: float = FLUSH_INTERVAL_S,
+                 buffer: int = BUFFER) -> None:
+        if not 0 < flush_interval <= MAX_FLUSH_INTERVAL_S:  # NaN fails too
+            raise ValueError(f"access log flush_interval must be above 0 and at most "
+                             f"{MAX_FLUSH_INTERVAL_S:g} s: {flush_interval!r}")
+        if buffer < 1:
+            raise ValueError(f"access log buffer must be at least 1 line: {buffer!r}")
         self.name = name
-        self.interval_s = interval_s
-        self.queue_size = queue_size
+        self.flush_interval = flush_interval
+        self.buffer = buffer
         self._render = render
         self._sink = sink
         self._reset()
@@ -77,7 +80,7 @@ class LineWriter:
     def put(self, record: Any) -> None:
         """Queue `record` (never blocks; dropped and counted when the queue is full)."""
         queue = self._queue
-        if len(queue) >= self.queue_size:
+        if len(queue) >= self.buffer:
             with self._lock:
                 self.dropped += 1
             return
@@ -106,7 +109,7 @@ class LineWriter:
 
     def _run(self) -> None:
         while True:
-            self._wake.wait(self.interval_s)
+            self._wake.wait(self.flush_interval)
             self._wake.clear()
             if self._drain():
                 continue
@@ -154,7 +157,7 @@ class LineWriter:
             self._drops_reported = self.dropped
             self._drop_logged_at = now
         logger.warning("access log %s: %d lines dropped since the last report (%d were "
-                       "waiting to be written)", self.name, count, self.queue_size)
+                       "waiting to be written)", self.name, count, self.buffer)
 
 
 def flush_all() -> None:

@@ -9,7 +9,7 @@ request was rejected.
 
 The request path only captures a line's values (`OutboundEntry`, `InboundRecord`: slots);
 the log's writer (`_log_writer`) makes the JSON lines on its own thread and writes them in
-batches, at least once per `FLUSH_INTERVAL_S`, each batch with one `os.write` on a file
+batches, at least once per flush interval (1 s), each batch with one `os.write` on a file
 opened with `O_APPEND`, so lines from threads and processes sharing a file never
 interleave. `flush()` writes what is queued at once (it also runs at exit). With
 `MESHCLIENT_ACCESS_LOG_OTEL=1` each entry is also emitted as an OpenTelemetry log record
@@ -36,7 +36,7 @@ from .._core.report import ATTEMPTS_ATTR, EXTENSION
 from .._types import Rng
 from ..errors import CheckDenied, CircuitOpen, DeadlineExceeded, NoEndpointsAvailable, RateLimited
 from ..policy import AccessLogSettings, access_log_from_env
-from ._log_writer import FLUSH_INTERVAL_S, QUEUE_SIZE, LineWriter, file_sink, flush_all
+from ._log_writer import LineWriter, file_sink, flush_all
 from .redact import redact_query
 
 logger = logging.getLogger("meshclient.telemetry")
@@ -103,11 +103,10 @@ def _stdio_sink(destination: str) -> Callable[[str], object]:
 
 class AccessLog:
     """Queues entries for `destination` (sampled) to its writer (`_log_writer`), which
-    formats and writes them off the caller's path. Thread- and task-safe.
-    `interval_s` and `queue_size`: the writer's (`FLUSH_INTERVAL_S`, `QUEUE_SIZE`)."""
+    formats and writes them off the caller's path, as the settings' `flush_interval` and
+    `buffer` say. Thread- and task-safe."""
 
-    def __init__(self, settings: AccessLogSettings, rng: Rng = RNG, *,
-                 interval_s: float = FLUSH_INTERVAL_S, queue_size: int = QUEUE_SIZE) -> None:
+    def __init__(self, settings: AccessLogSettings, rng: Rng = RNG) -> None:
         destination = settings.destination
         if destination is None:
             raise ValueError("an access log needs a destination")
@@ -118,7 +117,8 @@ class AccessLog:
         sink = (_stdio_sink(destination) if destination in ("stdout", "stderr")
                 else file_sink(destination))
         self._writer = LineWriter(self._render, sink, name=destination,
-                                  interval_s=interval_s, queue_size=queue_size)
+                                  flush_interval=settings.flush_interval,
+                                  buffer=settings.buffer)
         self.put = self._writer.put
 
     @property

@@ -24,7 +24,7 @@ _EXITING = """
 import sys
 from meshclient.policy import AccessLogSettings
 from meshclient.telemetry import access_log
-log = access_log.AccessLog(AccessLogSettings(destination=sys.argv[1]), interval_s=3600.0)
+log = access_log.AccessLog(AccessLogSettings(destination=sys.argv[1], flush_interval=3600.0))
 for i in range(50):
     log.write({"direction": "inbound", "n": i})
 assert log._writer.queued == 50  # nothing written yet: the exit writes them
@@ -44,7 +44,7 @@ def _child(log: access_log.AccessLog, path: Path) -> int:
     """In the forked child: queue a line and wait for the child's own writer to write it."""
     if log._writer.queued:  # the parent's queue is not the child's
         return 1
-    log._writer.interval_s = 0.02  # the child's writer writes at once (the parent's waits)
+    log._writer.flush_interval = 0.02  # the child's writer writes at once (the parent's waits)
     log.write({"who": "child"})
     deadline = time.monotonic() + CHILD_S
     while time.monotonic() < deadline:
@@ -57,7 +57,8 @@ def _child(log: access_log.AccessLog, path: Path) -> int:
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_writes_its_own_lines(tmp_path: Path) -> None:
     path = tmp_path / "fork.log"
-    log = access_log.AccessLog(AccessLogSettings(destination=str(path)), interval_s=3600.0)
+    log = access_log.AccessLog(AccessLogSettings(destination=str(path),
+                                                 flush_interval=3600.0))
     log.write({"who": "parent", "n": 0})
     log.flush()
     log.write({"who": "parent", "n": 1})  # queued in the parent when it forks

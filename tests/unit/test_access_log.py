@@ -30,7 +30,10 @@ def test_settings_from_the_environment() -> None:
 @pytest.mark.parametrize(("name", "value"), [
     ("MESHCLIENT_ACCESS_LOG_SAMPLE", "1.5"), ("MESHCLIENT_ACCESS_LOG_SAMPLE", "half"),
     ("MESHCLIENT_ACCESS_LOG_SAMPLE", "nan"), ("MESHCLIENT_ACCESS_LOG_OTEL", "maybe"),
-    ("MESHCLIENT_ACCESS_LOG", "/tmp/a\nb"),
+    ("MESHCLIENT_ACCESS_LOG", "/tmp/a\nb"), ("MESHCLIENT_ACCESS_LOG_FLUSH_INTERVAL", "0s"),
+    ("MESHCLIENT_ACCESS_LOG_FLUSH_INTERVAL", "2h"), ("MESHCLIENT_ACCESS_LOG_FLUSH_INTERVAL", "soon"),
+    ("MESHCLIENT_ACCESS_LOG_BUFFER", "0"), ("MESHCLIENT_ACCESS_LOG_BUFFER", "many"),
+    ("MESHCLIENT_ACCESS_LOG_BUFFER", "2000000"),
 ])
 def test_bad_values_name_the_variable_and_value(name: str, value: str) -> None:
     with pytest.raises(meshclient.PolicyError) as info:
@@ -39,14 +42,26 @@ def test_bad_values_name_the_variable_and_value(name: str, value: str) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(max_size=12), st.text(max_size=8))
-def test_any_value_parses_or_raises_policy_error(sample: str, otel: str) -> None:
+@given(st.text(max_size=12), st.text(max_size=8), st.text(max_size=10),
+       st.one_of(st.text(max_size=10), st.integers(-5, 2_000_000).map(str)))
+def test_any_value_parses_or_raises_policy_error(sample: str, otel: str, interval: str,
+                                                 buffer: str) -> None:
     try:
         got = access_log_from_env({"MESHCLIENT_ACCESS_LOG_SAMPLE": sample,
-                                   "MESHCLIENT_ACCESS_LOG_OTEL": otel})
+                                   "MESHCLIENT_ACCESS_LOG_OTEL": otel,
+                                   "MESHCLIENT_ACCESS_LOG_FLUSH_INTERVAL": interval,
+                                   "MESHCLIENT_ACCESS_LOG_BUFFER": buffer})
     except meshclient.PolicyError:
         return
     assert 0.0 <= got.sample <= 1.0 and not math.isnan(got.sample)
+    assert 0.0 < got.flush_interval <= 3600.0 and 1 <= got.buffer <= 1_000_000
+
+
+def test_buffering_settings_from_the_environment() -> None:
+    got = access_log_from_env({"MESHCLIENT_ACCESS_LOG_FLUSH_INTERVAL": "250ms",
+                               "MESHCLIENT_ACCESS_LOG_BUFFER": "100"})
+    assert (got.flush_interval, got.buffer) == (0.25, 100)
+    assert (AccessLogSettings().flush_interval, AccessLogSettings().buffer) == (1.0, 16384)
 
 
 def test_error_flags() -> None:

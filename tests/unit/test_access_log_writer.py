@@ -40,8 +40,8 @@ class Sink:
 
 
 def test_the_caller_queues_and_flush_writes_in_order(tmp_path: Path) -> None:
-    log = access_log.AccessLog(AccessLogSettings(destination=str(tmp_path / "a.log")),
-                               interval_s=3600.0)
+    log = access_log.AccessLog(AccessLogSettings(destination=str(tmp_path / "a.log"),
+                                                 flush_interval=3600.0))
     request = httpx.Request("GET", "http://svc/x?token=t")
     for status in (200, 404):
         entry = log.outbound(request)
@@ -56,7 +56,7 @@ def test_the_caller_queues_and_flush_writes_in_order(tmp_path: Path) -> None:
 
 def test_every_line_arrives_and_each_thread_keeps_its_order() -> None:
     sink = Sink()
-    writer = LineWriter(render, sink, name="t", interval_s=0.05)
+    writer = LineWriter(render, sink, name="t", flush_interval=0.05)
     threads, per_thread = 4, 500
 
     def put(t: int) -> None:
@@ -78,7 +78,7 @@ def test_every_line_arrives_and_each_thread_keeps_its_order() -> None:
 
 def test_the_writer_thread_writes_ends_when_idle_and_starts_again() -> None:
     sink = Sink()
-    writer = LineWriter(render, sink, name="t", interval_s=0.02)
+    writer = LineWriter(render, sink, name="t", flush_interval=0.02)
     writer.put("one")
     wait_until(lambda: sink.lines() == ["one"], what="the writer wrote the first line")
     wait_until(lambda: not writer._running, what="the idle writer ended")
@@ -88,7 +88,7 @@ def test_the_writer_thread_writes_ends_when_idle_and_starts_again() -> None:
 
 def test_a_full_batch_wakes_the_writer_early() -> None:
     sink = Sink()
-    writer = LineWriter(render, sink, name="t", interval_s=3600.0)
+    writer = LineWriter(render, sink, name="t", flush_interval=3600.0)
     for i in range(BATCH):
         writer.put(i)
     wait_until(lambda: len(sink.lines()) == BATCH, what="a full batch written at once")
@@ -96,7 +96,7 @@ def test_a_full_batch_wakes_the_writer_early() -> None:
 
 def test_a_full_queue_drops_and_counts(caplog: pytest.LogCaptureFixture) -> None:
     sink = Sink()
-    writer = LineWriter(render, sink, name="full.log", interval_s=3600.0, queue_size=10)
+    writer = LineWriter(render, sink, name="full.log", flush_interval=3600.0, buffer=10)
     for i in range(25):
         writer.put(i)
     assert writer.dropped == 15 and writer.queued == 10
@@ -107,8 +107,8 @@ def test_a_full_queue_drops_and_counts(caplog: pytest.LogCaptureFixture) -> None
 
 
 def test_access_log_counts_its_drops(tmp_path: Path) -> None:
-    log = access_log.AccessLog(AccessLogSettings(destination=str(tmp_path / "a.log")),
-                               interval_s=3600.0, queue_size=2)
+    log = access_log.AccessLog(AccessLogSettings(destination=str(tmp_path / "a.log"),
+                                                 flush_interval=3600.0, buffer=2))
     for _ in range(5):
         log.write({"direction": "inbound"})
     assert log.dropped == 3
@@ -132,7 +132,7 @@ def test_sink_and_record_errors_do_not_stop_the_writer(
             raise ValueError("cannot format")
         return render(records)
 
-    writer = LineWriter(strict, flaky, name="err.log", interval_s=3600.0)
+    writer = LineWriter(strict, flaky, name="err.log", flush_interval=3600.0)
     with caplog.at_level(logging.WARNING, "meshclient.telemetry"):
         writer.put("lost to the full disk")
         writer.flush()
@@ -144,8 +144,9 @@ def test_sink_and_record_errors_do_not_stop_the_writer(
     assert "err.log: disk full" in caplog.text and "formatting 1 lines failed" in caplog.text
 
 
-@pytest.mark.parametrize(("field", "value"), [("interval_s", 0.0), ("interval_s", -1.0),
-                                              ("queue_size", 0)])
+@pytest.mark.parametrize(("field", "value"), [
+    ("flush_interval", 0.0), ("flush_interval", -1.0), ("flush_interval", float("nan")),
+    ("flush_interval", 7200.0), ("buffer", 0)])
 def test_bad_settings_name_the_field_and_value(field: str, value: float) -> None:
     kwargs: dict[str, Any] = {field: value}
     with pytest.raises(ValueError, match=f"{field} must be .*{value!r}"):
