@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import httpx
 from opentelemetry import trace
-from opentelemetry.trace import SpanContext
+from opentelemetry.trace import Span
 
 from .._clock import RNG
 from .._core.report import ATTEMPTS_ATTR, EXTENSION
@@ -82,8 +82,9 @@ def start_time(ns: int) -> str:
     return f"{held[1]}.{rest // 1_000_000:03d}Z"
 
 
-def _trace_id(ctx: SpanContext | None) -> str | None:
-    return f"{ctx.trace_id:032x}" if ctx is not None and ctx.is_valid else None
+def _trace_id(span: Span) -> str | None:
+    ctx = span.get_span_context()
+    return f"{ctx.trace_id:032x}" if ctx.is_valid else None
 
 
 def safe_path(url: httpx.URL) -> str:
@@ -151,7 +152,10 @@ class AccessLog:
 
     def outbound(self, request: httpx.Request) -> OutboundEntry | None:
         """Start an outbound entry (None: not sampled)."""
-        return OutboundEntry(self, request) if self.sampled() else None
+        sample = self._sample
+        if sample >= 1.0 or self._rng.random() < sample:
+            return OutboundEntry(self, request)
+        return None
 
 
 class Record(Protocol):
@@ -185,7 +189,7 @@ class OutboundEntry:
         self._url = request.url
         self._headers = request.headers  # its Content-Length is read by the writer
         self._start = time.perf_counter_ns()
-        self._span: SpanContext | None = trace.get_current_span().get_span_context()
+        self._span = trace.get_current_span()  # its trace id is read by the writer
         self._response: httpx.Response | None = None
 
     def on_close(self, response: httpx.Response) -> Callable[[BaseException | None], None]:

@@ -95,6 +95,31 @@ def test_a_streamed_line_is_written_when_the_body_closes_through_one_hook(
     assert entry["bytes_received"] == len(body) and entry["response_code"] == 200
 
 
+def _traced_sync(client: httpx.Client, tracer: Any) -> str:
+    with tracer.start_as_current_span("caller") as span:
+        client.get("http://users/t").read()
+    return f"{span.get_span_context().trace_id:032x}"
+
+
+async def _traced_async(client: httpx.AsyncClient, tracer: Any) -> str:
+    with tracer.start_as_current_span("caller") as span:
+        await (await client.get("http://users/t")).aread()
+    return f"{span.get_span_context().trace_id:032x}"
+
+
+def test_the_trace_id_is_the_callers(mesh, shell: str, log_file: Path) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("test")
+    with Backend() as backend:
+        caller = mesh(Policy.from_dict({"services": {"users": {
+            "endpoints": [backend.address]}}}))
+        trace_id = caller.call(_traced_sync if shell == "sync" else _traced_async, tracer)
+        caller.get("http://users/untraced")
+        traced, untraced = lines(log_file)
+    assert traced["trace_id"] == trace_id and untraced["trace_id"] is None
+
+
 def test_retries_exhausted_is_urx(mesh, log_file: Path) -> None:
     with LoopbackCluster(2) as cluster:
         cluster.set(0, status=503)
