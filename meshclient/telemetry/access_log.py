@@ -3,7 +3,7 @@
 
 Field names are Envoy's access-log operators in lower case (`%RESPONSE_FLAGS%` is
 `response_flags`); where Envoy has none, OpenTelemetry's attribute names. The table is in
-docs/access-log.md. An outbound line is written when the response body is closed (Envoy
+docs/access-log.md. An outbound line is taken when the response body is closed (Envoy
 logs at stream end) or the call fails; an inbound one when the handler is done or the
 request was rejected.
 
@@ -25,73 +25,32 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
-from opentelemetry import trace
-from opentelemetry.trace import Span
 
 from .._clock import RNG
-from .._core.report import ATTEMPTS_ATTR, EXTENSION
 from .._types import Rng
-from ..errors import CheckDenied, CircuitOpen, DeadlineExceeded, NoEndpointsAvailable, RateLimited
 from ..policy import AccessLogSettings, access_log_from_env
+from ._log_records import (
+    INBOUND_REASONS,
+    InboundRecord,
+    OutboundEntry,
+    Record,
+    error_flags,
+    inbound_entry,
+    safe_path,
+    start_time,
+)
 from ._log_writer import LineWriter, file_sink, flush_all
-from .redact import redact_query
+
+__all__ = ["INBOUND_REASONS", "AccessLog", "InboundRecord", "OutboundEntry", "Record",
+           "configure", "current", "error_flags", "flush", "inbound_entry", "reset",
+           "safe_path", "start_time"]
 
 logger = logging.getLogger("meshclient.telemetry")
 #: One encoder for every line (`json.dumps` with options builds a new one per call).
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
-
-#: Envoy's response flags for the errors a mesh call can end with (first match wins).
-_ERROR_FLAGS: tuple[tuple[type[BaseException], str], ...] = (
-    (CircuitOpen, "UO"),  # upstream overflow: the breaker refused
-    (NoEndpointsAvailable, "UH"),  # no healthy upstream
-    (RateLimited, "RL"),  # rate limited (locally)
-    (CheckDenied, "UAEX"),  # unauthorized by an external (or outbound) check
-    (DeadlineExceeded, "UT"),
-    (httpx.TimeoutException, "UT"),  # upstream request timeout
-    (httpx.ConnectError, "UF"),  # upstream connection failure
-    (httpx.TransportError, "UC"),  # upstream connection termination
-)
-#: Inbound rejections (`server.inbound.Rejection.reason`) -> (flags, response_code_details).
-INBOUND_REASONS = {"rate": ("RL", "local_rate_limited"), "shed": ("OM", "overload_manager"),
-                   "denied": ("-", "rbac_access_denied"),
-                   "deadline": ("-", "deadline_exceeded")}
-
-
-def error_flags(error: BaseException) -> str:
-    """The response flags of a call that failed with `error` (`URX` added after retries)."""
-    flag = next((f for kind, f in _ERROR_FLAGS if isinstance(error, kind)), "-")
-    attempts = error.__dict__.get(ATTEMPTS_ATTR, 1) if hasattr(error, "__dict__") else 1
-    if attempts > 1 and flag != "-":
-        return f"{flag},URX"
-    return "URX" if attempts > 1 else flag
-
-
-_second: tuple[int, str] = (-1, "")
-
-
-def start_time(ns: int) -> str:
-    """ISO 8601 in UTC with milliseconds (Envoy's `%START_TIME%` default format)."""
-    global _second
-    seconds, rest = divmod(ns, 1_000_000_000)
-    held = _second
-    if held[0] != seconds:  # formatted once a second
-        held = _second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
-    return f"{held[1]}.{rest // 1_000_000:03d}Z"
-
-
-def _trace_id(span: Span) -> str | None:
-    ctx = span.get_span_context()
-    return f"{ctx.trace_id:032x}" if ctx.is_valid else None
-
-
-def safe_path(url: httpx.URL) -> str:
-    """The path with the query's secrets redacted (`telemetry.redact`)."""
-    query = url.query.decode("ascii", "replace")
-    return url.path + (f"?{redact_query(query)}" if query else "")
-
 
 def _stdio_sink(destination: str) -> Callable[[str], object]:
     def write(text: str) -> None:
@@ -156,124 +115,6 @@ class AccessLog:
         if sample >= 1.0 or self._rng.random() < sample:
             return OutboundEntry(self, request)
         return None
-
-
-class Record(Protocol):
-    """A line's values captured on the request path; `fields()` (on the writer thread)
-    makes the line's fields from them."""
-
-    def fields(self) -> dict[str, Any]: ...
-
-
-class OutboundEntry:
-    """One outbound call's line. The request path only captures values: at the start
-    (`__init__`), and when the body closes (`closed`, or `on_close` as the body's callback)
-    or the call fails (`failed`); the line is made from them on the writer thread."""
-
-    __slots__ = ("_attempts", "_bytes", "_cluster", "_end", "_error_type", "_flags",
-                 "_headers", "_host", "_log", "_method", "_response", "_span", "_start",
-                 "_status", "_url")
-    # set when the call ends (`closed` or `failed`)
-    _end: int
-    _status: int
-    _flags: str
-    _cluster: str | None
-    _host: str | None
-    _attempts: int
-    _bytes: int
-    _error_type: str | None
-
-    def __init__(self, log: AccessLog, request: httpx.Request) -> None:
-        self._log = log
-        self._method = request.method
-        self._url = request.url
-        self._headers = request.headers  # its Content-Length is read by the writer
-        self._start = time.perf_counter_ns()
-        self._span = trace.get_current_span()  # its trace id is read by the writer
-        self._response: httpx.Response | None = None
-
-    def on_close(self, response: httpx.Response) -> Callable[[BaseException | None], None]:
-        """The callback to run when `response`'s body closes (it writes the line)."""
-        self._response = response
-        return self._closed
-
-    def _closed(self, error: BaseException | None) -> None:
-        response, self._response = self._response, None
-        if response is not None:
-            self.closed(response, error)
-
-    def closed(self, response: httpx.Response, error: BaseException | None) -> None:
-        """The body of `response` was closed (`error`: the body's, if reading failed)."""
-        self._end = time.perf_counter_ns()
-        info = response.extensions.get(EXTENSION)
-        if info is not None:
-            self._cluster, self._host, self._attempts = info
-        else:
-            self._cluster = self._host = None
-            self._attempts = 1
-        self._status = response.status_code
-        self._flags = (error_flags(error) if error is not None
-                       else "URX" if self._attempts > 1 and self._status >= 500 else "-")
-        self._bytes = response.num_bytes_downloaded
-        self._error_type = None
-        self._log.put(self)
-
-    def failed(self, error: BaseException) -> None:
-        """The call raised `error` (no response)."""
-        self._end = time.perf_counter_ns()
-        self._attempts = (error.__dict__.get(ATTEMPTS_ATTR, 1) if hasattr(error, "__dict__")
-                          else 1)
-        self._status = self._bytes = 0
-        self._flags = error_flags(error)
-        self._cluster, self._host = getattr(error, "service", None), None
-        self._error_type = type(error).__name__
-        self._log.put(self)
-
-    def fields(self) -> dict[str, Any]:
-        now_ns, start = time.time_ns(), self._start
-        started_ns = now_ns - (time.perf_counter_ns() - start)  # the wall clock at the start
-        entry: dict[str, Any] = {
-            "start_time": start_time(started_ns), "direction": "outbound",
-            "method": self._method, "path": safe_path(self._url),
-            "authority": self._url.host, "duration": (self._end - start) // 1_000_000,
-            "bytes_sent": int(self._headers.get("content-length") or 0),
-            "trace_id": _trace_id(self._span), "response_code": self._status,
-            "response_flags": self._flags, "upstream_cluster": self._cluster,
-            "upstream_host": self._host, "upstream_request_attempt_count": self._attempts,
-            "bytes_received": self._bytes}
-        if self._error_type is not None:
-            entry["error_type"] = self._error_type
-        return entry
-
-
-class InboundRecord:
-    """An inbound line's values (see `inbound_entry`)."""
-
-    __slots__ = ("_values",)
-
-    def __init__(self, values: tuple[Any, ...]) -> None:
-        self._values = values
-
-    def fields(self) -> dict[str, Any]:
-        (start_ns, duration_ns, method, path, status, reason, principal, address,
-         bytes_received, trace_id, route) = self._values
-        flags, details = INBOUND_REASONS.get(reason or "", ("-", "via_upstream"))
-        return {"start_time": start_time(start_ns), "direction": "inbound", "method": method,
-                "path": path, "route": route, "response_code": status,
-                "response_flags": flags, "response_code_details": details,
-                "duration": duration_ns // 1_000_000, "bytes_received": bytes_received,
-                "downstream_remote_address": address, "downstream_peer_principal": principal,
-                "trace_id": trace_id}
-
-
-def inbound_entry(*, start_ns: int, duration_ns: int, method: str, path: str | None,
-                  status: int, reason: str | None, principal: str | None,
-                  address: str | None, bytes_received: int, trace_id: str | None,
-                  route: str | None) -> InboundRecord:
-    """An inbound line (`reason`: the rejection's, or None when the handler ran), for
-    `AccessLog.write`; its fields are made on the writer thread."""
-    return InboundRecord((start_ns, duration_ns, method, path, status, reason, principal,
-                          address, bytes_received, trace_id, route))
 
 
 # -- the process's access log ----------------------------------------------------------
