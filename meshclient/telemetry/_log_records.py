@@ -5,6 +5,7 @@ format (`start_time`), and the path without the query's secrets (`safe_path`).""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -19,6 +20,30 @@ from .redact import redact_query
 
 if TYPE_CHECKING:
     from .access_log import AccessLog
+
+#: One encoder for lines given as dicts and for odd values (`json.dumps` with options
+#: builds a new one per call).
+ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+_escape: Callable[[str], str] = json.encoder.encode_basestring_ascii
+
+
+def _j(value: object) -> str:
+    """`value` as JSON (what `ENCODER` writes), quickly for the usual str, int and None."""
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind is str:
+        return _escape(value)  # type: ignore[arg-type]
+    if kind is int:
+        return int.__repr__(value)
+    return ENCODER.encode(value)
+
+
+def _content_length(headers: httpx.Headers) -> int:
+    try:
+        return int(headers.get("content-length") or 0)
+    except ValueError:  # a malformed header: count nothing rather than lose the line
+        return 0
 
 #: Envoy's response flags for the errors a mesh call can end with (first match wins).
 _ERROR_FLAGS: tuple[tuple[type[BaseException], str], ...] = (
@@ -71,8 +96,10 @@ def safe_path(url: httpx.URL) -> str:
 
 
 class Record(Protocol):
-    """A line's values captured on the request path; `fields()` (on the writer thread)
-    makes the line's fields from them."""
+    """A line's values captured on the request path; `line()` (on the writer thread) makes
+    the JSON line from them, `fields()` the same as a dict."""
+
+    def line(self) -> str: ...
 
     def fields(self) -> dict[str, Any]: ...
 
@@ -141,21 +168,24 @@ class OutboundEntry:
         self._error_type = type(error).__name__
         self._log.put(self)
 
+    def line(self) -> str:
+        """The JSON line (without its newline)."""
+        start, url, error_type = self._start, self._url, self._error_type
+        started_ns = time.time_ns() - (time.perf_counter_ns() - start)  # the wall clock then
+        return (f'{{"start_time":"{start_time(started_ns)}","direction":"outbound",'
+                f'"method":{_j(self._method)},"path":{_j(safe_path(url))},'
+                f'"authority":{_j(url.host)},"duration":{_j((self._end - start) // 1_000_000)},'
+                f'"bytes_sent":{_j(_content_length(self._headers))},'
+                f'"trace_id":{_j(_trace_id(self._span))},"response_code":{_j(self._status)},'
+                f'"response_flags":{_j(self._flags)},"upstream_cluster":{_j(self._cluster)},'
+                f'"upstream_host":{_j(self._host)},'
+                f'"upstream_request_attempt_count":{_j(self._attempts)},'
+                f'"bytes_received":{_j(self._bytes)}'
+                + ("}" if error_type is None else f',"error_type":{_j(error_type)}}}'))
+
     def fields(self) -> dict[str, Any]:
-        now_ns, start = time.time_ns(), self._start
-        started_ns = now_ns - (time.perf_counter_ns() - start)  # the wall clock at the start
-        entry: dict[str, Any] = {
-            "start_time": start_time(started_ns), "direction": "outbound",
-            "method": self._method, "path": safe_path(self._url),
-            "authority": self._url.host, "duration": (self._end - start) // 1_000_000,
-            "bytes_sent": int(self._headers.get("content-length") or 0),
-            "trace_id": _trace_id(self._span), "response_code": self._status,
-            "response_flags": self._flags, "upstream_cluster": self._cluster,
-            "upstream_host": self._host, "upstream_request_attempt_count": self._attempts,
-            "bytes_received": self._bytes}
-        if self._error_type is not None:
-            entry["error_type"] = self._error_type
-        return entry
+        fields: dict[str, Any] = json.loads(self.line())
+        return fields
 
 
 class InboundRecord:
@@ -166,16 +196,23 @@ class InboundRecord:
     def __init__(self, values: tuple[Any, ...]) -> None:
         self._values = values
 
-    def fields(self) -> dict[str, Any]:
+    def line(self) -> str:
+        """The JSON line (without its newline)."""
         (start_ns, duration_ns, method, path, status, reason, principal, address,
          bytes_received, trace_id, route) = self._values
         flags, details = INBOUND_REASONS.get(reason or "", ("-", "via_upstream"))
-        return {"start_time": start_time(start_ns), "direction": "inbound", "method": method,
-                "path": path, "route": route, "response_code": status,
-                "response_flags": flags, "response_code_details": details,
-                "duration": duration_ns // 1_000_000, "bytes_received": bytes_received,
-                "downstream_remote_address": address, "downstream_peer_principal": principal,
-                "trace_id": trace_id}
+        return (f'{{"start_time":"{start_time(start_ns)}","direction":"inbound",'
+                f'"method":{_j(method)},"path":{_j(path)},"route":{_j(route)},'
+                f'"response_code":{_j(status)},"response_flags":{_j(flags)},'
+                f'"response_code_details":{_j(details)},'
+                f'"duration":{_j(duration_ns // 1_000_000)},'
+                f'"bytes_received":{_j(bytes_received)},'
+                f'"downstream_remote_address":{_j(address)},'
+                f'"downstream_peer_principal":{_j(principal)},"trace_id":{_j(trace_id)}}}')
+
+    def fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = json.loads(self.line())
+        return fields
 
 
 def inbound_entry(*, start_ns: int, duration_ns: int, method: str, path: str | None,

@@ -33,6 +33,7 @@ from .._clock import RNG
 from .._types import Rng
 from ..policy import AccessLogSettings, access_log_from_env
 from ._log_records import (
+    ENCODER,
     INBOUND_REASONS,
     InboundRecord,
     OutboundEntry,
@@ -49,8 +50,6 @@ __all__ = ["INBOUND_REASONS", "AccessLog", "InboundRecord", "OutboundEntry", "Re
            "safe_path", "start_time"]
 
 logger = logging.getLogger("meshclient.telemetry")
-#: One encoder for every line (`json.dumps` with options builds a new one per call).
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 
 def _stdio_sink(destination: str) -> Callable[[str], object]:
     def write(text: str) -> None:
@@ -102,10 +101,15 @@ class AccessLog:
         otel = self._otel
         lines = []
         for record in records:
-            entry = record if isinstance(record, dict) else record.fields()
-            lines.append(_ENCODER.encode(entry))
-            if otel is not None:
-                _emit(otel, entry)
+            if isinstance(record, dict):
+                line = ENCODER.encode(record)
+                if otel is not None:
+                    _emit(otel, record)
+            else:
+                line = record.line()
+                if otel is not None:
+                    _emit(otel, json.loads(line))
+            lines.append(line)
         lines.append("")
         return "\n".join(lines)
 

@@ -106,3 +106,71 @@ def test_stdout_and_the_otel_bridge(capsys: pytest.CaptureFixture[str]) -> None:
     (record,) = exporter.get_finished_logs()
     assert record.log_record.body == "access"
     assert record.log_record.attributes["path"] == "/x?password=REDACTED"
+
+
+_text = st.text(max_size=20)
+_maybe = st.one_of(st.none(), _text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**62), st.integers(0, 10**12), _text, _maybe, st.integers(0, 999),
+       st.sampled_from([None, "rate", "shed", "denied", "deadline"]), _maybe, _maybe,
+       st.integers(0, 2**40), _maybe, _maybe)
+def test_an_inbound_line_is_the_json_of_its_fields(
+        start_ns: int, duration_ns: int, method: str, path: str | None, status: int,
+        reason: str | None, principal: str | None, address: str | None, received: int,
+        trace_id: str | None, route: str | None) -> None:
+    record = access_log.inbound_entry(
+        start_ns=start_ns, duration_ns=duration_ns, method=method, path=path, status=status,
+        reason=reason, principal=principal, address=address, bytes_received=received,
+        trace_id=trace_id, route=route)
+    flags, details = access_log.INBOUND_REASONS.get(reason or "", ("-", "via_upstream"))
+    expected = {"start_time": access_log.start_time(start_ns), "direction": "inbound",
+                "method": method, "path": path, "route": route, "response_code": status,
+                "response_flags": flags, "response_code_details": details,
+                "duration": duration_ns // 1_000_000, "bytes_received": received,
+                "downstream_remote_address": address, "downstream_peer_principal": principal,
+                "trace_id": trace_id}
+    assert record.line() == json.dumps(expected, separators=(",", ":"))  # the same bytes
+    assert record.fields() == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(_text, _text, _text, st.integers(1, 9), st.integers(100, 599),
+       st.sampled_from(["", "12", "x"]), st.booleans())
+def test_an_outbound_line_is_the_json_of_its_fields(
+        query: str, cluster: str, host: str, attempts: int, status: int, length: str,
+        failed: bool) -> None:
+    from meshclient._core.report import stamp
+
+    log = access_log.AccessLog(AccessLogSettings(destination="stderr", flush_interval=3600.0))
+    headers = {"content-length": length} if length else {}
+    request = httpx.Request("POST", "http://svc/p", params={"q": query, "token": "s3cret"},
+                            headers=headers)
+    entry = log.outbound(request)
+    assert entry is not None
+    error = meshclient.CircuitOpen("x", request=request)
+    if failed:
+        entry.failed(error)
+    else:
+        entry.closed(stamp(httpx.Response(status, content=b"abc", request=request),
+                           cluster, host, attempts), None)
+    got = json.loads(entry.line())
+    assert list(got) == ["start_time", "direction", "method", "path", "authority", "duration",
+                         "bytes_sent", "trace_id", "response_code", "response_flags",
+                         "upstream_cluster", "upstream_host",
+                         "upstream_request_attempt_count", "bytes_received",
+                         *(["error_type"] if failed else [])]
+    assert got["path"] == access_log.safe_path(request.url) and got["trace_id"] is None
+    assert "token=REDACTED" in got["path"]
+    assert got["bytes_sent"] == (12 if length == "12" else 0)  # a malformed length: 0
+    if failed:
+        assert (got["response_code"], got["response_flags"], got["error_type"]) == (
+            0, "UO", "CircuitOpen")
+    else:
+        assert (got["upstream_cluster"], got["upstream_host"]) == (cluster, host)
+        assert (got["response_code"], got["upstream_request_attempt_count"]) == (status,
+                                                                                 attempts)
+        assert got["response_flags"] == ("URX" if attempts > 1 and status >= 500 else "-")
+    fields = entry.fields()  # made again: its start time may differ by the clocks' jitter
+    assert {**fields, "start_time": None} == {**got, "start_time": None}
