@@ -172,16 +172,17 @@ class OutboundEntry:
         """The JSON line (without its newline)."""
         start, url, error_type = self._start, self._url, self._error_type
         started_ns = time.time_ns() - (time.perf_counter_ns() - start)  # the wall clock then
+        escape = _escape  # the ints and non-null strings here are ours: written directly
         return (f'{{"start_time":"{start_time(started_ns)}","direction":"outbound",'
-                f'"method":{_j(self._method)},"path":{_j(safe_path(url))},'
-                f'"authority":{_j(url.host)},"duration":{_j((self._end - start) // 1_000_000)},'
-                f'"bytes_sent":{_j(_content_length(self._headers))},'
-                f'"trace_id":{_j(_trace_id(self._span))},"response_code":{_j(self._status)},'
-                f'"response_flags":{_j(self._flags)},"upstream_cluster":{_j(self._cluster)},'
-                f'"upstream_host":{_j(self._host)},'
+                f'"method":{escape(self._method)},"path":{escape(safe_path(url))},'
+                f'"authority":{escape(url.host)},"duration":{(self._end - start) // 1_000_000},'
+                f'"bytes_sent":{_content_length(self._headers)},'
+                f'"trace_id":{_j(_trace_id(self._span))},"response_code":{self._status},'
+                f'"response_flags":{escape(self._flags)},'
+                f'"upstream_cluster":{_j(self._cluster)},"upstream_host":{_j(self._host)},'
                 f'"upstream_request_attempt_count":{_j(self._attempts)},'
-                f'"bytes_received":{_j(self._bytes)}'
-                + ("}" if error_type is None else f',"error_type":{_j(error_type)}}}'))
+                f'"bytes_received":{self._bytes}'
+                + ("}" if error_type is None else f',"error_type":{escape(error_type)}}}'))
 
     def fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = json.loads(self.line())
@@ -203,9 +204,9 @@ class InboundRecord:
         flags, details = INBOUND_REASONS.get(reason or "", ("-", "via_upstream"))
         return (f'{{"start_time":"{start_time(start_ns)}","direction":"inbound",'
                 f'"method":{_j(method)},"path":{_j(path)},"route":{_j(route)},'
-                f'"response_code":{_j(status)},"response_flags":{_j(flags)},'
-                f'"response_code_details":{_j(details)},'
-                f'"duration":{_j(duration_ns // 1_000_000)},'
+                f'"response_code":{_j(status)},"response_flags":"{flags}",'
+                f'"response_code_details":"{details}",'
+                f'"duration":{duration_ns // 1_000_000},'
                 f'"bytes_received":{_j(bytes_received)},'
                 f'"downstream_remote_address":{_j(address)},'
                 f'"downstream_peer_principal":{_j(principal)},"trace_id":{_j(trace_id)}}}')
