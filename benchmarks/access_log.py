@@ -8,12 +8,14 @@ file. Target: at most 5% added CPU per request.
 Sequential keep-alive 1 KiB GETs (sync, concurrency 1) to the overhead benchmark's fast
 server (`FastServer`, its own process, so its CPU is not counted), through one client and
 one transport whose access log is switched off and on (two clients, both with the log off,
-measured against each other this way differed by 2-3% in the median on a loaded machine). Off and on run interleaved
-within each round in chunks of ~100 requests, the order flipped chunk by chunk, so load on
-the machine hits both alike. Each "on" chunk ends with `access_log.flush()`
-inside its measurement, so the lines it queued are formatted and written on its account
-(not in a later "off" chunk by the writer thread). The added share is computed per round
-(on / off - 1); printed: the median of the rounds and their range.
+measured against each other differed by 2-3% in the median on a loaded machine). Within
+each round "off", "on" and "off again" run interleaved in chunks of 100 requests, the order
+flipped chunk by chunk, so load on the machine hits them alike. Each "on" chunk ends with
+`access_log.flush()` inside its measurement, so the lines it queued are formatted and
+written on its account (not in a later "off" chunk by the writer thread). The added share
+is computed per round (on / off - 1); printed: the median of the rounds and their range.
+"off again" is a second series with the log off, measured the same way: how far two
+identical series differ on the machine at the time (the noise floor of the figure above).
 
 Also printed: what one line costs in isolation, split into the request path (capturing
 the values: `time.thread_time` of the caller) and the writer (formatting the JSON and
@@ -56,29 +58,28 @@ def _chunk(client: httpx.Client, transport: MeshTransport, n: int,
     return time.process_time() - start
 
 
-def run(requests: int, rounds: int, path: Path) -> tuple[list[float], list[float], int]:
-    """CPU seconds per request of each round, off and on, and the lines written."""
+def run(requests: int, rounds: int, path: Path) -> tuple[dict[str, list[float]], int]:
+    """CPU seconds per request of each round for "off", "on" and "off again" (a second off
+    series: the noise floor), and the lines written."""
     log = access_log.AccessLog(AccessLogSettings(destination=str(path)))
+    logs = {"off": None, "on": log, "off again": None}
     with FastServer() as server, MeshTransport(mesh_policy(server), limits=LIMITS) as mesh, \
             httpx.Client(transport=mesh) as client:
-        _chunk(client, mesh, 200, None)  # warm connections and caches
-        _chunk(client, mesh, 200, log)
+        for warm_log in logs.values():  # warm connections and caches
+            _chunk(client, mesh, 200, warm_log)
         warm = len(path.read_text().splitlines())
-        off_rounds, on_rounds = [], []
+        per_round: dict[str, list[float]] = {name: [] for name in logs}
         chunks = max(1, requests // CHUNK)
+        names = list(logs)
         for _ in range(rounds):
-            cpu_off = cpu_on = 0.0
+            cpu = dict.fromkeys(logs, 0.0)
             for j in range(chunks):
-                if j % 2 == 0:
-                    cpu_off += _chunk(client, mesh, CHUNK, None)
-                    cpu_on += _chunk(client, mesh, CHUNK, log)
-                else:
-                    cpu_on += _chunk(client, mesh, CHUNK, log)
-                    cpu_off += _chunk(client, mesh, CHUNK, None)
-            off_rounds.append(cpu_off / (chunks * CHUNK))
-            on_rounds.append(cpu_on / (chunks * CHUNK))
+                for name in names if j % 2 == 0 else names[::-1]:
+                    cpu[name] += _chunk(client, mesh, CHUNK, logs[name])
+            for name in logs:
+                per_round[name].append(cpu[name] / (chunks * CHUNK))
     written = len(path.read_text().splitlines()) - warm
-    return off_rounds, on_rounds, written
+    return per_round, written
 
 
 def line_cost(n: int, directory: Path) -> tuple[float, float]:
@@ -98,18 +99,27 @@ def line_cost(n: int, directory: Path) -> tuple[float, float]:
     return (captured - start) / n, (time.thread_time() - captured) / n
 
 
-def report(off: Sequence[float], on: Sequence[float], written: int,
+def _added(of: Sequence[float], to: Sequence[float]) -> tuple[float, float, float]:
+    """Median, lowest and highest of the per-round shares added (`of` over `to`)."""
+    added = [b / a - 1 for a, b in zip(to, of, strict=True)]
+    return statistics.median(added), min(added), max(added)
+
+
+def report(per_round: dict[str, list[float]], written: int,
            line: tuple[float, float]) -> tuple[str, bool]:
-    added = [b / a - 1 for a, b in zip(off, on, strict=True)]
-    share = statistics.median(added)
-    off_us, on_us = statistics.median(off) * 1e6, statistics.median(on) * 1e6
+    off, on, again = per_round["off"], per_round["on"], per_round["off again"]
+    share, low, high = _added(on, off)
+    noise, noise_low, noise_high = _added(again, off)
     met = share <= TARGET
     lines = [
-        f"access log off           : {off_us:8.1f} us CPU/request (median of rounds)",
-        f"access log to a file     : {on_us:8.1f} us CPU/request ({written} lines written)",
-        f"added (median of rounds) : {share * 100:+8.1f}%  (rounds from {min(added) * 100:+.1f}%"
-        f" to {max(added) * 100:+.1f}%; target <= {TARGET * 100:.0f}%: "
-        f"{'met' if met else 'MISSED'})",
+        f"access log off           : {statistics.median(off) * 1e6:8.1f} us CPU/request "
+        f"(median of rounds)",
+        f"access log to a file     : {statistics.median(on) * 1e6:8.1f} us CPU/request "
+        f"({written} lines written)",
+        f"added (median of rounds) : {share * 100:+8.1f}%  (rounds from {low * 100:+.1f}% to "
+        f"{high * 100:+.1f}%; target <= {TARGET * 100:.0f}%: {'met' if met else 'MISSED'})",
+        f"off again vs off (noise) : {noise * 100:+8.1f}%  (rounds from {noise_low * 100:+.1f}% "
+        f"to {noise_high * 100:+.1f}%)",
         f"one line alone           : {sum(line) * 1e6:8.1f} us CPU ({line[0] * 1e6:.1f} on the "
         f"request path + {line[1] * 1e6:.1f} formatting and writing)"]
     return "\n".join(lines), met
@@ -123,11 +133,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     requests, rounds = (400, 3) if args.quick else (args.requests, args.rounds)
     print(f"access log: {requests} requests x {rounds} rounds per configuration, sync, "
-          f"concurrency 1, 1 KiB keep-alive GET, off/on interleaved in chunks of {CHUNK}",
+          f"concurrency 1, 1 KiB keep-alive GET, off/on/off interleaved in chunks of {CHUNK}",
           flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        off, on, written = run(requests, rounds, Path(tmp) / "access.log")
-        text, met = report(off, on, written, line_cost(max(requests, 2000), Path(tmp)))
+        per_round, written = run(requests, rounds, Path(tmp) / "access.log")
+        text, met = report(per_round, written, line_cost(max(requests, 2000), Path(tmp)))
     print(text)
     return 1 if args.strict and not met else 0
 
