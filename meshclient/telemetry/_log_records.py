@@ -45,6 +45,7 @@ def _content_length(headers: httpx.Headers) -> int:
     except ValueError:  # a malformed header: count nothing rather than lose the line
         return 0
 
+
 #: Envoy's response flags for the errors a mesh call can end with (first match wins).
 _ERROR_FLAGS: tuple[tuple[type[BaseException], str], ...] = (
     (CircuitOpen, "UO"),  # upstream overflow: the breaker refused
@@ -102,6 +103,10 @@ class Record(Protocol):
     def line(self) -> str: ...
 
     def fields(self) -> dict[str, Any]: ...
+
+    def ended_ns(self) -> int:
+        """When the request ended (the wall clock, ns)."""
+        ...
 
 
 class OutboundEntry:
@@ -168,6 +173,14 @@ class OutboundEntry:
         self._error_type = type(error).__name__
         self._log.put(self)
 
+    @property
+    def span(self) -> Span:
+        """The span current when the call started."""
+        return self._span
+
+    def ended_ns(self) -> int:
+        return time.time_ns() - (time.perf_counter_ns() - self._end)
+
     def line(self) -> str:
         """The JSON line (without its newline)."""
         start, url, error_type = self._start, self._url, self._error_type
@@ -196,6 +209,10 @@ class InboundRecord:
 
     def __init__(self, values: tuple[Any, ...]) -> None:
         self._values = values
+
+    def ended_ns(self) -> int:
+        start_ns, duration_ns = self._values[:2]
+        return int(start_ns + duration_ns)
 
     def line(self) -> str:
         """The JSON line (without its newline)."""

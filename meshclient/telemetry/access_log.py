@@ -28,6 +28,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
+from opentelemetry import trace
+from opentelemetry.trace import Span
 
 from .._clock import RNG
 from .._types import Rng
@@ -89,27 +91,34 @@ class AccessLog:
         return self._sample >= 1.0 or self._rng.random() < self._sample
 
     def write(self, entry: dict[str, Any] | Record) -> None:
-        """Queue one line: a dict of fields, or a record (`OutboundEntry`, `InboundRecord`)."""
-        self._writer.put(entry)
+        """Queue one line: a dict of fields, or a record (`OutboundEntry`, `InboundRecord`).
+        With the OTel bridge on, the current span goes with it (for its log record)."""
+        if self._otel is not None:
+            self._writer.put((entry, trace.get_current_span()))
+        else:
+            self._writer.put(entry)
 
     def flush(self) -> None:
         """Write every queued line now."""
         self._writer.flush()
 
-    def _render(self, records: Sequence[dict[str, Any] | Record]) -> str:
-        """The writer's side: the JSON lines of `records` (and their OTel log records)."""
+    def _render(self, records: Sequence[Any]) -> str:
+        """The writer's side: the JSON lines of `records` (dicts, records, or either with
+        its span), and their OTel log records."""
         otel = self._otel
         lines = []
-        for record in records:
-            if isinstance(record, dict):
-                line = ENCODER.encode(record)
-                if otel is not None:
-                    _emit(otel, record)
-            else:
-                line = record.line()
-                if otel is not None:
-                    _emit(otel, json.loads(line))
+        for item in records:
+            span: Span | None = None
+            if type(item) is tuple:  # queued with its span by `write`
+                item, span = item
+            line = ENCODER.encode(item) if isinstance(item, dict) else item.line()
             lines.append(line)
+            if otel is not None:
+                if isinstance(item, dict):
+                    _emit(otel, item, None, span)
+                else:
+                    _emit(otel, json.loads(line), item.ended_ns(),
+                          span if span is not None else getattr(item, "span", None))
         lines.append("")
         return "\n".join(lines)
 
@@ -167,12 +176,16 @@ def _otel_logger() -> Any:
     return _logs.get_logger("meshclient.access")
 
 
-def _emit(otel: Any, entry: dict[str, Any]) -> None:
+def _emit(otel: Any, entry: dict[str, Any], ended_ns: int | None, span: Span | None) -> None:
+    """One OTel log record (on the writer thread): timestamped when the request ended, in
+    the context of the span that was current then, as if emitted on the request path."""
     try:
         from opentelemetry._logs import LogRecord, SeverityNumber
 
-        otel.emit(LogRecord(timestamp=time.time_ns(), severity_number=SeverityNumber.INFO,
-                            severity_text="INFO", body="access",
+        otel.emit(LogRecord(timestamp=ended_ns or time.time_ns(),
+                            context=trace.set_span_in_context(span) if span else None,
+                            severity_number=SeverityNumber.INFO, severity_text="INFO",
+                            body="access",
                             attributes={k: v for k, v in entry.items() if v is not None}))
     except Exception as exc:  # the bridge must never fail a request
         logger.debug("access log to OpenTelemetry failed: %s", exc)

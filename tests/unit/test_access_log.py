@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 import httpx
@@ -95,17 +96,33 @@ def test_stdout_and_the_otel_bridge(capsys: pytest.CaptureFixture[str]) -> None:
     provider = LoggerProvider()
     provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
     set_logger_provider(provider)
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("test")
     log = access_log.AccessLog(AccessLogSettings(destination="stdout", otel=True))
     request = httpx.Request("GET", "http://svc/x?password=p")
-    entry = log.outbound(request)
-    assert entry is not None
-    entry.closed(httpx.Response(200, content=b"ok", request=request), None)
-    log.flush()
-    line = json.loads(capsys.readouterr().out)
+    started = time.time_ns()
+    with tracer.start_as_current_span("caller") as span:
+        entry = log.outbound(request)
+        assert entry is not None
+        entry.closed(httpx.Response(200, content=b"ok", request=request), None)
+        log.write(access_log.inbound_entry(
+            start_ns=started, duration_ns=0, method="GET", path="/in", status=200,
+            reason=None, principal=None, address=None, bytes_received=0, trace_id=None,
+            route=None))
+    ended = time.time_ns()
+    log.flush()  # the records are emitted by the writer, as the lines are written
+    out, _ = capsys.readouterr()
+    line = json.loads(out.splitlines()[0])
     assert line["path"] == "/x?password=REDACTED" and line["response_code"] == 200
-    (record,) = exporter.get_finished_logs()
-    assert record.log_record.body == "access"
-    assert record.log_record.attributes["path"] == "/x?password=REDACTED"
+    outbound, inbound = exporter.get_finished_logs()
+    assert outbound.log_record.body == "access"
+    assert outbound.log_record.attributes["path"] == "/x?password=REDACTED"
+    assert inbound.log_record.attributes["path"] == "/in"
+    for record in (outbound, inbound):  # as if emitted on the request path, when it ended
+        assert record.log_record.trace_id == span.get_span_context().trace_id
+        assert record.log_record.span_id == span.get_span_context().span_id
+        assert started - 2_000_000 <= record.log_record.timestamp <= ended + 2_000_000
 
 
 _text = st.text(max_size=20)
