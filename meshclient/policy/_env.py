@@ -89,6 +89,12 @@ VARIABLES: tuple[EnvVar, ...] = (
     EnvVar("MESHCLIENT_ACCESS_LOG_SAMPLE", "1", "Fraction of requests logged, from 0 to 1."),
     EnvVar("MESHCLIENT_ACCESS_LOG_OTEL", "0", "`1`: also emit each entry as an "
            "OpenTelemetry log record (through the global logger provider)."),
+    EnvVar("MESHCLIENT_ACCESS_LOG_FLUSH_INTERVAL", "1s", "Longest an access-log line waits "
+           "in the buffer before it is written (Envoy's `access_log_flush_interval`); above 0, "
+           "at most 1h."),
+    EnvVar("MESHCLIENT_ACCESS_LOG_BUFFER", "16384", "Access-log lines that may wait to be "
+           "written; a line that finds the buffer full is dropped and counted. From 1 to "
+           "1000000."),
 )
 _KNOWN = {v.name for v in VARIABLES if "<" not in v.name}
 #: One-line values (unlike MESHCLIENT_POLICY, whose inline JSON may span lines); the error
@@ -143,11 +149,16 @@ class EnvSettings:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AccessLogSettings:
     """Where access-log lines go (`stdout`, `stderr` or a path; None: off), the fraction of
-    requests logged, and whether they also go to OpenTelemetry's log bridge."""
+    requests logged, whether they also go to OpenTelemetry's log bridge, and how they are
+    buffered before they are written."""
 
     destination: str | None = None
     sample: float = 1.0
     otel: bool = False
+    #: seconds a line may wait in the buffer before it is written
+    flush_interval: float = 1.0
+    #: lines that may wait to be written (one more is dropped)
+    buffer: int = 16384
 
 
 def _fraction(value: str) -> float:
@@ -169,6 +180,23 @@ def _flag(value: str) -> bool:
     raise ValueError(f"must be 1 or 0 (true or false): {value!r}")
 
 
+def _flush_interval(value: str) -> float:
+    seconds = parse_duration(value)
+    if not 0.0 < seconds <= 3600.0:
+        raise ValueError(f"must be a duration above 0 and at most 1h: {value!r}")
+    return seconds
+
+
+def _buffer(value: str) -> int:
+    try:
+        lines = int(value.strip())
+    except ValueError:
+        lines = 0
+    if not 1 <= lines <= 1_000_000:
+        raise ValueError(f"must be a whole number of lines from 1 to 1000000: {value!r}")
+    return lines
+
+
 def access_log_from_env(environ: Mapping[str, str] | None = None) -> AccessLogSettings:
     """Read the access-log settings; raises `PolicyError` naming the variable and value."""
     env = _environ(environ)
@@ -178,8 +206,11 @@ def access_log_from_env(environ: Mapping[str, str] | None = None) -> AccessLogSe
                           f"{destination!r}")
     sample = _read(env, "MESHCLIENT_ACCESS_LOG_SAMPLE", _fraction)
     otel = _read(env, "MESHCLIENT_ACCESS_LOG_OTEL", _flag)
+    interval = _read(env, "MESHCLIENT_ACCESS_LOG_FLUSH_INTERVAL", _flush_interval)
+    buffer = _read(env, "MESHCLIENT_ACCESS_LOG_BUFFER", _buffer)
     return AccessLogSettings(destination=destination, sample=1.0 if sample is None else sample,
-                             otel=bool(otel))
+                             otel=bool(otel), flush_interval=interval or 1.0,
+                             buffer=buffer or 16384)
 
 
 def _environ(environ: Mapping[str, str] | None) -> Mapping[str, str]:

@@ -20,7 +20,6 @@ from ..security.checks import CheckFn
 from ..security.egress import check_async
 from ..security.routes import Guard
 from ..telemetry import access_log
-from ..telemetry.access_log import OutboundEntry
 from ._base import Begun, MeshBase
 from ._deadline import Watch, arm, watch_attempt
 from ._io_async import (
@@ -89,19 +88,14 @@ class AsyncMeshTransport(MeshBase, httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         log = self.access_log
-        if log is not None and (entry := log.outbound(request)) is not None:
-            return await self._logged(request, entry)
-        return await self._handle(request)
-
-    async def _logged(self, request: httpx.Request, entry: OutboundEntry) -> httpx.Response:
-        """`_handle`, with the access-log line written when the body closes (or the call
-        fails)."""
-        try:
+        if log is None or (entry := log.outbound(request)) is None:
+            return await self._handle(request)
+        try:  # the access-log line: captured when the body closes (or the call fails)
             response = await self._handle(request)
         except BaseException as exc:
             entry.failed(exc)
             raise
-        track_async(response, lambda error: entry.closed(response, error))
+        track_async(response, entry.on_close(response))  # joins the call's own close hook
         return response
 
     async def _handle(self, request: httpx.Request) -> httpx.Response:

@@ -134,16 +134,28 @@ def _watcher(kind: type[_Tracked]) -> Callable[[httpx.Response, Watch | None], N
     return watch_stream
 
 
+def _both(first: OnClose, then: OnClose) -> OnClose:
+    def both(error: BaseException | None) -> None:
+        try:
+            first(error)
+        finally:
+            then(error)
+
+    return both
+
+
 def _tracker(kind: type[_Tracked]) -> Callable[[httpx.Response, OnClose], None]:
     def track(response: httpx.Response, on_close: OnClose) -> None:
         if response.is_closed:
             on_close(None)
             return
         stream: Any = response.stream
-        if type(stream) is kind and stream._on_close is None:  # watched, untracked
-            stream._on_close = on_close
-        else:
+        if type(stream) is not kind:
             response.stream = kind(stream, on_close)  # type: ignore[assignment]
+        elif stream._on_close is None:  # watched, untracked
+            stream._on_close = on_close
+        else:  # tracked already: one hook calls both, in the order they were added
+            stream._on_close = _both(stream._on_close, on_close)
 
     return track
 

@@ -18,7 +18,6 @@ from ..security.checks import CheckFn
 from ..security.egress import check_sync
 from ..security.routes import Guard
 from ..telemetry import access_log
-from ..telemetry.access_log import OutboundEntry
 from ._base import Begun, MeshBase
 from ._deadline import Watch, arm, watch_attempt
 from ._io_sync import (
@@ -87,19 +86,14 @@ class MeshTransport(MeshBase, httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         log = self.access_log
-        if log is not None and (entry := log.outbound(request)) is not None:
-            return self._logged(request, entry)
-        return self._handle(request)
-
-    def _logged(self, request: httpx.Request, entry: OutboundEntry) -> httpx.Response:
-        """`_handle`, with the access-log line written when the body closes (or the call
-        fails)."""
-        try:
+        if log is None or (entry := log.outbound(request)) is None:
+            return self._handle(request)
+        try:  # the access-log line: captured when the body closes (or the call fails)
             response = self._handle(request)
         except BaseException as exc:
             entry.failed(exc)
             raise
-        track_sync(response, lambda error: entry.closed(response, error))
+        track_sync(response, entry.on_close(response))  # joins the call's own close hook
         return response
 
     def _handle(self, request: httpx.Request) -> httpx.Response:

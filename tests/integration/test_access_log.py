@@ -35,6 +35,7 @@ def log_file(tmp_path: Path) -> Iterator[Path]:
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
+    access_log.flush()  # lines are written in batches, off the caller's path
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines()]
@@ -56,6 +57,67 @@ def test_success(mesh, log_file: Path) -> None:
     assert entry["bytes_received"] == len(r.content) and entry["bytes_sent"] == 0
     assert isinstance(entry["duration"], int) and entry["duration"] >= 0
     assert "trace_id" in entry
+
+
+def _tracking_depth(response: httpx.Response) -> int:
+    """How many of the transport's body-close wrappers the response's stream has."""
+    depth, stream = 0, response.stream
+    while stream is not None:  # httpx's own wrapper (BoundSyncStream), then the transport's
+        depth += type(stream).__name__.startswith("Tracked")
+        stream = getattr(stream, "_stream", None)
+    return depth
+
+
+def _stream_sync(client: httpx.Client, path: Path) -> tuple[int, int, bytes]:
+    response = client.send(client.build_request("GET", "http://users/s"), stream=True)
+    depth, before = _tracking_depth(response), len(lines(path))
+    body = response.read()  # reads and closes the body
+    return depth, before, body
+
+
+async def _stream_async(client: httpx.AsyncClient, path: Path) -> tuple[int, int, bytes]:
+    response = await client.send(client.build_request("GET", "http://users/s"), stream=True)
+    depth, before = _tracking_depth(response), len(lines(path))
+    body = await response.aread()
+    return depth, before, body
+
+
+def test_a_streamed_line_is_written_when_the_body_closes_through_one_hook(
+        mesh, shell: str, log_file: Path) -> None:
+    with Backend() as backend:
+        caller = mesh(Policy.from_dict({"services": {"users": {
+            "endpoints": [backend.address]}}}))
+        depth, before, body = caller.call(_stream_sync if shell == "sync" else _stream_async,
+                                          log_file)
+        (entry,) = lines(log_file)
+    assert depth == 1  # the log's callback joins the call's own close hook
+    assert before == 0  # nothing is logged before the body closes
+    assert entry["bytes_received"] == len(body) and entry["response_code"] == 200
+
+
+def _traced_sync(client: httpx.Client, tracer: Any) -> str:
+    with tracer.start_as_current_span("caller") as span:
+        client.get("http://users/t").read()
+    return f"{span.get_span_context().trace_id:032x}"
+
+
+async def _traced_async(client: httpx.AsyncClient, tracer: Any) -> str:
+    with tracer.start_as_current_span("caller") as span:
+        await (await client.get("http://users/t")).aread()
+    return f"{span.get_span_context().trace_id:032x}"
+
+
+def test_the_trace_id_is_the_callers(mesh, shell: str, log_file: Path) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("test")
+    with Backend() as backend:
+        caller = mesh(Policy.from_dict({"services": {"users": {
+            "endpoints": [backend.address]}}}))
+        trace_id = caller.call(_traced_sync if shell == "sync" else _traced_async, tracer)
+        caller.get("http://users/untraced")
+        traced, untraced = lines(log_file)
+    assert traced["trace_id"] == trace_id and untraced["trace_id"] is None
 
 
 def test_retries_exhausted_is_urx(mesh, log_file: Path) -> None:
