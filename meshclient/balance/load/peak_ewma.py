@@ -32,6 +32,18 @@ Formulas (times in nanoseconds, `tau` = `balancer.decay`):
   estimate, which decays within seconds, not 30 s. A success after a failure, when the
   endpoint has had no sample for `STALE * tau`, replaces the estimate (it was avoided
   because of the failure; its answer now is better evidence than its history).
+- **probe after a failure** (a breaker's half-open step with Linkerd's failure-accrual
+  backoff, at the balancer): an endpoint whose last sample was a failure costs 0 once
+  `STALE * tau * 2^(k-1)` (at most `tau`) has passed since it, while nothing is in
+  flight to it, so the next pick that draws it sends it one request; k counts its
+  failures, each less than `tau` after the previous one. A success replaces the estimate
+  (above); a failure raises it again and doubles the wait. An endpoint that failed a few
+  times and recovered is tried again within seconds; one that keeps failing (a dead or
+  flapping one) waits up to `tau` between probes, and five failures in a row eject it
+  (`outlier.py`). Without this step an endpoint avoided for its failures before it
+  reached the ejection threshold was tried again only once its penalised estimate had
+  decayed below its peers' (ln(penalty^k) * tau: 20 s after three failures with the
+  defaults), however soon it recovered.
 
 The monotonic guard (Finagle): a clock reading earlier than `stamp` counts as no time.
 Not thread-safe on its own: `EndpointState` calls it under its lock.
@@ -68,8 +80,8 @@ class PeakEwma:
     ```
     """
 
-    __slots__ = ("_estimate", "_failed", "_stamp", "_tau_ns", "default_rtt_s",
-                 "failure_penalty", "samples")
+    __slots__ = ("_estimate", "_failed", "_failed_ns", "_probe_ns", "_stamp", "_strikes",
+                 "_tau_ns", "default_rtt_s", "failure_penalty", "samples")
 
     def __init__(self, decay_s: float = 10.0, default_rtt_s: float = 0.03,
                  failure_penalty: float = DEFAULT_FAILURE_PENALTY, now_ns: int = 0) -> None:
@@ -79,6 +91,9 @@ class PeakEwma:
         self._estimate = default_rtt_s
         self._stamp = now_ns
         self._failed = False  # the last sample was a failure
+        self._strikes = 0  # failures, each less than tau after the previous one
+        self._failed_ns = 0  # when the last failure was observed
+        self._probe_ns = 0  # when a probe is due (while `_failed`)
         self.samples = 0
         self.configure(decay_s, default_rtt_s, failure_penalty)
 
@@ -112,9 +127,11 @@ class PeakEwma:
 
     def observe(self, rtt_s: float, now_ns: int, ok: bool = True) -> None:
         """Record one finished attempt that took `rtt_s` seconds."""
-        if ok and self._failed and now_ns - self._stamp > self._tau_ns * STALE:
+        if ok and self._failed and now_ns - self._stamp >= self._tau_ns * STALE:
             self.samples = 0  # avoided since it failed: this answer replaces the history
         self._failed = not ok
+        if not ok:
+            self._strike(now_ns)
         if not ok:  # relative to its own history (the prior before any): a failure
             # among 1 ms answers is not charged as if the endpoint were a 30 ms one
             current = max(self.estimate(now_ns), rtt_s) if self.samples else self.default_rtt_s
@@ -130,6 +147,16 @@ class PeakEwma:
             self._stamp = now_ns
         self.samples += 1
 
+    def _strike(self, now_ns: int) -> None:
+        """A failure: the probe after it waits twice as long as after the previous one
+        (`STALE * tau` after the first of a series, at most `tau`)."""
+        tau = self._tau_ns
+        if now_ns - self._failed_ns > tau:
+            self._strikes = 0  # the previous failure is forgotten
+        self._strikes += 1
+        self._failed_ns = now_ns
+        self._probe_ns = now_ns + int(min(tau * STALE * 2.0 ** min(self._strikes - 1, 16), tau))
+
     def restart(self) -> None:
         """Forget the history: the next sample replaces it (the prior until then)."""
         self.samples = 0
@@ -137,11 +164,13 @@ class PeakEwma:
 
     def cost(self, now_ns: int, pending: int, quiet_since_ns: int | None = None) -> float:
         """`estimate * (pending + 1)`; 0 before the first sample, `PENALTY + pending` while
-        the first probe is out;
+        the first probe is out; 0 when a probe after a failure is due;
         the estimate is at least the silence since `quiet_since_ns` when given."""
         if self.samples == 0:
             return PENALTY + pending if pending > 0 else 0.0
         elapsed = now_ns - self._stamp  # `estimate`, inlined: this runs twice per pick
+        if self._failed and pending == 0 and now_ns >= self._probe_ns:
+            return 0.0  # avoided since it failed: its probe (module docstring)
         estimate = self._estimate
         if elapsed > 0:
             estimate *= math.exp(-elapsed / self._tau_ns)
