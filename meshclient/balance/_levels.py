@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from itertools import chain, compress, repeat
 
+from ..discovery.endpoint import Endpoint
 from ._base import UNAVAILABLE, EndpointState
 from ._pickers import Picker
 
@@ -64,18 +65,29 @@ class Generation:
                  "levels", "local_flags", "panic", "states", "use_local")
 
     def __init__(self, levels: tuple[Level, ...], zone: str | None,
-                 down: Sequence[bytes] = ()) -> None:
+                 down: Sequence[bytes] = (), keys: Sequence[str] | None = None,
+                 local_flags: bytes | None = None) -> None:
         """`down`: per level, which of its endpoints are unavailable (from the update,
-        which knows it without asking each endpoint)."""
+        which knows it without asking each endpoint); `keys`, `local_flags`: the
+        endpoints' keys and whether each is in `zone`, in order, when the update has
+        them (from the endpoints, without reading every state)."""
         self.levels = levels
-        self.states = states = tuple(chain.from_iterable(lv.states for lv in levels))
-        self.index = dict(zip([s.endpoint.key for s in states], range(len(states)),
-                              strict=True))
-        self.level_of = tuple(chain.from_iterable(repeat(lv, len(lv.states)) for lv in levels))
-        if zone is None:
+        if len(levels) == 1:  # the usual case: one priority group, no concatenation
+            self.states = states = levels[0].states
+            self.level_of: tuple[Level, ...] = (levels[0],) * len(states)
+        else:
+            self.states = states = tuple(chain.from_iterable(lv.states for lv in levels))
+            self.level_of = tuple(chain.from_iterable(repeat(lv, len(lv.states))
+                                                      for lv in levels))
+        if keys is None:
+            keys = [s.endpoint.key for s in states]
+        self.index = dict(zip(keys, range(len(states)), strict=True))
+        if local_flags is not None:
+            self.local_flags = local_flags
+        elif zone is None:
             self.local_flags = bytes(len(states))
         else:
-            self.local_flags = bytes(s.endpoint.zone == zone for s in states)
+            self.local_flags = bytes([s.endpoint.zone == zone for s in states])
         self.flags = bytearray(b"".join(down)) if down else bytearray(len(states))
         start = 0
         for level, flags in zip(levels, down, strict=False):
@@ -162,25 +174,38 @@ class Generation:
         return len(self.states) - sum(level.down for level in self.levels)
 
 
-def build_levels(states: Sequence[EndpointState], down: bytes, zone: str | None,
-                 picker: Callable[[tuple[EndpointState, ...], int, bool], Picker],
-                 ) -> tuple[tuple[Level, ...], list[bytes]]:
+def build_levels(states: Sequence[EndpointState], endpoints: Sequence[Endpoint], down: bytes,
+                 zone: str | None,
+                 picker: Callable[[tuple[EndpointState, ...], list[int], int, bool], Picker],
+                 ) -> tuple[tuple[Level, ...], list[bytes], bytes]:
     """Group `states` by priority (stable within a group) with their `down` flags;
-    `picker(states, priority, local)` builds each picker."""
-    priorities = {s.endpoint.priority for s in states}
+    `endpoints[i]` is `states[i]`'s endpoint (read instead of the states: the update has
+    just made them). `picker(states, weights, priority, local)` builds each picker.
+    Returns the levels, their down flags and, in level order, which states are in `zone`."""
+    priorities = {e.priority for e in endpoints}
     if len(priorities) <= 1:  # the usual case: one group, no regrouping
-        groups = {priorities.pop() if priorities else 0: (tuple(states), down)}
+        groups = {priorities.pop() if priorities else 0: (tuple(states), endpoints, down)}
     else:
         members: dict[int, list[int]] = {p: [] for p in priorities}
-        for i, state in enumerate(states):
-            members[state.endpoint.priority].append(i)
-        groups = {p: (tuple(states[i] for i in idx), bytes(down[i] for i in idx))
-                  for p, idx in members.items()}
-    levels, downs = [], []
+        for i, endpoint in enumerate(endpoints):
+            members[endpoint.priority].append(i)
+        groups = {p: (tuple(states[i] for i in idx), [endpoints[i] for i in idx],
+                      bytes(down[i] for i in idx)) for p, idx in members.items()}
+    levels, downs, masks = [], [], []
     for priority in sorted(groups):
-        group, flags = groups[priority]
-        local = () if zone is None else tuple(s for s in group if s.endpoint.zone == zone)
-        levels.append(Level(priority, group, picker(group, priority, False), local,
-                            picker(local, priority, True) if local else None))
+        group, members_of, flags = groups[priority]
+        weights = [e.weight for e in members_of]
+        local: tuple[EndpointState, ...]
+        local_picker: Picker | None
+        if zone is None:
+            mask, local, local_picker = bytes(len(group)), (), None
+        else:
+            mask = bytes([e.zone == zone for e in members_of])
+            local = tuple(compress(group, mask))
+            local_picker = picker(local, list(compress(weights, mask)), priority,
+                                  True) if local else None
+        levels.append(Level(priority, group, picker(group, weights, priority, False), local,
+                            local_picker))
         downs.append(flags)
-    return tuple(levels), downs
+        masks.append(mask)
+    return tuple(levels), downs, b"".join(masks)

@@ -90,14 +90,25 @@ class OutlierDetector:
     def ejected_count(self) -> int:
         return len(self._ejected)
 
-    def track(self, states: tuple[EndpointState, ...], policy: OutlierPolicy) -> None:
-        """Adopt a new endpoint set (survivors keep their ejection state)."""
+    def track(self, states: tuple[EndpointState, ...], policy: OutlierPolicy,
+              added: list[EndpointState] | None = None,
+              index: dict[str, int] | None = None) -> None:
+        """Adopt a new endpoint set (survivors keep their ejection state). With `added`
+        (the states new to this detector) and `index` (key -> position in `states`), the
+        work is O(added + ejected), not O(n): survivors are already tracked."""
         with self._lock:
             self.policy = policy
             self._total = len(states)
-            self._ejected = {s.key: s for s in states if s.phase != IN_SERVICE}
-            for state in states:
+            if added is None or index is None:
+                added = list(states)
+                self._ejected = {}
+            else:
+                self._ejected = {k: s for k, s in self._ejected.items()
+                                 if (i := index.get(k)) is not None and states[i] is s}
+            for state in added:
                 state._owner = self
+                if state.phase != IN_SERVICE:
+                    self._ejected[state.key] = state
             grace = self._grace_ns()
             seq = self._seq
             self._due = [(self._due_of(s, grace), next(seq), s) for s in self._ejected.values()]

@@ -80,15 +80,16 @@ class PeakEwma:
     ```
     """
 
-    __slots__ = ("_estimate", "_failed", "_failed_ns", "_probe_ns", "_stamp", "_strikes",
-                 "_tau_ns", "default_rtt_s", "failure_penalty", "samples")
+    __slots__ = ("_failed", "_failed_ns", "_probe_ns", "_stamp", "_strikes",
+                 "_tau_ns", "default_rtt_s", "failure_penalty", "latest_s", "samples")
 
     def __init__(self, decay_s: float = 10.0, default_rtt_s: float = 0.03,
                  failure_penalty: float = DEFAULT_FAILURE_PENALTY, now_ns: int = 0) -> None:
         self._tau_ns = 1.0
         self.default_rtt_s = default_rtt_s
         self.failure_penalty = failure_penalty
-        self._estimate = default_rtt_s
+        #: The estimate as of the last sample (the prior before any), not decayed.
+        self.latest_s = default_rtt_s
         self._stamp = now_ns
         self._failed = False  # the last sample was a failure
         self._strikes = 0  # failures, each less than tau after the previous one
@@ -108,7 +109,7 @@ class PeakEwma:
             raise ValueError(f"balancer.failure_penalty must be at least 1: {failure_penalty!r}")
         self._tau_ns = decay_s * 1e9
         if self.samples == 0:
-            self._estimate = default_rtt_s
+            self.latest_s = default_rtt_s
         self.default_rtt_s = default_rtt_s
         self.failure_penalty = failure_penalty
 
@@ -116,14 +117,9 @@ class PeakEwma:
         elapsed = now_ns - self._stamp
         return 1.0 if elapsed <= 0 else math.exp(-elapsed / self._tau_ns)
 
-    @property
-    def latest_s(self) -> float:
-        """The estimate as of the last sample (the prior before any), not decayed."""
-        return self._estimate
-
     def estimate(self, now_ns: int) -> float:
         """The decayed estimate now, in seconds (before any sample: the decaying prior)."""
-        return self._estimate * self._weight(now_ns)
+        return self.latest_s * self._weight(now_ns)
 
     def observe(self, rtt_s: float, now_ns: int, ok: bool = True) -> None:
         """Record one finished attempt that took `rtt_s` seconds."""
@@ -136,13 +132,13 @@ class PeakEwma:
             # among 1 ms answers is not charged as if the endpoint were a 30 ms one
             current = max(self.estimate(now_ns), rtt_s) if self.samples else self.default_rtt_s
             rtt_s = max(rtt_s, min(current * self.failure_penalty, self._tau_ns / 1e9))
-        estimate = self._estimate
+        estimate = self.latest_s
         if self.samples == 0 or rtt_s > estimate:
-            self._estimate = rtt_s
+            self.latest_s = rtt_s
         else:  # `_weight`, inlined: this runs once per request
             elapsed = now_ns - self._stamp
             w = 1.0 if elapsed <= 0 else math.exp(-elapsed / self._tau_ns)
-            self._estimate = estimate * w + rtt_s * (1.0 - w)
+            self.latest_s = estimate * w + rtt_s * (1.0 - w)
         if now_ns > self._stamp:
             self._stamp = now_ns
         self.samples += 1
@@ -160,7 +156,7 @@ class PeakEwma:
     def restart(self) -> None:
         """Forget the history: the next sample replaces it (the prior until then)."""
         self.samples = 0
-        self._estimate = self.default_rtt_s
+        self.latest_s = self.default_rtt_s
 
     def cost(self, now_ns: int, pending: int, quiet_since_ns: int | None = None) -> float:
         """`estimate * (pending + 1)`; 0 before the first sample, `PENALTY + pending` while
@@ -171,7 +167,7 @@ class PeakEwma:
         elapsed = now_ns - self._stamp  # `estimate`, inlined: this runs twice per pick
         if self._failed and pending == 0 and now_ns >= self._probe_ns:
             return 0.0  # avoided since it failed: its probe (module docstring)
-        estimate = self._estimate
+        estimate = self.latest_s
         if elapsed > 0:
             estimate *= math.exp(-elapsed / self._tau_ns)
         if pending > 0 and quiet_since_ns is not None:
@@ -179,5 +175,5 @@ class PeakEwma:
         return estimate * (pending + 1)
 
     def __repr__(self) -> str:
-        return (f"PeakEwma(estimate={self._estimate:.6f}s, samples={self.samples}, "
+        return (f"PeakEwma(estimate={self.latest_s:.6f}s, samples={self.samples}, "
                 f"decay={self._tau_ns / 1e9:g}s)")
