@@ -11,7 +11,9 @@ counting of available endpoints is part of the cost.
   sweeps, probes) falls due as often as it would at that rate. Median, 99th percentile and
   mean µs; an O(n) step every 100 picks shows in p99 and the mean. On a shared machine
   the mean also carries the odd multi-millisecond preemption; compare runs side by side.
-- **update**: ms for one update that replaces 1% of the endpoints (median of a few).
+- **update**: ms for one update that replaces 1% of the endpoints (median of a few), wall
+  time and this thread's CPU time (which leaves out the time other processes had the CPU:
+  on a busy machine the code's own cost).
 
     python -m benchmarks.scale            # about a minute
     python -m benchmarks.scale --quick    # smaller sizes, fewer picks
@@ -38,7 +40,7 @@ from meshclient.testing import FakeClock
 
 SIZES = (3, 100, 1_000, 10_000)
 HEADER = ("variant", "endpoints", "b2b µs", "paced p50 µs", "paced p99 µs", "paced mean µs",
-          "update ms")
+          "update ms", "update CPU ms")
 
 
 @dataclass(frozen=True)
@@ -61,14 +63,17 @@ VARIANTS = (
 
 
 def fleet(n: int, variant: Variant, generation: int = 0) -> tuple[Endpoint, ...]:
-    """`n` endpoints; generation g renames the first g% of them (an update's churn)."""
-    renamed = n * generation // 100
+    """`n` endpoints, new objects each call; from one generation to the next, 1% of them
+    (at least one) are replaced by new ones (an update's churn), the rest are the same
+    addresses."""
+    step = max(1, n // 100)  # endpoints replaced per generation, in blocks of `step`
+    blocks = max(1, n // step)
 
-    def host(i: int) -> str:
-        base = i + (1 << 20) * generation if i < renamed else i
-        return f"10.{(base >> 16) & 255}.{(base >> 8) & 255}.{base & 255}"
+    def port(i: int) -> int:  # 8000 + the last generation that replaced i's block
+        last = generation - (generation - 1 - i // step) % blocks
+        return 8000 + max(last, 0)
 
-    return tuple(Endpoint(host(i), 8000 + generation if i < renamed else 8000,
+    return tuple(Endpoint(f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}", port(i),
                           1 + i % 3 if variant.weighted else 1,
                           ("a" if i % 2 == 0 else "b") if variant.zone else None)
                  for i in range(n))
@@ -108,14 +113,16 @@ def pick_paced_us(lb: LoadBalancer, clock: FakeClock, picks: int,
             statistics.fmean(samples) / 1e3)
 
 
-def update_ms(lb: LoadBalancer, n: int, variant: Variant, rounds: int) -> float:
-    samples = []
+def update_ms(lb: LoadBalancer, n: int, variant: Variant, rounds: int) -> tuple[float, float]:
+    """Median wall and CPU (this thread's) ms of one update replacing 1% of the endpoints."""
+    wall, cpu = [], []
     for generation in range(1, rounds + 1):
         endpoints = fleet(n, variant, generation)
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         lb.update(endpoints)
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples) * 1e3
+        cpu.append(time.thread_time() - started_cpu)
+        wall.append(time.perf_counter() - started)
+    return statistics.median(wall) * 1e3, statistics.median(cpu) * 1e3
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             clock = FakeClock()
             lb = build(n, variant, clock)
             rows.append((variant.name, n, b2b_us, *pick_paced_us(lb, clock, paced),
-                         update_ms(lb, n, variant, rounds)))
+                         *update_ms(lb, n, variant, rounds)))
             print(table([rows[-1]], HEADER).splitlines()[-1], flush=True)
     print()
     print(table(rows, HEADER))

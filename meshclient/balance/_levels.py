@@ -17,7 +17,8 @@ Mutated only under the owning balancer's lock; readers read single attributes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from itertools import chain, compress, repeat
 
 from ..discovery.endpoint import Endpoint
@@ -102,6 +103,26 @@ class Generation:
         self.use_local = False
         self.fastest_ns: int | None = None  # the smallest latest estimate, per full sweep
         self._fastest_s = float("inf")
+
+    def carry_over(self, keys: list[str], endpoints: Sequence[Endpoint],
+                   ) -> tuple[list[EndpointState | None], bytearray, list[int]]:
+        """The states of a new endpoint set (`keys[i]` is `endpoints[i].key`) as far as this
+        generation has them: (states, with None where new; their down flags; the positions
+        of the new ones). Survivors get their new `Endpoint` (weight, zone, metadata may
+        change; the history stays). The per-endpoint steps run in C (`map`), which keeps
+        an update of 10,000 endpoints at a few milliseconds."""
+        absent = len(self.states)  # maps to the None / 0 appended below
+        found = list(map(self.index.get, keys, repeat(absent)))
+        states: list[EndpointState | None] = list(map((*self.states, None).__getitem__, found))
+        down = bytearray(map((bytes(self.flags) + b"\0").__getitem__, found))
+        fresh = list(compress(range(len(found)), map(absent.__eq__, found)))
+        survivors: Iterable[EndpointState | None] = states
+        their: Iterable[Endpoint] = endpoints
+        if fresh:
+            kept = list(map(absent.__ne__, found))
+            survivors, their = compress(states, kept), compress(endpoints, kept)
+        deque(map(setattr, survivors, repeat("endpoint"), their), maxlen=0)
+        return states, down, fresh
 
     def _set(self, i: int, down: bool) -> None:
         self.flags[i] = down

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from .. import _events
 from .._types import Clock, Rng
@@ -125,28 +125,21 @@ class LoadBalancer:
             gen = self._gen
             carried = self._carry
             self._carry = {}
-            get, old_states, old_flags = gen.index.get, gen.states, gen.flags
             keys = [e.key for e in endpoints]
-            states = []
+            states, down, fresh = gen.carry_over(keys, endpoints)
             added = []  # new or carried: the detector adopts them
-            down = bytearray(len(endpoints))
-            for n, endpoint in enumerate(endpoints):
-                i = get(keys[n])
-                if i is not None:
-                    state = old_states[i]
-                    down[n] = old_flags[i]
-                    state.endpoint = endpoint  # weight/zone may change; history stays
-                elif carried and endpoint.key in carried:  # from a replaced balancer
-                    state = carried[endpoint.key]
+            for n in fresh:
+                endpoint = endpoints[n]
+                state = carried.pop(keys[n], None) if carried else None
+                if state is not None:  # from a replaced balancer
                     state.endpoint = endpoint
                     state.ewma.configure(*params)
                     down[n] = state.rank() == UNAVAILABLE
-                    added.append(state)
                 else:
                     state = EndpointState(endpoint, PeakEwma(*params, now), self.clock)
-                    added.append(state)
-                states.append(state)
-            all_states = tuple(states)
+                states[n] = state
+                added.append(state)
+            all_states = cast(tuple[EndpointState, ...], tuple(states))
             counters, self._counters = self._counters, {}
             try:
                 levels, downs, local = build_levels(all_states, endpoints, bytes(down),
