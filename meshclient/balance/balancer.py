@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any, cast
+from typing import Any
 
 from .. import _events
 from .._types import Clock, Rng
@@ -126,20 +126,18 @@ class LoadBalancer:
             carried = self._carry
             self._carry = {}
             keys = [e.key for e in endpoints]
-            states, down, fresh = gen.carry_over(keys, endpoints)
-            added = []  # new or carried: the detector adopts them
-            for n in fresh:
+
+            def make(n: int) -> tuple[EndpointState, bool]:  # a state new to this balancer
                 endpoint = endpoints[n]
                 state = carried.pop(keys[n], None) if carried else None
-                if state is not None:  # from a replaced balancer
-                    state.endpoint = endpoint
-                    state.ewma.configure(*params)
-                    down[n] = state.rank() == UNAVAILABLE
-                else:
-                    state = EndpointState(endpoint, PeakEwma(*params, now), self.clock)
-                states[n] = state
-                added.append(state)
-            all_states = cast(tuple[EndpointState, ...], tuple(states))
+                if state is None:
+                    return EndpointState(endpoint, PeakEwma(*params, now), self.clock), False
+                state.endpoint = endpoint  # from a replaced balancer
+                state.ewma.configure(*params)
+                return state, state.rank() == UNAVAILABLE
+
+            states, down, added = gen.carry_over(keys, endpoints, make)
+            all_states = tuple(states)
             counters, self._counters = self._counters, {}
             try:
                 levels, downs, local = build_levels(all_states, endpoints, bytes(down),
