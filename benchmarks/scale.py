@@ -10,8 +10,12 @@ counting of available endpoints is part of the cost.
   balancer's clock (a fake one) moves 1 ms between picks, so every periodic job (recounts,
   sweeps, probes) falls due as often as it would at that rate. Median, 99th percentile and
   mean µs; an O(n) step every 100 picks shows in p99 and the mean. On a shared machine
-  the mean also carries the odd multi-millisecond preemption; compare runs side by side.
-- **update**: ms for one update that replaces 1% of the endpoints (median of a few).
+  the mean also carries the odd multi-millisecond preemption; **paced CPU µs** is the
+  mean of this thread's CPU time per pick (the timers' own cost taken off), which leaves
+  the preemptions out and keeps every periodic job in.
+- **update**: ms for one update that replaces 1% of the endpoints (median of a few), wall
+  time and this thread's CPU time (which leaves out the time other processes had the CPU:
+  on a busy machine the code's own cost).
 
     python -m benchmarks.scale            # about a minute
     python -m benchmarks.scale --quick    # smaller sizes, fewer picks
@@ -25,6 +29,7 @@ from __future__ import annotations
 import logging
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from benchmarks._common import base_parser, table
@@ -38,7 +43,7 @@ from meshclient.testing import FakeClock
 
 SIZES = (3, 100, 1_000, 10_000)
 HEADER = ("variant", "endpoints", "b2b µs", "paced p50 µs", "paced p99 µs", "paced mean µs",
-          "update ms")
+          "paced CPU µs", "update ms", "update CPU ms")
 
 
 @dataclass(frozen=True)
@@ -61,14 +66,17 @@ VARIANTS = (
 
 
 def fleet(n: int, variant: Variant, generation: int = 0) -> tuple[Endpoint, ...]:
-    """`n` endpoints; generation g renames the first g% of them (an update's churn)."""
-    renamed = n * generation // 100
+    """`n` endpoints, new objects each call; from one generation to the next, 1% of them
+    (at least one) are replaced by new ones (an update's churn), the rest are the same
+    addresses."""
+    step = max(1, n // 100)  # endpoints replaced per generation, in blocks of `step`
+    blocks = max(1, n // step)
 
-    def host(i: int) -> str:
-        base = i + (1 << 20) * generation if i < renamed else i
-        return f"10.{(base >> 16) & 255}.{(base >> 8) & 255}.{base & 255}"
+    def port(i: int) -> int:  # 8000 + the last generation that replaced i's block
+        last = generation - (generation - 1 - i // step) % blocks
+        return 8000 + max(last, 0)
 
-    return tuple(Endpoint(host(i), 8000 + generation if i < renamed else 8000,
+    return tuple(Endpoint(f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}", port(i),
                           1 + i % 3 if variant.weighted else 1,
                           ("a" if i % 2 == 0 else "b") if variant.zone else None)
                  for i in range(n))
@@ -95,27 +103,48 @@ def pick_b2b_us(lb: LoadBalancer, picks: int) -> float:
     return (time.perf_counter() - started) / picks * 1e6
 
 
-def pick_paced_us(lb: LoadBalancer, clock: FakeClock, picks: int,
-                  ) -> tuple[float, float, float]:
-    samples = []
+def _noop() -> None:
+    return None
+
+
+def _paced(call: Callable[[], object], clock: FakeClock, picks: int,
+           ) -> tuple[list[int], list[int]]:
+    """Wall and CPU (this thread's) ns of `call`, once per fake millisecond."""
+    wall, cpu = [], []
+    thread_ns, perf_ns = time.thread_time_ns, time.perf_counter_ns
     for _ in range(picks):
         clock.advance(0.001)
-        started = time.perf_counter_ns()
-        lb.pick()
-        samples.append(time.perf_counter_ns() - started)
+        cpu_started = thread_ns()
+        started = perf_ns()
+        call()
+        ended = perf_ns()
+        cpu.append(thread_ns() - cpu_started)
+        wall.append(ended - started)
+    return wall, cpu
+
+
+def pick_paced_us(lb: LoadBalancer, clock: FakeClock, picks: int,
+                  ) -> tuple[float, float, float, float]:
+    """Wall p50, p99 and mean µs of a paced pick, and its mean CPU µs (the timers' own
+    cost, measured around a call that does nothing, taken off)."""
+    samples, cpu = _paced(lb.pick, clock, picks)
+    _, idle = _paced(_noop, FakeClock(), picks)
     samples.sort()
+    overhead = statistics.median(idle)
     return (samples[len(samples) // 2] / 1e3, samples[len(samples) * 99 // 100] / 1e3,
-            statistics.fmean(samples) / 1e3)
+            statistics.fmean(samples) / 1e3, (statistics.fmean(cpu) - overhead) / 1e3)
 
 
-def update_ms(lb: LoadBalancer, n: int, variant: Variant, rounds: int) -> float:
-    samples = []
+def update_ms(lb: LoadBalancer, n: int, variant: Variant, rounds: int) -> tuple[float, float]:
+    """Median wall and CPU (this thread's) ms of one update replacing 1% of the endpoints."""
+    wall, cpu = [], []
     for generation in range(1, rounds + 1):
         endpoints = fleet(n, variant, generation)
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         lb.update(endpoints)
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples) * 1e3
+        cpu.append(time.thread_time() - started_cpu)
+        wall.append(time.perf_counter() - started)
+    return statistics.median(wall) * 1e3, statistics.median(cpu) * 1e3
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             clock = FakeClock()
             lb = build(n, variant, clock)
             rows.append((variant.name, n, b2b_us, *pick_paced_us(lb, clock, paced),
-                         update_ms(lb, n, variant, rounds)))
+                         *update_ms(lb, n, variant, rounds)))
             print(table([rows[-1]], HEADER).splitlines()[-1], flush=True)
     print()
     print(table(rows, HEADER))

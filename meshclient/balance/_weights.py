@@ -93,7 +93,7 @@ def smooth_schedule(weights: Sequence[int]) -> Sequence[int]:
     if not weights:
         return ()
     first = weights[0]
-    if all(w == first for w in weights):
+    if weights.count(first) == len(weights):  # in C: an update of 10,000 stays cheap
         return tuple(range(len(weights)))
     divisor = reduce(gcd, weights)
     reduced = [w // divisor for w in weights]

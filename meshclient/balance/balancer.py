@@ -99,17 +99,19 @@ class LoadBalancer:
     def panic(self) -> bool:
         return self._gen.panic
 
-    def _picker(self, states: tuple[EndpointState, ...], priority: int, local: bool) -> Picker:
+    def _picker(self, states: tuple[EndpointState, ...], weights: list[int], priority: int,
+                local: bool) -> Picker:
         kind = self.policy.kind
         if kind == "round-robin":
             old = self._counters.get((priority, local))
             counter = old.counter if isinstance(old, RoundRobinPicker) else None
-            picker: Picker = RoundRobinPicker(states, counter, self.rng)
+            picker: Picker = RoundRobinPicker(states, counter, self.rng, weights=weights)
         elif kind == "random":
-            picker = RandomPicker(states, self.rng)
+            picker = RandomPicker(states, self.rng, weights=weights)
         else:
             picker = P2C(states, self.rng,
-                         pending_cost if kind == "p2c-least-request" else ewma_cost)
+                         pending_cost if kind == "p2c-least-request" else ewma_cost,
+                         weights=weights)
         self._counters[(priority, local)] = picker
         return picker
 
@@ -123,34 +125,30 @@ class LoadBalancer:
             gen = self._gen
             carried = self._carry
             self._carry = {}
-            index, old_states, old_flags = gen.index, gen.states, gen.flags
-            states = []
-            down = bytearray(len(endpoints))
-            for n, endpoint in enumerate(endpoints):
-                i = index.get(endpoint.key)
-                if i is not None:
-                    state = old_states[i]
-                    down[n] = old_flags[i]
-                    state.endpoint = endpoint  # weight/zone may change; history stays
-                elif carried and endpoint.key in carried:  # from a replaced balancer
-                    state = carried[endpoint.key]
-                    state.endpoint = endpoint
-                    state.ewma.configure(*params)
-                    down[n] = state.rank() == UNAVAILABLE
-                else:
-                    state = EndpointState(endpoint, PeakEwma(*params, now), self.clock)
-                states.append(state)
+            keys = [e.key for e in endpoints]
+
+            def make(n: int) -> tuple[EndpointState, bool]:  # a state new to this balancer
+                endpoint = endpoints[n]
+                state = carried.pop(keys[n], None) if carried else None
+                if state is None:
+                    return EndpointState(endpoint, PeakEwma(*params, now), self.clock), False
+                state.endpoint = endpoint  # from a replaced balancer
+                state.ewma.configure(*params)
+                return state, state.rank() == UNAVAILABLE
+
+            states, down, added = gen.carry_over(keys, endpoints, make)
             all_states = tuple(states)
             counters, self._counters = self._counters, {}
             try:
-                levels, downs = build_levels(all_states, bytes(down), self.zone, self._picker)
+                levels, downs, local = build_levels(all_states, endpoints, bytes(down),
+                                                    self.zone, self._picker)
             except BaseException:
                 self._counters = counters
                 raise
-            gen = Generation(levels, self.zone, downs)
+            gen = Generation(levels, self.zone, downs, keys if len(levels) == 1 else None, local)
             gen.decide(policy.panic_threshold)
             self._gen = gen
-            self.detector.track(all_states, self.outlier_policy)
+            self.detector.track(gen.states, self.outlier_policy, added, gen.index)
             self._sweep_due_ns = 0  # breakers attached after an update: re-read them soon
         self._announce(gen)
 
@@ -172,16 +170,13 @@ class LoadBalancer:
 
     def _sweep(self, now_ns: int) -> None:
         """One step of the rolling re-read (breaker transitions); in a large fleet, one step
-        every SWEEP_EVERY picks (a racy count is harmless)."""
-        if len(self._gen.states) > SMALL_FLEET:
-            self._sweep_wait -= 1
-            if self._sweep_wait > 0:
-                return
-            self._sweep_wait = SWEEP_EVERY
+        every SWEEP_EVERY picks (`pick` counts `_sweep_wait` down; a racy count is
+        harmless)."""
+        large = len(self._gen.states) > SMALL_FLEET
+        self._sweep_wait = SWEEP_EVERY if large else 0
 
         def step(gen: Generation) -> bool:
-            n = len(gen.states)
-            changed, done = gen.sweep(n if n <= SMALL_FLEET else SWEEP_CHUNK)
+            changed, done = gen.sweep(SWEEP_CHUNK if large else len(gen.states))
             if done:
                 self._sweep_due_ns = now_ns + _RECOUNT_NS
             return changed
@@ -241,7 +236,11 @@ class LoadBalancer:
         if self._pending:
             self._drain()
         if now >= self._sweep_due_ns:
-            self._sweep(now)
+            wait = self._sweep_wait - 1  # picks until the next step (large fleets)
+            if wait > 0:
+                self._sweep_wait = wait
+            else:
+                self._sweep(now)
         levels = gen.levels
         active = gen.active
         level = levels[active]

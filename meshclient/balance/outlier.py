@@ -31,11 +31,15 @@ Rules (policy `outlier`):
   the history of its failures.
 
 Thread-safe: one lock per detector, never held across I/O; events are emitted after it is
-released. The fast path (`claim_probe` with nothing due) reads one integer.
+released. The fast path (`claim_probe` with nothing due) reads one integer; claiming a
+probe is O(log ejected) (a heap of due times, pruned lazily), so a fleet with hundreds of
+ejected endpoints coming due does no O(n) work on the request path.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import threading
 from collections.abc import Callable
@@ -74,6 +78,10 @@ class OutlierDetector:
         self._lock = threading.Lock()
         self._total = 0
         self._ejected: dict[str, EndpointState] = {}
+        #: (due_ns, seq, state) for every ejected endpoint's next probe; an entry whose
+        #: time no longer matches its endpoint's is stale and dropped when it surfaces.
+        self._due: list[tuple[int, int, EndpointState]] = []
+        self._seq = itertools.count()
         #: When the next ejected endpoint may be probed (`claim_probe` is idle before it;
         #: the balancer reads it to skip that call).
         self.next_due_ns = _NEVER
@@ -82,24 +90,48 @@ class OutlierDetector:
     def ejected_count(self) -> int:
         return len(self._ejected)
 
-    def track(self, states: tuple[EndpointState, ...], policy: OutlierPolicy) -> None:
-        """Adopt a new endpoint set (survivors keep their ejection state)."""
+    def track(self, states: tuple[EndpointState, ...], policy: OutlierPolicy,
+              added: list[EndpointState] | None = None,
+              index: dict[str, int] | None = None) -> None:
+        """Adopt a new endpoint set (survivors keep their ejection state). With `added`
+        (the states new to this detector) and `index` (key -> position in `states`), the
+        work is O(added + ejected), not O(n): survivors are already tracked."""
         with self._lock:
             self.policy = policy
             self._total = len(states)
-            self._ejected = {s.key: s for s in states if s.phase != IN_SERVICE}
-            for state in states:
+            if added is None or index is None:
+                added = list(states)
+                self._ejected = {}
+            else:
+                self._ejected = {k: s for k, s in self._ejected.items()
+                                 if (i := index.get(k)) is not None and states[i] is s}
+            for state in added:
                 state._owner = self
-            self._reschedule()
+                if state.phase != IN_SERVICE:
+                    self._ejected[state.key] = state
+            grace = self._grace_ns()
+            seq = self._seq
+            self._due = [(self._due_of(s, grace), next(seq), s) for s in self._ejected.values()]
+            heapq.heapify(self._due)
+            self._next()
 
-    def _reschedule(self) -> None:
-        due = _NEVER
-        grace = int(self.policy.base_ejection * 1e9)
-        for state in self._ejected.values():
-            at = state.ejected_until_ns if state.phase == EJECTED else (
-                state.probe_claimed_ns + grace)
-            due = min(due, at)
-        self.next_due_ns = due
+    def _grace_ns(self) -> int:
+        return int(self.policy.base_ejection * 1e9)
+
+    @staticmethod
+    def _due_of(state: EndpointState, grace_ns: int) -> int:
+        """When an ejected endpoint may be probed (again)."""
+        return state.ejected_until_ns if state.phase == EJECTED else (
+            state.probe_claimed_ns + grace_ns)
+
+    def _schedule(self, state: EndpointState, at_ns: int) -> None:
+        """Called with the lock held."""
+        heapq.heappush(self._due, (at_ns, next(self._seq), state))
+        self._next()
+
+    def _next(self) -> None:
+        due = self._due
+        self.next_due_ns = due[0][0] if due else _NEVER
 
     def health_changed(self, state: EndpointState) -> None:
         self._on_change(state)
@@ -138,7 +170,7 @@ class OutlierDetector:
         state.probe_start_ns = None
         state.consecutive_failures = 0
         self._ejected[state.key] = state
-        self.next_due_ns = min(self.next_due_ns, state.ejected_until_ns)
+        self._schedule(state, state.ejected_until_ns)
         return until_s
 
     def _announce_ejection(self, state: EndpointState, until_s: float, why: str) -> None:
@@ -151,21 +183,29 @@ class OutlierDetector:
         """An ejected endpoint whose time is up, claimed for its single probe, or None."""
         if now_ns < self.next_due_ns:
             return None
-        grace = int(self.policy.base_ejection * 1e9)
+        grace = self._grace_ns()
         with self._lock:
             claimed = None
-            for state in self._ejected.values():
+            heap, ejected = self._due, self._ejected
+            skipped = []  # due, but a retry already tried it (at most len(exclude))
+            while heap and heap[0][0] <= now_ns:
+                entry = heapq.heappop(heap)
+                at, _, state = entry
+                if (ejected.get(state.key) is not state or state.phase == IN_SERVICE
+                        or self._due_of(state, grace) != at):
+                    continue  # stale: returned, re-ejected or re-claimed since
                 if state.key in exclude:
+                    skipped.append(entry)
                     continue
-                due = (state.phase == EJECTED and now_ns >= state.ejected_until_ns) or (
-                    state.phase == PROBING and now_ns >= state.probe_claimed_ns + grace)
-                if due:
-                    state.phase = PROBING
-                    state.probe_claimed_ns = now_ns
-                    state.probe_pending = True
-                    claimed = state
-                    break
-            self._reschedule()
+                state.phase = PROBING
+                state.probe_claimed_ns = now_ns
+                state.probe_pending = True
+                claimed = state
+                heapq.heappush(heap, (now_ns + grace, next(self._seq), state))
+                break
+            for entry in skipped:
+                heapq.heappush(heap, entry)
+            self._next()
         if claimed is not None:
             logger.info("meshclient: %s endpoint %s probing after ejection", self.service,
                         claimed.key)
@@ -181,8 +221,7 @@ class OutlierDetector:
                 state.phase = IN_SERVICE
                 state.returned_ns = now_ns
                 state.consecutive_failures = 0
-                self._ejected.pop(state.key, None)
-                self._reschedule()
+                self._ejected.pop(state.key, None)  # its heap entry goes stale
                 until_s = None
             else:
                 until_s = self._eject(state, now_ns)

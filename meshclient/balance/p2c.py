@@ -16,7 +16,7 @@ three times the load):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from .._types import Rng
 from ._base import EndpointState
@@ -27,56 +27,95 @@ from .load.pending import least_request_cost
 Cost = Callable[[EndpointState, int], float]
 
 
-def ewma_cost(state: EndpointState, now_ns: int) -> float:
+def ewma_load(state: EndpointState, now_ns: int) -> float:
+    """The peak-EWMA cost before the endpoint's weight (`ewma_cost` with equal weights)."""
     quiet = state.quiet_since_ns
     if state.in_flight:  # the silence of a busy endpoint, less the client's own stalls
         stalls = state.stalls
         if stalls is not None and stalls.events:
             quiet += stalls.overlap_ns(quiet, now_ns)
-    return state.ewma.cost(now_ns, state.in_flight, quiet) / state.endpoint.weight
+    return state.ewma.cost(now_ns, state.in_flight, quiet)
+
+
+def ewma_cost(state: EndpointState, now_ns: int) -> float:
+    return ewma_load(state, now_ns) / state.endpoint.weight
+
+
+def pending_load(state: EndpointState, now_ns: int) -> float:
+    return least_request_cost(state.in_flight)
 
 
 def pending_cost(state: EndpointState, now_ns: int) -> float:
     return least_request_cost(state.in_flight) / state.endpoint.weight
 
 
+#: With equal weights the division changes no comparison: the cost without it, which
+#: does not read the endpoint (one memory access fewer per candidate in a large fleet).
+_UNWEIGHTED: dict[Cost, Cost] = {ewma_cost: ewma_load, pending_cost: pending_load}
+
+
 class P2C:
     """P2C over one generation of endpoints. Immutable after construction; safe to share.
 
     **Parameters:** `states` — the endpoints; `rng` — randomness; `cost` — `ewma_cost` or
-    `pending_cost` (or any `(state, now_ns) -> float`).
+    `pending_cost` (or any `(state, now_ns) -> float`); `weights` — the endpoints' weights,
+    when the caller has them (else read from `states`).
     """
 
-    __slots__ = ("_cost", "_rng", "_states", "_table")
+    __slots__ = ("_compare", "_cost", "_random", "_rng", "_states", "_table", "_uniform")
 
-    def __init__(self, states: tuple[EndpointState, ...], rng: Rng, cost: Cost = ewma_cost) -> None:
+    def __init__(self, states: tuple[EndpointState, ...], rng: Rng, cost: Cost = ewma_cost,
+                 *, weights: Sequence[int] | None = None) -> None:
         self._states = states
         self._rng = rng
+        self._random = rng.random
         self._cost = cost
-        self._table = AliasTable([s.endpoint.weight for s in states])
+        self._table = AliasTable(weights if weights is not None
+                                 else [s.endpoint.weight for s in states])
+        self._uniform = self._table.uniform
+        self._compare = _UNWEIGHTED.get(cost, cost) if self._uniform else cost
 
     def pick(self, now_ns: int, exclude: frozenset[str], panic: bool) -> EndpointState | None:
         states = self._states
-        if len(states) < 2:
+        n = len(states)
+        if n < 2:
             return states[0] if states else None
-        cost = self._cost
-        draw_two = self._table.draw_two
-        rng = self._rng
+        if self._uniform:  # `AliasTable.draw_two`, inlined: the usual pick
+            random = self._random
+            i = int(random() * n)
+            j = int(random() * (n - 1))
+            a, b = states[i], states[j + 1 if j >= i else j]
+        else:
+            i, j = self._table.draw_two(self._rng)
+            a, b = states[i], states[j]
+        if exclude or panic:
+            ra, rb = rank(a, exclude, panic), rank(b, exclude, panic)
+        else:
+            ra, rb = a.rank(), b.rank()
+        if ra == rb and ra <= ACCEPT:  # the usual case: compare costs alone
+            compare = self._compare
+            return a if compare(a, now_ns) <= compare(b, now_ns) else b
+        return self._settle(now_ns, exclude, panic, a, ra, b, rb)
+
+    def _settle(self, now_ns: int, exclude: frozenset[str], panic: bool,
+                a: EndpointState, ra: int, b: EndpointState, rb: int) -> EndpointState | None:
+        """The first pair differed in health or was unacceptable: health first, then cost,
+        drawing again up to `MAX_EFFORT` pairs in all, then a bounded scan."""
+        states, cost, rng = self._states, self._cost, self._rng
         best: EndpointState | None = None
         best_key = (0, 0.0)
-        for _ in range(MAX_EFFORT):
-            i, j = draw_two(rng)
-            a, b = states[i], states[j]
-            ra, rb = rank(a, exclude, panic), rank(b, exclude, panic)
-            if ra == rb and ra <= ACCEPT:  # the usual case: compare costs alone
-                return a if cost(a, now_ns) <= cost(b, now_ns) else b
+        for attempt in range(MAX_EFFORT):
+            if attempt:
+                i, j = self._table.draw_two(rng)
+                a, b = states[i], states[j]
+                ra, rb = rank(a, exclude, panic), rank(b, exclude, panic)
             ka, kb = (ra, cost(a, now_ns)), (rb, cost(b, now_ns))
             cand, key = (a, ka) if ka <= kb else (b, kb)
             if key[0] <= ACCEPT:
                 return cand
             if best is None or key < best_key:
                 best, best_key = cand, key
-        return scan(states, self._rng.randrange(len(states)), exclude, panic) or best
+        return scan(states, rng.randrange(len(states)), exclude, panic) or best
 
     def __repr__(self) -> str:
         return f"<P2C {self._cost.__name__} endpoints={[s.key for s in self._states]}>"

@@ -15,6 +15,7 @@ hosts.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 from .._types import Rng
 from ._base import EndpointState
@@ -28,9 +29,12 @@ class RoundRobinPicker:
     __slots__ = ("_counter", "_rng", "_schedule", "_states")
 
     def __init__(self, states: tuple[EndpointState, ...],
-                 counter: itertools.count[int] | None = None, rng: Rng | None = None) -> None:
+                 counter: itertools.count[int] | None = None, rng: Rng | None = None, *,
+                 weights: Sequence[int] | None = None) -> None:
+        """`weights`: the endpoints' weights, when the caller has them."""
         self._states = states
-        self._schedule = smooth_schedule([s.endpoint.weight for s in states])
+        self._schedule = smooth_schedule(weights if weights is not None
+                                         else [s.endpoint.weight for s in states])
         self._counter = counter if counter is not None else itertools.count()
         if rng is None:
             from .._clock import RNG

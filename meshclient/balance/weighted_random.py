@@ -3,6 +3,8 @@ to `MAX_EFFORT` times, while the draw is unavailable or already tried."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .._types import Rng
 from ._base import EndpointState
 from ._pickers import ACCEPT, MAX_EFFORT, rank, scan
@@ -14,10 +16,13 @@ class RandomPicker:
 
     __slots__ = ("_rng", "_states", "_table")
 
-    def __init__(self, states: tuple[EndpointState, ...], rng: Rng) -> None:
+    def __init__(self, states: tuple[EndpointState, ...], rng: Rng, *,
+                 weights: Sequence[int] | None = None) -> None:
+        """`weights`: the endpoints' weights, when the caller has them."""
         self._states = states
         self._rng = rng
-        self._table = AliasTable([s.endpoint.weight for s in states])
+        self._table = AliasTable(weights if weights is not None
+                                 else [s.endpoint.weight for s in states])
 
     def pick(self, now_ns: int, exclude: frozenset[str], panic: bool) -> EndpointState | None:
         states = self._states

@@ -1,9 +1,10 @@
 """Fail-back with the default policy against real backends, both shells: an endpoint
 healthy again carries at least half its fair share within 10 s of recovering, after its
-own failure and after a total outage (sequential requests, well above 10 per second)."""
+own failure and after a total outage (sequential requests, 10 per second or more)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from typing import Any
@@ -14,17 +15,20 @@ import pytest
 from meshclient.testing import LoopbackCluster
 
 OUTAGE_S = 3.0
-#: The 10 s target is asserted on the fake clock (tests/simulation/test_failback.py); here,
-#: with real backends on a machine running the whole suite, the bound is twice that (two
-#: full-suite runs on a loaded 2-core machine missed 10 s).
-WITHIN_S = 20.0
+#: The target: half its fair share within 10 s of recovering, at 10 requests per second
+#: or more. On a busy machine a sequential caller may fall below that rate; a window then
+#: lasts until it has `MIN_WINDOW` requests, and the bound is `WITHIN_S` seconds or
+#: `WITHIN_S * MIN_WINDOW` requests, whichever comes later (the target's own count).
+WITHIN_S = 10.0
+MIN_WINDOW = 10
 
 
-def run(caller: Any, seconds: float) -> list[tuple[float, str | None]]:
-    """Requests one after another for `seconds`: (time, backend that answered or None)."""
+def run(caller: Any, seconds: float, at_least: int = 0) -> list[tuple[float, str | None]]:
+    """Requests one after another for `seconds` and at least `at_least` requests: (time,
+    backend that answered or None)."""
     out = []
     start = time.monotonic()
-    while (now := time.monotonic()) - start < seconds:
+    while (now := time.monotonic()) - start < seconds or len(out) < at_least:
         try:
             r = caller.get("http://users/")
             out.append((now, r.json()["backend"] if r.status_code < 500 else None))
@@ -33,23 +37,27 @@ def run(caller: Any, seconds: float) -> list[tuple[float, str | None]]:
     return out
 
 
-def recovered_within(caller: Any, backends: list[str]) -> float | None:
-    """Seconds after recovery until, in a 1 s window, every one of `backends` carried at
-    least half its fair share (of 3); None if not within `WITHIN_S` (stops at the first
-    such window)."""
-    for s in range(int(WITHIN_S)):
-        window = [b for _, b in run(caller, 1.0)]
+def recovered_within(caller: Any, backends: list[str]) -> tuple[float, int] | None:
+    """(seconds, requests) after recovery until a window of at least 1 s and `MIN_WINDOW`
+    requests in which every one of `backends` carried at least half its fair share (of
+    3), or None if not within the bound; what each window saw is logged for diagnosis."""
+    healed, sent = time.monotonic(), 0
+    while True:
+        window = [b for _, b in run(caller, 1.0, MIN_WINDOW)]
+        sent += len(window)
+        took = time.monotonic() - healed
         counts = Counter(window)
-        if window and all(counts[b] / len(window) >= 1 / 6 for b in backends):
-            return s + 1.0
-    return None
+        endpoints = caller.transport.snapshot()["services"]["users"]["endpoints"]
+        logging.getLogger(__name__).warning(
+            "%.1f s, %d requests: %s; %s", took, sent, dict(sorted(counts.items(), key=str)),
+            [(e["endpoint"], e["health"], e["estimate_ms"]) for e in endpoints])
+        if all(counts[b] / len(window) >= 1 / 6 for b in backends):
+            return took, sent
+        if took > WITHIN_S and sent > WITHIN_S * MIN_WINDOW:
+            return None
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    "open: in full-suite runs on a loaded 2-core machine the returning endpoint missed half "
-    "its share within the bound in three of four runs, while it passes alone; the "
-    "fake-clock simulation asserts the 10 s target"))
 def test_one_endpoint_back_after_its_failure(mesh: Any) -> None:
     with LoopbackCluster(3) as cluster:
         caller = mesh(cluster.policy("users"))
@@ -58,7 +66,9 @@ def test_one_endpoint_back_after_its_failure(mesh: Any) -> None:
         run(caller, OUTAGE_S)
         cluster.heal()
         took = recovered_within(caller, ["backend-0"])
-        assert took is not None, f"backend-0 did not get half its share within {WITHIN_S:.0f} s"
+        assert took is not None, (
+            f"backend-0 did not get half its share within {WITHIN_S:.0f} s and "
+            f"{WITHIN_S * MIN_WINDOW:.0f} requests (windows logged above)")
 
 
 @pytest.mark.slow

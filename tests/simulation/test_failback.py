@@ -74,6 +74,24 @@ def test_an_endpoint_down_for_5s_carries_its_share_within_10s_of_recovering() ->
         assert share(log, bad, 18, 25) >= 1 / 6, (seed, share(log, bad, 18, 25))
 
 
+def test_an_endpoint_avoided_for_a_failure_is_probed_again_within_seconds() -> None:
+    """One slow answer and then a failure (as on a busy machine): its estimate is several
+    times its peers' and it is avoided before it could be ejected. Waiting for that
+    estimate to decay took about 20 s; the probe after a failure brings it back within a
+    few seconds of its recovery."""
+    for seed in range(5):
+        clock = FakeClock(start_ns=0)
+        rt = runtime(clock, seed)
+        drive(rt, clock, lambda key, t: True, 10)
+        bad = next(s for s in rt.balancer.states() if s.key == KEYS[0])
+        for rtt, ok in ((0.004, True), (0.004, False)):
+            start = bad.begin(clock.now_ns())
+            clock.advance(rtt)
+            bad.end(start, clock.now_ns(), ok)
+        log = drive(rt, clock, lambda key, t: True, 15, t0=10.1)
+        assert share(log, KEYS[0], 15, 20) >= 1 / 6, (seed, share(log, KEYS[0], 15, 20))
+
+
 def test_a_total_outage_ends_when_the_endpoints_recover() -> None:
     """Breakers open and the balancer enters panic mode; panic mode sends through the open
     breakers and ejections, so the first answers after the outage close them."""

@@ -228,3 +228,38 @@ def test_a_closing_body_ends_the_attempt_by_the_balancers_clock() -> None:
         start = bad.begin(clock.now_ns())
         bad.end(start, None, True, ConnectionResetError("body cut off"))
     assert bad.failures == 2 and bad.phase != IN_SERVICE  # the streak ejected it
+
+
+def test_claiming_a_probe_reads_few_of_many_ejected_endpoints() -> None:
+    """500 ejected endpoints coming due one after another: each claim takes the earliest due
+    (a heap), reading a handful of endpoints, not every ejected one per claim."""
+    reads = 0
+
+    class Counted(EndpointState):
+        @property
+        def key(self) -> str:
+            nonlocal reads
+            reads += 1
+            return self.endpoint.key
+
+    clock = FakeClock()
+    fleet = endpoints(1000)
+    states = [Counted(e, None, clock) for e in fleet]
+    lb = LoadBalancer("users", BalancerPolicy(), OutlierPolicy(
+        ejection="linear", base_ejection=10.0, max_ejected_percent=60.0),
+        clock=clock, rng=SeededRng(7), carry=states)
+    lb.update(fleet)
+    assert lb.states()[0] is states[0]
+    for state in states[:500]:
+        fail(state, clock, 5)
+        assert state.phase != IN_SERVICE
+    clock.advance(10.0)
+    reads = 0
+    claimed = []
+    for _ in range(500):
+        clock.advance(0.001)
+        probe = lb.detector.claim_probe(clock.now_ns(), frozenset())
+        assert probe is not None
+        claimed.append(probe)
+    assert claimed == states[:500]  # in order of their ejection's end
+    assert reads <= 500 * 4

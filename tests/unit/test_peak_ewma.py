@@ -143,3 +143,25 @@ def test_fastest_estimate_is_the_balancers() -> None:
     for state, rtt_ns in ((a, 10_000_000), (b, 2_000_000)):
         state.end(state.begin(0), rtt_ns, True)
     assert balancer.fastest_ns() == 2_000_000
+
+
+def test_a_probe_follows_a_failure_after_a_doubling_wait() -> None:
+    """After a failure the endpoint costs 0 (one probe) once STALE * tau has passed, then
+    twice that after each further failure, at most tau; a failure more than tau after the
+    previous one starts the series again."""
+    clock = FakeClock()
+    ewma = PeakEwma(decay_s=10, default_rtt_s=0.03, now_ns=clock.now_ns())
+    ewma.observe(0.001, clock.now_ns())
+    for wait in (1.0, 2.0, 4.0, 8.0, 10.0, 10.0):
+        ewma.observe(0.001, clock.now_ns(), ok=False)
+        clock.advance(wait - 0.01)
+        assert ewma.cost(clock.now_ns(), pending=0) > 0
+        clock.advance(0.01)
+        assert ewma.cost(clock.now_ns(), pending=0) == 0.0
+        assert ewma.cost(clock.now_ns(), pending=1) > 0  # the probe is out: not flooded
+    clock.advance(0.5)  # 10.5 s since the last failure
+    ewma.observe(0.001, clock.now_ns(), ok=False)
+    clock.advance(1.0)
+    assert ewma.cost(clock.now_ns(), pending=0) == 0.0
+    ewma.observe(0.002, clock.now_ns())  # the probe answered: its answer is the estimate
+    assert ewma.cost(clock.now_ns(), pending=0) == pytest.approx(0.002)
