@@ -123,8 +123,9 @@ def test_wait_is_bounded_when_the_registry_never_answers() -> None:
     try:
         start = time.monotonic()
         assert not cache.wait(0.2)
-        assert 0.15 <= time.monotonic() - start < 1.0
-        assert cache.last_error == "down"
+        assert 0.15 <= time.monotonic() - start < 5.0  # bounded (generous: a loaded machine)
+        # the lookup thread may not have run yet on a loaded machine: wait for its error
+        assert until(lambda: cache.last_error == "down", 10.0, every_s=0.01)
     finally:
         cache.close()
 
