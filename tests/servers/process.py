@@ -9,14 +9,14 @@ remove `workdir` if the subclass made one).
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
-
-import pytest
 
 _T = TypeVar("_T", bound="ServerProcess")
 
@@ -34,6 +34,8 @@ def require(program: str, hint: str = "") -> None:
     the script that installs them. `hint` is not used (kept for callers' sake)."""
     if shutil.which(program) is None:
         MISSING.add(program)
+        import pytest  # here, not at the top: server processes started from tests import this
+
         pytest.skip(f"{program} is not installed: {INSTALL} installs it")
 
 
@@ -73,14 +75,23 @@ class ServerProcess:
     def start(self: _T) -> _T:
         if self._proc is not None:
             return self
+        self._launch()
+        self._wait_answers()
+        return self
+
+    def _launch(self) -> None:
         require(self.argv()[0])  # a missing server skips the test, whoever started it
         self.prepare()
-        self._proc = proc = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL,
-                                             stderr=subprocess.DEVNULL)
+        self._proc = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+
+    def _wait_answers(self) -> None:
+        proc = self._proc
+        assert proc is not None
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self.answers():
-                return self
+                return
             if proc.poll() is not None:
                 break
             time.sleep(self.probe_interval_s)  # polls until it answers, bounded
@@ -114,3 +125,19 @@ class ServerProcess:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.address} {'running' if self.running else 'stopped'}>"
+
+
+@contextlib.contextmanager
+def started(*servers: ServerProcess) -> Iterator[None]:
+    """Start `servers` side by side (every process launched before any is waited for: their
+    interpreter start-ups overlap), and close them all on exit, also when one fails to start."""
+    try:
+        for server in servers:
+            if server._proc is None:
+                server._launch()
+        for server in servers:
+            server._wait_answers()
+        yield
+    finally:
+        for server in reversed(servers):
+            server.close()
