@@ -16,6 +16,13 @@ from meshclient.testing import LoopbackCluster
 from tests.servers.etcd import EtcdServer
 from tests.servers.helpers import backends_of, until
 
+
+@pytest.fixture
+def etcd_server(etcd_module_server: EtcdServer) -> EtcdServer:
+    """The module's one etcd, running and emptied before each test (tests/servers/etcd.py)."""
+    return etcd_module_server.emptied()
+
+
 #: Values that are not endpoints: nested too deep to decode, not UTF-8, junk, wrong shape.
 BAD = {"/mesh/users/deep": b"[" * 100_000, "/mesh/users/binary": b"\xff\xfe\x00junk",
        "/mesh/users/junk": b"not json at all", "/mesh/users/shape": b'{"address": 5}'}
