@@ -4,7 +4,8 @@ A subclass picks its free loopback port(s) in `__init__` and says how to run it 
 and how to tell it answers (`answers`, one quick probe). `start()` runs it and waits until
 it answers; `stop()` ends it; `start()` again brings it back on the same port(s), so tests
 can take a server away and give it back. `with` starts it and `close()`s it (stop, then
-remove `workdir` if the subclass made one).
+remove `workdir` if the subclass made one). `started(a, b, ...)` launches several before
+waiting for any, so that their start-ups overlap.
 """
 
 from __future__ import annotations
