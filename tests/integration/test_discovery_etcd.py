@@ -23,6 +23,13 @@ from tests.servers.helpers import backends_of, until
 
 pytestmark = pytest.mark.slow
 
+
+@pytest.fixture
+def etcd_server(etcd_module_server: EtcdServer) -> EtcdServer:
+    """The module's one etcd, running and emptied before each test (tests/servers/etcd.py)."""
+    return etcd_module_server.emptied()
+
+
 FAST = ScheduleConfig(min_ttl_s=0.1, max_ttl_s=1, grace_s=0.5, backoff_base_s=0.05,
                       backoff_max_s=0.2)
 

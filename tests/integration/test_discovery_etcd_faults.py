@@ -16,6 +16,13 @@ from meshclient.testing import LoopbackCluster
 from tests.servers.etcd import EtcdServer
 from tests.servers.helpers import backends_of, until
 
+
+@pytest.fixture
+def etcd_server(etcd_module_server: EtcdServer) -> EtcdServer:
+    """The module's one etcd, running and emptied before each test (tests/servers/etcd.py)."""
+    return etcd_module_server.emptied()
+
+
 #: Values that are not endpoints: nested too deep to decode, not UTF-8, junk, wrong shape.
 BAD = {"/mesh/users/deep": b"[" * 100_000, "/mesh/users/binary": b"\xff\xfe\x00junk",
        "/mesh/users/junk": b"not json at all", "/mesh/users/shape": b'{"address": 5}'}
@@ -67,6 +74,10 @@ def test_bad_values_are_skipped_reported_once_and_never_block(
 
 
 @pytest.mark.slow
+# The sync shell only: the watch, its failures and its reconnect backoff run on the discovery
+# thread, the same for both shells, and the scenario waits seconds of real time; both shells
+# reading discovered endpoints is covered in test_discovery_etcd.py.
+@pytest.mark.parametrize("shell", ["sync"])
 def test_a_new_endpoint_is_used_within_seconds_of_etcd_coming_back(
         mesh, etcd_server: EtcdServer, cluster: LoopbackCluster) -> None:
     put(etcd_server, "/mesh/users/a", address(cluster, 0))

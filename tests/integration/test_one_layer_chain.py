@@ -25,6 +25,7 @@ from tests.servers.caller import Caller
 from tests.servers.chain import BUDGET_TTL_S, ChainService
 from tests.servers.hop import Hop
 from tests.servers.ports import free_port
+from tests.servers.process import started
 from tests.servers.threaded import serve_asgi, serve_wsgi
 
 
@@ -66,9 +67,10 @@ RATE = 20.0  # top-level requests per second
                                              ("handler", "sync")])
 def test_bottom_service_load_bounded_by_budget_across_real_processes(kind: str,
                                                                      shell: str) -> None:
-    with ChainService("leaf", "127.0.0.41") as leaf, \
-            ChainService(kind, "127.0.0.42", leaf.address) as c, \
-            ChainService(kind, "127.0.0.43", c.address) as b:
+    leaf = ChainService("leaf", "127.0.0.41")
+    c = ChainService(kind, "127.0.0.42", leaf.address)
+    b = ChainService(kind, "127.0.0.43", c.address)
+    with started(leaf, c, b):  # each process waits on the next only when a request comes
         caller = Caller(shell, Policy.from_dict({"services": {"b": {
             "endpoints": [b.address], "retry": {"attempts": 3},
             "breaker": {"failures": 10_000}, "outlier": {"consecutive_failures": 0}}}}))

@@ -27,9 +27,6 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import httpx
 
-import meshclient
-import meshclient.asgi
-import meshclient.wsgi
 from meshclient.policy import Policy
 from tests.servers.ports import free_port
 from tests.servers.process import ServerProcess
@@ -121,6 +118,8 @@ def _asgi_app(next_address: str, decorated: bool) -> Any:
     from starlette.responses import PlainTextResponse, Response
     from starlette.routing import Route
 
+    import meshclient.asgi  # here: only the processes that serve ASGI pay for the import
+
     client: list[httpx.AsyncClient] = []
 
     async def forward(request: Request) -> Response:
@@ -143,6 +142,8 @@ def _asgi_app(next_address: str, decorated: bool) -> Any:
 
 
 def _wsgi_app(next_address: str) -> Any:
+    import meshclient.wsgi
+
     client = httpx.Client(transport=meshclient.MeshTransport(chain_policy(next_address)))
 
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:

@@ -7,6 +7,7 @@ directory, so tests can take the registry away and give it back.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 
 import httpx
@@ -60,9 +61,27 @@ class EtcdServer(ServerProcess):
     def client(self) -> EtcdClient:
         return EtcdClient(self.base_url)
 
+    def emptied(self) -> EtcdServer:
+        """Running (started again if a test stopped it) and holding no keys: a shared server
+        as a test expects a fresh one. Leases left behind run out by themselves."""
+        self.start()
+        every = base64.b64encode(b"\0").decode()  # key "\0" to range end "\0": all keys
+        httpx.post(f"{self.base_url}/v3/kv/deleterange", json={"key": every, "range_end": every},
+                   timeout=5.0).raise_for_status()
+        return self
+
 
 @pytest.fixture
 def etcd_server() -> Iterator[EtcdServer]:
+    require("etcd")
+    with EtcdServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def etcd_module_server() -> Iterator[EtcdServer]:
+    """One etcd for a whole test module (its start-up is most of a short test); a module
+    overrides `etcd_server` with `etcd_module_server.emptied()` to use it."""
     require("etcd")
     with EtcdServer() as server:
         yield server

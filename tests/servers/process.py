@@ -4,19 +4,20 @@ A subclass picks its free loopback port(s) in `__init__` and says how to run it 
 and how to tell it answers (`answers`, one quick probe). `start()` runs it and waits until
 it answers; `stop()` ends it; `start()` again brings it back on the same port(s), so tests
 can take a server away and give it back. `with` starts it and `close()`s it (stop, then
-remove `workdir` if the subclass made one).
+remove `workdir` if the subclass made one). `started(a, b, ...)` launches several before
+waiting for any, so that their start-ups overlap.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
-
-import pytest
 
 _T = TypeVar("_T", bound="ServerProcess")
 
@@ -34,6 +35,8 @@ def require(program: str, hint: str = "") -> None:
     the script that installs them. `hint` is not used (kept for callers' sake)."""
     if shutil.which(program) is None:
         MISSING.add(program)
+        import pytest  # here, not at the top: server processes started from tests import this
+
         pytest.skip(f"{program} is not installed: {INSTALL} installs it")
 
 
@@ -73,14 +76,23 @@ class ServerProcess:
     def start(self: _T) -> _T:
         if self._proc is not None:
             return self
+        self._launch()
+        self._wait_answers()
+        return self
+
+    def _launch(self) -> None:
         require(self.argv()[0])  # a missing server skips the test, whoever started it
         self.prepare()
-        self._proc = proc = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL,
-                                             stderr=subprocess.DEVNULL)
+        self._proc = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+
+    def _wait_answers(self) -> None:
+        proc = self._proc
+        assert proc is not None
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self.answers():
-                return self
+                return
             if proc.poll() is not None:
                 break
             time.sleep(self.probe_interval_s)  # polls until it answers, bounded
@@ -114,3 +126,19 @@ class ServerProcess:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.address} {'running' if self.running else 'stopped'}>"
+
+
+@contextlib.contextmanager
+def started(*servers: ServerProcess) -> Iterator[None]:
+    """Start `servers` side by side (every process launched before any is waited for: their
+    interpreter start-ups overlap), and close them all on exit, also when one fails to start."""
+    try:
+        for server in servers:
+            if server._proc is None:
+                server._launch()
+        for server in servers:
+            server._wait_answers()
+        yield
+    finally:
+        for server in reversed(servers):
+            server.close()
