@@ -28,6 +28,7 @@ Targets (against `bare-spread`): mesh throughput >= 1.10x at async c=64 and c=12
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import signal
@@ -87,8 +88,8 @@ def _variants(shell: str, backends: list[FastServer], sidecars: dict[str, Sideca
               ) -> list[Variant]:
     """The client setups for one fleet (a fresh client per concurrency level)."""
     sync = shell == "sync"
-    make = httpx.Client if sync else httpx.AsyncClient
-    shell_transport = MeshTransport if sync else AsyncMeshTransport
+    make: Any = httpx.Client if sync else httpx.AsyncClient
+    shell_transport: Any = MeshTransport if sync else AsyncMeshTransport
     spread = [b.url + "/" for b in backends]
     policy = _policy(backends)
     out = [Variant("bare-spread", spread, lambda: make(limits=LIMITS)),
@@ -102,8 +103,8 @@ def _variants(shell: str, backends: list[FastServer], sidecars: dict[str, Sideca
 
 
 def per_sample(n: int, c: int) -> int:
-    """Requests per sample at concurrency `c`: at least `n`, and 8 per caller, a multiple of c."""
-    return -(-max(n, 8 * c) // c) * c
+    """Requests per sample at concurrency `c`: at least `n`, and 4 per caller, a multiple of c."""
+    return -(-max(n, 4 * c) // c) * c
 
 
 def _order(variants: list[Variant], r: int) -> list[Variant]:
@@ -257,13 +258,27 @@ def plot(results: Results, path: str, title: str = "") -> bool:
     return True
 
 
+def _numbers(parser: argparse.ArgumentParser, name: str, text: str) -> tuple[int, ...]:
+    """`--levels 1,16`: positive integers, or a usage error naming the option and value."""
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        parser.error(f"--{name} must be positive integers separated by commas, not {text!r}")
+    return values
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=None,
-                        help="requests per sample (at least 8 per caller)")
+                        help="requests per sample (at least 4 per caller)")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--busy", type=int, nargs="?", const=1, default=0, metavar="N",
                         help="run next to N CPU-heavy neighbour processes (busy loops; 1)")
+    parser.add_argument("--levels", default=None, help="concurrency levels (e.g. 16,64)")
+    parser.add_argument("--backends", default=None, help="fleet sizes (e.g. 3,10)")
+    parser.add_argument("--shells", default="sync,async", help="sync, async or both")
     parser.add_argument("--plot", default=None, help="write a PNG here (needs matplotlib)")
     args = parser.parse_args(argv)
     for field in ("requests", "rounds", "busy"):
@@ -272,8 +287,15 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{field} must be positive, not {value!r}")
     n = args.requests or (200 if args.quick else 640)
     rounds = args.rounds or 3
-    levels = (1, 16) if args.quick else (1, 16, 64, 128)
-    fleets = (3,) if args.quick else (3, 10)
+    levels: tuple[int, ...] = (1, 16) if args.quick else (1, 16, 64, 128)
+    if args.levels:
+        levels = _numbers(parser, "levels", args.levels)
+    shells = [s.strip() for s in args.shells.split(",") if s.strip()]
+    if not shells or set(shells) - {"sync", "async"}:
+        parser.error(f"--shells must be sync, async or both, not {args.shells!r}")
+    fleets: tuple[int, ...] = (3,) if args.quick else (3, 10)
+    if args.backends:
+        fleets = _numbers(parser, "backends", args.backends)
     results: Results = {}
     # terminated: unwind, so the proxies, backends and neighbours are stopped too
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -282,16 +304,18 @@ def main(argv: list[str] | None = None) -> int:
         sidecars = {kind: stack.enter_context(Sidecar(kind, [b.address for b in backends[:3]]))
                     for kind in ("haproxy", "nginx") if Sidecar.available(kind)}
         stack.enter_context(_load.Neighbour(args.busy))
-        for shell in ("sync", "async"):
+        for shell in shells:
             for fleet in fleets:
                 print(f"{shell}, {fleet} backends ...", file=sys.stderr, flush=True)
                 variants = _variants(shell, backends[:fleet], sidecars)
                 for c in levels:
                     got = _level(shell, variants, c, n, rounds)
                     results.update({(shell, fleet, c, name): s for name, s in got.items()})
+                    print(report({k: v for k, v in results.items() if k[:3] == (shell, fleet, c)}),
+                          file=sys.stderr, flush=True)  # each level as it is done
     load = os.getloadavg()
     busy = f", {args.busy} busy neighbour process(es)" if args.busy else ", no neighbour"
-    print(f"at least {n} requests per sample (8 per caller), {rounds} rounds{busy}, "
+    print(f"at least {n} requests per sample (4 per caller), {rounds} rounds{busy}, "
           f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, {os.cpu_count()} CPUs")
     print(report(results))
     for line in verdicts(results):
