@@ -18,7 +18,7 @@ starts every variant afresh: a new client, one prefilled connection per caller, 
 at that level (`_load.py`); then each figure is the median of interleaved rounds (the
 variants' order flipped each round), printed with the rounds' range.
 
-    python -m benchmarks.sidecar            # 3 rounds, about ten minutes on 2 cores
+    python -m benchmarks.sidecar            # 3 rounds; 20+ minutes on a loaded 2-core machine
     python -m benchmarks.sidecar --busy     # the same next to a CPU-heavy neighbour process
     python -m benchmarks.sidecar --quick    # c=1 and 16, 3 backends: about a minute
 
