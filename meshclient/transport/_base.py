@@ -196,7 +196,8 @@ class MeshBase:
 
     # -- the inner transport of an attempt -------------------------------------------
     def _endpoint_pools(self, make: Callable[..., T], **kwargs: Any) -> EndpointPools[T]:
-        """Per-endpoint transports `make(**pool_kwargs, **kwargs)`, told of endpoint set
+        """Per-endpoint transports `make(**pool_kwargs, **kwargs)` (sharded, each shard
+        with its share of `limits`: `_pools.py`), told of endpoint set
         changes by the registry. Every pool shares one SSL context, made once: building
         one per endpoint (the CA bundle read each time) would cost milliseconds each."""
         base = dict(getattr(self, "_inner_kwargs", {}))
@@ -208,7 +209,9 @@ class MeshBase:
             kwargs["verify"] = self._ssl
         base.pop("cert", None)
         base.update(kwargs)
-        pools: EndpointPools[T] = EndpointPools(lambda: make(**base), self._pools_changed)
+        pools: EndpointPools[T] = EndpointPools(
+            lambda limits: make(**{**base, "limits": limits}), self._pools_changed,
+            limits=base.get("limits"), http2=bool(base.get("http2")))
         self.registry.add_pools(pools)
         return pools
 

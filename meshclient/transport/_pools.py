@@ -11,6 +11,18 @@ over that endpoint's connections only.
 `limits` apply per endpoint, as Finagle's per-host connection limit and gRPC's
 per-address subchannels do: with N endpoints a client may hold up to N x `max_connections`.
 
+Shards: httpcore's per-request work grows faster than linearly with the connections one
+pool holds (for each idle connection it counts the idle ones again, and it polls each idle
+socket for readability), so under concurrency one endpoint's pool is itself split into
+shards of at most `SHARD` connections, each its own inner transport. `limits` are divided
+among the shards (their `max_connections` add up to the endpoint's; the keep-alive
+allowance goes to the first shards, the busiest), and a request goes to the first shard
+with a free slot (fewer requests than its connections), so it never waits while another
+shard has room; with every shard full it joins the least loaded one, as it would wait in
+one pool. At concurrency 1 only the first shard is ever made. Like Envoy's connection pool
+per worker thread, several pools to one host. Without a connection limit, or with
+`http2=True` (one connection carries many requests), an endpoint has one pool.
+
 Lifecycle: a pool is made on the first attempt to its endpoint. The registry tells every
 transport when discovery or a policy change published a new endpoint set (`changed`); on
 its next request the transport moves the pools of endpoints no service holds any more to
@@ -25,16 +37,51 @@ I/O: closing is the shell's (`close` / `aclose` on what `closable` and `take_all
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
+import httpx
+
 T = TypeVar("T")
+
+#: The most connections one shard (one httpcore pool) of an endpoint holds.
+SHARD = 8
+#: httpx's own default, when the transport was given no `limits`.
+DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+_NONE: list[Any] = []  # the load of a transport that is not httpx's (always "free")
 
 
 def _pool_of(transport: Any) -> Any:
     """The httpcore pool inside an httpx transport (None: not an httpx transport)."""
     return getattr(transport, "_pool", None)
+
+
+def _requests_of(transport: Any) -> list[Any]:
+    """httpcore's list of the requests in flight or waiting on `transport`'s pool (the
+    same list object for the pool's life; an empty one if it has none)."""
+    requests = getattr(_pool_of(transport), "_requests", None)
+    return requests if isinstance(requests, list) else _NONE
+
+
+def shard_limits(limits: httpx.Limits, http2: bool = False,
+                 size: int = SHARD) -> list[httpx.Limits]:
+    """The limits of each shard of one endpoint's pool (one shard: `limits` itself)."""
+    total = limits.max_connections
+    if total is None or http2 or total <= size:
+        return [limits]
+    count = math.ceil(total / size)
+    keep = limits.max_keepalive_connections
+    out = []
+    for i in range(count):
+        cap = total // count + (1 if i < total % count else 0)
+        idle = None if keep is None else max(0, min(cap, keep))
+        if keep is not None:
+            keep -= cap
+        out.append(httpx.Limits(max_connections=cap, max_keepalive_connections=idle,
+                                keepalive_expiry=limits.keepalive_expiry))
+    return out
 
 
 def pool_stats(transport: Any) -> dict[str, int]:
@@ -60,32 +107,61 @@ def _quiet(transport: Any) -> bool:
     return all(c.is_idle() for c in list(getattr(pool, "connections", ())))
 
 
+#: One shard: its transport, httpcore's list of its requests, its connection limit.
+Shard = tuple[T, list[Any], int]
+
+
 class EndpointPools(Generic[T]):
-    """Inner transports by endpoint key ("host:port"), made by `make()` on first use."""
+    """Inner transports by endpoint key ("host:port"), made on first use: `make(limits)`
+    builds one shard's transport."""
 
-    __slots__ = ("__weakref__", "_lock", "dirty", "make", "on_change", "pools", "retiring")
+    __slots__ = ("__weakref__", "_lock", "dirty", "make", "on_change", "plan", "pools",
+                 "retiring")
 
-    def __init__(self, make: Callable[[], T],
-                 on_change: Callable[[], None] | None = None) -> None:
+    def __init__(self, make: Callable[[httpx.Limits], T],
+                 on_change: Callable[[], None] | None = None,
+                 limits: httpx.Limits | None = None, http2: bool = False) -> None:
         self.make = make
         self.on_change = on_change  # also told of a change (the transport's flag)
-        #: endpoint key -> its transport; read without the lock on the request path
-        self.pools: dict[str, T] = {}
+        #: each shard's limits, in the order shards are made
+        self.plan = shard_limits(limits or DEFAULT_LIMITS, http2)
+        #: endpoint key -> its shards (replaced whole, never changed in place: read
+        #: without the lock on the request path)
+        self.pools: dict[str, tuple[Shard[T], ...]] = {}
         #: transports of endpoints gone from every service, closed once quiet
         self.retiring: list[T] = []
         #: set (from any thread) when an endpoint set changed: `reconcile` is due
         self.dirty = False
         self._lock = threading.Lock()
 
+    def _shard(self, index: int) -> Shard[T]:
+        limits = self.plan[index]
+        transport = self.make(limits)
+        cap = limits.max_connections if len(self.plan) > 1 else None
+        return (transport, _requests_of(transport), 1 << 62 if cap is None else cap)
+
     def get(self, key: str) -> T:
-        """The transport for endpoint `key` (made on the first call for it)."""
-        pool = self.pools.get(key)
-        if pool is None:
-            with self._lock:
-                pool = self.pools.get(key)
-                if pool is None:
-                    pool = self.pools[key] = self.make()
-        return pool
+        """The transport for a request to endpoint `key`: its first shard with a free
+        slot (shards and the endpoint's first are made on demand)."""
+        shards = self.pools.get(key)
+        if shards is not None:
+            for transport, requests, cap in shards:
+                if len(requests) < cap:
+                    return transport
+        with self._lock:
+            shards = self.pools.get(key, ())
+            for transport, requests, cap in shards:
+                if len(requests) < cap:
+                    return transport
+            if len(shards) < len(self.plan):
+                shard = self._shard(len(shards))
+                self.pools[key] = (*shards, shard)
+                return shard[0]
+        return min(shards, key=lambda s: len(s[1]))[0]  # every shard full: it waits
+
+    def transports(self, key: str) -> list[T]:
+        """Every shard's transport of endpoint `key` (none if it has no pool)."""
+        return [shard[0] for shard in self.pools.get(key, ())]
 
     def changed(self) -> None:
         """An endpoint set changed somewhere (the registry calls this; any thread)."""
@@ -100,7 +176,7 @@ class EndpointPools(Generic[T]):
             self.dirty = False
             gone = [key for key in self.pools if key not in keep]
             for key in gone:
-                self.retiring.append(self.pools.pop(key))
+                self.retiring += [shard[0] for shard in self.pools.pop(key)]
 
     def closable(self) -> list[T]:
         """Take the retiring transports that are quiet now (the caller closes them)."""
@@ -113,7 +189,8 @@ class EndpointPools(Generic[T]):
     def take_all(self) -> list[T]:
         """Every transport, live and retiring, removed (the caller closes them)."""
         with self._lock:
-            out = [*self.pools.values(), *self.retiring]
+            out = [shard[0] for shards in self.pools.values() for shard in shards]
+            out += self.retiring
             self.pools, self.retiring = {}, []
         return out
 
@@ -124,8 +201,13 @@ class EndpointPools(Generic[T]):
         self.pools, self.retiring, self.dirty = {}, [], False
 
     def stats(self) -> dict[str, dict[str, int]]:
-        """Per endpoint key: `pool_stats` of its live pool."""
-        return {key: pool_stats(t) for key, t in list(self.pools.items())}
+        """Per endpoint key: `pool_stats` of its live pool (its shards summed)."""
+        out = {}
+        for key, shards in list(self.pools.items()):
+            each = [pool_stats(shard[0]) for shard in shards]
+            out[key] = {field: sum(s[field] for s in each)
+                        for field in ("connections", "idle", "waiting")}
+        return out
 
     def __repr__(self) -> str:
         return f"<EndpointPools endpoints={len(self.pools)} retiring={len(self.retiring)}>"

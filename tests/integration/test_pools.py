@@ -37,9 +37,10 @@ def test_each_endpoint_has_its_own_pool(mesh: Any, cluster: LoopbackCluster) -> 
     caller = mesh(cluster.policy("users", balancer={"kind": "round-robin"}))
     for _ in range(6):
         assert caller.get("http://users/").status_code == 200
-    pools = caller.transport.pools.pools
-    assert sorted(pools) == sorted(cluster.addresses)
-    for key, transport in pools.items():
+    pools = caller.transport.pools
+    assert sorted(pools.pools) == sorted(cluster.addresses)
+    for key in pools.pools:
+        (transport,) = pools.transports(key)  # one shard: one call at a time
         connections = transport._pool.connections
         assert len(connections) == 1  # sequential calls reuse one connection
         assert all(c.can_handle_request(_origin(key)) for c in connections)
@@ -73,7 +74,7 @@ def test_a_removed_endpoint_has_its_pool_closed_after_its_call(
     for _ in range(3):
         caller.get("http://users/")
     pools = caller.transport.pools
-    gone = pools.pools[cluster[2].address]
+    (gone,) = pools.transports(cluster[2].address)
     # a slow call in flight on the endpoint about to go
     answers: list[int] = []
     cluster.set(2, latency_ms=400)
@@ -196,3 +197,63 @@ def test_status_shows_each_endpoints_pool(mesh: Any, cluster: LoopbackCluster) -
     assert "connections" in head and "waiting" in head
     col = head.index("connections")
     assert [row[col] for row in rows] == ["1", "1", "1"]
+
+
+def _in_flight(caller: Any, key: str) -> int:
+    return sum(len(t._pool._requests) for t in caller.transport.pools.transports(key))
+
+
+def _concurrent_calls(caller: Any, count: int, delay_ms: int) -> list[threading.Thread]:
+    statuses: list[int] = []
+
+    def call() -> None:
+        statuses.append(caller.get(f"http://users/?delay_ms={delay_ms}").status_code)
+
+    threads = [threading.Thread(target=call) for _ in range(count)]
+    for t in threads:
+        t.start()
+    threads[0].statuses = statuses  # type: ignore[attr-defined]
+    return threads
+
+
+def test_an_endpoints_pool_is_sharded_under_concurrency(
+        mesh: Any, cluster: LoopbackCluster) -> None:
+    """20 calls at once to one endpoint: no httpcore pool holds more than `SHARD`
+    connections, none of the calls waits for a connection, and status sums the shards."""
+    from meshclient.transport._pools import SHARD
+
+    one = cluster.policy("users", endpoints=[{"address": cluster[0].address}])
+    caller = mesh(one, limits=httpx.Limits(max_connections=24, max_keepalive_connections=24))
+    key = cluster[0].address
+    caller.get("http://users/")
+    assert len(caller.transport.pools.transports(key)) == 1  # one call: one shard
+    threads = _concurrent_calls(caller, 20, 3000)
+    _wait(lambda: _in_flight(caller, key) == 20, "20 calls in flight")
+    shards = caller.transport.pools.transports(key)
+    held = [len(t._pool.connections) for t in shards]
+    stats = caller.transport.pools.stats()[key]
+    assert len(shards) == 3 and max(held) <= SHARD, held
+    # every call has a connection (threads may rarely race for a shard's last slot, and
+    # one of them waits for that shard's next free connection)
+    assert sum(held) + stats["waiting"] == 20 and stats["waiting"] <= 2, (held, stats)
+    assert caller.transport.snapshot()["pools"][key]["connections"] == sum(held)
+    for t in threads:
+        t.join(WAIT_S)
+    assert threads[0].statuses == [200] * 20  # type: ignore[attr-defined]
+
+
+def test_sharded_limits_still_add_up_to_the_endpoints(
+        mesh: Any, cluster: LoopbackCluster) -> None:
+    """`max_connections=12` over shards: 20 calls at once hold at most 12 connections to
+    the endpoint, the rest wait, and every call is answered."""
+    one = cluster.policy("users", endpoints=[{"address": cluster[0].address}])
+    caller = mesh(one, limits=httpx.Limits(max_connections=12, max_keepalive_connections=12))
+    key = cluster[0].address
+    threads = _concurrent_calls(caller, 20, 3000)
+    _wait(lambda: _in_flight(caller, key) == 20, "20 calls in flight or waiting")
+    stats = caller.transport.pools.stats()[key]
+    assert stats["connections"] == 12 and stats["waiting"] == 8
+    assert len(caller.transport.pools.transports(key)) == 2
+    for t in threads:
+        t.join(WAIT_S)
+    assert threads[0].statuses == [200] * 20  # type: ignore[attr-defined]
