@@ -9,13 +9,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from meshclient.policy import AccessLogSettings
 from meshclient.telemetry import access_log
+from tests.servers.helpers import until
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD_S = 10.0  # the child gives up (and exits 1) after this long
@@ -46,12 +46,8 @@ def _child(log: access_log.AccessLog, path: Path) -> int:
         return 1
     log._writer.flush_interval = 0.02  # the child's writer writes at once (the parent's waits)
     log.write({"who": "child"})
-    deadline = time.monotonic() + CHILD_S
-    while time.monotonic() < deadline:
-        if '"who":"child"' in path.read_text():
-            return 0
-        time.sleep(0.01)  # polls the file until the writer thread has written the line
-    return 1
+    written = until(lambda: '"who":"child"' in path.read_text(), CHILD_S, every_s=0.01)
+    return 0 if written else 1
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

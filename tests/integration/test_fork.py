@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import select
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ import meshclient
 from meshclient.policy import PolicyStore
 from meshclient.testing import LoopbackCluster
 from tests.servers.etcd import EtcdServer
+from tests.servers.helpers import reap
 from tests.servers.nginx import NginxServer
 
 pytestmark = pytest.mark.slow
@@ -105,13 +105,7 @@ def _collect(forked: dict[str, Any]) -> dict[str, Any]:
                 data += chunk
     finally:
         os.close(read_fd)
-        while time.monotonic() < deadline:
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                break
-            time.sleep(0.02)  # polls for the child's exit, bounded by the deadline
-        else:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+        reap(pid, max(0.0, deadline - time.monotonic()))  # killed if still there
     assert data, "the child said nothing"
     return json.loads(data)  # type: ignore[no-any-return]
 

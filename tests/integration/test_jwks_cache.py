@@ -17,7 +17,7 @@ from meshclient.policy import Policy, PolicyStore
 from meshclient.security.jwks import JwksCache, NeedKeys
 from meshclient.testing import FakeClock
 from tests.integration.inbound_apps import serve
-from tests.servers.helpers import until
+from tests.servers.helpers import reap, until
 from tests.servers.jwks import ISSUER, JwksServer, SigningKey
 
 KEY = SigningKey("RSA", "cache-1")
@@ -83,17 +83,7 @@ def test_a_forked_child_fetches_for_itself() -> None:
             finally:
                 os._exit(code)
         cache._done = None
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:  # bounded poll of the child's exit
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            time.sleep(0.02)
-        else:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            pytest.fail("the forked child hung")
-        assert os.waitstatus_to_exitcode(status) == 0
+        assert reap(pid, 20) == 0  # None: the forked child hung and was killed
         assert server.requests == 2  # the child's own fetch reached the server
 
 

@@ -23,7 +23,7 @@ from meshclient.context import MIRROR_HEADER
 from meshclient.routing.mirror import mirror_copy
 from meshclient.testing import LoopbackCluster
 from meshclient.transport._mirror import MirrorSender
-from tests.servers.helpers import until
+from tests.servers.helpers import reap, until
 from tests.servers.otel import Otel, otel_fixture  # noqa: F401 (the `otel` fixture)
 
 SHADOW_MS = 300
@@ -151,16 +151,7 @@ def test_senders_start_again_in_a_forked_child(cluster: LoopbackCluster) -> None
                         code = 0
             finally:
                 os._exit(code)
-        deadline = time.monotonic() + 15
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done or time.monotonic() > deadline:
-                break
-            time.sleep(0.02)  # polls for the child's exit, bounded by the deadline
-        if not done:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-        assert done and os.waitstatus_to_exitcode(status) == 0
+        assert reap(pid, 15) == 0
         assert cluster[2].hits == 2
     sender.close()
 

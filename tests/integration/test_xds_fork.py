@@ -25,6 +25,7 @@ SCRIPT = textwrap.dedent("""
     import json, os, sys, time
     import httpx, meshclient
     from meshclient.xds import attach, parse_bootstrap
+    from tests.servers.helpers import until
     from tests.servers.xds_world import URL, backend_of
 
     store = meshclient.PolicyStore()
@@ -37,17 +38,16 @@ SCRIPT = textwrap.dedent("""
         code = 1
         try:
             seen = {}
-            deadline = time.monotonic() + 10
-            first = True
-            while time.monotonic() < deadline:
-                seen = {"backend": backend_of(client.get(URL + "/")),
-                        "connection": store.xds.connection}
+
+            def pushed():
+                first = not seen
+                seen.update(backend=backend_of(client.get(URL + "/")),
+                            connection=store.xds.connection)
                 if first:
                     print("child-ready", flush=True)
-                    first = False
-                if seen["backend"] == "backend-1":
-                    break
-                time.sleep(0.05)  # polls until the push shows or the deadline
+                return seen["backend"] == "backend-1"
+
+            until(pushed, 10, every_s=0.05)  # until the push shows, or the deadline
             print("child", json.dumps(seen), flush=True)
             code = 0
         finally:

@@ -5,6 +5,8 @@ shell, and a redis-server on a free port."""
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -26,6 +28,24 @@ def until(predicate: Callable[[], bool], timeout_s: float, *, every_s: float = 0
             return True
         time.sleep(every_s)
     return predicate()
+
+
+def reap(pid: int, timeout_s: float) -> int | None:
+    """Wait (bounded) for forked child `pid` to exit; its exit code, or None when it had to
+    be killed at the deadline."""
+    status: list[int] = []
+
+    def exited() -> bool:
+        done, code = os.waitpid(pid, os.WNOHANG)
+        if done:
+            status.append(code)
+        return bool(done)
+
+    if until(exited, timeout_s):
+        return os.waitstatus_to_exitcode(status[0])
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return None
 
 
 def wait_until(predicate: Callable[[], object], timeout_s: float = 10.0, *,
