@@ -4,10 +4,7 @@ measured within 10% of the configured total."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,9 +13,9 @@ import meshclient
 from meshclient.policy import Policy
 from meshclient.security.limitkey import Identity, identity
 from meshclient.testing import Backend
+from tests.servers.helpers import run_workers
 from tests.servers.redis_server import RedisServer
 
-ROOT = Path(__file__).resolve().parents[2]
 ALONE = {"retry": {"attempts": 1}, "breaker": {"failures": 10000},
          "outlier": {"consecutive_failures": 0}}
 
@@ -106,14 +103,7 @@ _WORKER = textwrap.dedent("""
 def test_two_processes_share_a_per_tenant_redis_quota() -> None:
     seconds = 3.0
     with RedisServer() as redis_server, Backend() as backend:
-        procs = [subprocess.Popen([sys.executable, "-c", _WORKER, backend.address,
-                                   redis_server.url, str(seconds)], cwd=ROOT,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(2)]
-        outputs = [p.communicate(timeout=60) for p in procs]
-    for (_out, err), p in zip(outputs, procs, strict=True):
-        assert p.returncode == 0, err
-    rows = [out.split() for out, _ in outputs]
+        rows = run_workers(_WORKER, backend.address, redis_server.url, str(seconds))
     span = max(float(row[3]) for row in rows) - min(float(row[2]) for row in rows)
     expected = 10 * span + 1  # one 10/s quota per tenant over the span, plus the burst
     for column, tenant in enumerate(("acme", "globex")):

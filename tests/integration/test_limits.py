@@ -6,11 +6,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import subprocess
-import sys
 import textwrap
 import time
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -23,11 +20,8 @@ from meshclient.policy import Policy
 from meshclient.testing import Backend
 from tests.servers.caller import Caller
 from tests.servers.concurrency import ConcurrencyServer
-from tests.servers.helpers import run_threads
+from tests.servers.helpers import run_threads, run_workers
 from tests.servers.redis_server import RedisServer
-
-ROOT = Path(__file__).resolve().parents[2]
-
 
 #: Limits alone: no retries, breakers or ejection reacting to the backend's failures.
 ALONE = {"retry": {"attempts": 1}, "breaker": {"failures": 10000},
@@ -199,14 +193,7 @@ _WORKER = textwrap.dedent("""
 def test_two_processes_share_a_redis_quota() -> None:
     seconds = 2.0
     with RedisServer() as redis_server, Backend() as backend:
-        procs = [subprocess.Popen([sys.executable, "-c", _WORKER, backend.address,
-                                   redis_server.url, str(seconds)], cwd=ROOT,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(2)]
-        outputs = [p.communicate(timeout=60) for p in procs]
-    for (_out, err), p in zip(outputs, procs, strict=True):
-        assert p.returncode == 0, err
-    rows = [out.split() for out, _ in outputs]
+        rows = run_workers(_WORKER, backend.address, redis_server.url, str(seconds))
     oks = [int(row[0]) for row in rows]
     # One quota of 25/s for both, over the span from the first worker's start to the last
     # one's end (start-up skew on a loaded machine widens it), plus the burst and a little.

@@ -7,9 +7,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -28,6 +31,21 @@ def until(predicate: Callable[[], bool], timeout_s: float, *, every_s: float = 0
             return True
         time.sleep(every_s)
     return predicate()
+
+
+def run_workers(script: str, *args: str, count: int = 2,
+                timeout_s: float = 60.0) -> list[list[str]]:
+    """Run `count` copies of `python -c script *args` side by side, from the repository root
+    (so `tests` imports); each one's printed words. A worker that fails fails the test,
+    with its stderr."""
+    root = Path(__file__).resolve().parents[2]
+    procs = [subprocess.Popen([sys.executable, "-c", script, *args], cwd=root,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(count)]
+    outputs = [p.communicate(timeout=timeout_s) for p in procs]
+    for (_out, err), p in zip(outputs, procs, strict=True):
+        assert p.returncode == 0, err
+    return [out.split() for out, _ in outputs]
 
 
 def reap(pid: int, timeout_s: float) -> int | None:
