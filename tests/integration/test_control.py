@@ -79,19 +79,29 @@ def test_broken_edit_keeps_last_good_and_reports(mesh, cluster, nginx_server, st
     refresher = store.watch(nginx_server.url("mesh.json"), interval_s=0.05, wait=5)
     caller = mesh(store)
     caplog.set_level(logging.ERROR, logger="meshclient.control")
+
+    def logged() -> int:
+        return sum("rejected" in r.getMessage() for r in caplog.records)
+
+    # The refresher thread counts a rejection, records its errors, then logs it: the log
+    # line is the last of the three, so the test waits for it before reading the others.
     nginx_server.publish("mesh.json", doc(cluster, "v2", 1, routes=[
         {"to": [{"service": "users", "weight": 1}, {"service": "users-v3", "weight": 1}]}]))
-    wait_until(lambda: refresher.stats.rejected == 1)
+    wait_until(lambda: logged() == 1, what="the first rejection logged")
+    assert refresher.stats.rejected == 1
     assert refresher.last_errors == (
         "services.users.routes[0].to[1].service names no service: 'users-v3'",)
-    wait_until(lambda: refresher.stats.not_modified >= 3)  # the broken file is not re-read
+    seen = refresher.stats.not_modified
+    wait_until(lambda: refresher.stats.not_modified >= seen + 3)  # the file is not re-read
     assert store.current.version == "v1"
     assert backend_of(caller) == "backend-0"
     nginx_server.publish("mesh.json", "{not json")
-    wait_until(lambda: refresher.stats.rejected == 2)
+    wait_until(lambda: logged() == 2, what="the second rejection logged")
+    assert refresher.stats.rejected == 2
     assert "invalid JSON" in refresher.last_errors[0]
-    rejected = [r for r in caplog.records if "rejected" in r.getMessage()]
-    assert len(rejected) == 2  # once per broken document, not once per poll
+    seen = refresher.stats.not_modified
+    wait_until(lambda: refresher.stats.not_modified >= seen + 3)
+    assert (logged(), refresher.stats.rejected) == (2, 2)  # once per document, not per poll
     nginx_server.publish("mesh.json", doc(cluster, "v3", 1))
     wait_until(lambda: store.current.version == "v3")
     assert refresher.last_errors == ()
