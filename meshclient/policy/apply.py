@@ -129,8 +129,8 @@ class Applier:
     def _reject(self, document: bytes, errors: tuple[str, ...], origin: str) -> None:
         digest = hashlib.sha256(document).digest()
         with self._lock:
+            self.last_errors = errors  # before the count: whoever sees the count sees these
             self.stats.rejected += 1
-            self.last_errors = errors
             repeated = digest == self._last_rejected
             self._last_rejected = digest
         if not repeated:
