@@ -22,7 +22,7 @@ from meshclient.policy import Policy
 from meshclient.policy._model import BudgetPolicy
 from meshclient.testing import LoopbackCluster
 from tests.servers.caller import Caller
-from tests.servers.chain import BUDGET_TTL_S, ChainService
+from tests.servers.chain import BUDGET_TTL_S, CALL_TIMEOUT_S, ChainService
 from tests.servers.hop import Hop
 from tests.servers.ports import free_port
 from tests.servers.process import started
@@ -73,7 +73,8 @@ def test_bottom_service_load_bounded_by_budget_across_real_processes(kind: str,
     with started(leaf, c, b):  # each process waits on the next only when a request comes
         caller = Caller(shell, Policy.from_dict({"services": {"b": {
             "endpoints": [b.address], "retry": {"attempts": 3},
-            "breaker": {"failures": 10_000}, "outlier": {"consecutive_failures": 0}}}}))
+            "breaker": {"failures": 10_000}, "outlier": {"consecutive_failures": 0}}}}),
+            client_kwargs={"timeout": CALL_TIMEOUT_S})
         try:
             start = time.monotonic()
             for i in range(N_REQUESTS):  # paced at RATE, never faster

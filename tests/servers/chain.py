@@ -14,6 +14,11 @@
 Every mode answers `GET /_hits` with the number of other requests it has served (as text).
 `chain_policy(next)` is the policy every middle service calls on with: 3 attempts, a 1-2 ms
 backoff, the default budget with a 1 s ttl, breakers and outlier ejection off.
+
+A middle service imports the mesh transport before it serves, so the first request does
+not pay for the imports (seconds on a loaded machine); its client waits `CALL_TIMEOUT_S`
+for an answer, far more than any answer takes, so a slow machine never turns a slow
+answer into a timeout the mesh would retry.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from tests.servers.process import ServerProcess
 
 BUDGET_TTL_S = 1.0
 HITS_PATH = "/_hits"
+#: httpx timeout of every call along the chain (and of the test's caller): generous on purpose
+CALL_TIMEOUT_S = 30.0
 
 
 def chain_policy(next_address: str) -> Policy:
@@ -66,14 +73,14 @@ class ChainService(ServerProcess):
 
     def answers(self) -> bool:
         try:
-            self.hits()
+            self.hits(timeout_s=2.0)
         except (httpx.HTTPError, ValueError):
             return False
         return True
 
-    def hits(self) -> int:
+    def hits(self, timeout_s: float = CALL_TIMEOUT_S) -> int:
         """Requests served, other than `/_hits`."""
-        r = httpx.get(f"http://{self.address}{HITS_PATH}", timeout=2.0)
+        r = httpx.get(f"http://{self.address}{HITS_PATH}", timeout=timeout_s)
         r.raise_for_status()
         return int(r.text)
 
@@ -120,13 +127,14 @@ def _asgi_app(next_address: str, decorated: bool) -> Any:
 
     import meshclient.asgi  # here: only the processes that serve ASGI pay for the import
 
+    transport_class = meshclient.AsyncMeshTransport  # imported now, before serving
     client: list[httpx.AsyncClient] = []
 
     async def forward(request: Request) -> Response:
         HITS.add()
         if not client:
-            client.append(httpx.AsyncClient(
-                transport=meshclient.AsyncMeshTransport(chain_policy(next_address))))
+            client.append(httpx.AsyncClient(timeout=CALL_TIMEOUT_S,
+                                            transport=transport_class(chain_policy(next_address))))
         try:
             r = await client[0].get(f"http://next{request.url.path}")
             return Response(status_code=r.status_code)
@@ -144,7 +152,8 @@ def _asgi_app(next_address: str, decorated: bool) -> Any:
 def _wsgi_app(next_address: str) -> Any:
     import meshclient.wsgi
 
-    client = httpx.Client(transport=meshclient.MeshTransport(chain_policy(next_address)))
+    client = httpx.Client(timeout=CALL_TIMEOUT_S,
+                          transport=meshclient.MeshTransport(chain_policy(next_address)))
 
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         path = environ.get("PATH_INFO", "/")
