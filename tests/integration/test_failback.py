@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -23,12 +24,16 @@ WITHIN_S = 10.0
 MIN_WINDOW = 10
 
 
-def run(caller: Any, seconds: float, at_least: int = 0) -> list[tuple[float, str | None]]:
+def run(caller: Any, seconds: float, at_least: int = 0,
+        done: Callable[[list[tuple[float, str | None]]], bool] | None = None,
+        ) -> list[tuple[float, str | None]]:
     """Requests one after another for `seconds` and at least `at_least` requests: (time,
-    backend that answered or None)."""
-    out = []
+    backend that answered or None). `done`, checked every 50 requests, may end it sooner."""
+    out: list[tuple[float, str | None]] = []
     start = time.monotonic()
     while (now := time.monotonic()) - start < seconds or len(out) < at_least:
+        if done is not None and len(out) % 50 == 0 and out and done(out):
+            break
         try:
             r = caller.get("http://users/")
             out.append((now, r.json()["backend"] if r.status_code < 500 else None))
@@ -55,6 +60,11 @@ def recovered_within(caller: Any, backends: list[str]) -> tuple[float, int] | No
             return took, sent
         if took > WITHIN_S and sent > WITHIN_S * MIN_WINDOW:
             return None
+
+
+def healthy(caller: Any) -> bool:
+    endpoints = caller.transport.snapshot()["services"]["users"]["endpoints"]
+    return [e["health"] for e in endpoints] == ["healthy"] * 3
 
 
 @pytest.mark.slow
@@ -85,10 +95,17 @@ def test_every_endpoint_back_after_a_total_outage(mesh: Any) -> None:
         run(caller, OUTAGE_S)
         cluster.heal()
         healed = time.monotonic()
-        log = run(caller, 10.0)
+
+        def settled(log: list[tuple[float, str | None]]) -> bool:
+            """Two seconds and 500 requests past the 5 s mark, every backend has answered
+            and is healthy: the rest of the 10 s would show nothing new."""
+            after = [t for t, _ in log if healed + 5 <= t]
+            return (len(after) >= 500 and after[-1] - after[0] >= 2.0
+                    and len({b for _, b in log} - {None}) == 3 and healthy(caller))
+
+        log = run(caller, 10.0, done=settled)
         served = [b is not None for t, b in log if healed + 5 <= t]
         assert sum(served) / len(served) > 0.99
         answered = Counter(b for _, b in log)
         assert all(answered[f"backend-{i}"] > 0 for i in range(3)), answered
-        endpoints = caller.transport.snapshot()["services"]["users"]["endpoints"]
-        assert [e["health"] for e in endpoints] == ["healthy"] * 3
+        assert healthy(caller), caller.transport.snapshot()["services"]["users"]["endpoints"]
