@@ -26,7 +26,7 @@ import uvicorn
 
 from tests.servers.ports import free_port
 
-_POLL_S = 0.05  # how soon serve_forever notices shutdown()
+_POLL_S = 0.01  # how soon serve_forever notices shutdown() (every test stops its servers)
 
 _T = TypeVar("_T", bound="ThreadedHTTPServer")
 
