@@ -93,10 +93,10 @@ class Generation:
         self.flags = bytearray(b"".join(down)) if down else bytearray(len(states))
         start = 0
         for level, flags in zip(levels, down, strict=False):
-            level.down = sum(flags)
+            level.down = flags.count(1)  # in C: flags are 0 or 1
             end = start + len(level.states)
             if level.local:
-                level.local_down = sum(compress(flags, self.local_flags[start:end]))
+                level.local_down = bytes(compress(flags, self.local_flags[start:end])).count(1)
             start = end
         self.cursor = 0
         self.active = 0

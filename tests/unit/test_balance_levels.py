@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from meshclient.balance import LoadBalancer
 from meshclient.balance._levels import SMALL_FLEET, SWEEP_CHUNK, SWEEP_EVERY
-from meshclient.balance._weights import MAX_SMOOTH_WORK, AliasTable, SpreadSchedule, smooth_schedule
+from meshclient.balance._weights import MAX_SMOOTH_WORK, SpreadSchedule, WeightedDraw, smooth_schedule
 from meshclient.discovery.endpoint import Endpoint
 from meshclient.policy import BalancerPolicy, OutlierPolicy
 from meshclient.testing import FakeClock, SeededRng
@@ -254,7 +254,7 @@ def test_the_usual_pick_in_a_large_fleet_does_no_sweeping() -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.integers(min_value=2, max_value=20_000), st.integers(min_value=0, max_value=2**32))
 def test_uniform_draws_are_two_distinct_indices_in_range(n: int, seed: int) -> None:
-    table = AliasTable([1] * n)
+    table = WeightedDraw([1] * n)
     rng = SeededRng(seed)
     for _ in range(20):
         a, b = table.draw_two(rng)
@@ -262,7 +262,7 @@ def test_uniform_draws_are_two_distinct_indices_in_range(n: int, seed: int) -> N
 
 
 def test_uniform_draws_cover_every_index_evenly() -> None:
-    table, rng = AliasTable([1] * 10), SeededRng(3)
+    table, rng = WeightedDraw([1] * 10), SeededRng(3)
     counts = Counter(i for _ in range(20_000) for i in table.draw_two(rng))
     assert set(counts) == set(range(10))
     assert max(counts.values()) < 1.1 * min(counts.values())
