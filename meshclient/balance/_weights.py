@@ -25,6 +25,23 @@ MAX_SCHEDULE = 4096
 MAX_SMOOTH_WORK = 1 << 16
 
 
+def equal_weights(weights: Sequence[int], endpoints: Sequence[object] = ()) -> bool:
+    """Whether all the weights are the same, told in C (`list.count`, not min and max).
+    Raises `ValueError` naming the first weight below 1, its position and, when given,
+    its endpoint (`endpoints[i]` has `weights[i]`)."""
+    n = len(weights)
+    if not n:
+        return True
+    first = weights[0]
+    uniform = weights.count(first) == n
+    if (first if uniform else min(weights)) <= 0:
+        bad = next(i for i, w in enumerate(weights) if w <= 0)
+        where = f" ({endpoints[bad]})" if endpoints else ""
+        raise ValueError(f"weights must be positive: weight {weights[bad]!r} at position "
+                         f"{bad} of {n}{where}")
+    return uniform
+
+
 class WeightedDraw:
     """Draw index i with probability `weights[i] / sum(weights)`: `random() * total` found
     among the running sums of the weights by bisection (`bisect_right`: the first running
@@ -33,20 +50,16 @@ class WeightedDraw:
     weights it is a plain `int(random() * n)` and nothing is built.
 
     Weights must be positive (Envoy's `load_balancing_weight` is at least 1; discovery turns
-    an SRV weight of 0 into 1): a weight of 0 or less raises `ValueError` naming it."""
+    an SRV weight of 0 into 1): a weight of 0 or less raises `ValueError` naming it
+    (`equal_weights`)."""
 
     __slots__ = ("_bounds", "_last", "_n", "_total", "uniform")
 
     def __init__(self, weights: Sequence[int]) -> None:
         n = len(weights)
-        first = weights[0] if n else 1
         self._n = n
         self._last = n - 1  # `bisect_right`'s bound: never past the last index
-        self.uniform = n == 0 or weights.count(first) == n  # in C, unlike min and max
-        if (first if self.uniform else min(weights)) <= 0:
-            bad = next(i for i, w in enumerate(weights) if w <= 0)
-            raise ValueError(f"weights must be positive: weight {weights[bad]!r} at "
-                             f"position {bad} of {n}")
+        self.uniform = equal_weights(weights)
         self._bounds: list[int] = [] if self.uniform else list(accumulate(weights))
         self._total = self._bounds[-1] if self._bounds else n
 

@@ -16,9 +16,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshclient.balance import _weights
+from meshclient.balance import LoadBalancer, _weights
 from meshclient.balance._weights import WeightedDraw, smooth_schedule
-from meshclient.testing import SeededRng
+from meshclient.discovery.endpoint import Endpoint
+from meshclient.policy import BalancerPolicy, OutlierPolicy
+from meshclient.testing import FakeClock, SeededRng
+from tests.unit.test_pickers import KINDS
 
 
 class Fixed:
@@ -107,6 +110,26 @@ def test_the_error_for_a_large_fleet_names_the_weight_not_the_list() -> None:
         WeightedDraw(weights)
     assert "weight 0 at position 9999 of 10000" in str(caught.value)
     assert len(str(caught.value)) < 200
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_update_with_a_weight_below_one_changes_nothing(kind: str) -> None:
+    """Refused with the endpoint named; the balancer keeps its endpoints, their weights
+    and its picks (a weight of 0 on a kept state would divide a cost by zero)."""
+    lb = LoadBalancer("users", BalancerPolicy(kind=kind), OutlierPolicy(), clock=FakeClock(),
+                      rng=SeededRng(5))
+    good = tuple(Endpoint(f"127.0.0.{i + 2}", 8000, 1 + i) for i in range(3))
+    lb.update(good)
+    before = lb.states()
+    bad = (Endpoint("127.0.0.2", 8000, 4), Endpoint("127.0.0.3", 8000, 0),
+           Endpoint("127.0.0.9", 8000, 1))
+    with pytest.raises(ValueError, match=r"weight 0 at position 1 of 3 \(127.0.0.3:8000\)"):
+        lb.update(bad)
+    assert lb.states() == before
+    assert [s.endpoint for s in lb.states()] == list(good)
+    assert [e["weight"] for e in lb.snapshot()["endpoints"]] == [1, 2, 3]
+    for _ in range(50):
+        assert lb.pick() in before
 
 
 @contextmanager
