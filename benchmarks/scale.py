@@ -20,12 +20,19 @@ counting of available endpoints is part of the cost.
     python -m benchmarks.scale            # about a minute
     python -m benchmarks.scale --quick    # smaller sizes, fewer picks
 
+Instruction counts, which do not move with the machine's load: `--updates K` builds each
+chosen balancer and K new endpoint sets and runs the K updates, printing nothing;
+`--updates K --no-update` does the same without the updates. Under
+`valgrind --tool=cachegrind --cache-sim=no`, the difference of the two totals divided by
+K is the instructions of one update (the command in docs/benchmarks.md).
+
 Targets: at 10,000 endpoints a paced pick of at most 5 µs and an update of at most 10 ms,
 for every variant.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import statistics
 import time
@@ -147,13 +154,32 @@ def update_ms(lb: LoadBalancer, n: int, variant: Variant, rounds: int) -> tuple[
     return statistics.median(wall) * 1e3, statistics.median(cpu) * 1e3
 
 
+def updates_only(n: int, variant: Variant, count: int, run: bool) -> None:
+    """`count` updates replacing 1% each (or, `run` False, only what precedes them): for
+    counting an update's instructions as the difference of two runs."""
+    lb = build(n, variant)
+    fleets = [fleet(n, variant, generation) for generation in range(1, count + 1)]
+    gc.collect()
+    for endpoints in fleets if run else ():
+        lb.update(endpoints)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser(__doc__ or "")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--variants", nargs="+", default=[v.name for v in VARIANTS],
                         choices=[v.name for v in VARIANTS], metavar="NAME")
+    parser.add_argument("--updates", type=int, default=0, metavar="K",
+                        help="only run K updates per variant and size (for cachegrind)")
+    parser.add_argument("--no-update", action="store_true",
+                        help="with --updates: everything but the updates")
     args = parser.parse_args(argv)
     logging.getLogger("meshclient").setLevel(logging.ERROR)  # the 5% ejections are logged
+    if args.updates:
+        for variant in (v for v in VARIANTS if v.name in args.variants):
+            for n in args.sizes:
+                updates_only(n, variant, args.updates, not args.no_update)
+        return 0
     sizes = [s for s in args.sizes if s <= 1_000] if args.quick else args.sizes
     b2b, paced, rounds = (2_000, 300, 2) if args.quick else (20_000, 3_000, 5)
     rows = []
