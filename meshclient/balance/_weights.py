@@ -79,9 +79,10 @@ class WeightedDraw:
             a = int(rng.random() * n)
             b = int(rng.random() * (n - 1))
             return a, b + 1 if b >= a else b
-        a = self.draw(rng)
+        bounds, total, last, random = self._bounds, self._total, self._last, rng.random
+        a = bisect_right(bounds, random() * total, 0, last)  # `draw`, twice, inlined
         for _ in range(4):
-            b = self.draw(rng)
+            b = bisect_right(bounds, random() * total, 0, last)
             if b != a:
                 return a, b
         return a, (a + 1 + rng.randrange(n - 1)) % n

@@ -13,7 +13,7 @@ from types import FrameType
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from meshclient.balance import LoadBalancer, _weights
@@ -55,6 +55,15 @@ unit = st.floats(min_value=0.0, max_value=1.0, exclude_max=True)
 @given(weight_lists, unit)
 def test_a_draw_is_the_reference_draw(weights: list[int], r: float) -> None:
     assert WeightedDraw(weights).draw(Fixed(r)) == reference(weights, r)
+
+
+@settings(max_examples=300, deadline=None)
+@given(weight_lists.filter(lambda w: len(set(w)) > 1), unit, unit)
+def test_a_weighted_pair_is_two_reference_draws(weights: list[int], r1: float,
+                                                r2: float) -> None:
+    a, b = reference(weights, r1), reference(weights, r2)
+    assume(a != b)
+    assert WeightedDraw(weights).draw_two(Fixed(r1, r2)) == (a, b)
 
 
 @settings(max_examples=200, deadline=None)
