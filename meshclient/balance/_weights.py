@@ -45,8 +45,9 @@ def equal_weights(weights: Sequence[int], endpoints: Sequence[object] = ()) -> b
 class WeightedDraw:
     """Draw index i with probability `weights[i] / sum(weights)`: `random() * total` found
     among the running sums of the weights by bisection (`bisect_right`: the first running
-    sum beyond it). Built by one `itertools.accumulate` pass (C, O(n) per update); a draw is
-    one random number and an O(log n) bisection in C that allocates nothing. With equal
+    sum beyond it). Built by one `itertools.accumulate` pass (C, O(n) per update; the sums
+    are floats, exact up to 2**53); a draw is one random number and an O(log n) bisection
+    in C. With equal
     weights it is a plain `int(random() * n)` and nothing is built.
 
     Weights must be positive (Envoy's `load_balancing_weight` is at least 1; discovery turns
@@ -60,7 +61,10 @@ class WeightedDraw:
         self._n = n
         self._last = n - 1  # `bisect_right`'s bound: never past the last index
         self.uniform = equal_weights(weights)
-        self._bounds: list[int] = [] if self.uniform else list(accumulate(weights))
+        self._bounds: list[float] = []
+        if not self.uniform:  # floats: a draw compares a float with them, the fast case
+            self._bounds = list(accumulate(weights, initial=0.0))
+            del self._bounds[0]
         self._total = self._bounds[-1] if self._bounds else n
 
     def draw(self, rng: Rng) -> int:
