@@ -17,6 +17,7 @@ from meshclient.balance._weights import MAX_SMOOTH_WORK, SpreadSchedule, Weighte
 from meshclient.discovery.endpoint import Endpoint
 from meshclient.policy import BalancerPolicy, OutlierPolicy
 from meshclient.testing import FakeClock, SeededRng
+from tests.unit.test_outlier import fail
 from tests.unit.test_pickers import KINDS, FakeBreaker, shares
 
 
@@ -266,3 +267,31 @@ def test_uniform_draws_cover_every_index_evenly() -> None:
     counts = Counter(i for _ in range(20_000) for i in table.draw_two(rng))
     assert set(counts) == set(range(10))
     assert max(counts.values()) < 1.1 * min(counts.values())
+
+
+def test_an_update_keeps_the_heap_of_due_probes() -> None:
+    """An update pushes entries for the endpoints it adds and keeps the survivors' (no
+    rebuild over every ejected endpoint); an ejected endpoint that left is never probed,
+    the others come due as before; a new `base_ejection` rebuilds the heap."""
+    clock = FakeClock()
+    policy = OutlierPolicy(ejection="linear", base_ejection=10.0, max_ejected_percent=60.0)
+    lb = LoadBalancer("users", BalancerPolicy(), policy, clock=clock, rng=SeededRng(7))
+    endpoints = fleet(100)
+    lb.update(endpoints)
+    ejected = lb.states()[:10]
+    for state in ejected:
+        fail(state, clock, 5)
+    entries = {id(entry) for entry in lb.detector._due}
+    assert len(entries) == 10
+    lb.update((*endpoints[1:], Endpoint("10.9.9.9", 8000)))  # the first ejected one left
+    assert entries <= {id(entry) for entry in lb.detector._due}
+    assert lb.detector.ejected_count == 9
+    clock.advance(10.5)
+    probed = set()
+    for _ in range(200):
+        state = lb.pick()
+        if state is not None and state.health() == "probing":
+            probed.add(state)
+    assert probed == set(ejected[1:])
+    lb.detector.track(lb.states(), OutlierPolicy(base_ejection=20.0), [], lb._gen.index)
+    assert not entries & {id(entry) for entry in lb.detector._due}
