@@ -157,7 +157,7 @@ def update_ms(lb: LoadBalancer, n: int, variant: Variant, rounds: int,
     for generation in range(1, 2 * rounds + 1):
         endpoints = fleet(n, variant, generation)
         keep = generation > rounds
-        if keep:
+        if generation >= rounds:  # held from the one the first kept update replaces on
             held.append(endpoints)
         started, started_cpu = time.perf_counter(), time.thread_time()
         lb.update(endpoints)
