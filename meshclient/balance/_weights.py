@@ -47,8 +47,7 @@ class WeightedDraw:
     among the running sums of the weights by bisection (`bisect_right`: the first running
     sum beyond it). Built by one `itertools.accumulate` pass (C, O(n) per update; the sums
     are floats, exact up to 2**53); a draw is one random number and an O(log n) bisection
-    in C. With equal
-    weights it is a plain `int(random() * n)` and nothing is built.
+    in C. With equal weights it is a plain `int(random() * n)` and nothing is built.
 
     Weights must be positive (Envoy's `load_balancing_weight` is at least 1; discovery turns
     an SRV weight of 0 into 1): a weight of 0 or less raises `ValueError` naming it

@@ -71,7 +71,7 @@ class P2C:
         self._random = rng.random
         self._cost = cost
         self._table = WeightedDraw(weights if weights is not None
-                                 else [s.endpoint.weight for s in states])
+                                   else [s.endpoint.weight for s in states])
         self._uniform = self._table.uniform
         self._compare = _UNWEIGHTED.get(cost, cost) if self._uniform else cost
 

@@ -23,7 +23,7 @@ class RandomPicker:
         self._states = states
         self._rng = rng
         self._table = WeightedDraw(weights if weights is not None
-                                 else [s.endpoint.weight for s in states])
+                                   else [s.endpoint.weight for s in states])
 
     def pick(self, now_ns: int, exclude: frozenset[str], panic: bool) -> EndpointState | None:
         states = self._states
