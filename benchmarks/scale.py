@@ -15,10 +15,18 @@ counting of available endpoints is part of the cost.
   the preemptions out and keeps every periodic job in.
 - **update**: ms for one update that replaces 1% of the endpoints (median of a few), wall
   time and this thread's CPU time (which leaves out the time other processes had the CPU:
-  on a busy machine the code's own cost).
+  on a busy machine the code's own cost). The update frees the previous endpoint objects
+  (the states held their last reference, as in the runtime); **old kept** is the CPU time
+  of the same update while the benchmark still holds them.
 
     python -m benchmarks.scale            # about a minute
     python -m benchmarks.scale --quick    # smaller sizes, fewer picks
+
+Instruction counts, which do not move with the machine's load: `--updates K` builds each
+chosen balancer and K new endpoint sets and runs the K updates, printing nothing;
+`--updates K --no-update` does the same without the updates. Under
+`valgrind --tool=cachegrind --cache-sim=no`, the difference of the two totals divided by
+K is the instructions of one update (the command in docs/benchmarks.md).
 
 Targets: at 10,000 endpoints a paced pick of at most 5 µs and an update of at most 10 ms,
 for every variant.
@@ -26,6 +34,7 @@ for every variant.
 
 from __future__ import annotations
 
+import gc
 import logging
 import statistics
 import time
@@ -43,7 +52,7 @@ from meshclient.testing import FakeClock
 
 SIZES = (3, 100, 1_000, 10_000)
 HEADER = ("variant", "endpoints", "b2b µs", "paced p50 µs", "paced p99 µs", "paced mean µs",
-          "paced CPU µs", "update ms", "update CPU ms")
+          "paced CPU µs", "update ms", "update CPU ms", "update CPU ms, old kept")
 
 
 @dataclass(frozen=True)
@@ -135,16 +144,39 @@ def pick_paced_us(lb: LoadBalancer, clock: FakeClock, picks: int,
             statistics.fmean(samples) / 1e3, (statistics.fmean(cpu) - overhead) / 1e3)
 
 
-def update_ms(lb: LoadBalancer, n: int, variant: Variant, rounds: int) -> tuple[float, float]:
-    """Median wall and CPU (this thread's) ms of one update replacing 1% of the endpoints."""
-    wall, cpu = [], []
-    for generation in range(1, rounds + 1):
+def update_ms(lb: LoadBalancer, n: int, variant: Variant, rounds: int,
+              ) -> tuple[float, float, float]:
+    """Median wall and CPU (this thread's) ms of one update replacing 1% of the endpoints,
+    and its CPU ms while the previous endpoint objects are still held here (so freeing
+    them, which the update otherwise does as it hands the states their new endpoints, is
+    not part of it)."""
+    wall: list[float] = []
+    cpu: list[float] = []
+    cpu_kept: list[float] = []
+    held: list[tuple[Endpoint, ...]] = []
+    for generation in range(1, 2 * rounds + 1):
         endpoints = fleet(n, variant, generation)
+        keep = generation > rounds
+        if generation >= rounds:  # held from the one the first kept update replaces on
+            held.append(endpoints)
         started, started_cpu = time.perf_counter(), time.thread_time()
         lb.update(endpoints)
-        cpu.append(time.thread_time() - started_cpu)
-        wall.append(time.perf_counter() - started)
-    return statistics.median(wall) * 1e3, statistics.median(cpu) * 1e3
+        (cpu_kept if keep else cpu).append(time.thread_time() - started_cpu)
+        if not keep:
+            wall.append(time.perf_counter() - started)
+        del endpoints  # the balancer's states hold the last reference unless kept
+    return (statistics.median(wall) * 1e3, statistics.median(cpu) * 1e3,
+            statistics.median(cpu_kept) * 1e3)
+
+
+def updates_only(n: int, variant: Variant, count: int, run: bool) -> None:
+    """`count` updates replacing 1% each (or, `run` False, only what precedes them): for
+    counting an update's instructions as the difference of two runs."""
+    lb = build(n, variant)
+    fleets = [fleet(n, variant, generation) for generation in range(1, count + 1)]
+    gc.collect()
+    for endpoints in fleets if run else ():
+        lb.update(endpoints)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,8 +184,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--variants", nargs="+", default=[v.name for v in VARIANTS],
                         choices=[v.name for v in VARIANTS], metavar="NAME")
+    parser.add_argument("--updates", type=int, default=0, metavar="K",
+                        help="only run K updates per variant and size (for cachegrind)")
+    parser.add_argument("--no-update", action="store_true",
+                        help="with --updates: everything but the updates")
     args = parser.parse_args(argv)
     logging.getLogger("meshclient").setLevel(logging.ERROR)  # the 5% ejections are logged
+    if args.updates:
+        for variant in (v for v in VARIANTS if v.name in args.variants):
+            for n in args.sizes:
+                updates_only(n, variant, args.updates, not args.no_update)
+        return 0
     sizes = [s for s in args.sizes if s <= 1_000] if args.quick else args.sizes
     b2b, paced, rounds = (2_000, 300, 2) if args.quick else (20_000, 3_000, 5)
     rows = []

@@ -93,10 +93,10 @@ class Generation:
         self.flags = bytearray(b"".join(down)) if down else bytearray(len(states))
         start = 0
         for level, flags in zip(levels, down, strict=False):
-            level.down = sum(flags)
+            level.down = flags.count(1)  # in C: flags are 0 or 1
             end = start + len(level.states)
             if level.local:
-                level.local_down = sum(compress(flags, self.local_flags[start:end]))
+                level.local_down = bytes(compress(flags, self.local_flags[start:end])).count(1)
             start = end
         self.cursor = 0
         self.active = 0
@@ -204,24 +204,28 @@ class Generation:
 def build_levels(states: Sequence[EndpointState], endpoints: Sequence[Endpoint], down: bytes,
                  zone: str | None,
                  picker: Callable[[tuple[EndpointState, ...], list[int], int, bool], Picker],
+                 weights: list[int],
                  ) -> tuple[tuple[Level, ...], list[bytes], bytes]:
     """Group `states` by priority (stable within a group) with their `down` flags;
-    `endpoints[i]` is `states[i]`'s endpoint (read instead of the states: the update has
-    just made them). `picker(states, weights, priority, local)` builds each picker.
-    Returns the levels, their down flags and, in level order, which states are in `zone`."""
+    `endpoints[i]` is `states[i]`'s endpoint and `weights[i]` its weight (read instead of
+    the states: the update has just made them). `picker(states, weights, priority, local)`
+    builds each picker. Returns the levels, their down flags and, in level order, which
+    states are in `zone`."""
     priorities = {e.priority for e in endpoints}
+    groups: dict[int, tuple[tuple[EndpointState, ...], Sequence[Endpoint], bytes, list[int]]]
     if len(priorities) <= 1:  # the usual case: one group, no regrouping
-        groups = {priorities.pop() if priorities else 0: (tuple(states), endpoints, down)}
+        groups = {priorities.pop() if priorities else 0:
+                  (tuple(states), endpoints, down, weights)}
     else:
         members: dict[int, list[int]] = {p: [] for p in priorities}
         for i, endpoint in enumerate(endpoints):
             members[endpoint.priority].append(i)
         groups = {p: (tuple(states[i] for i in idx), [endpoints[i] for i in idx],
-                      bytes(down[i] for i in idx)) for p, idx in members.items()}
+                      bytes(down[i] for i in idx), [weights[i] for i in idx])
+                  for p, idx in members.items()}
     levels, downs, masks = [], [], []
     for priority in sorted(groups):
-        group, members_of, flags = groups[priority]
-        weights = [e.weight for e in members_of]
+        group, members_of, flags, weights = groups[priority]
         local: tuple[EndpointState, ...]
         local_picker: Picker | None
         if zone is None:

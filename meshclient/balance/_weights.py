@@ -1,7 +1,9 @@
-"""Weighted choice in O(1) per pick: Vose's alias table (for random and P2C draws) and the
-smooth weighted round-robin schedule (nginx's algorithm, precomputed once per update).
+"""Weighted choice: a draw in proportion to the weights (for random and P2C: O(log n) per
+draw, in C) and the smooth weighted round-robin schedule (nginx's algorithm, precomputed
+once per update).
 
-Both are built when the endpoint set changes and are immutable afterwards.
+Both are built when the endpoint set changes, in C-level passes over the weights where the
+work is O(n), and are immutable afterwards.
 """
 
 from __future__ import annotations
@@ -23,43 +25,51 @@ MAX_SCHEDULE = 4096
 MAX_SMOOTH_WORK = 1 << 16
 
 
-class AliasTable:
-    """Draw index i with probability `weights[i] / sum(weights)` using two random numbers
-    (Vose, "A linear algorithm for generating random numbers with a given distribution").
-    With equal weights it is a plain `randrange`."""
+def equal_weights(weights: Sequence[int], endpoints: Sequence[object] = ()) -> bool:
+    """Whether all the weights are the same, told in C (`list.count`, not min and max).
+    Raises `ValueError` naming the first weight below 1, its position and, when given,
+    its endpoint (`endpoints[i]` has `weights[i]`)."""
+    n = len(weights)
+    if not n:
+        return True
+    first = weights[0]
+    uniform = weights.count(first) == n
+    if (first if uniform else min(weights)) <= 0:
+        bad = next(i for i, w in enumerate(weights) if w <= 0)
+        where = f" ({endpoints[bad]})" if endpoints else ""
+        raise ValueError(f"weights must be positive: weight {weights[bad]!r} at position "
+                         f"{bad} of {n}{where}")
+    return uniform
 
-    __slots__ = ("_alias", "_n", "_prob", "uniform")
+
+class WeightedDraw:
+    """Draw index i with probability `weights[i] / sum(weights)`: `random() * total` found
+    among the running sums of the weights by bisection (`bisect_right`: the first running
+    sum beyond it). Built by one `itertools.accumulate` pass (C, O(n) per update; the sums
+    are floats, exact up to 2**53); a draw is one random number and an O(log n) bisection
+    in C. With equal weights it is a plain `int(random() * n)` and nothing is built.
+
+    Weights must be positive (Envoy's `load_balancing_weight` is at least 1; discovery turns
+    an SRV weight of 0 into 1): a weight of 0 or less raises `ValueError` naming it
+    (`equal_weights`)."""
+
+    __slots__ = ("_bounds", "_last", "_n", "_total", "uniform")
 
     def __init__(self, weights: Sequence[int]) -> None:
         n = len(weights)
-        if n and min(weights) <= 0:
-            raise ValueError(f"weights must be positive: {list(weights)!r}")
         self._n = n
-        self.uniform = n == 0 or min(weights) == max(weights)
-        self._prob: list[float] = []
-        self._alias: list[int] = []
-        if self.uniform:  # a plain draw: no columns to build
-            return
-        self._prob = [1.0] * n
-        self._alias = list(range(n))
-        total = sum(weights)
-        scaled = [w * n / total for w in weights]
-        small = [i for i, p in enumerate(scaled) if p < 1.0]
-        large = [i for i, p in enumerate(scaled) if p >= 1.0]
-        while small and large:
-            s, g = small.pop(), large.pop()
-            self._prob[s] = scaled[s]
-            self._alias[s] = g
-            scaled[g] = scaled[g] + scaled[s] - 1.0
-            (small if scaled[g] < 1.0 else large).append(g)
-        for i in small + large:  # numerical leftovers are whole columns
-            self._prob[i] = 1.0
+        self._last = n - 1  # `bisect_right`'s bound: never past the last index
+        self.uniform = equal_weights(weights)
+        self._bounds: list[float] = []
+        if not self.uniform:  # floats: a draw compares a float with them, the fast case
+            self._bounds = list(accumulate(weights, initial=0.0))
+            del self._bounds[0]
+        self._total = self._bounds[-1] if self._bounds else n
 
     def draw(self, rng: Rng) -> int:
-        i = int(rng.random() * self._n)
-        if self.uniform or rng.random() < self._prob[i]:
-            return i
-        return self._alias[i]
+        if self.uniform:
+            return int(rng.random() * self._n)
+        return bisect_right(self._bounds, rng.random() * self._total, 0, self._last)
 
     def draw_two(self, rng: Rng) -> tuple[int, int]:
         """Two distinct indices (needs n >= 2). Unweighted: uniform in one step each;
@@ -72,9 +82,10 @@ class AliasTable:
             a = int(rng.random() * n)
             b = int(rng.random() * (n - 1))
             return a, b + 1 if b >= a else b
-        a = self.draw(rng)
+        bounds, total, last, random = self._bounds, self._total, self._last, rng.random
+        a = bisect_right(bounds, random() * total, 0, last)  # `draw`, twice, inlined
         for _ in range(4):
-            b = self.draw(rng)
+            b = bisect_right(bounds, random() * total, 0, last)
             if b != a:
                 return a, b
         return a, (a + 1 + rng.randrange(n - 1)) % n
@@ -96,7 +107,7 @@ def smooth_schedule(weights: Sequence[int]) -> Sequence[int]:
     if weights.count(first) == len(weights):  # in C: an update of 10,000 stays cheap
         return tuple(range(len(weights)))
     divisor = reduce(gcd, weights)
-    reduced = [w // divisor for w in weights]
+    reduced = [w // divisor for w in weights] if divisor > 1 else list(weights)
     total = sum(reduced)
     if min(total, MAX_SCHEDULE) * len(reduced) > MAX_SMOOTH_WORK:
         return SpreadSchedule(reduced)

@@ -39,6 +39,7 @@ from ..policy import BalancerPolicy, OutlierPolicy
 from ._base import UNAVAILABLE, EndpointState
 from ._levels import SMALL_FLEET, SWEEP_CHUNK, SWEEP_EVERY, Generation, build_levels
 from ._pickers import ACCEPT, Picker, rank
+from ._weights import equal_weights
 from .load.peak_ewma import PeakEwma
 from .outlier import OutlierDetector
 from .p2c import P2C, ewma_cost, pending_cost
@@ -117,10 +118,13 @@ class LoadBalancer:
 
     def update(self, endpoints: tuple[Endpoint, ...]) -> None:
         """Replace the endpoint set (a full snapshot, every priority group); survivors
-        keep their history."""
+        keep their history. A weight below 1 raises `ValueError` naming the endpoint, and
+        the balancer keeps its current set."""
         policy = self.policy
         now = self.clock.now_ns()
         params = (policy.decay, policy.default_rtt, policy.failure_penalty)
+        weights = [e.weight for e in endpoints]
+        equal_weights(weights, endpoints)  # a bad weight is refused before anything changes
         with self._lock:
             gen = self._gen
             carried = self._carry
@@ -141,7 +145,7 @@ class LoadBalancer:
             counters, self._counters = self._counters, {}
             try:
                 levels, downs, local = build_levels(all_states, endpoints, bytes(down),
-                                                    self.zone, self._picker)
+                                                    self.zone, self._picker, weights)
             except BaseException:
                 self._counters = counters
                 raise

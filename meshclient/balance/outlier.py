@@ -95,8 +95,13 @@ class OutlierDetector:
               index: dict[str, int] | None = None) -> None:
         """Adopt a new endpoint set (survivors keep their ejection state). With `added`
         (the states new to this detector) and `index` (key -> position in `states`), the
-        work is O(added + ejected), not O(n): survivors are already tracked."""
+        work is O(added + ejected), not O(n): survivors are already tracked, and their
+        entries in the heap of due times stay (those of endpoints that left go stale and
+        are dropped when they come due); the heap is rebuilt only for a new
+        `base_ejection` (a probe's grace) or a full adoption."""
         with self._lock:
+            grace = int(policy.base_ejection * 1e9)
+            rebuild = added is None or index is None or grace != self._grace_ns()
             self.policy = policy
             self._total = len(states)
             if added is None or index is None:
@@ -105,14 +110,17 @@ class OutlierDetector:
             else:
                 self._ejected = {k: s for k, s in self._ejected.items()
                                  if (i := index.get(k)) is not None and states[i] is s}
+            seq = self._seq
             for state in added:
                 state._owner = self
                 if state.phase != IN_SERVICE:
                     self._ejected[state.key] = state
-            grace = self._grace_ns()
-            seq = self._seq
-            self._due = [(self._due_of(s, grace), next(seq), s) for s in self._ejected.values()]
-            heapq.heapify(self._due)
+                    if not rebuild:
+                        heapq.heappush(self._due, (self._due_of(state, grace), next(seq), state))
+            if rebuild:
+                self._due = [(self._due_of(s, grace), next(seq), s)
+                             for s in self._ejected.values()]
+                heapq.heapify(self._due)
             self._next()
 
     def _grace_ns(self) -> int:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from .._types import Rng
 from ._base import EndpointState
 from ._pickers import ACCEPT, MAX_EFFORT, rank, scan
-from ._weights import AliasTable
+from ._weights import WeightedDraw
 from .load.pending import least_request_cost
 
 Cost = Callable[[EndpointState, int], float]
@@ -70,8 +70,8 @@ class P2C:
         self._rng = rng
         self._random = rng.random
         self._cost = cost
-        self._table = AliasTable(weights if weights is not None
-                                 else [s.endpoint.weight for s in states])
+        self._table = WeightedDraw(weights if weights is not None
+                                   else [s.endpoint.weight for s in states])
         self._uniform = self._table.uniform
         self._compare = _UNWEIGHTED.get(cost, cost) if self._uniform else cost
 
@@ -80,7 +80,7 @@ class P2C:
         n = len(states)
         if n < 2:
             return states[0] if states else None
-        if self._uniform:  # `AliasTable.draw_two`, inlined: the usual pick
+        if self._uniform:  # `WeightedDraw.draw_two`, inlined: the usual pick
             random = self._random
             i = int(random() * n)
             j = int(random() * (n - 1))

@@ -1,5 +1,6 @@
-"""Random: an endpoint drawn in proportion to its weight (alias table, O(1)); redrawn, up
-to `MAX_EFFORT` times, while the draw is unavailable or already tried."""
+"""Random: an endpoint drawn in proportion to its weight (`WeightedDraw`: a bisection of the
+running sums, O(log n) in C; equal weights O(1)); redrawn, up to `MAX_EFFORT` times, while
+the draw is unavailable or already tried."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 from .._types import Rng
 from ._base import EndpointState
 from ._pickers import ACCEPT, MAX_EFFORT, rank, scan
-from ._weights import AliasTable
+from ._weights import WeightedDraw
 
 
 class RandomPicker:
@@ -21,8 +22,8 @@ class RandomPicker:
         """`weights`: the endpoints' weights, when the caller has them."""
         self._states = states
         self._rng = rng
-        self._table = AliasTable(weights if weights is not None
-                                 else [s.endpoint.weight for s in states])
+        self._table = WeightedDraw(weights if weights is not None
+                                   else [s.endpoint.weight for s in states])
 
     def pick(self, now_ns: int, exclude: frozenset[str], panic: bool) -> EndpointState | None:
         states = self._states

@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 
 from meshclient.balance import LoadBalancer
 from meshclient.balance._levels import SMALL_FLEET, SWEEP_CHUNK, SWEEP_EVERY
-from meshclient.balance._weights import MAX_SMOOTH_WORK, AliasTable, SpreadSchedule, smooth_schedule
+from meshclient.balance._weights import MAX_SMOOTH_WORK, SpreadSchedule, WeightedDraw, smooth_schedule
 from meshclient.discovery.endpoint import Endpoint
 from meshclient.policy import BalancerPolicy, OutlierPolicy
 from meshclient.testing import FakeClock, SeededRng
+from tests.unit.test_outlier import fail
 from tests.unit.test_pickers import KINDS, FakeBreaker, shares
 
 
@@ -254,7 +255,7 @@ def test_the_usual_pick_in_a_large_fleet_does_no_sweeping() -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.integers(min_value=2, max_value=20_000), st.integers(min_value=0, max_value=2**32))
 def test_uniform_draws_are_two_distinct_indices_in_range(n: int, seed: int) -> None:
-    table = AliasTable([1] * n)
+    table = WeightedDraw([1] * n)
     rng = SeededRng(seed)
     for _ in range(20):
         a, b = table.draw_two(rng)
@@ -262,7 +263,35 @@ def test_uniform_draws_are_two_distinct_indices_in_range(n: int, seed: int) -> N
 
 
 def test_uniform_draws_cover_every_index_evenly() -> None:
-    table, rng = AliasTable([1] * 10), SeededRng(3)
+    table, rng = WeightedDraw([1] * 10), SeededRng(3)
     counts = Counter(i for _ in range(20_000) for i in table.draw_two(rng))
     assert set(counts) == set(range(10))
     assert max(counts.values()) < 1.1 * min(counts.values())
+
+
+def test_an_update_keeps_the_heap_of_due_probes() -> None:
+    """An update pushes entries for the endpoints it adds and keeps the survivors' (no
+    rebuild over every ejected endpoint); an ejected endpoint that left is never probed,
+    the others come due as before; a new `base_ejection` rebuilds the heap."""
+    clock = FakeClock()
+    policy = OutlierPolicy(ejection="linear", base_ejection=10.0, max_ejected_percent=60.0)
+    lb = LoadBalancer("users", BalancerPolicy(), policy, clock=clock, rng=SeededRng(7))
+    endpoints = fleet(100)
+    lb.update(endpoints)
+    ejected = lb.states()[:10]
+    for state in ejected:
+        fail(state, clock, 5)
+    entries = {id(entry) for entry in lb.detector._due}
+    assert len(entries) == 10
+    lb.update((*endpoints[1:], Endpoint("10.9.9.9", 8000)))  # the first ejected one left
+    assert entries <= {id(entry) for entry in lb.detector._due}
+    assert lb.detector.ejected_count == 9
+    clock.advance(10.5)
+    probed = set()
+    for _ in range(200):
+        state = lb.pick()
+        if state is not None and state.health() == "probing":
+            probed.add(state)
+    assert probed == set(ejected[1:])
+    lb.detector.track(lb.states(), OutlierPolicy(base_ejection=20.0), [], lb._gen.index)
+    assert not entries & {id(entry) for entry in lb.detector._due}

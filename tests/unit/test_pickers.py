@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from meshclient import _events
 from meshclient.balance import EndpointState, LoadBalancer
-from meshclient.balance._weights import AliasTable, smooth_schedule
+from meshclient.balance._weights import WeightedDraw, smooth_schedule
 from meshclient.discovery.endpoint import Endpoint
 from meshclient.policy import BalancerPolicy, OutlierPolicy
 from meshclient.testing import FakeClock, SeededRng
@@ -55,7 +55,7 @@ def shares(lb: LoadBalancer, picks: int, exclude: frozenset[str] = frozenset()) 
 
 
 def test_alias_table_matches_weights() -> None:
-    table = AliasTable([1, 2, 7])
+    table = WeightedDraw([1, 2, 7])
     rng = SeededRng(3)
     counts = Counter(table.draw(rng) for _ in range(20_000))
     for i, w in enumerate([1, 2, 7]):
@@ -64,7 +64,7 @@ def test_alias_table_matches_weights() -> None:
         a, b = table.draw_two(rng)
         assert a != b
     with pytest.raises(ValueError, match="weights must be positive"):
-        AliasTable([1, 0])
+        WeightedDraw([1, 0])
 
 
 def test_smooth_schedule_spreads_heavy_weights() -> None:
@@ -275,7 +275,7 @@ def test_smooth_schedule_serves_each_exactly_its_weight(weights: list[int]) -> N
        st.integers(min_value=0, max_value=2**32))
 @settings(max_examples=40, deadline=None)
 def test_alias_table_draws_follow_weights(weights: list[int], seed: int) -> None:
-    table = AliasTable(weights)
+    table = WeightedDraw(weights)
     rng = SeededRng(seed)
     n = 4000
     counts = Counter(table.draw(rng) for _ in range(n))
