@@ -5,7 +5,7 @@ against real loopback backends."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -94,11 +94,15 @@ def sdk() -> Iterator[Callable[..., Sdk]]:
         s.close()
 
 
-def sent_traceparent(backend: Any) -> str:
-    headers = backend.requests[-1][2]
+def traceparent_in(headers: Mapping[str, Any]) -> str:
+    """The `traceparent` among `headers` (any case)."""
     value = next((v for k, v in headers.items() if k.lower() == "traceparent"), None)
     assert value is not None, f"no traceparent in {headers}"
     return str(value)
+
+
+def sent_traceparent(backend: Any) -> str:
+    return traceparent_in(backend.requests[-1][2])
 
 
 def flags(traceparent: str) -> int:
@@ -137,7 +141,7 @@ def test_an_unsampled_call_asks_once_records_nothing_and_carries_its_context(
     for i in range(3):
         r = caller.get(f"http://users/u/{i}?x=1")
         assert r.status_code == 200
-        sent = next(v for k, v in r.json()["headers"].items() if k.lower() == "traceparent")
+        sent = traceparent_in(r.json()["headers"])
         assert flags(sent) & 0x01 == 0  # the sampled flag off: downstream keeps the decision
     # one decision per call (the call span's): no attempt span asked about
     assert s.sampler.asked == 3
@@ -153,7 +157,7 @@ def test_an_unsampled_remote_parent_is_honoured_and_its_trace_continued(
     caller = mesh(cluster.policy("users"))
     incoming = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
     r = get_under(caller, "http://users/", incoming)
-    sent = next(v for k, v in r.json()["headers"].items() if k.lower() == "traceparent")
+    sent = traceparent_in(r.json()["headers"])
     assert sent.split("-")[1] == "0af7651916cd43dd8448eb211c80319c"
     assert sent.split("-")[2] != "b7ad6b7169203331"  # the call's own span, not sampled
     assert flags(sent) & 0x01 == 0
@@ -169,7 +173,7 @@ def test_a_sampled_remote_parent_records_both_spans(
     spans = {sp.name: sp for sp in s.exporter.get_finished_spans()}
     assert set(spans) == {"GET users", "GET"}
     assert s.sampler.asked == 2  # the call span and its attempt span
-    sent = next(v for k, v in r.json()["headers"].items() if k.lower() == "traceparent")
+    sent = traceparent_in(r.json()["headers"])
     assert flags(sent) & 0x01 == 1
     assert int(sent.split("-")[2], 16) == spans["GET"].context.span_id
 
