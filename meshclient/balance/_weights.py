@@ -82,10 +82,9 @@ class WeightedDraw:
             a = int(rng.random() * n)
             b = int(rng.random() * (n - 1))
             return a, b + 1 if b >= a else b
-        bounds, total, last, random = self._bounds, self._total, self._last, rng.random
-        a = bisect_right(bounds, random() * total, 0, last)  # `draw`, twice, inlined
+        a = self.draw(rng)
         for _ in range(4):
-            b = bisect_right(bounds, random() * total, 0, last)
+            b = self.draw(rng)
             if b != a:
                 return a, b
         return a, (a + 1 + rng.randrange(n - 1)) % n
