@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import resource
 import statistics
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -29,8 +30,8 @@ from meshclient._bench.measure import HEADER, LIMITS, Result, Row, format_row, m
 from meshclient._bench.upstream import FastServer
 
 __all__ = ["LIMITS", "FastServer", "Result", "Row", "base_parser", "cpu_seconds",
-           "interleave", "measure", "median_ratio", "mesh_policy", "report", "rusage_cpu",
-           "table"]
+           "interleave", "measure", "median_ratio", "mesh_policy", "report", "run_threads",
+           "rusage_cpu", "table"]
 
 
 def cpu_seconds() -> float:
@@ -40,6 +41,15 @@ def cpu_seconds() -> float:
 def rusage_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def run_threads(target: Callable[[int], object], n: int) -> None:
+    """`target(0)` … `target(n - 1)`, each in its own thread, all started, then all joined."""
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def interleave(rounds: int, variants: Mapping[str, Callable[[], int]]) -> dict[str, Result]:

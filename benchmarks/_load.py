@@ -23,6 +23,8 @@ import time
 from types import TracebackType
 from typing import Any
 
+from ._common import run_threads
+
 #: The neighbour: a busy loop that ends at its wall-clock limit or when orphaned.
 _BURN = """
 import os, sys, time
@@ -50,11 +52,7 @@ def sync_run(client: Any, urls: list[str], c: int, n: int) -> list[float]:
     if c == 1:
         worker(0)
         return latencies
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(c)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(worker, c)
     return latencies
 
 
@@ -79,11 +77,7 @@ def sync_prefill(client: Any, urls: list[str], c: int) -> None:
             barrier.wait(30)  # every connection is open and busy at once
             response.read()
 
-    threads = [threading.Thread(target=hold, args=(i,)) for i in range(c)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(hold, c)
 
 
 async def async_prefill(client: Any, urls: list[str], c: int) -> None:

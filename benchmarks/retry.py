@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +31,8 @@ from meshclient.policy import Policy
 from meshclient.resilience.budget import reset_budgets
 from meshclient.testing import LoopbackCluster
 from tests.servers.hop import Hop
+
+from ._common import run_threads
 
 BUDGET = {"ratio": 0.2, "min_per_second": 10, "ttl": "1s"}
 NO_BREAKER = {"failures": 10_000}  # (a) and (c) measure retries, not fail-fast
@@ -53,11 +54,7 @@ def offered_load(send: Callable[[int], object], rate: float, seconds: float,
                 time.sleep(delay)
             send(i)
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(worker, workers)
     global last_elapsed
     last_elapsed = time.monotonic() - start
     return total
