@@ -202,7 +202,6 @@ class EndpointCache:
         if new is None:
             return
         old, self._resolution = self._resolution, new
-        self._ready.set()
         if old is not None and old.endpoints == new.endpoints:
             return  # same set (a TTL refresh): nothing for the balancer to do
         _events.emit(_events.DISCOVERY_REFRESH, self.service,
@@ -212,6 +211,9 @@ class EndpointCache:
                 listener(new)
             except Exception:
                 logger.exception("discovery listener %r failed", listener)
+        # ready once the listeners have the first answer: a request woken by `wait` picks
+        # from a balancer that already holds these endpoints
+        self._ready.set()
 
     def _failed(self, exc: BaseException) -> Step:
         now = self.clock.now_ns()

@@ -118,6 +118,31 @@ def test_empty_answer_keeps_the_working_set_for_the_grace_period() -> None:
         cache.close()
 
 
+def test_wait_returns_only_after_the_listeners_have_the_first_answer() -> None:
+    """A request woken by the first answer picks at once: the balancer (a listener) must
+    hold the endpoints by then."""
+    cache = EndpointCache("users", ScriptedResolver(res(A)), FAST)
+    entered, release = threading.Event(), threading.Event()
+    delivered: list[Resolution] = []
+
+    def slow_listener(resolution: Resolution) -> None:
+        entered.set()
+        release.wait(10.0)  # a balancer update taking its time on a loaded machine
+        delivered.append(resolution)
+
+    cache.subscribe(slow_listener)
+    try:
+        cache.start()
+        assert entered.wait(10.0)
+        assert not cache.wait(0.2)  # the listener has not finished: not ready yet
+        release.set()
+        assert cache.wait(10.0)
+        assert [r.endpoints for r in delivered] == [(A,)]
+    finally:
+        release.set()
+        cache.close()
+
+
 def test_wait_is_bounded_when_the_registry_never_answers() -> None:
     cache = EndpointCache("users", ScriptedResolver(DiscoveryError("down")), FAST)
     try:
