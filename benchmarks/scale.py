@@ -15,16 +15,19 @@ counting of available endpoints is part of the cost.
   the preemptions out and keeps every periodic job in.
 - **update**: ms for one update that replaces 1% of the endpoints (median of a few), wall
   time and this thread's CPU time (which leaves out the time other processes had the CPU:
-  on a busy machine the code's own cost). The update frees the previous endpoint objects
-  (the states held their last reference, as in the runtime); **old kept** is the CPU time
-  of the same update while the benchmark still holds them.
+  on a busy machine the code's own cost). The unchanged endpoints are the previous
+  `Endpoint` objects, as a source that keeps them hands them on (etcd's watch; a resolver
+  through `EndpointInterner`), so the update is a patch (`meshclient/balance/_diff.py`);
+  **new objects** is the CPU time of the same update when every endpoint is a new
+  object (a full rebuild, which also frees the previous objects).
 
     python -m benchmarks.scale            # about a minute
     python -m benchmarks.scale --quick    # smaller sizes, fewer picks
 
 Instruction counts, which do not move with the machine's load: `--updates K` builds each
 chosen balancer and K new endpoint sets and runs the K updates, printing nothing;
-`--updates K --no-update` does the same without the updates. Under
+`--updates K --no-update` does the same without the updates; `--new-objects` makes every
+endpoint of every set a new object (the full rebuild). Under
 `valgrind --tool=cachegrind --cache-sim=no`, the difference of the two totals divided by
 K is the instructions of one update (the command in docs/benchmarks.md).
 
@@ -52,7 +55,7 @@ from meshclient.testing import FakeClock
 
 SIZES = (3, 100, 1_000, 10_000)
 HEADER = ("variant", "endpoints", "b2b µs", "paced p50 µs", "paced p99 µs", "paced mean µs",
-          "paced CPU µs", "update ms", "update CPU ms", "update CPU ms, old kept")
+          "paced CPU µs", "update ms", "update CPU ms", "update CPU ms, new objects")
 
 
 @dataclass(frozen=True)
@@ -74,10 +77,14 @@ VARIANTS = (
 )
 
 
-def fleet(n: int, variant: Variant, generation: int = 0) -> tuple[Endpoint, ...]:
-    """`n` endpoints, new objects each call; from one generation to the next, 1% of them
-    (at least one) are replaced by new ones (an update's churn), the rest are the same
-    addresses."""
+def fleet(n: int, variant: Variant, generation: int = 0,
+          previous: tuple[Endpoint, ...] | None = None) -> tuple[Endpoint, ...]:
+    """`n` endpoints; from one generation to the next, 1% of them (at least one, a block
+    of neighbours) are replaced by new ones (an update's churn), the rest are the same
+    addresses. With `previous` (the last generation), the unchanged endpoints are its very
+    objects, as a source that keeps them hands them on (etcd's watch, or a resolver through
+    `EndpointInterner`); without it, every endpoint is a new object (a source that rebuilds
+    its answer)."""
     step = max(1, n // 100)  # endpoints replaced per generation, in blocks of `step`
     blocks = max(1, n // step)
 
@@ -85,10 +92,14 @@ def fleet(n: int, variant: Variant, generation: int = 0) -> tuple[Endpoint, ...]
         last = generation - (generation - 1 - i // step) % blocks
         return 8000 + max(last, 0)
 
-    return tuple(Endpoint(f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}", port(i),
-                          1 + i % 3 if variant.weighted else 1,
-                          ("a" if i % 2 == 0 else "b") if variant.zone else None)
-                 for i in range(n))
+    def endpoint(i: int) -> Endpoint:
+        if previous is not None and previous[i].port == port(i):
+            return previous[i]
+        return Endpoint(f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}", port(i),
+                        1 + i % 3 if variant.weighted else 1,
+                        ("a" if i % 2 == 0 else "b") if variant.zone else None)
+
+    return tuple(endpoint(i) for i in range(n))
 
 
 def build(n: int, variant: Variant, clock: Clock = CLOCK) -> LoadBalancer:
@@ -146,34 +157,38 @@ def pick_paced_us(lb: LoadBalancer, clock: FakeClock, picks: int,
 
 def update_ms(lb: LoadBalancer, n: int, variant: Variant, rounds: int,
               ) -> tuple[float, float, float]:
-    """Median wall and CPU (this thread's) ms of one update replacing 1% of the endpoints,
-    and its CPU ms while the previous endpoint objects are still held here (so freeing
-    them, which the update otherwise does as it hands the states their new endpoints, is
-    not part of it)."""
+    """Median wall and CPU (this thread's) ms of one update replacing 1% of the endpoints
+    whose unchanged endpoints are the previous objects, and the CPU ms of the same update
+    when every endpoint is a new object (the balancer rebuilds in full, and the previous
+    objects are freed)."""
     wall: list[float] = []
     cpu: list[float] = []
-    cpu_kept: list[float] = []
-    held: list[tuple[Endpoint, ...]] = []
+    cpu_new: list[float] = []
+    last = tuple(state.endpoint for state in lb.states())
     for generation in range(1, 2 * rounds + 1):
-        endpoints = fleet(n, variant, generation)
-        keep = generation > rounds
-        if generation >= rounds:  # held from the one the first kept update replaces on
-            held.append(endpoints)
+        rebuilt = generation > rounds
+        endpoints = fleet(n, variant, generation, None if rebuilt else last)
         started, started_cpu = time.perf_counter(), time.thread_time()
         lb.update(endpoints)
-        (cpu_kept if keep else cpu).append(time.thread_time() - started_cpu)
-        if not keep:
+        (cpu_new if rebuilt else cpu).append(time.thread_time() - started_cpu)
+        if not rebuilt:
             wall.append(time.perf_counter() - started)
-        del endpoints  # the balancer's states hold the last reference unless kept
+        last = endpoints
+        del endpoints  # the balancer's states hold the last reference
     return (statistics.median(wall) * 1e3, statistics.median(cpu) * 1e3,
-            statistics.median(cpu_kept) * 1e3)
+            statistics.median(cpu_new) * 1e3)
 
 
-def updates_only(n: int, variant: Variant, count: int, run: bool) -> None:
+def updates_only(n: int, variant: Variant, count: int, run: bool, kept: bool) -> None:
     """`count` updates replacing 1% each (or, `run` False, only what precedes them): for
-    counting an update's instructions as the difference of two runs."""
+    counting an update's instructions as the difference of two runs. `kept`: unchanged
+    endpoints are the previous objects (else every endpoint is new)."""
     lb = build(n, variant)
-    fleets = [fleet(n, variant, generation) for generation in range(1, count + 1)]
+    last = tuple(state.endpoint for state in lb.states())
+    fleets = []
+    for generation in range(1, count + 1):
+        last = fleet(n, variant, generation, last if kept else None)
+        fleets.append(last)
     gc.collect()
     for endpoints in fleets if run else ():
         lb.update(endpoints)
@@ -188,12 +203,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="only run K updates per variant and size (for cachegrind)")
     parser.add_argument("--no-update", action="store_true",
                         help="with --updates: everything but the updates")
+    parser.add_argument("--new-objects", action="store_true",
+                        help="with --updates: every endpoint a new object (a full rebuild)")
     args = parser.parse_args(argv)
     logging.getLogger("meshclient").setLevel(logging.ERROR)  # the 5% ejections are logged
     if args.updates:
         for variant in (v for v in VARIANTS if v.name in args.variants):
             for n in args.sizes:
-                updates_only(n, variant, args.updates, not args.no_update)
+                updates_only(n, variant, args.updates, not args.no_update,
+                             not args.new_objects)
         return 0
     sizes = [s for s in args.sizes if s <= 1_000] if args.quick else args.sizes
     b2b, paced, rounds = (2_000, 300, 2) if args.quick else (20_000, 3_000, 5)

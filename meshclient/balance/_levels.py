@@ -63,17 +63,25 @@ class Level:
 class Generation:
     """Everything `update()` builds, swapped in with one assignment."""
 
-    __slots__ = ("_fastest_s", "active", "cursor", "fastest_ns", "flags", "index", "level_of",
-                 "levels", "local_flags", "panic", "states", "use_local")
+    __slots__ = ("_fastest_s", "active", "cursor", "endpoints", "fastest_ns", "flags", "index",
+                 "keys", "level_of", "levels", "local_flags", "panic", "states", "use_local",
+                 "weights")
 
     def __init__(self, levels: tuple[Level, ...], zone: str | None,
-                 down: Sequence[bytes] = (), keys: Sequence[str] | None = None,
-                 local_flags: bytes | None = None) -> None:
+                 down: Sequence[bytes] = (), keys: list[str] | None = None,
+                 local_flags: bytes | None = None, index: dict[str, int] | None = None
+                 ) -> None:
         """`down`: per level, which of its endpoints are unavailable (from the update,
         which knows it without asking each endpoint); `keys`, `local_flags`: the
         endpoints' keys and whether each is in `zone`, in order, when the update has
-        them (from the endpoints, without reading every state)."""
+        them (from the endpoints, without reading every state); `index`: key ->
+        position, when the update has patched the previous one."""
         self.levels = levels
+        #: The update's endpoints, keys and weights in the states' order: set by the
+        #: update when they allow the next one to be a patch (`_diff.py`), else None.
+        self.endpoints: tuple[Endpoint, ...] | None = None
+        self.keys: list[str] | None = None
+        self.weights: list[int] | None = None
         if len(levels) == 1:  # the usual case: one priority group, no concatenation
             self.states = states = levels[0].states
             self.level_of: tuple[Level, ...] = (levels[0],) * len(states)
@@ -81,9 +89,11 @@ class Generation:
             self.states = states = tuple(chain.from_iterable(lv.states for lv in levels))
             self.level_of = tuple(chain.from_iterable(repeat(lv, len(lv.states))
                                                       for lv in levels))
-        if keys is None:
-            keys = [s.endpoint.key for s in states]
-        self.index = dict(zip(keys, range(len(states)), strict=True))
+        if index is None:
+            if keys is None:
+                keys = [s.endpoint.key for s in states]
+            index = dict(zip(keys, range(len(states)), strict=True))
+        self.index = index
         if local_flags is not None:
             self.local_flags = local_flags
         elif zone is None:
@@ -226,17 +236,24 @@ def build_levels(states: Sequence[EndpointState], endpoints: Sequence[Endpoint],
     levels, downs, masks = [], [], []
     for priority in sorted(groups):
         group, members_of, flags, weights = groups[priority]
-        local: tuple[EndpointState, ...]
-        local_picker: Picker | None
-        if zone is None:
-            mask, local, local_picker = bytes(len(group)), (), None
-        else:
-            mask = bytes([e.zone == zone for e in members_of])
-            local = tuple(compress(group, mask))
-            local_picker = picker(local, list(compress(weights, mask)), priority,
-                                  True) if local else None
-        levels.append(Level(priority, group, picker(group, weights, priority, False), local,
-                            local_picker))
+        mask = bytes(len(group)) if zone is None else bytes([e.zone == zone for e in members_of])
+        levels.append(make_level(priority, group, weights, mask, zone, picker))
         downs.append(flags)
         masks.append(mask)
     return tuple(levels), downs, b"".join(masks)
+
+
+def make_level(priority: int, states: tuple[EndpointState, ...], weights: list[int],
+               mask: bytes, zone: str | None,
+               picker: Callable[[tuple[EndpointState, ...], list[int], int, bool], Picker],
+               ) -> Level:
+    """One level's pickers: over all its `states`, and over those `mask` says are in
+    `zone` (none without a zone)."""
+    local: tuple[EndpointState, ...] = ()
+    local_picker: Picker | None = None
+    if zone is not None:
+        local = tuple(compress(states, mask))
+        if local:
+            local_picker = picker(local, list(compress(weights, mask)), priority, True)
+    return Level(priority, states, picker(states, weights, priority, False), local,
+                 local_picker)

@@ -37,9 +37,9 @@ from .._types import Clock, Rng
 from ..discovery.endpoint import Endpoint
 from ..policy import BalancerPolicy, OutlierPolicy
 from ._base import UNAVAILABLE, EndpointState
-from ._levels import SMALL_FLEET, SWEEP_CHUNK, SWEEP_EVERY, Generation, build_levels
+from ._diff import patch, rebuild, same_objects
+from ._levels import SMALL_FLEET, SWEEP_CHUNK, SWEEP_EVERY, Generation
 from ._pickers import ACCEPT, Picker, rank
-from ._weights import equal_weights
 from .load.peak_ewma import PeakEwma
 from .outlier import OutlierDetector
 from .p2c import P2C, ewma_cost, pending_cost
@@ -119,37 +119,37 @@ class LoadBalancer:
     def update(self, endpoints: tuple[Endpoint, ...]) -> None:
         """Replace the endpoint set (a full snapshot, every priority group); survivors
         keep their history. A weight below 1 raises `ValueError` naming the endpoint, and
-        the balancer keeps its current set."""
+        the balancer keeps its current set. Endpoints that are the same objects as in the
+        previous set cost next to nothing (`_diff.py`)."""
         policy = self.policy
         now = self.clock.now_ns()
         params = (policy.decay, policy.default_rtt, policy.failure_penalty)
-        weights = [e.weight for e in endpoints]
-        equal_weights(weights, endpoints)  # a bad weight is refused before anything changes
+        endpoints = tuple(endpoints)  # (a list could change in place after the update)
         with self._lock:
             gen = self._gen
+            if not self._carry and same_objects(gen.endpoints, endpoints):
+                self._sweep_due_ns = 0  # the same set: only re-read the breakers soon
+                return
             carried = self._carry
-            self._carry = {}
-            keys = [e.key for e in endpoints]
 
             def make(n: int) -> tuple[EndpointState, bool]:  # a state new to this balancer
                 endpoint = endpoints[n]
-                state = carried.pop(keys[n], None) if carried else None
+                state = carried.pop(endpoint.key, None) if carried else None
                 if state is None:
                     return EndpointState(endpoint, PeakEwma(*params, now), self.clock), False
                 state.endpoint = endpoint  # from a replaced balancer
                 state.ewma.configure(*params)
                 return state, state.rank() == UNAVAILABLE
 
-            states, down, added = gen.carry_over(keys, endpoints, make)
-            all_states = tuple(states)
             counters, self._counters = self._counters, {}
             try:
-                levels, downs, local = build_levels(all_states, endpoints, bytes(down),
-                                                    self.zone, self._picker, weights)
+                patched = (patch(gen, endpoints, self.zone, make, self._picker)
+                           or rebuild(gen, endpoints, self.zone, make, self._picker))
             except BaseException:
                 self._counters = counters
                 raise
-            gen = Generation(levels, self.zone, downs, keys if len(levels) == 1 else None, local)
+            self._carry = {}
+            gen, added = patched
             gen.decide(policy.panic_threshold)
             self._gen = gen
             self.detector.track(gen.states, self.outlier_policy, added, gen.index)
