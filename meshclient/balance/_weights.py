@@ -66,6 +66,12 @@ class WeightedDraw:
             del self._bounds[0]
         self._total = self._bounds[-1] if self._bounds else n
 
+    @property
+    def bounds(self) -> tuple[list[float], float, int]:
+        """The running sums, their total and the last index: what `draw` bisects (for a
+        caller that draws inline)."""
+        return self._bounds, self._total, self._last
+
     def draw(self, rng: Rng) -> int:
         if self.uniform:
             return int(rng.random() * self._n)
@@ -83,11 +89,16 @@ class WeightedDraw:
             b = int(rng.random() * (n - 1))
             return a, b + 1 if b >= a else b
         a = self.draw(rng)
-        for _ in range(4):
+        return a, self.other(a, rng, 4)
+
+    def other(self, a: int, rng: Rng, tries: int) -> int:
+        """An index other than `a` (weighted; needs n >= 2): drawn up to `tries` times
+        until it differs, then uniform among the others."""
+        for _ in range(tries):
             b = self.draw(rng)
             if b != a:
-                return a, b
-        return a, (a + 1 + rng.randrange(n - 1)) % n
+                return b
+        return (a + 1 + rng.randrange(self._n - 1)) % self._n
 
 
 def smooth_schedule(weights: Sequence[int]) -> Sequence[int]:

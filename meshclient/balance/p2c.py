@@ -16,6 +16,7 @@ three times the load):
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 
 from .._types import Rng
@@ -62,7 +63,8 @@ class P2C:
     when the caller has them (else read from `states`).
     """
 
-    __slots__ = ("_compare", "_cost", "_random", "_rng", "_states", "_table", "_uniform")
+    __slots__ = ("_bounds", "_compare", "_cost", "_last", "_random", "_rng", "_states", "_table",
+                 "_total", "_uniform", "_weights")
 
     def __init__(self, states: tuple[EndpointState, ...], rng: Rng, cost: Cost = ewma_cost,
                  *, weights: Sequence[int] | None = None) -> None:
@@ -70,31 +72,47 @@ class P2C:
         self._rng = rng
         self._random = rng.random
         self._cost = cost
-        self._table = WeightedDraw(weights if weights is not None
-                                   else [s.endpoint.weight for s in states])
-        self._uniform = self._table.uniform
-        self._compare = _UNWEIGHTED.get(cost, cost) if self._uniform else cost
+        if weights is None:
+            weights = [s.endpoint.weight for s in states]
+        self._table = table = WeightedDraw(weights)
+        self._uniform = table.uniform
+        # the draw's running sums, read by `pick` itself (two bisections, no calls)
+        self._bounds, self._total, self._last = table.bounds
+        #: Weights to compare costs by (load_a * w_b <= load_b * w_a, as load / weight
+        #: would): the endpoints' own, read from a list, not from the endpoint objects
+        #: (one memory access fewer per candidate in a large fleet). None: the costs are
+        #: compared as they are (equal weights, or a cost of the caller's own).
+        self._weights = list(weights) if not self._uniform and cost in _UNWEIGHTED else None
+        self._compare = (_UNWEIGHTED.get(cost, cost)
+                         if self._uniform or self._weights is not None else cost)
 
     def pick(self, now_ns: int, exclude: frozenset[str], panic: bool) -> EndpointState | None:
         states = self._states
         n = len(states)
         if n < 2:
             return states[0] if states else None
+        random = self._random
         if self._uniform:  # `WeightedDraw.draw_two`, inlined: the usual pick
-            random = self._random
             i = int(random() * n)
             j = int(random() * (n - 1))
-            a, b = states[i], states[j + 1 if j >= i else j]
-        else:
-            i, j = self._table.draw_two(self._rng)
-            a, b = states[i], states[j]
+            if j >= i:
+                j += 1
+        else:  # `WeightedDraw.draw_two`, inlined but for a second draw that hit the first
+            bounds, total, last = self._bounds, self._total, self._last
+            i = bisect_right(bounds, random() * total, 0, last)
+            j = bisect_right(bounds, random() * total, 0, last)
+            if j == i:
+                j = self._table.other(i, self._rng, 3)
+        a, b = states[i], states[j]
         if exclude or panic:
             ra, rb = rank(a, exclude, panic), rank(b, exclude, panic)
         else:
             ra, rb = a.rank(), b.rank()
         if ra == rb and ra <= ACCEPT:  # the usual case: compare costs alone
-            compare = self._compare
-            return a if compare(a, now_ns) <= compare(b, now_ns) else b
+            compare, weights = self._compare, self._weights
+            if weights is None:
+                return a if compare(a, now_ns) <= compare(b, now_ns) else b
+            return a if compare(a, now_ns) * weights[j] <= compare(b, now_ns) * weights[i] else b
         return self._settle(now_ns, exclude, panic, a, ra, b, rb)
 
     def _settle(self, now_ns: int, exclude: frozenset[str], panic: bool,
