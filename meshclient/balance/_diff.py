@@ -76,8 +76,10 @@ def patch(gen: Generation, endpoints: tuple[Endpoint, ...], zone: str | None, ma
             return None
     mid_keys = [e.key for e in middle]
     new_keys = keys[:p] + mid_keys + keys[end_old:]
-    new_weights = weights[:p] + [e.weight for e in middle] + weights[end_old:]
-    equal_weights(new_weights, endpoints)  # refused before anything changes
+    mid_weights = [e.weight for e in middle]
+    new_weights = weights[:p] + mid_weights + weights[end_old:]
+    if mid_weights and min(mid_weights) <= 0:  # (the others were checked before)
+        equal_weights(new_weights, endpoints)  # raises, naming it: nothing has changed
     old_index = gen.index
     if n == m:  # positions outside the middle stay: patch a copy of the index
         index = old_index.copy()

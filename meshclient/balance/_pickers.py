@@ -8,6 +8,7 @@ or else the best it saw (Finagle's `maxEffort`), so a pick is O(1) in the endpoi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from ._base import DEGRADED, EndpointState
@@ -46,7 +47,11 @@ def scan(states: tuple[EndpointState, ...], start: int, exclude: frozenset[str],
 
 
 class Picker(Protocol):
-    """Immutable selection over one generation of endpoints (round robin keeps a counter)."""
+    """Immutable selection over one generation of endpoints (round robin keeps a counter).
+    `weights`: the endpoints' weights it was built with."""
+
+    @property
+    def weights(self) -> Sequence[int]: ...
 
     def pick(self, now_ns: int, exclude: frozenset[str], panic: bool) -> EndpointState | None:
         ...

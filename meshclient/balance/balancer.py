@@ -81,7 +81,10 @@ class LoadBalancer:
                                         lambda: self._gen.panic)
         self._carry = {s.key: s for s in carry}
         self._gen = Generation((), zone)
+        #: The pickers of the current generation, and of the one being built, by
+        #: (priority, local): a new picker continues from the one it replaces.
         self._counters: dict[tuple[int, bool], Picker] = {}
+        self._building: dict[tuple[int, bool], Picker] = {}
         self._lock = threading.Lock()
         self._sweep_due_ns = 0
         self._sweep_wait = 0  # picks until the next sweep step (large fleets)
@@ -102,18 +105,26 @@ class LoadBalancer:
 
     def _picker(self, states: tuple[EndpointState, ...], weights: list[int], priority: int,
                 local: bool) -> Picker:
+        """The picker of one level (or its zone-local part), built on the previous one's
+        where it can: round robin's counter goes on, and the same weights reuse the draw
+        or the schedule (compared in C; a patch rarely changes a weight)."""
         kind = self.policy.kind
+        old = self._counters.get((priority, local))
+        same = old is not None and old.weights == weights
         if kind == "round-robin":
-            old = self._counters.get((priority, local))
             counter = old.counter if isinstance(old, RoundRobinPicker) else None
-            picker: Picker = RoundRobinPicker(states, counter, self.rng, weights=weights)
+            schedule = old.schedule if same and isinstance(old, RoundRobinPicker) else None
+            picker: Picker = RoundRobinPicker(states, counter, self.rng, weights=weights,
+                                              schedule=schedule)
         elif kind == "random":
-            picker = RandomPicker(states, self.rng, weights=weights)
+            draw = old.draw if same and isinstance(old, RandomPicker) else None
+            picker = RandomPicker(states, self.rng, weights=weights, draw=draw)
         else:
+            draw = old.draw if same and isinstance(old, P2C) else None
             picker = P2C(states, self.rng,
                          pending_cost if kind == "p2c-least-request" else ewma_cost,
-                         weights=weights)
-        self._counters[(priority, local)] = picker
+                         weights=weights, draw=draw)
+        self._building[(priority, local)] = picker
         return picker
 
     def update(self, endpoints: tuple[Endpoint, ...]) -> None:
@@ -141,13 +152,10 @@ class LoadBalancer:
                 state.ewma.configure(*params)
                 return state, state.rank() == UNAVAILABLE
 
-            counters, self._counters = self._counters, {}
-            try:
-                patched = (patch(gen, endpoints, self.zone, make, self._picker)
-                           or rebuild(gen, endpoints, self.zone, make, self._picker))
-            except BaseException:
-                self._counters = counters
-                raise
+            self._building = {}
+            patched = (patch(gen, endpoints, self.zone, make, self._picker)
+                       or rebuild(gen, endpoints, self.zone, make, self._picker))
+            self._counters, self._building = self._building, {}
             self._carry = {}
             gen, added = patched
             gen.decide(policy.panic_threshold)

@@ -64,17 +64,20 @@ class P2C:
     """
 
     __slots__ = ("_bounds", "_compare", "_cost", "_last", "_random", "_rng", "_states", "_table",
-                 "_total", "_uniform", "_weights")
+                 "_total", "_uniform", "_weights", "weights")
 
     def __init__(self, states: tuple[EndpointState, ...], rng: Rng, cost: Cost = ewma_cost,
-                 *, weights: Sequence[int] | None = None) -> None:
+                 *, weights: Sequence[int] | None = None,
+                 draw: WeightedDraw | None = None) -> None:
+        """`draw`: a draw built for the same weights (by the picker this one replaces)."""
         self._states = states
         self._rng = rng
         self._random = rng.random
         self._cost = cost
         if weights is None:
             weights = [s.endpoint.weight for s in states]
-        self._table = table = WeightedDraw(weights)
+        self.weights = weights
+        self._table = table = draw if draw is not None else WeightedDraw(weights)
         self._uniform = table.uniform
         # the draw's running sums, read by `pick` itself (two bisections, no calls)
         self._bounds, self._total, self._last = table.bounds
@@ -82,7 +85,7 @@ class P2C:
         #: would): the endpoints' own, read from a list, not from the endpoint objects
         #: (one memory access fewer per candidate in a large fleet). None: the costs are
         #: compared as they are (equal weights, or a cost of the caller's own).
-        self._weights = list(weights) if not self._uniform and cost in _UNWEIGHTED else None
+        self._weights = weights if not self._uniform and cost in _UNWEIGHTED else None
         self._compare = (_UNWEIGHTED.get(cost, cost)
                          if self._uniform or self._weights is not None else cost)
 
@@ -114,6 +117,10 @@ class P2C:
                 return a if compare(a, now_ns) <= compare(b, now_ns) else b
             return a if compare(a, now_ns) * weights[j] <= compare(b, now_ns) * weights[i] else b
         return self._settle(now_ns, exclude, panic, a, ra, b, rb)
+
+    @property
+    def draw(self) -> WeightedDraw:
+        return self._table
 
     def _settle(self, now_ns: int, exclude: frozenset[str], panic: bool,
                 a: EndpointState, ra: int, b: EndpointState, rb: int) -> EndpointState | None:

@@ -26,20 +26,26 @@ from ._weights import smooth_schedule
 class RoundRobinPicker:
     """Smooth weighted round robin over one generation of endpoints."""
 
-    __slots__ = ("_counter", "_rng", "_schedule", "_states")
+    __slots__ = ("_counter", "_rng", "_schedule", "_states", "weights")
 
     def __init__(self, states: tuple[EndpointState, ...],
                  counter: itertools.count[int] | None = None, rng: Rng | None = None, *,
-                 weights: Sequence[int] | None = None) -> None:
-        """`weights`: the endpoints' weights, when the caller has them."""
+                 weights: Sequence[int] | None = None,
+                 schedule: Sequence[int] | None = None) -> None:
+        """`weights`: the endpoints' weights, when the caller has them; `schedule`: one
+        built for the same weights (by the picker this one replaces)."""
         self._states = states
-        self._schedule = smooth_schedule(weights if weights is not None
-                                         else [s.endpoint.weight for s in states])
+        self.weights = weights if weights is not None else [s.endpoint.weight for s in states]
+        self._schedule = schedule if schedule is not None else smooth_schedule(self.weights)
         self._counter = counter if counter is not None else itertools.count()
         if rng is None:
             from .._clock import RNG
             rng = RNG
         self._rng = rng
+
+    @property
+    def schedule(self) -> Sequence[int]:
+        return self._schedule
 
     @property
     def counter(self) -> itertools.count[int]:

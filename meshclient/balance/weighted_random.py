@@ -15,15 +15,21 @@ from ._weights import WeightedDraw
 class RandomPicker:
     """Weighted random over one generation of endpoints. Immutable; safe to share."""
 
-    __slots__ = ("_rng", "_states", "_table")
+    __slots__ = ("_rng", "_states", "_table", "weights")
 
     def __init__(self, states: tuple[EndpointState, ...], rng: Rng, *,
-                 weights: Sequence[int] | None = None) -> None:
-        """`weights`: the endpoints' weights, when the caller has them."""
+                 weights: Sequence[int] | None = None,
+                 draw: WeightedDraw | None = None) -> None:
+        """`weights`: the endpoints' weights, when the caller has them; `draw`: a draw
+        built for the same weights (by the picker this one replaces)."""
         self._states = states
         self._rng = rng
-        self._table = WeightedDraw(weights if weights is not None
-                                   else [s.endpoint.weight for s in states])
+        self.weights = weights if weights is not None else [s.endpoint.weight for s in states]
+        self._table = draw if draw is not None else WeightedDraw(self.weights)
+
+    @property
+    def draw(self) -> WeightedDraw:
+        return self._table
 
     def pick(self, now_ns: int, exclude: frozenset[str], panic: bool) -> EndpointState | None:
         states = self._states

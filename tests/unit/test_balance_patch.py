@@ -163,3 +163,38 @@ def test_a_survivor_keeps_its_state_and_takes_its_new_endpoint() -> None:
     lb.update(tuple(eps))
     assert lb.states()[10] is state and state.endpoint is eps[10]
     assert lb._gen.levels[0].local == (state,) and lb._gen.use_local
+
+
+@pytest.mark.parametrize("patched", [True, False])
+def test_round_robin_goes_on_from_where_it_was_after_an_update(patched: bool) -> None:
+    lb = balancer_of("round-robin", None)
+    eps = [endpoint(i) for i in range(4)]
+    lb.update(tuple(eps))
+    assert [lb.pick().key for _ in range(2)] == ["10.0.0.0:8000", "10.0.0.1:8000"]  # type: ignore[union-attr]
+    if not patched:
+        lb._gen.endpoints = None
+    lb.update((*eps, endpoint(4)))
+    assert [lb.pick().key for _ in range(3)] == [  # type: ignore[union-attr]
+        "10.0.0.2:8000", "10.0.0.3:8000", "10.0.0.4:8000"]
+
+
+@pytest.mark.parametrize("kind", ["p2c-ewma", "round-robin", "random"])
+def test_the_same_weights_reuse_the_draw_and_a_changed_weight_rebuilds_it(kind: str) -> None:
+    lb = balancer_of(kind, None)
+    eps = [endpoint(i, 1 + i % 3) for i in range(300)]
+    lb.update(tuple(eps))
+
+    def built() -> object:
+        picker: Any = lb._gen.levels[0].picker
+        return picker.schedule if kind == "round-robin" else picker.draw
+
+    first = built()
+    eps[7] = replace(eps[7], port=9000)  # a new endpoint of the same weight
+    lb.update(tuple(eps))
+    assert built() is first
+    eps[8] = replace(eps[8], weight=9)
+    lb.update(tuple(eps))
+    assert built() is not first
+    reference = balancer_of(kind, None)
+    reference.update(tuple(eps))
+    assert picker_view(lb._gen.levels[0].picker) == picker_view(reference._gen.levels[0].picker)
