@@ -22,7 +22,6 @@ shifts the rest by one) and a block replaced are all patches.
 from __future__ import annotations
 
 from collections.abc import Callable
-from itertools import compress, count
 from operator import is_not
 
 from ..discovery.endpoint import Endpoint
@@ -41,17 +40,24 @@ PickerOf = Callable[[tuple[EndpointState, ...], list[int], int, bool], Picker]
 
 def unchanged_ends(old: tuple[Endpoint, ...], new: tuple[Endpoint, ...]) -> tuple[int, int]:
     """(p, s): the first p and last s endpoints of `new` are the same objects as those
-    of `old`, and p + s is at most the length of either."""
-    shorter = min(len(old), len(new))
-    p = next(compress(count(), map(is_not, new, old)), shorter)
-    s = next(compress(count(), map(is_not, reversed(new), reversed(old))), shorter)
-    return p, min(s, shorter - p)
+    of `old`, and p + s is at most the length of either. One pass of `is_not` into a
+    bytes object (C, no int objects made) and `find`; a second over what is left of the
+    shorter when the lengths differ."""
+    n, m = len(old), len(new)
+    differs = bytes(map(is_not, new, old))  # over the first min(n, m)
+    p = differs.find(1)
+    if p < 0:
+        return min(n, m), 0
+    if n == m:
+        return p, n - 1 - differs.rfind(1)
+    k = min(n, m) - p  # the ends, aligned at the last endpoint of each
+    last = bytes(map(is_not, new[m - k:], old[n - k:])).rfind(1)
+    return p, k - 1 - last
 
 
 def same_objects(old: tuple[Endpoint, ...] | None, new: tuple[Endpoint, ...]) -> bool:
-    """Whether `new` holds the very objects of `old`, in order (stops at the first other)."""
-    return (old is not None and len(old) == len(new)
-            and next(compress(count(), map(is_not, new, old)), None) is None)
+    """Whether `new` holds the very objects of `old`, in order."""
+    return old is not None and len(old) == len(new) and unchanged_ends(old, new)[0] == len(new)
 
 
 def patch(gen: Generation, endpoints: tuple[Endpoint, ...], zone: str | None, make: Make,

@@ -84,7 +84,7 @@ class Generation:
         self.weights: list[int] | None = None
         if len(levels) == 1:  # the usual case: one priority group, no concatenation
             self.states = states = levels[0].states
-            self.level_of: tuple[Level, ...] = (levels[0],) * len(states)
+            self.level_of: tuple[Level, ...] = ()  # (`_set`: the one level)
         else:
             self.states = states = tuple(chain.from_iterable(lv.states for lv in levels))
             self.level_of = tuple(chain.from_iterable(repeat(lv, len(lv.states))
@@ -143,7 +143,7 @@ class Generation:
     def _set(self, i: int, down: bool) -> None:
         self.flags[i] = down
         step = 1 if down else -1
-        level = self.level_of[i]
+        level = self.level_of[i] if self.level_of else self.levels[0]
         level.down += step
         if self.local_flags[i]:
             level.local_down += step

@@ -198,3 +198,16 @@ def test_the_same_weights_reuse_the_draw_and_a_changed_weight_rebuilds_it(kind: 
     reference = balancer_of(kind, None)
     reference.update(tuple(eps))
     assert picker_view(lb._gen.levels[0].picker) == picker_view(reference._gen.levels[0].picker)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 6), max_size=12), st.lists(st.integers(0, 6), max_size=12))
+def test_the_unchanged_ends_are_the_longest_runs_of_the_same_objects(
+        old_ids: list[int], new_ids: list[int]) -> None:
+    pool = [endpoint(i) for i in range(7)]  # equal numbers: the very same objects
+    old = tuple(pool[i] for i in old_ids)
+    new = tuple(pool[i] if i % 2 else replace(pool[i]) for i in new_ids)  # evens: equal copies
+    shorter = min(len(old), len(new))
+    p = next((i for i in range(shorter) if new[i] is not old[i]), shorter)
+    s = next((i for i in range(shorter - p) if new[-1 - i] is not old[-1 - i]), shorter - p)
+    assert _diff.unchanged_ends(old, new) == (p, s)
