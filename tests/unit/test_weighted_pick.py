@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from meshclient.balance import _weights
 from meshclient.balance._base import EndpointState
+from meshclient.balance._weights import WeightedDraw
 from meshclient.balance.load.peak_ewma import PeakEwma
 from meshclient.balance.p2c import P2C, ewma_cost, ewma_load, pending_cost
 from meshclient.discovery.endpoint import Endpoint
@@ -76,3 +77,27 @@ def test_a_second_draw_that_hits_the_first_is_drawn_again() -> None:
     picker = P2C(states, Fixed(0.5, 0.5, 0.5, 0.5, 0.9), ewma_cost,  # type: ignore[arg-type]
                  weights=weights)
     assert picker.pick(NOW, frozenset(), False) in (states[1], states[2])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(1, 5), min_size=33, max_size=400).flatmap(
+           lambda w: st.tuples(st.just(w), st.lists(st.integers(0, len(w) - 1), max_size=3))),
+       st.sampled_from([1, 1000, 2**40]),
+       st.one_of(st.floats(0, 1, exclude_max=True), st.just(1 - 2**-53), st.just(0.0)))
+def test_a_draw_in_a_large_set_is_the_reference_draw(
+        weights_and_heavy: tuple[list[int], list[int]], heavy: int, r: float) -> None:
+    """Hundreds of endpoints, a few of them very heavy: the draw and the pair P2C draws
+    inline are the reference draws."""
+    weights, at = weights_and_heavy
+    weights = list(weights)
+    for i in at:
+        weights[i] = heavy
+    assume(len(set(weights)) > 1)
+    table = WeightedDraw(weights)
+    assert table.draw(Fixed(r)) == reference(weights, r)
+    states = states_of(weights, [0.01] * len(weights))
+    picker = P2C(states, Fixed(r, 0.5), ewma_cost, weights=weights)  # type: ignore[arg-type]
+    i, j = reference(weights, r), reference(weights, 0.5)
+    if j == i:  # drawn again (0.5 each time), then the next index
+        j = (i + 1) % len(weights)
+    assert picker.pick(NOW, frozenset(), False) in (states[i], states[j])
