@@ -105,8 +105,10 @@ class Generation:
         for level, flags in zip(levels, down, strict=False):
             level.down = flags.count(1)  # in C: flags are 0 or 1
             end = start + len(level.states)
-            if level.local:
-                level.local_down = bytes(compress(flags, self.local_flags[start:end])).count(1)
+            if level.local:  # both flags set: the AND of the two as integers, in C
+                both = (int.from_bytes(flags, "big")
+                        & int.from_bytes(self.local_flags[start:end], "big"))
+                level.local_down = both.bit_count()  # (each byte is 0 or 1)
             start = end
         self.cursor = 0
         self.active = 0

@@ -99,6 +99,11 @@ def test_a_patch_is_the_generation_a_full_rebuild_makes(kind: str, zone: str | N
         patched.update(endpoints)
         rebuilt.update(endpoints)
         assert view(patched) == view(rebuilt)
+        gen = patched._gen
+        if len(gen.index) == len(gen.states):  # the counts are the flags' (no duplicates)
+            for lv in gen.levels:
+                assert lv.down == sum(gen.flags[gen.index[s.key]] for s in lv.states)
+                assert lv.local_down == sum(gen.flags[gen.index[s.key]] for s in lv.local)
         for state in patched.states():  # history is kept by key
             assert before.get(state.key, state) is state
         for lb in (patched, rebuilt):  # the same endpoints fail: the counts must follow
