@@ -29,7 +29,9 @@ chosen balancer and K new endpoint sets and runs the K updates, printing nothing
 `--updates K --no-update` does the same without the updates; `--new-objects` makes every
 endpoint of every set a new object (the full rebuild). Under
 `valgrind --tool=cachegrind --cache-sim=no`, the difference of the two totals divided by
-K is the instructions of one update (the command in docs/benchmarks.md).
+K is the instructions of one update (the command in docs/benchmarks.md). `--paced K` runs
+K paced picks with a seeded random source (`--paced 0`: everything but the picks), for
+the instructions of one paced pick the same way.
 
 Targets: at 10,000 endpoints a paced pick of at most 5 µs and an update of at most 10 ms,
 for every variant.
@@ -194,6 +196,18 @@ def updates_only(n: int, variant: Variant, count: int, run: bool, kept: bool) ->
         lb.update(endpoints)
 
 
+def paced_only(n: int, variant: Variant, picks: int) -> None:
+    """`picks` paced picks (1 ms apart by a fake clock) with a seeded random source: for
+    counting a paced pick's instructions as the difference of two runs (`picks` and 0)."""
+    RNG.seed(1)
+    clock = FakeClock()
+    lb = build(n, variant, clock)
+    pick, advance = lb.pick, clock.advance
+    for _ in range(picks):
+        advance(0.001)
+        pick()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser(__doc__ or "")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
@@ -205,8 +219,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --updates: everything but the updates")
     parser.add_argument("--new-objects", action="store_true",
                         help="with --updates: every endpoint a new object (a full rebuild)")
+    parser.add_argument("--paced", type=int, default=None, metavar="K",
+                        help="only run K paced picks per variant and size, seeded (for "
+                             "cachegrind; 0: everything but the picks)")
     args = parser.parse_args(argv)
     logging.getLogger("meshclient").setLevel(logging.ERROR)  # the 5% ejections are logged
+    if args.paced is not None:
+        for variant in (v for v in VARIANTS if v.name in args.variants):
+            for n in args.sizes:
+                paced_only(n, variant, args.paced)
+        return 0
     if args.updates:
         for variant in (v for v in VARIANTS if v.name in args.variants):
             for n in args.sizes:
