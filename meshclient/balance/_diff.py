@@ -44,6 +44,8 @@ def unchanged_ends(old: tuple[Endpoint, ...], new: tuple[Endpoint, ...]) -> tupl
     bytes object (C, no int objects made) and `find`; a second over what is left of the
     shorter when the lengths differ."""
     n, m = len(old), len(new)
+    if not n or not m or (new[0] is not old[0] and new[-1] is not old[-1]):
+        return 0, 0  # (every endpoint a new object, as a rebuilt answer: no pass at all)
     differs = bytes(map(is_not, new, old))  # over the first min(n, m)
     p = differs.find(1)
     if p < 0:
@@ -55,22 +57,19 @@ def unchanged_ends(old: tuple[Endpoint, ...], new: tuple[Endpoint, ...]) -> tupl
     return p, k - 1 - last
 
 
-def same_objects(old: tuple[Endpoint, ...] | None, new: tuple[Endpoint, ...]) -> bool:
-    """Whether `new` holds the very objects of `old`, in order."""
-    return old is not None and len(old) == len(new) and unchanged_ends(old, new)[0] == len(new)
-
-
-def patch(gen: Generation, endpoints: tuple[Endpoint, ...], zone: str | None, make: Make,
-          picker: PickerOf) -> tuple[Generation, list[EndpointState]] | None:
+def patch(gen: Generation, endpoints: tuple[Endpoint, ...], ends: tuple[int, int],
+          zone: str | None, make: Make, picker: PickerOf,
+          ) -> tuple[Generation, list[EndpointState]] | None:
     """The generation for `endpoints`, patched from `gen`, with the states it made
-    (`make(i)` -> (state, down) for `endpoints[i]`, new to this balancer); None when the
-    update must rebuild in full. A weight below 1 raises `ValueError` before anything
-    changes (as `equal_weights` names it)."""
+    (`make(i)` -> (state, down) for `endpoints[i]`, new to this balancer); `ends`: their
+    `unchanged_ends` against `gen.endpoints`. None when the update must rebuild in full.
+    A weight below 1 raises `ValueError` before anything changes (as `equal_weights`
+    names it)."""
     old, keys, weights = gen.endpoints, gen.keys, gen.weights
     if old is None or keys is None or weights is None or not endpoints:
         return None
     n, m = len(old), len(endpoints)
-    p, s = unchanged_ends(old, endpoints)
+    p, s = ends
     end_old, end_new = n - s, m - s
     middle = endpoints[p:end_new]
     if max(len(middle), end_old - p) > max(16, m // PATCH_SHARE):

@@ -37,7 +37,7 @@ from .._types import Clock, Rng
 from ..discovery.endpoint import Endpoint
 from ..policy import BalancerPolicy, OutlierPolicy
 from ._base import UNAVAILABLE, EndpointState
-from ._diff import patch, rebuild, same_objects
+from ._diff import patch, rebuild, unchanged_ends
 from ._levels import SMALL_FLEET, SWEEP_CHUNK, SWEEP_EVERY, Generation
 from ._pickers import ACCEPT, Picker, rank
 from .load.peak_ewma import PeakEwma
@@ -138,8 +138,10 @@ class LoadBalancer:
         endpoints = tuple(endpoints)  # (a list could change in place after the update)
         with self._lock:
             gen = self._gen
-            if not self._carry and same_objects(gen.endpoints, endpoints):
-                self._sweep_due_ns = 0  # the same set: only re-read the breakers soon
+            old = gen.endpoints
+            ends = (0, 0) if old is None else unchanged_ends(old, endpoints)
+            if old is not None and ends[0] == len(old) == len(endpoints) and not self._carry:
+                self._sweep_due_ns = 0  # the very same set: only re-read the breakers soon
                 return
             carried = self._carry
 
@@ -153,7 +155,7 @@ class LoadBalancer:
                 return state, state.rank() == UNAVAILABLE
 
             self._building = {}
-            patched = (patch(gen, endpoints, self.zone, make, self._picker)
+            patched = (patch(gen, endpoints, ends, self.zone, make, self._picker)
                        or rebuild(gen, endpoints, self.zone, make, self._picker))
             self._counters, self._building = self._building, {}
             self._carry = {}

@@ -98,22 +98,30 @@ class P2C:
         if self._uniform:  # `WeightedDraw.draw_two`, inlined: the usual pick
             i = int(random() * n)
             j = int(random() * (n - 1))
-            if j >= i:
-                j += 1
-        else:  # `WeightedDraw.draw_two`, inlined but for a second draw that hit the first
-            bounds, total, last = self._bounds, self._total, self._last
-            i = bisect_right(bounds, random() * total, 0, last)
-            j = bisect_right(bounds, random() * total, 0, last)
-            if j == i:
-                j = self._table.other(i, self._rng, 3)
+            a, b = states[i], states[j + 1 if j >= i else j]
+            if exclude or panic:
+                ra, rb = rank(a, exclude, panic), rank(b, exclude, panic)
+            else:
+                ra, rb = a.rank(), b.rank()
+            if ra == rb and ra <= ACCEPT:  # the usual case: compare costs alone
+                compare = self._compare
+                return a if compare(a, now_ns) <= compare(b, now_ns) else b
+            return self._settle(now_ns, exclude, panic, a, ra, b, rb)
+        # weighted: `WeightedDraw.draw_two` inlined but for a second draw that hit the
+        # first, and the same steps as above with the costs compared by weight
+        bounds, total, last = self._bounds, self._total, self._last
+        i = bisect_right(bounds, random() * total, 0, last)
+        j = bisect_right(bounds, random() * total, 0, last)
+        if j == i:
+            j = self._table.other(i, self._rng, 3)
         a, b = states[i], states[j]
         if exclude or panic:
             ra, rb = rank(a, exclude, panic), rank(b, exclude, panic)
         else:
             ra, rb = a.rank(), b.rank()
-        if ra == rb and ra <= ACCEPT:  # the usual case: compare costs alone
+        if ra == rb and ra <= ACCEPT:
             compare, weights = self._compare, self._weights
-            if weights is None:
+            if weights is None:  # a cost of the caller's own: as it is
                 return a if compare(a, now_ns) <= compare(b, now_ns) else b
             return a if compare(a, now_ns) * weights[j] <= compare(b, now_ns) * weights[i] else b
         return self._settle(now_ns, exclude, panic, a, ra, b, rb)
