@@ -1,4 +1,5 @@
-"""An update as a patch of the previous generation: work in proportion to what changed.
+"""An update as a patch of the previous generation: work in proportion to what changed
+(and the full rebuild it falls back to, and pickers built on the ones they replace).
 
 A discovery source that keeps its `Endpoint` objects from one answer to the next (etcd's
 watch keeps one per key; `discovery.endpoint.EndpointInterner` does it for sources that
@@ -24,11 +25,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from operator import is_not
 
+from .._types import Rng
 from ..discovery.endpoint import Endpoint
 from ._base import EndpointState
 from ._levels import Generation, Level, build_levels, make_level
 from ._pickers import Picker
 from ._weights import equal_weights
+from .p2c import P2C, ewma_cost, pending_cost
+from .round_robin import RoundRobinPicker
+from .weighted_random import RandomPicker
 
 Make = Callable[[int], tuple[EndpointState, bool]]
 #: Largest share of the set (1 in N) a patch re-reads one by one in Python; beyond it the
@@ -137,6 +142,24 @@ def rebuild(gen: Generation, endpoints: tuple[Endpoint, ...], zone: str | None, 
     new = Generation(levels, zone, downs, keys if len(levels) == 1 else None, local)
     remember(new, endpoints, keys, weights)
     return new, added
+
+
+def next_picker(kind: str, rng: Rng, old: Picker | None, states: tuple[EndpointState, ...],
+                weights: list[int]) -> Picker:
+    """A picker of `kind` built on `old`, the one it replaces: round robin's counter goes
+    on, and the same weights (compared in C; a patch rarely changes a weight) reuse the
+    draw or the schedule."""
+    same = old is not None and old.weights == weights
+    if kind == "round-robin":
+        counter = old.counter if isinstance(old, RoundRobinPicker) else None
+        schedule = old.schedule if same and isinstance(old, RoundRobinPicker) else None
+        return RoundRobinPicker(states, counter, rng, weights=weights, schedule=schedule)
+    if kind == "random":
+        draw = old.draw if same and isinstance(old, RandomPicker) else None
+        return RandomPicker(states, rng, weights=weights, draw=draw)
+    draw = old.draw if same and isinstance(old, P2C) else None
+    return P2C(states, rng, pending_cost if kind == "p2c-least-request" else ewma_cost,
+               weights=weights, draw=draw)
 
 
 def remember(gen: Generation, endpoints: tuple[Endpoint, ...], keys: list[str],

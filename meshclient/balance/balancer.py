@@ -2,9 +2,11 @@
 ejection, zone preference and panic mode, composed (Finagle's `Balancer with PeakEwma with
 P2C with Updating`; grpc-go's picker generations).
 
-- **Generations.** `update()` builds an immutable `_Generation` (states, pickers) and swaps
+- **Generations.** `update()` builds an immutable `Generation` (states, pickers) and swaps
   it in one assignment; a concurrent `pick()` sees the old or the new one, never a mix.
   Surviving endpoints keep their `EndpointState` (EWMA, in-flight, ejection) by key.
+  When the unchanged endpoints are the same `Endpoint` objects as last time, the new
+  generation is a patch of the old one (`_diff.py`): the work follows the change.
 - **Panic mode** (Envoy): when fewer than `balancer.panic_threshold` percent of the
   endpoints are available (not ejected, breaker not open, health check not failing), the
   picker ignores health and balances over all of them, so the few healthy ones are not
@@ -37,14 +39,11 @@ from .._types import Clock, Rng
 from ..discovery.endpoint import Endpoint
 from ..policy import BalancerPolicy, OutlierPolicy
 from ._base import UNAVAILABLE, EndpointState
-from ._diff import patch, rebuild, unchanged_ends
+from ._diff import next_picker, patch, rebuild, unchanged_ends
 from ._levels import SMALL_FLEET, SWEEP_CHUNK, SWEEP_EVERY, Generation
 from ._pickers import ACCEPT, Picker, rank
 from .load.peak_ewma import PeakEwma
 from .outlier import OutlierDetector
-from .p2c import P2C, ewma_cost, pending_cost
-from .round_robin import RoundRobinPicker
-from .weighted_random import RandomPicker
 
 logger = logging.getLogger("meshclient")
 
@@ -105,25 +104,9 @@ class LoadBalancer:
 
     def _picker(self, states: tuple[EndpointState, ...], weights: list[int], priority: int,
                 local: bool) -> Picker:
-        """The picker of one level (or its zone-local part), built on the previous one's
-        where it can: round robin's counter goes on, and the same weights reuse the draw
-        or the schedule (compared in C; a patch rarely changes a weight)."""
-        kind = self.policy.kind
-        old = self._counters.get((priority, local))
-        same = old is not None and old.weights == weights
-        if kind == "round-robin":
-            counter = old.counter if isinstance(old, RoundRobinPicker) else None
-            schedule = old.schedule if same and isinstance(old, RoundRobinPicker) else None
-            picker: Picker = RoundRobinPicker(states, counter, self.rng, weights=weights,
-                                              schedule=schedule)
-        elif kind == "random":
-            draw = old.draw if same and isinstance(old, RandomPicker) else None
-            picker = RandomPicker(states, self.rng, weights=weights, draw=draw)
-        else:
-            draw = old.draw if same and isinstance(old, P2C) else None
-            picker = P2C(states, self.rng,
-                         pending_cost if kind == "p2c-least-request" else ewma_cost,
-                         weights=weights, draw=draw)
+        """The picker of one level (or its zone-local part), built on the one it replaces."""
+        picker = next_picker(self.policy.kind, self.rng, self._counters.get((priority, local)),
+                             states, weights)
         self._building[(priority, local)] = picker
         return picker
 
