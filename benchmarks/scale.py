@@ -16,8 +16,8 @@ counting of available endpoints is part of the cost.
 - **update**: ms for one update that replaces 1% of the endpoints (median of a few), wall
   time and this thread's CPU time (which leaves out the time other processes had the CPU:
   on a busy machine the code's own cost). The unchanged endpoints are the previous
-  `Endpoint` objects, as a source that keeps them hands them on (etcd's watch; a resolver
-  through `EndpointInterner`), so the update is a patch (`meshclient/balance/_diff.py`);
+  `Endpoint` objects, as a source that keeps them hands them on (etcd's watch), so the
+  update is a patch (`meshclient/balance/_diff.py`);
   **new objects** is the CPU time of the same update when every endpoint is a new
   object (a full rebuild, which also frees the previous objects).
 
@@ -84,9 +84,8 @@ def fleet(n: int, variant: Variant, generation: int = 0,
     """`n` endpoints; from one generation to the next, 1% of them (at least one, a block
     of neighbours) are replaced by new ones (an update's churn), the rest are the same
     addresses. With `previous` (the last generation), the unchanged endpoints are its very
-    objects, as a source that keeps them hands them on (etcd's watch, or a resolver through
-    `EndpointInterner`); without it, every endpoint is a new object (a source that rebuilds
-    its answer)."""
+    objects, as a source that keeps them hands them on (etcd's watch); without it, every
+    endpoint is a new object (a source that rebuilds its answer, as DNS and files do)."""
     step = max(1, n // 100)  # endpoints replaced per generation, in blocks of `step`
     blocks = max(1, n // step)
 

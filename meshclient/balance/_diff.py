@@ -2,9 +2,9 @@
 (and the full rebuild it falls back to, and pickers built on the ones they replace).
 
 A discovery source that keeps its `Endpoint` objects from one answer to the next (etcd's
-watch keeps one per key; `discovery.endpoint.EndpointInterner` does it for sources that
-rebuild their answer) hands the balancer the same objects for the endpoints that did not
-change. The patch finds, by identity and in C (`map(is_not, ...)`), the longest run of
+watch keeps one per key; the DNS and file resolvers do not, they rebuild their answer) hands the
+balancer the same objects for the endpoints that did not change. The patch finds, by
+identity and in C (`map(is_not, ...)` into `bytes`), the longest run of
 unchanged endpoints at the start and at the end of the set; only the endpoints between the
 two are looked up by key, given a state and a new `Endpoint`. The rest of the generation
 (states, down flags, keys, weights, zone mask, the key index when the size is the same) is
