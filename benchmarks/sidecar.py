@@ -73,13 +73,15 @@ class Variant:
         return (self.sidecar.cpu_seconds() if self.sidecar else 0.0, time.process_time(),
                 time.perf_counter())
 
-    def sample(self, start: tuple[float, float, float], latencies: list[float]) -> Sample:
-        """The figures of the sample begun at `start` (`mark()`)."""
+    def sample(self, start: tuple[float, float, float], latencies: list[float],
+               queued: float = 0.0) -> Sample:
+        """The figures of the sample begun at `start` (`mark()`); `queued`: seconds the
+        client's callers waited for a CPU while runnable."""
         wall, cpu = time.perf_counter() - start[2], time.process_time() - start[1]
         proxy = (self.sidecar.cpu_seconds() if self.sidecar else 0.0) - start[0]
         n = len(latencies)
         return {"rps": n / wall, "cpu_us": (cpu + proxy) / n * 1e6,
-                "client_cpu_us": cpu / n * 1e6,
+                "client_cpu_us": cpu / n * 1e6, "queued_us": queued / n * 1e6,
                 "p50_ms": _pctl(latencies, 0.5) * 1e3, "p99_ms": _pctl(latencies, 0.99) * 1e3}
 
 
@@ -131,9 +133,10 @@ def _level(shell: str, variants: list[Variant], c: int, n: int, rounds: int,
             for r in range(rounds):
                 for v in _order(variants, r):
                     say(v, f"round {r + 1}")
-                    start = v.mark()
-                    out[v.name].append(v.sample(start, await _load.async_run(
-                        clients[v.name], v.urls, c, n)))
+                    start, queued = v.mark(), _load.queued_seconds()
+                    latencies = await _load.async_run(clients[v.name], v.urls, c, n)
+                    out[v.name].append(v.sample(start, latencies,
+                                                _load.queued_seconds() - queued))
         finally:
             for client in clients.values():
                 await client.aclose()
@@ -150,8 +153,9 @@ def _level(shell: str, variants: list[Variant], c: int, n: int, rounds: int,
         for r in range(rounds):
             for v in _order(variants, r):
                 say(v, f"round {r + 1}")
-                start = v.mark()
-                out[v.name].append(v.sample(start, _load.sync_run(clients[v.name], v.urls, c, n)))
+                start, waits = v.mark(), list[float]()
+                latencies = _load.sync_run(clients[v.name], v.urls, c, n, waits)
+                out[v.name].append(v.sample(start, latencies, sum(waits)))
     finally:
         for client in clients.values():
             client.close()
@@ -180,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default=None, help="fleet sizes (e.g. 3,10)")
     parser.add_argument("--shells", default="sync,async", help="sync, async or both")
     parser.add_argument("--plot", default=None, help="write a PNG here (needs matplotlib)")
+    parser.add_argument("--shared-cpus", action="store_true",
+                        help="leave CPU placement to the scheduler (by default the client "
+                             "runs alone on half the CPUs, backends and sidecars on the rest)")
     args = parser.parse_args(argv)
     for field in ("requests", "rounds", "busy"):
         value = getattr(args, field)
@@ -205,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         backends = [stack.enter_context(FastServer(f"127.0.0.{i + 2}")) for i in range(max(fleets))]
         sidecars = {kind: stack.enter_context(Sidecar(kind, [b.address for b in backends[:3]]))
                     for kind in ("haproxy", "nginx") if Sidecar.available(kind)}
+        placement = stack.enter_context(_load.Placement(
+            [*(b.pid for b in backends), *(pid for s in sidecars.values() for pid in s.pids)],
+            enabled=not args.shared_cpus))
         stack.enter_context(_load.Neighbour(args.busy))
         for shell in shells:
             for fleet in fleets:
@@ -218,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()
     busy = f", {args.busy} busy neighbour process(es)" if args.busy else ", no neighbour"
     print(f"at least {n} requests per sample (4 per caller), {rounds} rounds{busy}, "
-          f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, {os.cpu_count()} CPUs")
+          f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, {os.cpu_count()} CPUs, "
+          f"{placement.describe()}")
     print(report(results))
     for line in verdicts(results):
         print(line)
