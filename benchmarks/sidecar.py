@@ -13,14 +13,24 @@ Clients, each one `httpx.Client` / `httpx.AsyncClient` (one pool) unless it is t
 Over 3 backends (and 10, for `mesh` against `bare-spread`), sync (threads) and async
 (tasks), at concurrency 1, 16, 64 and 128. Backends are `meshclient._bench.upstream`
 servers in their own processes (their CPU is never counted). CPU is the client process's
-(`time.process_time`) plus, for a sidecar, its processes' (/proc). Each concurrency level
-starts every variant afresh: a new client, one prefilled connection per caller, a warm-up
-at that level (`_load.py`); then each figure is the median of interleaved rounds (the
-variants' order flipped each round), printed with the rounds' range.
+(`time.process_time`) plus, for a sidecar, its processes' (/proc); "queued" is the time
+the client's callers spent runnable but waiting for a CPU, per request (schedstat).
+
+The client runs alone on the first half of the CPUs, the backends and sidecars on the
+rest (`_load.Placement`; `--shared-cpus` leaves placement to the scheduler). On shared
+CPUs a Python backend woken on the client's CPU hands it straight back, while a client
+woken from the other CPU can wait out another process's time slice; a proxy in between
+changes which happens, so bare httpx through nginx looked cheaper than bare httpx direct.
+With CPUs of its own, every client is woken from another CPU, as by a remote backend.
+
+Each concurrency level starts every variant afresh: a new client, one prefilled connection
+per caller, a warm-up at that level (`_load.py`); then each figure is the median of
+interleaved rounds (the variants' order flipped each round), printed with the rounds' range.
 
     python -m benchmarks.sidecar            # 3 rounds; 20+ minutes on a loaded 2-core machine
     python -m benchmarks.sidecar --busy     # the same next to a CPU-heavy neighbour process
     python -m benchmarks.sidecar --quick    # c=1 and 16, 3 backends: about a minute
+    python -m benchmarks.sidecar --shared-cpus   # client, backends and sidecars on any CPU
 
 Targets (against `bare-spread`): mesh throughput >= 1.10x at async c=64 and c=128,
 >= 1.0x at c=16; mesh CPU per request below HAProxy's and nginx's client+proxy CPU.
