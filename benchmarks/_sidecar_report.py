@@ -7,7 +7,8 @@ import statistics
 
 from benchmarks._common import table
 
-#: One sample's figures: rps, cpu_us, client_cpu_us, p50_ms, p99_ms.
+#: One sample's figures: rps, cpu_us, client_cpu_us, queued_us (the client's run-queue
+#: wait per request), p50_ms, p99_ms.
 Sample = dict[str, float]
 #: (shell, backends, concurrency, client) -> one sample per round.
 Results = dict[tuple[str, int, int, str], list[Sample]]
@@ -31,7 +32,8 @@ def ratios(results: Results, key: tuple[str, int, int, str]) -> list[float]:
 
 
 def report(results: Results) -> str:
-    """Medians over the rounds, with the rounds' range for throughput, ratio and CPU."""
+    """Medians over the rounds, with the rounds' range for throughput, ratio and CPU;
+    "queued": microseconds per request the client's callers waited for a CPU."""
     rows = []
     for key, samples in results.items():
         shell, fleet, c, name = key
@@ -41,9 +43,11 @@ def report(results: Results) -> str:
                      f"{statistics.median(ratio):.2f}" if ratio else "-",
                      _span(ratio, 2) if ratio else "-", round(statistics.median(cpu)), _span(cpu),
                      round(_median(samples, "client_cpu_us")),
+                     round(_median(samples, "queued_us")),
                      _median(samples, "p50_ms"), _median(samples, "p99_ms")))
     return table(rows, ("shell", "backends", "c", "client", "req/s", "range", "vs spread",
-                        "range", "CPU us/req", "range", "client CPU", "p50 ms", "p99 ms"))
+                        "range", "CPU us/req", "range", "client CPU", "queued", "p50 ms",
+                        "p99 ms"))
 
 
 def _target(shell: str, c: int) -> float | None:

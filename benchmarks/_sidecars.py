@@ -147,6 +147,11 @@ class Sidecar:
         """The proxy's main process (0 before `start()`)."""
         return self._pids[0] if self._pids else 0
 
+    @property
+    def pids(self) -> list[int]:
+        """The proxy's processes: master and workers (none before `start()`)."""
+        return list(self._pids)
+
     def cpu_seconds(self) -> float:
         """CPU used so far by the proxy's processes (master and workers)."""
         return sum(_cpu_of(pid) for pid in self._pids)

@@ -13,14 +13,24 @@ Clients, each one `httpx.Client` / `httpx.AsyncClient` (one pool) unless it is t
 Over 3 backends (and 10, for `mesh` against `bare-spread`), sync (threads) and async
 (tasks), at concurrency 1, 16, 64 and 128. Backends are `meshclient._bench.upstream`
 servers in their own processes (their CPU is never counted). CPU is the client process's
-(`time.process_time`) plus, for a sidecar, its processes' (/proc). Each concurrency level
-starts every variant afresh: a new client, one prefilled connection per caller, a warm-up
-at that level (`_load.py`); then each figure is the median of interleaved rounds (the
-variants' order flipped each round), printed with the rounds' range.
+(`time.process_time`) plus, for a sidecar, its processes' (/proc); "queued" is the time
+the client's callers spent runnable but waiting for a CPU, per request (schedstat).
+
+The client runs alone on the first half of the CPUs, the backends and sidecars on the
+rest (`_load.Placement`; `--shared-cpus` leaves placement to the scheduler). On shared
+CPUs a Python backend woken on the client's CPU hands it straight back, while a client
+woken from the other CPU can wait out another process's time slice; a proxy in between
+changes which happens, so bare httpx through nginx looked cheaper than bare httpx direct.
+With CPUs of its own, every client is woken from another CPU, as by a remote backend.
+
+Each concurrency level starts every variant afresh: a new client, one prefilled connection
+per caller, a warm-up at that level (`_load.py`); then each figure is the median of
+interleaved rounds (the variants' order flipped each round), printed with the rounds' range.
 
     python -m benchmarks.sidecar            # 3 rounds; 20+ minutes on a loaded 2-core machine
     python -m benchmarks.sidecar --busy     # the same next to a CPU-heavy neighbour process
     python -m benchmarks.sidecar --quick    # c=1 and 16, 3 backends: about a minute
+    python -m benchmarks.sidecar --shared-cpus   # client, backends and sidecars on any CPU
 
 Targets (against `bare-spread`): mesh throughput >= 1.10x at async c=64 and c=128,
 >= 1.0x at c=16; mesh CPU per request below HAProxy's and nginx's client+proxy CPU.
@@ -73,13 +83,15 @@ class Variant:
         return (self.sidecar.cpu_seconds() if self.sidecar else 0.0, time.process_time(),
                 time.perf_counter())
 
-    def sample(self, start: tuple[float, float, float], latencies: list[float]) -> Sample:
-        """The figures of the sample begun at `start` (`mark()`)."""
+    def sample(self, start: tuple[float, float, float], latencies: list[float],
+               queued: float = 0.0) -> Sample:
+        """The figures of the sample begun at `start` (`mark()`); `queued`: seconds the
+        client's callers waited for a CPU while runnable."""
         wall, cpu = time.perf_counter() - start[2], time.process_time() - start[1]
         proxy = (self.sidecar.cpu_seconds() if self.sidecar else 0.0) - start[0]
         n = len(latencies)
         return {"rps": n / wall, "cpu_us": (cpu + proxy) / n * 1e6,
-                "client_cpu_us": cpu / n * 1e6,
+                "client_cpu_us": cpu / n * 1e6, "queued_us": queued / n * 1e6,
                 "p50_ms": _pctl(latencies, 0.5) * 1e3, "p99_ms": _pctl(latencies, 0.99) * 1e3}
 
 
@@ -131,9 +143,10 @@ def _level(shell: str, variants: list[Variant], c: int, n: int, rounds: int,
             for r in range(rounds):
                 for v in _order(variants, r):
                     say(v, f"round {r + 1}")
-                    start = v.mark()
-                    out[v.name].append(v.sample(start, await _load.async_run(
-                        clients[v.name], v.urls, c, n)))
+                    start, queued = v.mark(), _load.queued_seconds()
+                    latencies = await _load.async_run(clients[v.name], v.urls, c, n)
+                    out[v.name].append(v.sample(start, latencies,
+                                                _load.queued_seconds() - queued))
         finally:
             for client in clients.values():
                 await client.aclose()
@@ -150,8 +163,9 @@ def _level(shell: str, variants: list[Variant], c: int, n: int, rounds: int,
         for r in range(rounds):
             for v in _order(variants, r):
                 say(v, f"round {r + 1}")
-                start = v.mark()
-                out[v.name].append(v.sample(start, _load.sync_run(clients[v.name], v.urls, c, n)))
+                start, waits = v.mark(), list[float]()
+                latencies = _load.sync_run(clients[v.name], v.urls, c, n, waits)
+                out[v.name].append(v.sample(start, latencies, sum(waits)))
     finally:
         for client in clients.values():
             client.close()
@@ -180,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default=None, help="fleet sizes (e.g. 3,10)")
     parser.add_argument("--shells", default="sync,async", help="sync, async or both")
     parser.add_argument("--plot", default=None, help="write a PNG here (needs matplotlib)")
+    parser.add_argument("--shared-cpus", action="store_true",
+                        help="leave CPU placement to the scheduler (by default the client "
+                             "runs alone on half the CPUs, backends and sidecars on the rest)")
     args = parser.parse_args(argv)
     for field in ("requests", "rounds", "busy"):
         value = getattr(args, field)
@@ -205,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
         backends = [stack.enter_context(FastServer(f"127.0.0.{i + 2}")) for i in range(max(fleets))]
         sidecars = {kind: stack.enter_context(Sidecar(kind, [b.address for b in backends[:3]]))
                     for kind in ("haproxy", "nginx") if Sidecar.available(kind)}
+        placement = stack.enter_context(_load.Placement(
+            [*(b.pid for b in backends), *(pid for s in sidecars.values() for pid in s.pids)],
+            enabled=not args.shared_cpus))
         stack.enter_context(_load.Neighbour(args.busy))
         for shell in shells:
             for fleet in fleets:
@@ -218,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()
     busy = f", {args.busy} busy neighbour process(es)" if args.busy else ", no neighbour"
     print(f"at least {n} requests per sample (4 per caller), {rounds} rounds{busy}, "
-          f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, {os.cpu_count()} CPUs")
+          f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, {os.cpu_count()} CPUs, "
+          f"{placement.describe()}")
     print(report(results))
     for line in verdicts(results):
         print(line)

@@ -1,11 +1,13 @@
 """The sidecar benchmark's harness: every client starts a concurrency level alike (a fresh
-client, one prefilled connection per caller), the busy neighbour stops when told and by
-itself, and bad options are named. Real loopback backends; tiny sizes (this checks the
-harness, not speed)."""
+client, one prefilled connection per caller), the client runs on CPUs of its own, the busy
+neighbour stops when told and by itself, and bad options are named. Real loopback
+backends; tiny sizes (this checks the harness, not speed)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -131,9 +133,62 @@ def test_neighbour_count_is_checked() -> None:
         assert none._processes == []
 
 
+needs_two_cpus = pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="CPU placement needs sched_setaffinity and two CPUs")
+
+
+def _threads_cpus(pid: int) -> list[set[int]]:
+    return [os.sched_getaffinity(int(t.name)) for t in Path(f"/proc/{pid}/task").iterdir()]
+
+
+@needs_two_cpus
+def test_placement_gives_the_client_cpus_of_its_own_and_restores_them(
+        backends: list[FastServer]) -> None:
+    before = os.sched_getaffinity(0)
+    with _load.Placement([b.pid for b in backends]) as placement:
+        assert placement.client and placement.rest
+        assert not placement.client & placement.rest
+        assert placement.client | placement.rest == before
+        assert os.sched_getaffinity(0) == placement.client
+        for backend in backends:  # every thread of every backend
+            assert set(map(frozenset, _threads_cpus(backend.pid))) == {
+                frozenset(placement.rest)}
+        assert f"client on CPU {min(placement.client)}" in placement.describe()
+    assert os.sched_getaffinity(0) == before
+    for backend in backends:
+        _load._pin(backend.pid, before)
+
+
+@needs_two_cpus
+def test_placement_disabled_moves_nothing(backends: list[FastServer]) -> None:
+    before = os.sched_getaffinity(0)
+    theirs = os.sched_getaffinity(backends[0].pid)
+    with _load.Placement([backends[0].pid], enabled=False) as placement:
+        assert os.sched_getaffinity(0) == before
+        assert os.sched_getaffinity(backends[0].pid) == theirs
+        assert placement.describe() == "CPUs shared by client, backends and sidecars"
+
+
+def test_queued_seconds_counts_up() -> None:
+    first = _load.queued_seconds()
+    assert 0.0 <= first <= _load.queued_seconds()
+
+
+def test_samples_report_the_clients_run_queue_wait(backends: list[FastServer]) -> None:
+    variants = sidecar._variants("sync", backends, {})[1:2]  # bare-spread
+    got = sidecar._level("sync", variants, 2, 8, rounds=1)
+    (sample,) = got["bare-spread"]
+    assert sample["queued_us"] >= 0.0
+    assert " queued " in sidecar.report({("sync", 3, 2, "bare-spread"): [sample]})
+
+
 def test_tiny_run_covers_every_variant(capsys: pytest.CaptureFixture[str]) -> None:
+    before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     assert sidecar.main(["--levels", "2", "--requests", "8", "--rounds", "1",
                          "--shells", "async"]) == 0
+    if before is not None:
+        assert os.sched_getaffinity(0) == before  # the run gives the CPUs back
     out = capsys.readouterr().out
     rows = [parts for parts in map(str.split, out.splitlines())
             if parts[:1] == ["async"] and parts[1].isdigit()]  # table rows, not verdicts

@@ -66,6 +66,11 @@ class FastServer:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        """The server's process (0 when not running)."""
+        return self._process.pid if self._process is not None else 0
+
     def start(self) -> FastServer:
         package_parent = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
