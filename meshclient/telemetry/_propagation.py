@@ -1,37 +1,111 @@
-"""Which propagation fields (`traceparent`, …) on a request the caller set on purpose:
-an attempt's trace context is written around them.
+"""The trace context an attempt carries, and which propagation fields (`traceparent`, …) on
+a request the caller set on purpose (an attempt's context is written around them).
+
+`context_headers` is what `propagate.inject` writes for a span. While the global
+propagator is provably OpenTelemetry's default (W3C trace context, alone or in a composite
+with W3C baggage, those exact classes) and the context holds no baggage, it formats the
+`traceparent` (and `tracestate`) itself, as `TraceContextTextMapPropagator.inject` does,
+without the composite's calls; anything else goes through `propagate.inject`.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 from opentelemetry import propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context import Context
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-_fields_cache: tuple[object, dict[bytes, str]] = (None, {})
+from ._otel_api import SHAPE
+
+_BAGGAGE_KEY: str = SHAPE.baggage_key or ""  # "": not found (then never `fast`)
+_DEFAULT_PARTS = frozenset({TraceContextTextMapPropagator, W3CBaggagePropagator})
+_INVALID = trace.INVALID_SPAN_CONTEXT
 
 
-def preset_fields(headers: httpx.Headers) -> frozenset[str]:
-    """The propagation fields (e.g. `traceparent`) the caller set on purpose."""
-    global _fields_cache
+def is_w3c_default(propagator: object) -> bool:
+    """Whether `propagator` writes exactly what the W3C trace-context propagator writes
+    when the context has no baggage: that propagator itself, or a composite of it and
+    (optionally) the W3C baggage propagator, exact classes, each once."""
+    if type(propagator) is TraceContextTextMapPropagator:
+        return True
+    if type(propagator) is not CompositePropagator:
+        return False
+    parts = getattr(propagator, "_propagators", None)  # private: checked, else not sure
+    if not isinstance(parts, (list, tuple)):
+        return False
+    kinds = [type(p) for p in parts]
+    return (TraceContextTextMapPropagator in kinds and len(set(kinds)) == len(kinds)
+            and _DEFAULT_PARTS.issuperset(kinds))
+
+
+class Propagator:
+    """What meshclient needs to know about one global propagator, worked out once."""
+
+    __slots__ = ("fast", "fields", "propagator")
+
+    def __init__(self, propagator: Any) -> None:
+        self.propagator = propagator
+        #: its fields, lowercased, by their bytes (request headers are read raw)
+        self.fields = {f.lower().encode(): f.lower() for f in propagator.fields}
+        #: `context_headers` may format the W3C headers itself (`is_w3c_default`)
+        self.fast = bool(_BAGGAGE_KEY) and is_w3c_default(propagator)
+
+
+_current = Propagator(propagate.get_global_textmap())
+
+
+def current() -> Propagator:
+    """The global propagator (`propagate.get_global_textmap()`), looked at when it changes."""
+    global _current
     propagator = propagate.get_global_textmap()
-    cached = _fields_cache
-    if cached[0] is not propagator:
-        cached = _fields_cache = (propagator, {f.lower().encode(): f.lower()
-                                               for f in propagator.fields})
-    fields = cached[1]
-    found = [fields[k] for k in (raw.lower() for raw, _ in headers.raw) if k in fields]
-    return frozenset(found) if found else frozenset()
+    seen = _current
+    if seen.propagator is not propagator:
+        seen = _current = Propagator(propagator)
+    return seen
 
 
-def names_current_span(headers: httpx.Headers) -> bool:
-    """Whether the request's `traceparent` names the current span: written by an
-    instrumentation around this transport (`HTTPXClientInstrumentor.instrument_client` on
-    a mesh client), not set on purpose; then each attempt writes its own context, a child
-    of that span, like a request with no trace headers."""
+def context_headers(span: trace.Span, parent: Context, propagator: Propagator
+                    ) -> dict[str, str]:
+    """The fields the global propagator writes for `span` as the current span in
+    `parent` (a context without it)."""
+    if propagator.fast and not parent.get(_BAGGAGE_KEY):
+        sc = span.get_span_context()
+        if sc == _INVALID:
+            return {}
+        out = {"traceparent": f"00-{sc.trace_id:032x}-{sc.span_id:016x}-{sc.trace_flags:02x}"}
+        state = sc.trace_state
+        if state:
+            out["tracestate"] = state.to_header()
+        return out
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=trace.set_span_in_context(span, parent))
+    return carrier
+
+
+def preset_fields(headers: httpx.Headers, propagator: Propagator) -> frozenset[str]:
+    """The propagation fields (e.g. `traceparent`) set on `headers`."""
+    fields = propagator.fields
+    found: list[str] = []
+    for raw, _ in headers.raw:
+        name = fields.get(raw.lower())
+        if name is not None:
+            found.append(name)
+    return frozenset(found)
+
+
+def names_current_span(headers: httpx.Headers, context: Context) -> bool:
+    """Whether the request's `traceparent` names the current span in `context`: written
+    by an instrumentation around this transport (`HTTPXClientInstrumentor.instrument_client`
+    on a mesh client), not set on purpose; then each attempt writes its own context, a
+    child of that span, like a request with no trace headers."""
     value = headers.get("traceparent")
     if value is None:
         return False
-    current = trace.get_current_span().get_span_context()
+    current = trace.get_current_span(context).get_span_context()
     if not current.is_valid:
         return False
     parts = value.split("-")
