@@ -5,7 +5,7 @@ a request the caller set on purpose (an attempt's context is written around them
 propagator is provably OpenTelemetry's default (W3C trace context, alone or in a composite
 with W3C baggage, those exact classes) and the context holds no baggage, it formats the
 `traceparent` (and `tracestate`) itself, as `TraceContextTextMapPropagator.inject` does,
-without the composite's calls; anything else goes through `propagate.inject`.
+without the composite's calls; anything else goes through the propagator's own `inject`.
 """
 
 from __future__ import annotations
@@ -18,12 +18,31 @@ from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE, SpanContext, TraceFlags, TraceState
 
 from ._otel_api import SHAPE
 
 _BAGGAGE_KEY: str = SHAPE.baggage_key or ""  # "": not found (then never `fast`)
 _DEFAULT_PARTS = frozenset({TraceContextTextMapPropagator, W3CBaggagePropagator})
 _INVALID = trace.INVALID_SPAN_CONTEXT
+_NO_STATE = DEFAULT_TRACE_STATE
+
+
+def _unpacks() -> bool:
+    """Whether a `SpanContext` is the tuple its type declares, (trace_id, span_id,
+    is_remote, trace_flags, trace_state, is_valid): `context_headers` unpacks it instead
+    of reading five properties. Checked once; if not, no fast path."""
+    state = TraceState([("k", "v")])
+    sc = SpanContext(0xA, 0xB, False, TraceFlags(1), state)
+    try:
+        trace_id, span_id, _remote, flags, got_state, _valid = sc
+    except (TypeError, ValueError):
+        return False
+    return (trace_id, span_id, flags, got_state) == (sc.trace_id, sc.span_id,
+                                                     sc.trace_flags, sc.trace_state)
+
+
+_UNPACKS = _unpacks()
 
 
 def is_w3c_default(propagator: object) -> bool:
@@ -52,37 +71,41 @@ class Propagator:
         #: its fields, lowercased, by their bytes (request headers are read raw)
         self.fields = {f.lower().encode(): f.lower() for f in propagator.fields}
         #: `context_headers` may format the W3C headers itself (`is_w3c_default`)
-        self.fast = bool(_BAGGAGE_KEY) and is_w3c_default(propagator)
+        self.fast = bool(_BAGGAGE_KEY) and _UNPACKS and is_w3c_default(propagator)
 
 
 _current = Propagator(propagate.get_global_textmap())
 
 
-def current() -> Propagator:
-    """The global propagator (`propagate.get_global_textmap()`), looked at when it changes."""
+def fields(headers: httpx.Headers, context: Context) -> tuple[Propagator, frozenset[str]]:
+    """The global propagator, and the fields of it set on `headers` on purpose (not a
+    `traceparent` naming the current span in `context`: see `names_current_span`)."""
     global _current
     propagator = propagate.get_global_textmap()
     seen = _current
     if seen.propagator is not propagator:
         seen = _current = Propagator(propagator)
-    return seen
+    preset = preset_fields(headers, seen)
+    if preset and names_current_span(headers, context):
+        preset = frozenset()
+    return seen, preset
 
 
 def context_headers(span: trace.Span, parent: Context, propagator: Propagator
                     ) -> dict[str, str]:
-    """The fields the global propagator writes for `span` as the current span in
-    `parent` (a context without it)."""
+    """The fields `propagator` (the global one when the call began) writes for `span` as
+    the current span in `parent` (a context without it)."""
     if propagator.fast and not parent.get(_BAGGAGE_KEY):
         sc = span.get_span_context()
         if sc == _INVALID:
             return {}
-        out = {"traceparent": f"00-{sc.trace_id:032x}-{sc.span_id:016x}-{sc.trace_flags:02x}"}
-        state = sc.trace_state
-        if state:
+        trace_id, span_id, _remote, flags, state, _valid = sc  # see `_unpacks`
+        out = {"traceparent": f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"}
+        if state is not _NO_STATE and state:
             out["tracestate"] = state.to_header()
         return out
     carrier: dict[str, str] = {}
-    propagate.inject(carrier, context=trace.set_span_in_context(span, parent))
+    propagator.propagator.inject(carrier, trace.set_span_in_context(span, parent))
     return carrier
 
 

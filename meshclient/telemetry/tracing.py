@@ -44,8 +44,8 @@ from . import providers
 from . import semconv as sc
 from ._attempt import Attempt
 from ._otel_api import SHAPE
-from ._propagation import Propagator, context_headers, names_current_span, preset_fields
-from ._propagation import current as current_propagator
+from ._propagation import Propagator, context_headers
+from ._propagation import fields as propagation_fields
 from .redact import redact_url
 
 if TYPE_CHECKING:
@@ -163,12 +163,8 @@ class Call:
         request (kept on every attempt), worked out before the first attempt is written."""
         propagator, preset = self._propagator, self._preset
         if propagator is None or preset is None:
-            propagator = self._propagator = current_propagator()
-            headers = self._request.headers
-            preset = preset_fields(headers, propagator)
-            if preset and names_current_span(headers, self._parent):
-                preset = frozenset()
-            self._preset = preset
+            propagator, preset = self._propagator, self._preset = propagation_fields(
+                self._request.headers, self._parent)
         return propagator, preset
 
     def inject(self, headers: httpx.Headers) -> None:
@@ -293,7 +289,8 @@ class Call:
         self._span = None
         if self.traced:  # sampled (recording since it started: only this ends it)
             status = self._status
-            err_type = sc.error_type(status, error)
+            err_type = sc.error_type(status, error) if error is not None or (
+                status is not None and status >= 400) else None
             attrs: dict[str, Any] = {sc.MESH_ATTEMPTS: self.attempts}
             if status is not None:
                 attrs[sc.HTTP_RESPONSE_STATUS_CODE] = status
