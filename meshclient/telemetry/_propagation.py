@@ -100,7 +100,8 @@ def context_headers(span: trace.Span, parent: Context, propagator: Propagator
         if sc == _INVALID:
             return {}
         trace_id, span_id, _remote, flags, state, _valid = sc  # see `_unpacks`
-        out = {"traceparent": f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"}
+        # "%" formatting: the same text as the propagator's f-string, in half the time
+        out = {"traceparent": "00-%032x-%016x-%02x" % (trace_id, span_id, flags)}  # noqa: UP031
         if state is not _NO_STATE and state:
             out["tracestate"] = state.to_header()
         return out
