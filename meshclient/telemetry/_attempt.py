@@ -54,7 +54,8 @@ class Attempt:
         self._start = 0
         error = error or self._error
         status = self._status
-        err_type = CANCELLED if cancelled else sc.error_type(status, error)
+        err_type = CANCELLED if cancelled else sc.error_type(status, error) if (
+            error is not None or (status is not None and status >= 400)) else None
         span, self._span = self._span, None
         if span is not None:
             if span.is_recording():

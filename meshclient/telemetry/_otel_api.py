@@ -1,5 +1,5 @@
-"""The private parts of opentelemetry-api the no-SDK fast path reads, each found and
-checked once, at import.
+"""The private parts of opentelemetry-api the fast paths read (no SDK; the trace-context
+headers of a call, `_propagation`), each found and checked once, at import.
 
 With no SDK configured, a request's only telemetry work is to learn that there is nothing
 to do. The public way to learn it (`trace.get_tracer_provider()`,
@@ -15,6 +15,7 @@ is a few attribute loads. Those globals are private, so each is looked up here w
 | current context | `opentelemetry.context._RUNTIME_CONTEXT._current_context` (a `ContextVar`) |
 | span key in a context | `opentelemetry.trace.propagation._SPAN_KEY` |
 | the meter provider used until one is set | `opentelemetry.metrics._internal._ProxyMeterProvider` |
+| baggage key in a context | `opentelemetry.baggage._BAGGAGE_KEY` |
 
 If any is missing or shaped otherwise (a later release moved it), meshclient warns once
 (`RuntimeWarning`, naming the parts) and uses the public calls instead: the same
@@ -35,6 +36,7 @@ TRACE_MODULE, TRACE_GLOBAL = "opentelemetry.trace", "_TRACER_PROVIDER"
 METRICS_MODULE, METRICS_GLOBAL = "opentelemetry.metrics._internal", "_METER_PROVIDER"
 CONTEXT_GLOBAL = "_RUNTIME_CONTEXT"
 SPAN_KEY_MODULE, SPAN_KEY_NAME = "opentelemetry.trace.propagation", "_SPAN_KEY"
+BAGGAGE_KEY_MODULE, BAGGAGE_KEY_NAME = "opentelemetry.baggage", "_BAGGAGE_KEY"
 PROXY_METER_NAME = "_ProxyMeterProvider"
 
 
@@ -57,25 +59,46 @@ def context_var() -> ContextVar[Any] | None:
     return None
 
 
-def span_key() -> str | None:
+def context_key(module_name: str, name: str) -> str | None:
+    """A context key the API keeps in a module global (a string), or None."""
     try:
-        module = importlib.import_module(SPAN_KEY_MODULE)
+        module = importlib.import_module(module_name)
     except ImportError:
         return None
-    key = getattr(module, SPAN_KEY_NAME, None)
+    key = getattr(module, name, None)
     return key if isinstance(key, str) else None
+
+
+def span_key() -> str | None:
+    return context_key(SPAN_KEY_MODULE, SPAN_KEY_NAME)
+
+
+def baggage_key() -> str | None:
+    """The key baggage is kept under, checked: an entry set with `baggage.set_baggage`
+    must be found under it."""
+    key = context_key(BAGGAGE_KEY_MODULE, BAGGAGE_KEY_NAME)
+    if key is None:
+        return None
+    from opentelemetry import baggage
+
+    probe = baggage.set_baggage("meshclient.probe", "1", otel_context.Context())
+    found = probe.get(key)
+    return key if isinstance(found, dict) and found.get("meshclient.probe") == "1" else None
 
 
 class Shape:
     """What was found (None: not there; the public path is used for it)."""
 
-    __slots__ = ("context_var", "metrics", "proxy_meter_provider", "span_key", "trace")
+    __slots__ = ("baggage_key", "context_var", "metrics", "proxy_meter_provider", "span_key",
+                 "trace")
 
     def __init__(self) -> None:
         self.trace = module_with_global(TRACE_MODULE, TRACE_GLOBAL)
         self.metrics = module_with_global(METRICS_MODULE, METRICS_GLOBAL)
         self.context_var = context_var()
         self.span_key = span_key()
+        #: Where baggage is kept in a context (`_propagation`: the header fast path).
+        self.baggage_key = baggage_key()
         proxy = getattr(self.metrics, PROXY_METER_NAME, None)
         #: The API's placeholder meter provider class (no SDK: nothing to record).
         self.proxy_meter_provider: type | None = proxy if isinstance(proxy, type) else None
@@ -91,6 +114,8 @@ class Shape:
             out.append(f"opentelemetry.context.{CONTEXT_GLOBAL}")
         if self.span_key is None:
             out.append(f"{SPAN_KEY_MODULE}.{SPAN_KEY_NAME}")
+        if self.baggage_key is None:
+            out.append(f"{BAGGAGE_KEY_MODULE}.{BAGGAGE_KEY_NAME}")
         if self.proxy_meter_provider is None:
             out.append(f"{METRICS_MODULE}.{PROXY_METER_NAME}")
         return out

@@ -35,12 +35,12 @@ _metering: tuple[Any, Instruments | None] = (_NONE, None)
 def configure(tracer_provider: trace.TracerProvider | None = None,
               meter_provider: metrics.MeterProvider | None = None) -> None:
     """Use these providers instead of the global ones (None: back to the global provider)."""
-    global _tracer_override, _meter_override, _tracing, _metering
+    global _tracer_override, _meter_override, _tracing, _metering, _state
     _tracer_override = tracer_provider
     _meter_override = meter_provider
     _tracing = (_NONE, None)
     _metering = (_NONE, None)
-    _note_quiet(None, _NONE)
+    _state = _UNKNOWN
 
 
 def _is_noop_tracer_provider(provider: object) -> bool:
@@ -98,20 +98,26 @@ _HAS_GLOBALS = SHAPE.fast
 #: The modules holding them (read by `tracing.start_call` only while `_HAS_GLOBALS`).
 _TRACE_GLOBALS: Any = SHAPE.trace
 _METRICS_GLOBALS: Any = SHAPE.metrics
-# len(os.environ) when `tracer()` and `instruments()` last both found no provider (-1: not so)
-_quiet_env_size = -1
 # os.environ's own dict (its size is os.environ's; `len(os.environ)` is a Python-level call)
 _ENV: Any = getattr(os.environ, "_data", os.environ)
+# What `tracer()` and `instruments()` last answered, with everything the answers depend on:
+# (tracer override, meter override, OTel's global tracer provider, its global meter
+# provider, len(os.environ), tracer, instruments). Replaced whole; -1: never matches.
+_UNKNOWN: tuple[Any, ...] = (_NONE, _NONE, _NONE, _NONE, -1, None, None)
+_state = _UNKNOWN
 
 
-def _note_quiet(tracer: trace.Tracer | None, instruments: Instruments | None) -> None:
-    """After a full look: remember whether both were None. `tracing.start_call` then
-    takes the no-SDK path while nothing was pinned with `configure()`, neither OTel global
-    is set, and the environment has not changed size since (the check runs on every
-    request, inlined there)."""
-    global _quiet_env_size
-    _quiet_env_size = (len(_ENV) if _HAS_GLOBALS and tracer is None
-                       and instruments is None else -1)
+def current() -> tuple[trace.Tracer | None, Instruments | None]:
+    """`(tracer(), instruments())`, remembered with what they depend on: while the
+    overrides, both OTel globals and the environment's size stay the same, so do the
+    answers, and `tracing.start_call` reuses them after a few identity checks (inlined
+    there, on every request). Without the globals (`_otel_api`), nothing is remembered."""
+    global _state
+    got = tracer(), instruments()
+    if _HAS_GLOBALS:
+        _state = (_tracer_override, _meter_override, _TRACE_GLOBALS._TRACER_PROVIDER,
+                  _METRICS_GLOBALS._METER_PROVIDER, len(_ENV), *got)
+    return got
 
 
 def tracer() -> trace.Tracer | None:

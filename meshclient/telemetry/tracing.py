@@ -36,14 +36,16 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import providers
 from . import semconv as sc
 from ._attempt import Attempt
 from ._otel_api import SHAPE
-from ._propagation import names_current_span, preset_fields
+from ._propagation import Propagator, context_headers
+from ._propagation import fields as propagation_fields
 from .redact import redact_url
 
 if TYPE_CHECKING:
@@ -88,42 +90,39 @@ class _Attributes(Mapping[str, Any]):
 def start_call(request: httpx.Request, service: str | None) -> Call | None:
     """A `Call` for `request` (`service=None`: a passthrough request, traced as one CLIENT
     span), or None when there is nothing to record and no trace context to propagate."""
-    # Fast path: no SDK. Still forward a trace context we are inside of (an inbound
-    # request's), so a downstream service with an SDK continues the trace.
-    p = providers  # the no-SDK test (see `providers._note_quiet`), on every request
-    if (p._quiet_env_size == len(p._ENV) and p._tracer_override is None
-            and p._meter_override is None and p._TRACE_GLOBALS._TRACER_PROVIDER is None
-            and p._METRICS_GLOBALS._METER_PROVIDER is None):
-        if _SPAN_KEY is not None and (
-                _CONTEXT.get() if _CONTEXT is not None else otel_context.get_current()
-        ).get(_SPAN_KEY) is None:
-            return None  # no span at all: nothing to propagate
-        tracer, instruments = None, None
+    p = providers  # the providers' answers while nothing they depend on changed
+    s = p._state
+    if (s[0] is p._tracer_override and s[1] is p._meter_override and p._HAS_GLOBALS
+            and s[2] is p._TRACE_GLOBALS._TRACER_PROVIDER
+            and s[3] is p._METRICS_GLOBALS._METER_PROVIDER and s[4] == len(p._ENV)):
+        tracer, instruments = s[5], s[6]
     else:
-        tracer = providers.tracer()
-        instruments = providers.instruments()
-        providers._note_quiet(tracer, instruments)
-    if tracer is None and instruments is None and \
-            not trace.get_current_span().get_span_context().is_valid:
-        return None
+        tracer, instruments = p.current()
+    if tracer is None and instruments is None:
+        # No SDK. Still forward a trace context we are inside of (an inbound request's),
+        # so a downstream service with an SDK continues the trace.
+        ctx = _CONTEXT.get() if _CONTEXT is not None else otel_context.get_current()
+        if _SPAN_KEY is not None and ctx.get(_SPAN_KEY) is None:
+            return None  # no span at all: nothing to propagate
+        if not trace.get_current_span(ctx).get_span_context().is_valid:
+            return None
     return Call(request, service, tracer, instruments)
 
 
 class Call:
     """The telemetry of one logical request."""
 
-    __slots__ = ("_attrs", "_carrier", "_hedged", "_instruments", "_open", "_preset",
-                 "_request", "_service", "_span", "_status", "_tracer", "attempts", "context")
+    __slots__ = ("_attrs", "_carrier", "_context", "_hedged", "_instruments", "_open",
+                 "_parent", "_preset", "_propagator", "_request", "_service", "_span",
+                 "_status", "_tracer", "attempts", "quiet", "traced")
 
     def __init__(self, request: httpx.Request, service: str | None,
                  tracer: trace.Tracer | None, instruments: Instruments | None) -> None:
         self._request = request
         self._service = service if service is not None else request.url.host
-        self._tracer = tracer
         self._instruments = instruments
-        preset = preset_fields(request.headers)
-        self._preset = preset if not preset or not names_current_span(request.headers) \
-            else frozenset()
+        self._preset: frozenset[str] | None = None  # worked out before the first write
+        self._propagator: Propagator | None = None
         self._open: Attempt | None = None
         self._hedged: tuple[Attempt, Attempt] | None = None
         self._status: int | None = None
@@ -131,38 +130,53 @@ class Call:
         self._span: trace.Span | None = None
         self._attrs: dict[str, Any] | None = None
         self._carrier: dict[str, str] | None = None  # the call's own context, injected
-        parent = otel_context.get_current()
+        parent = _CONTEXT.get() if _CONTEXT is not None else otel_context.get_current()
+        self._parent = parent  # the caller's context: the call span's parent
+        self._context: Context | None = parent  # None: with the call span, when asked
         if tracer is not None and service is not None:
             # the sampler's one decision for the whole call (a passthrough call is one
             # CLIENT span: its decision is made in `_start`)
             span = tracer.start_span(f"{request.method} {service}", parent,
                                      SpanKind.INTERNAL, _Attributes(self))
-            parent = trace.set_span_in_context(span, parent)
             self._span = span
+            self._context = None
             if not span.is_recording():
-                self._tracer = None  # not sampled: no attempt spans
-        #: The context calls made on this request's behalf run in (the logical span's).
-        self.context = parent
+                tracer = None  # not sampled: no attempt spans
+        self._tracer = tracer
+        #: Whether this call records spans (its own CLIENT span per attempt).
+        self.traced = tracer is not None
+        #: Whether this call records nothing (no span sampled, no meter): it only carries
+        #: the trace context it runs in (`inject`).
+        self.quiet = tracer is None and instruments is None
 
     @property
-    def traced(self) -> bool:
-        """Whether this call records spans (its own CLIENT span per attempt)."""
-        return self._tracer is not None
+    def context(self) -> Context:
+        """The context calls made on this request's behalf run in (the logical span's)."""
+        ctx = self._context
+        if ctx is None:
+            assert self._span is not None
+            ctx = self._context = trace.set_span_in_context(self._span, self._parent)
+        return ctx
 
-    @property
-    def quiet(self) -> bool:
-        """Whether this call records nothing (no span sampled, no meter): it only carries
-        the trace context it runs in (`inject`)."""
-        return self._tracer is None and self._instruments is None
+    def _fields(self) -> tuple[Propagator, frozenset[str]]:
+        """The global propagator, and the fields of it the caller set on the logical
+        request (kept on every attempt), worked out before the first attempt is written."""
+        propagator, preset = self._propagator, self._preset
+        if propagator is None or preset is None:
+            propagator, preset = self._propagator, self._preset = propagation_fields(
+                self._request.headers, self._parent)
+        return propagator, preset
 
     def inject(self, headers: httpx.Headers) -> None:
         """Write the call's trace context into an attempt's `headers` (the propagator's
         fields the caller set on the logical request are kept). Worked out once per call."""
+        propagator, preset = self._fields()
         carrier = self._carrier
         if carrier is None:
-            carrier = self._carrier = {}
-            propagate.inject(carrier, context=self.context)
-        preset = self._preset
+            span = self._span
+            carrier = self._carrier = context_headers(
+                span if span is not None else trace.get_current_span(self._parent),
+                self._parent, propagator)
         for name, value in carrier.items():
             if name not in preset:
                 headers[name] = value
@@ -198,11 +212,11 @@ class Call:
             if send.attempt > 1:
                 attrs[sc.HTTP_REQUEST_RESEND_COUNT] = send.attempt - 1
             span = tracer.start_span(send.request.method, ctx, SpanKind.CLIENT, attrs)
-            carrier: dict[str, str] = {}
-            propagate.inject(carrier, context=trace.set_span_in_context(span, ctx))
+            propagator, preset = self._fields()
             headers = send.request.headers
-            for name, value in carrier.items():
-                if name not in self._preset:
+            # `_parent`, not `ctx`: the same context but for the span, which is `span`'s
+            for name, value in context_headers(span, self._parent, propagator).items():
+                if name not in preset:
                     headers[name] = value
         else:
             self.inject(send.request.headers)  # no span of its own: the call's context
@@ -273,9 +287,10 @@ class Call:
         if span is None:
             return
         self._span = None
-        if span.is_recording():
+        if self.traced:  # sampled (recording since it started: only this ends it)
             status = self._status
-            err_type = sc.error_type(status, error)
+            err_type = sc.error_type(status, error) if error is not None or (
+                status is not None and status >= 400) else None
             attrs: dict[str, Any] = {sc.MESH_ATTEMPTS: self.attempts}
             if status is not None:
                 attrs[sc.HTTP_RESPONSE_STATUS_CODE] = status

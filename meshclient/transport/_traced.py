@@ -20,6 +20,8 @@ from ..routing import Decision
 from ..telemetry.flow import CURRENT_CALL, instrument, suppress_http_instrumentation
 from ..telemetry.tracing import Call
 
+_NOTHING = nullcontext()  # stateless: one for every attempt
+
 
 class TracedFirst(First):
     """A `First` whose call telemetry records (`call`)."""
@@ -38,7 +40,7 @@ class TracedFirst(First):
     def sending(self) -> AbstractContextManager[None]:
         """OpenTelemetry's httpx instrumentation suppressed while meshclient records the
         attempt's span (see `instrument`)."""
-        return suppress_http_instrumentation(self.call) or nullcontext()
+        return suppress_http_instrumentation(self.call) or _NOTHING
 
     def finish(self, response: httpx.Response | None,
                error: Exception | None = None) -> Flow | None:

@@ -1,5 +1,6 @@
 """The OpenTelemetry SDK wired to in-memory exporters, installed with
-`meshclient.telemetry.configure` (never the process-global providers)."""
+`meshclient.telemetry.configure` (never the process-global providers); two propagators
+that are not the default one."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.propagators.textmap import CarrierT, Setter, TextMapPropagator, default_setter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from meshclient import telemetry
 
@@ -71,3 +76,29 @@ def otel_fixture() -> Iterator[Otel]:
         telemetry.configure(None, None)
         provider.shutdown()
         meters.shutdown()
+
+
+class Custom(TextMapPropagator):
+    """Writes the trace id alone, under a header of its own."""
+
+    def extract(self, carrier: CarrierT, context: Context | None = None,
+                getter: Any = None) -> Context:
+        return context or Context()
+
+    def inject(self, carrier: CarrierT, context: Context | None = None,
+               setter: Setter[CarrierT] = default_setter) -> None:
+        sc = trace.get_current_span(context).get_span_context()
+        setter.set(carrier, "x-trace", f"{sc.trace_id:x}")
+
+    @property
+    def fields(self) -> set[str]:
+        return {"X-Trace"}
+
+
+class Louder(TraceContextTextMapPropagator):
+    """The W3C propagator, and one header more."""
+
+    def inject(self, carrier: CarrierT, context: Context | None = None,
+               setter: Setter[CarrierT] = default_setter) -> None:
+        super().inject(carrier, context, setter)
+        setter.set(carrier, "x-louder", "1")
