@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-import httpx
 import pytest
-from opentelemetry import baggage, context, propagate
+from opentelemetry import baggage, propagate
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
 from opentelemetry.propagators.composite import CompositePropagator
@@ -23,7 +22,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from meshclient import telemetry
 from meshclient.testing import LoopbackCluster
 from tests.servers.caller import Caller
-from tests.servers.otel import Custom, Louder
+from tests.servers.otel import Custom, Louder, get_in_context
 
 W3C = CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -60,20 +59,7 @@ def textmap() -> Iterator[Callable[[TextMapPropagator], None]]:
 
 def get_in(caller: Caller, url: str, ctx: Context) -> dict[str, str]:
     """GET `url` with `ctx` as the current context; the headers the backend received."""
-    token = context.attach(ctx)
-    try:
-        if caller.kind == "sync":
-            r = caller.get(url)
-        else:  # the portal's task does not see this thread's context: pass it along
-            async def get(client: httpx.AsyncClient) -> httpx.Response:
-                inner = context.attach(ctx)
-                try:
-                    return await client.get(url)
-                finally:
-                    context.detach(inner)
-            r = caller.call(get)
-    finally:
-        context.detach(token)
+    r = get_in_context(caller, url, ctx)
     assert r.status_code == 200
     return {k.lower(): v for k, v in r.json()["headers"].items()}
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from opentelemetry import context, propagate
+from opentelemetry import propagate
 from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -30,6 +30,7 @@ from meshclient import telemetry
 from meshclient.telemetry import semconv
 from meshclient.testing import LoopbackCluster
 from tests.servers.caller import Caller
+from tests.servers.otel import get_in_context
 
 
 class Counting(Sampler):
@@ -115,23 +116,7 @@ def flags(traceparent: str) -> int:
 def get_under(caller: Caller, url: str, traceparent: str | None) -> httpx.Response:
     """GET `url`, inside the remote context `traceparent` names (None: no context)."""
     ctx = propagate.extract({"traceparent": traceparent}) if traceparent else None
-    token = context.attach(ctx) if ctx is not None else None
-    try:
-        if caller.kind == "sync":
-            return caller.get(url)
-        # the portal's task does not see this thread's context: pass it along
-        current = context.get_current()
-
-        async def get(client: httpx.AsyncClient) -> httpx.Response:
-            token2 = context.attach(current)
-            try:
-                return await client.get(url)
-            finally:
-                context.detach(token2)
-        return caller.call(get)
-    finally:
-        if token is not None:
-            context.detach(token)
+    return get_in_context(caller, url, ctx)
 
 
 def test_an_unsampled_call_asks_once_records_nothing_and_carries_its_context(

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
-from opentelemetry import trace
+from opentelemetry import context, trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import CarrierT, Setter, TextMapPropagator, default_setter
 from opentelemetry.sdk.metrics import MeterProvider
@@ -22,6 +23,7 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from meshclient import telemetry
+from tests.servers.caller import Caller
 
 
 @dataclass
@@ -102,3 +104,25 @@ class Louder(TraceContextTextMapPropagator):
                setter: Setter[CarrierT] = default_setter) -> None:
         super().inject(carrier, context, setter)
         setter.set(carrier, "x-louder", "1")
+
+
+def get_in_context(caller: Caller, url: str, ctx: Context | None) -> httpx.Response:
+    """GET `url` with `ctx` as the current context (None: the current one as it is), in
+    either shell (the async portal's task does not see this thread's context: it is passed
+    along)."""
+    token = context.attach(ctx) if ctx is not None else None
+    try:
+        if caller.kind == "sync":
+            return caller.get(url)
+        current = context.get_current()
+
+        async def get(client: httpx.AsyncClient) -> httpx.Response:
+            inner = context.attach(current)
+            try:
+                return await client.get(url)
+            finally:
+                context.detach(inner)
+        return caller.call(get)
+    finally:
+        if token is not None:
+            context.detach(token)
